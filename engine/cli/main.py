@@ -1,0 +1,46 @@
+"""Argument parsing and dispatch for `python main.py <command>`.
+
+Errors a user can fix (bad input, unknown model or site, unreadable file) print one line,
+`error: ...`, and exit with code 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import model_cmds, probed_cmds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="InversionView Studio: what does an activation inside a transformer encode? "
+                    "Without a command, opens the desktop app.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    model_cmds.add_parsers(sub)
+    probed_cmds.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from ..errors import USER_ERRORS
+
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    """The `inversionview` console entry point."""
+    sys.exit(main())

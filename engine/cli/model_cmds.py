@@ -1,0 +1,57 @@
+"""`models`, `sites`: what the store holds and which activation sites a model has."""
+from __future__ import annotations
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("models", help="list bundled and user models")
+    p.set_defaults(func=models_cmd)
+
+    p = sub.add_parser("sites", help="list a model's activation sites; with --text, read one activation")
+    p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
+    p.add_argument("--text", help="an input; prints the activation at --site and --position")
+    p.add_argument("--site", default="x1.post", help="site short name or hook name (default: x1.post)")
+    p.add_argument("--position", default="-1", help="index or label such as ':' or A1 (default: last before EOS)")
+    p.set_defaults(func=sites_cmd)
+
+
+def models_cmd(args) -> int:
+    from ..store import list_models, user_models_dir
+
+    entries = list_models()
+    for entry in entries:
+        print(entry.describe())
+    if not entries:
+        print("no models found")
+    print(f"(user models go in {user_models_dir()})")
+    return 0
+
+
+def sites_cmd(args) -> int:
+    from ..sites import PAPER_SITES, all_sites, get_site
+    from ..store import find_model
+
+    entry = find_model(args.model)
+    if args.text is None:
+        paper = set(PAPER_SITES.get(entry.task, []))
+        print(f"{'site':<8} {'hook':<30} {'layer':>5}  kind        decoder-trained")
+        for site in all_sites(entry.probed):
+            mark = "yes" if site.short in paper else ""
+            print(f"{site.short:<8} {site.id:<30} {site.layer:>5}  {site.kind:<11} {mark}")
+        return 0
+
+    import numpy as np
+
+    from ..runtime import torch
+    from ..sites import read_site
+    from ..store import load_probed
+
+    site = get_site(entry.probed, args.site)
+    model = load_probed(entry)
+    ids = model.task.parse_query(args.text)
+    position = len(ids) - 2 if args.position == "-1" else model.task.resolve_position(ids, args.position)
+    acts = read_site(model.bridge, torch.tensor([ids], device=model.device), site)  # (1, T, d_model)
+    vec = acts[0, position].float().cpu().numpy()
+    label = model.task.position_labels(ids)[position]
+    print(f"{site.short} ({site.id}) at position {position} ({label!r}): d={vec.size}, norm {np.linalg.norm(vec):.4f}")
+    print(" ".join(f"{v:+.3f}" for v in vec))
+    return 0

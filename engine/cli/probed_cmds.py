@@ -1,0 +1,92 @@
+"""`train-probed` and `eval-probed`: make and score the probed models."""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .progress import ProgressBar, format_seconds
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train-probed", help="train a probed model on its task (checkpoints, resume)")
+    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("--steps", type=int, help="optimizer steps (default: the bundled model's schedule)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="model folder to write (default: user models dir / TASK)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.set_defaults(func=train_probed_cmd)
+
+    p = sub.add_parser("eval-probed", help="score a probed model on the held-out 25%% split")
+    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
+    p.add_argument("--limit", type=int, help="score only the first N held-out inputs")
+    p.add_argument("--device")
+    p.set_defaults(func=eval_probed_cmd)
+
+
+def train_probed_cmd(args) -> int:
+    from dataclasses import replace
+
+    from ..cards import hardware_summary
+    from ..probed_eval import score_probed
+    from ..probed_train import DEFAULT_SCHEDULES, train_probed
+    from ..runtime import torch
+    from ..store import save_probed, user_data_dir, user_models_dir
+    from ..cards import probed_card
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = DEFAULT_SCHEDULES[args.task]
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr)) if v}
+    cfg = replace(cfg, seed=args.seed, **overrides)
+    out = args.out or user_models_dir() / args.task
+    checkpoint = user_data_dir() / "runs" / f"probed-{args.task}-{Path(out).resolve().name}.safetensors"
+    print(f"training {args.task}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
+    bar = ProgressBar(f"train {args.task}")
+
+    def show(p):
+        acc = f"monitor acc {p.monitor_accuracy:.2%}" if p.monitor_accuracy is not None else ""
+        bar.update(p.step, p.total, p.elapsed, f"loss {p.loss:.4f} {acc}")
+
+    model, result = train_probed(cfg, checkpoint, resume=not args.fresh, device=args.device, on_progress=show)
+    bar.close()
+    print(f"trained {result.steps_done} steps in {format_seconds(result.seconds)}; scoring the held-out split...")
+    t0 = time.time()
+    score = score_probed(model.module, model.task, model.task.split(0).test)
+    print(f"accuracy: {score.accuracy:.2%} ({score.correct}/{score.n}, {time.time() - t0:.0f} s)")
+    command = "python main.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    extra = {"probed_training": {"command": command, "schedule": cfg.__dict__, "seconds": result.seconds,
+                                 "hardware": hardware_summary(str(model.device)),
+                                 "test_accuracy": score.accuracy, "history": result.history}}
+    entry = save_probed(model, out, extra=extra)
+    probed_card(entry)
+    print(f"saved {entry.path}")
+    return 0
+
+
+def eval_probed_cmd(args) -> int:
+    from ..probed_eval import score_probed
+    from ..store import find_model, load_probed
+
+    entry = find_model(args.model or args.task)
+    if entry.task != args.task:
+        from ..errors import StoreError
+        raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {args.task}")
+    model = load_probed(entry, device=args.device)
+    test = model.task.split(0).test
+    if args.limit:
+        test = test[: args.limit]
+    bar = ProgressBar(f"eval {entry.name}")
+    t0 = time.time()
+    score = score_probed(model.module, model.task, test, progress=lambda d, n: bar.update(d, n, time.time() - t0))
+    bar.close()
+    what = "exact-match " if args.task == "addition" else ""
+    print(f"model {entry.name} ({entry.path}), held-out {args.task} inputs: {score.n}")
+    print(f"{what}accuracy: {score.accuracy * 100:.2f}%")
+    return 0

@@ -1,0 +1,27 @@
+"""Heavy imports in one place: torch and transformer_lens, loaded offline.
+
+Importing this module costs seconds (transformer_lens); the app does it on its engine thread.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import torch  # noqa: E402
+import transformer_lens.model_bridge.sources.native  # noqa: E402,F401  (attaches boot_native)
+from transformer_lens.config import TransformerBridgeConfig  # noqa: E402
+from transformer_lens.model_bridge import TransformerBridge  # noqa: E402
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """CUDA when present (or asked for), otherwise the CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+__all__ = ["torch", "TransformerBridge", "TransformerBridgeConfig", "pick_device"]

@@ -1,0 +1,184 @@
+"""The interface every task fills: a vocabulary, a grammar, position labels and a data split.
+
+A task is what a probed model was trained on. The synthetic tasks (character counting, 3-digit
+addition) fill it with fixed-width token grids; a later text task can fill the same methods
+with a BPE tokenizer.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class TaskInputError(ValueError):
+    """A string that is not a valid input for a task; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Characters <-> token ids, one character per token (the paper's synthetic tasks)."""
+
+    chars: str  # chars[i] is the text of token id i
+
+    def __post_init__(self) -> None:
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError("vocabulary characters must be distinct")
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def id_of(self, ch: str) -> int:
+        return self.chars.index(ch)
+
+    def encode(self, text: str) -> list[int]:
+        bad = sorted({c for c in text if c not in self.chars})
+        if bad:
+            shown = ", ".join(repr(c) for c in bad)
+            raise TaskInputError(f"characters not in the vocabulary: {shown}; allowed: {self.describe()}")
+        return [self.chars.index(c) for c in text]
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def describe(self) -> str:
+        return self.chars
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The grammar check's answer for one string."""
+
+    well_formed: bool
+    answer_correct: bool  # False when not well formed
+    reason: str  # empty when well formed
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Token grids for training and held-out testing, each (N, n_ctx) int64."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+class Task(ABC):
+    """A task the probed models were trained on."""
+
+    name: str
+    vocab: Vocabulary
+    n_ctx: int
+    bos_id: int
+    eos_id: int
+    pad_id: int
+
+    # ---- text <-> tokens -------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of a query text (adds BOS and EOS when the text leaves them out)."""
+        return self.vocab.encode(self.normalize(text))
+
+    def detokenize(self, ids) -> str:
+        """Text of a token sequence, cut after the first EOS, without padding."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.pad_id:
+                break
+            out.append(self.vocab.chars[i])
+            if i == self.eos_id:
+                break
+        return "".join(out)
+
+    def normalize(self, text: str) -> str:
+        """The canonical form of a user's query: BOS and EOS added, whitespace removed."""
+        text = "".join(text.split())
+        if not text:
+            raise TaskInputError(f"the {self.name} input is empty; {self.format_hint()}")
+        self.vocab.encode(text)  # raises with the allowed characters
+        bos, eos = self.vocab.chars[self.bos_id], self.vocab.chars[self.eos_id]
+        if not text.startswith(bos):
+            text = bos + text
+        if not text.endswith(eos):
+            text = text + eos
+        if len(text) > self.n_ctx:
+            raise TaskInputError(
+                f"the {self.name} input is {len(text)} tokens long with BOS and EOS; at most {self.n_ctx} are allowed"
+            )
+        return text
+
+    def pad(self, ids: list[int]) -> list[int]:
+        return list(ids) + [self.pad_id] * (self.n_ctx - len(ids))
+
+    def parse_query(self, text: str) -> list[int]:
+        """Tokens of a well-formed query, or TaskInputError naming what is wrong."""
+        norm = self.normalize(text)
+        verdict = self.check(norm)
+        if not verdict.well_formed:
+            raise TaskInputError(f"not a well-formed {self.name} input: {verdict.reason}; {self.format_hint()}")
+        return self.vocab.encode(norm)
+
+    # ---- what each task defines -------------------------------------------------------
+    @abstractmethod
+    def check(self, text: str) -> Verdict:
+        """Is this (BOS..EOS) string a well-formed input, and is its answer right?"""
+
+    @abstractmethod
+    def position_labels(self, ids) -> list[str]:
+        """A short label per token of one sequence (e.g. ':' or 'A1')."""
+
+    @abstractmethod
+    def format_hint(self) -> str:
+        """One sentence describing the allowed input format, with an example."""
+
+    @abstractmethod
+    def split(self, seed: int = 0) -> DataSplit:
+        """The deterministic 75/25 train/test split of the task's data."""
+
+    @abstractmethod
+    def random_inputs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, n_ctx) int64 token grids of fresh random well-formed inputs."""
+
+    @abstractmethod
+    def loss_mask(self, tokens: np.ndarray) -> np.ndarray:
+        """(N, n_ctx) bool: which *target* positions the probed model is trained to predict.
+
+        Entry [n, i] is True when the logits at position i are scored against token i+1.
+        """
+
+    @abstractmethod
+    def decoder_positions(self, tokens: np.ndarray) -> np.ndarray:
+        """(N, n_ctx) bool: positions whose activations the decoder is trained to invert."""
+
+    @abstractmethod
+    def fact(self, ids) -> str:
+        """The task fact shown next to a sample (counting: the true count; addition: sum right?)."""
+
+    @abstractmethod
+    def examples(self) -> list[str]:
+        """A few example queries for pickers and help texts."""
+
+    # ---- shared helpers -----------------------------------------------------------------
+    def special_mask(self, tokens: np.ndarray) -> np.ndarray:
+        """(N, n_ctx) bool: BOS, EOS and PAD positions (never compared by InversionView)."""
+        return (tokens == self.bos_id) | (tokens == self.eos_id) | (tokens == self.pad_id)
+
+    def resolve_position(self, ids, position: int | str) -> int:
+        """A position given as an index or as a label (':' or 'A1'), checked against the input."""
+        labels = self.position_labels(ids)
+        n = len(labels)
+        if isinstance(position, str) and position.lstrip("-").isdigit():
+            position = int(position)
+        if isinstance(position, int):
+            if not 0 <= position < n:
+                raise TaskInputError(f"position {position} is out of range; this input has positions 0-{n - 1}")
+            return position
+        hits = [i for i, lab in enumerate(labels) if lab == position]
+        if len(hits) != 1:
+            unique = [lab for lab in labels if labels.count(lab) == 1]
+            why = "is not a position label" if not hits else "names several positions"
+            raise TaskInputError(
+                f"{position!r} {why} of this input; use an index 0-{n - 1} or one of: {' '.join(unique)}"
+            )
+        return hits[0]

@@ -1,0 +1,17 @@
+"""InversionView Studio: `python main.py` opens the app; `python main.py <command>` is the command line."""
+import sys
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    if not args or args[0].startswith("--smoke-test"):
+        from app.launch import main as gui_main
+
+        return gui_main(args)
+    from engine.cli.main import main as cli_main
+
+    return cli_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
