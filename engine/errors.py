@@ -12,9 +12,13 @@ class SiteError(ValueError):
     """An unknown site name, or a site the model does not have."""
 
 
+class OutputError(Exception):
+    """A file the user asked for cannot be written (nothing partial is left behind)."""
+
+
 class Cancelled(Exception):
     """The user asked the work to stop."""
 
 
 # Everything the command line turns into "error: ..." and exit code 2.
-USER_ERRORS = (TaskInputError, StoreError, SiteError)
+USER_ERRORS = (TaskInputError, StoreError, SiteError, OutputError)

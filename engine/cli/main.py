@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import model_cmds, probed_cmds
+from . import decoder_cmds, model_cmds, probed_cmds, query_cmds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command")
     model_cmds.add_parsers(sub)
     probed_cmds.add_parsers(sub)
+    decoder_cmds.add_parsers(sub)
+    query_cmds.add_parsers(sub)
     return parser
 
 

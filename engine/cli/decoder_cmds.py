@@ -1,0 +1,96 @@
+"""`train-decoder` and `eval-decoder`: make and score InversionView decoders."""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train-decoder", help="train a decoder for a probed model (time budget, checkpoints, resume)")
+    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
+    p.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device")
+    p.set_defaults(func=train_decoder_cmd)
+
+    p = sub.add_parser("eval-decoder", help="per-site in-epsilon rate on held-out queries (the paper's test)")
+    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--epsilon", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device")
+    p.set_defaults(func=eval_decoder_cmd)
+
+
+def _entry(args):
+    from ..errors import StoreError
+    from ..store import find_model
+
+    entry = find_model(args.model or args.task)
+    if entry.task != args.task:
+        raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {args.task}")
+    return entry
+
+
+def train_decoder_cmd(args) -> int:
+    from ..cards import hardware_summary
+    from ..decoder.files import save_decoder
+    from ..decoder.train import DecoderTrainConfig, train_decoder
+    from ..runtime import torch
+    from ..store import load_probed, user_data_dir
+    from .progress import ProgressBar, format_seconds
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    entry = _entry(args)
+    probed = load_probed(entry, device=args.device)
+    cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             d_model=args.d_model, n_layers=args.layers, n_heads=args.heads)
+    checkpoint = user_data_dir() / "runs" / f"decoder-{entry.task}-{entry.path.resolve().name}.safetensors"
+    print(f"training a decoder for {entry.name}: {args.minutes:g} minutes, d_model {cfg.d_model}, "
+          f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
+    bar = ProgressBar(f"decoder {entry.task}")
+    decoder, result = train_decoder(
+        probed, cfg, checkpoint, resume=not args.fresh,
+        on_progress=lambda p: bar.update(int(p.seconds), int(p.budget), p.seconds,
+                                         f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}"))
+    bar.close()
+    print(f"trained {result.steps} steps ({result.pairs:,} pairs) in {format_seconds(result.seconds)}")
+    command = "python main.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    training = {"command": command, "schedule": cfg.__dict__, "steps": result.steps, "pairs": result.pairs,
+                "seconds": result.seconds, "hardware": hardware_summary(str(probed.device)),
+                "history": result.history}
+    save_decoder(entry.path, decoder, result.sites, training)
+    print(f"saved {entry.path / 'decoder.safetensors'}")
+    return 0
+
+
+def eval_decoder_cmd(args) -> int:
+    from ..decoder.evaluate import evaluate_decoder
+    from ..query import load_inverter
+
+    entry = _entry(args)
+    inv = load_inverter(entry, device=args.device)
+    t0 = time.time()
+    q = evaluate_decoder(inv, n_queries=args.queries, epsilon=args.epsilon, seed=args.seed)
+    print(f"model {entry.name}: {q.n_queries} held-out queries per site, one T = 1 sample each, "
+          f"in epsilon = D < {q.epsilon:g}")
+    print(f"{'site':<8} {'in-epsilon':>10} {'well-formed':>12}")
+    for s in q.sites:
+        print(f"{s.site:<8} {s.in_epsilon:>10.2f} {s.well_formed:>12.2f}")
+    if q.count_agreement is not None:
+        print(f"x1.post at ':': {q.count_agreement:.0%} of {q.count_agreement_n} in-epsilon samples "
+              f"share the query's count")
+    print(f"well-formed samples: {q.well_formed:.0%} ({time.time() - t0:.0f} s)")
+    print(f"average in-epsilon rate: {q.average:.2f}")
+    return 0

@@ -1,0 +1,80 @@
+"""`query`: one InversionView query from the command line, ranked samples printed, optional CSV."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parsers(sub) -> None:
+    from ..query_types import METRICS
+
+    p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
+    p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
+    p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
+    p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
+    p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
+    p.add_argument("--candidates", type=int, default=1024)
+    p.add_argument("--epsilon", type=float, default=0.1)
+    p.add_argument("--metric", choices=METRICS, default="euclidean")
+    p.add_argument("--schedule", default="auto",
+                   help="'auto' (the paper's 4 settings) or T:NOISE pairs, e.g. 1:0,2:0.1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=30, help="rows to print (default 30)")
+    p.add_argument("--csv", type=Path, help="write every distinct sample to this CSV file")
+    p.add_argument("--device")
+    p.set_defaults(func=query_cmd)
+
+
+def parse_schedule(text: str):
+    from ..query_types import AUTO_SCHEDULE
+    from ..tasks import TaskInputError
+
+    if text.strip().lower() == "auto":
+        return AUTO_SCHEDULE
+    try:
+        pairs = []
+        for part in text.split(","):
+            t, _, eta = part.partition(":")
+            pairs.append((float(t), float(eta or 0)))
+        return tuple(pairs)
+    except ValueError:
+        raise TaskInputError(f"bad schedule {text!r}; use 'auto' or TEMPERATURE:NOISE pairs like 1:0,2:0.1") from None
+
+
+def text_bar(distance: float, width: int = 20) -> str:
+    """The paper's distance bar: length proportional to min(D / 0.5, 1)."""
+    n = round(min(distance / 0.5, 1.0) * width)
+    return "#" * n + "." * (width - n)
+
+
+def query_cmd(args) -> int:
+    from ..errors import OutputError
+    from ..query import load_inverter, run_query
+    from ..query_types import QueryOptions
+
+    if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
+        raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")
+    options = QueryOptions(candidates=args.candidates, schedule=parse_schedule(args.schedule), metric=args.metric,
+                           epsilon=args.epsilon, seed=args.seed)
+    options.check()
+    inv = load_inverter(args.model, device=args.device)
+    r = run_query(inv, args.text, args.site, args.position, options)
+    fact = getattr(inv.probed.task, "fact_name", "fact")
+    label = r.query_labels[r.query_position]
+    print(f"query {r.query} at {r.site_short} ({r.site_id}), position {r.query_position} ({label!r}); "
+          f"model {r.model}, {r.metric}, epsilon {r.epsilon:g}")
+    print(f"{'rank':>4} {'x':>4}  {'distance':>8}  {'bar':<20}  {fact:<11} sample")
+    divider_done = False
+    for s in r.samples[: args.top]:
+        if not s.in_epsilon and not divider_done:
+            print(f"{'':->4} epsilon {r.epsilon:g} " + "-" * 40)
+            divider_done = True
+        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {s.fact:<11} {s.marked()}")
+    if len(r.samples) > args.top:
+        print(f"... {len(r.samples) - args.top} more distinct samples")
+    print(f"{r.summary()}; {r.seconds:.2f} s")
+    if args.csv is not None:
+        from ..export import write_csv
+
+        write_csv(r, args.csv)
+        print(f"wrote {args.csv}")
+    return 0

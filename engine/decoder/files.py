@@ -1,0 +1,44 @@
+"""Decoder weights in a model folder: `decoder.safetensors` plus a 'decoder' section in config.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SiteError, StoreError
+from ..probed import ProbedModel
+from ..safefiles import load_tensors, save_tensors
+from ..sites import Site, get_site
+from ..store import ModelEntry, check_state, read_config, write_config
+from .model import ConditionalDecoder, DecoderConfig
+
+
+def save_decoder(folder: Path, decoder: ConditionalDecoder, site_ids: list[str], training: dict) -> None:
+    folder = Path(folder)
+    save_tensors(folder / "decoder.safetensors", decoder.state_dict())
+    config = read_config(folder)
+    config["decoder"] = {"config": decoder.cfg.to_dict(), "sites": list(site_ids), "training": training}
+    write_config(folder, config)
+
+
+def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDecoder, list[Site]]:
+    """The folder's decoder, checked against its probed model."""
+    path = entry.path / "decoder.safetensors"
+    if not entry.decoder:
+        raise StoreError(f"{entry.path / 'config.json'}: model {entry.name!r} has no decoder; "
+                         f"train one with `python main.py train-decoder {entry.task} --model {entry.name}`")
+    try:
+        dcfg = DecoderConfig.from_dict(entry.decoder["config"])
+        sites = [get_site(probed.config, s) for s in entry.decoder["sites"]]
+    except (KeyError, TypeError, SiteError) as e:
+        raise StoreError(f"{entry.path / 'config.json'}: bad 'decoder' section ({e})") from None
+    pc = probed.config
+    expected = (pc.d_model, pc.d_vocab, pc.n_ctx, len(sites))
+    found = (dcfg.d_act, dcfg.d_vocab, dcfg.n_ctx, dcfg.n_sites)
+    if expected != found:
+        raise StoreError(f"{path}: the decoder does not match the model (d_act, vocab, n_ctx, sites = {found}; "
+                         f"the probed model needs {expected})")
+    tensors, _ = load_tensors(path, device=probed.device)
+    decoder = ConditionalDecoder(dcfg).to(probed.device)
+    check_state(path, decoder.state_dict(), tensors)
+    decoder.load_state_dict(tensors)
+    decoder.eval()
+    return decoder, sites

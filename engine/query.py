@@ -1,0 +1,172 @@
+"""InversionView queries: sample inputs from the decoder, re-run them, rank by distance.
+
+`run_query` streams results: after each chunk of candidates it calls `on_chunk` with the new
+samples (distinct within the chunk); `QueryAccumulator` merges chunks into the final ranking.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .decoder.files import load_decoder
+from .decoder.model import ConditionalDecoder
+from .decoder.sampling import generate
+from .distance import min_distance, position_distances
+from .errors import Cancelled, SiteError
+from .probed import ProbedModel
+from .query_types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
+from .sites import Site, get_site, read_site
+from .store import ModelEntry, find_model, load_probed
+
+
+@dataclass
+class Inverter:
+    """A probed model and its decoder, loaded once and queried many times."""
+
+    entry: ModelEntry
+    probed: ProbedModel
+    decoder: ConditionalDecoder
+    sites: list[Site]  # the sites the decoder was trained on, in its site-embedding order
+
+    def site_index(self, site: Site) -> int:
+        for i, s in enumerate(self.sites):
+            if s.id == site.id:
+                return i
+        trained = " ".join(s.short for s in self.sites)
+        raise SiteError(f"the decoder of {self.entry.name!r} was not trained on site {site.short}; "
+                        f"trained sites: {trained}")
+
+
+def load_inverter(entry: ModelEntry | str, device=None) -> Inverter:
+    entry = find_model(entry) if isinstance(entry, str) else entry
+    probed = load_probed(entry, device=device)
+    decoder, sites = load_decoder(entry, probed)
+    return Inverter(entry, probed, decoder, sites)
+
+
+def clean_samples(tokens: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
+    """Everything after the first EOS, and from a stray PAD on, becomes PAD. (N, T) -> (N, T)."""
+    stop = (tokens == eos_id).long()
+    after_eos = (stop.cumsum(dim=1) - stop) > 0
+    after_pad = (tokens == pad_id).long().cumsum(dim=1) > 0
+    return tokens.masked_fill(after_eos | after_pad, pad_id)
+
+
+@torch.inference_mode()
+def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int) -> torch.Tensor:
+    """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (DESIGN.md §2)."""
+    N = tokens.shape[0]
+    both = torch.cat([tokens, tokens])  # (2N, T)
+    z = torch.cat([z_q.expand(N, -1), z_bos.expand(N, -1)])  # (2N, d)
+    site_ids = torch.full((2 * N,), site_id, dtype=torch.long, device=tokens.device)
+    probs = torch.softmax(decoder(both[:, :-1], z, site_ids).float(), dim=-1)  # (2N, T-1, V)
+    p = probs.gather(-1, both[:, 1:, None])[..., 0]  # (2N, T-1)
+    diff = p[:N] - p[N:]
+    return torch.cat([torch.zeros(N, 1, device=tokens.device), diff], dim=1)
+
+
+def run_query(
+    inv: Inverter,
+    text: str,
+    site: str | Site,
+    position: int | str,
+    options: QueryOptions = QueryOptions(),
+    on_chunk: Callable[[QueryChunk], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> QueryResult:
+    """Rank decoder samples by how close their activation at `site` comes to the query's.
+
+    Returns the merged, ranked result; `complete` is False when cancelled part way.
+    """
+    t0 = time.time()
+    options.check()
+    task, bridge, device = inv.probed.task, inv.probed.bridge, inv.probed.device
+    ids = task.parse_query(text)
+    site = site if isinstance(site, Site) else get_site(inv.probed.config, site)
+    site_id = inv.site_index(site)
+    pos = task.resolve_position(ids, position)
+
+    query = torch.tensor([ids], device=device)
+    acts_q = read_site(bridge, query, site)[0]  # (T, d)
+    z_q, z_bos = acts_q[pos], acts_q[0]
+    header = QueryResult(
+        model=inv.entry.name, task=task.name, query=task.detokenize(ids), query_tokens=list(ids),
+        query_labels=task.position_labels(ids), query_position=pos, site_short=site.short, site_id=site.id,
+        metric=options.metric, epsilon=options.epsilon, candidates=options.candidates, samples=[])
+    acc = QueryAccumulator(header)
+
+    gen = torch.Generator(device=device).manual_seed(options.seed)
+    sched = options.schedule
+    plan = torch.arange(options.candidates) % len(sched)  # round robin: every chunk mixes the schedule
+    temps_all = torch.tensor([sched[i][0] for i in plan], device=device)
+    etas_all = torch.tensor([sched[i][1] for i in plan], device=device)
+    prob_cache: dict[str, list[float]] = {}
+    first_chunk = 0.0
+    try:
+        for start in range(0, options.candidates, options.chunk_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            temps = temps_all[start:start + options.chunk_size]
+            etas = etas_all[start:start + options.chunk_size]
+            n = len(temps)
+            noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
+            cond = z_q[None, :] + noise  # (n, d)
+            sampled = generate(inv.decoder, cond, torch.full((n,), site_id, device=device), temps,
+                               task.bos_id, task.eos_id, task.pad_id, generator=gen, cancel=cancel)
+            sampled = clean_samples(sampled, task.eos_id, task.pad_id)  # (n, T)
+            samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache)
+            acc.add(QueryChunk(samples, start + n, options.candidates, time.time() - t0))
+            if not first_chunk:
+                first_chunk = time.time() - t0
+            if on_chunk:
+                on_chunk(QueryChunk(samples, start + n, options.candidates, time.time() - t0))
+        complete = True
+    except Cancelled:
+        complete = False
+    result = acc.result(complete=complete)
+    result.seconds = time.time() - t0
+    result.first_chunk_seconds = first_chunk
+    return result
+
+
+def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, z_q, z_bos,
+                 options: QueryOptions, prob_cache: dict) -> list[SampleResult]:
+    """Distinct samples of one chunk with distances, facts and prob-diff colouring."""
+    task = inv.probed.task
+    acts = read_site(inv.probed.bridge, sampled, site)  # (n, T, d) only up to the site's layer
+    compared = ~task.special_mask(sampled.cpu().numpy())
+    per_pos = position_distances(z_q, acts, torch.as_tensor(compared, device=acts.device), options.metric)
+    dist, argmin = min_distance(per_pos)  # (n,), (n,)
+
+    first: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    rows = sampled.cpu().tolist()
+    for i, row in enumerate(rows):
+        text = task.detokenize(row)
+        counts[text] = counts.get(text, 0) + 1
+        first.setdefault(text, i)
+
+    new = [t for t in first if t not in prob_cache]
+    if new:
+        idx = torch.tensor([first[t] for t in new], device=sampled.device)
+        diffs = token_prob_diff(inv.decoder, sampled[idx], z_q[None], z_bos[None], site_id).cpu().tolist()
+        for t, d in zip(new, diffs):
+            prob_cache[t] = d[:len(t)]
+
+    per_pos = per_pos.cpu()
+    samples = []
+    for text, i in first.items():
+        length = len(text)
+        tokens = rows[i][:length]
+        pd = [float("nan") if v == float("inf") else float(v) for v in per_pos[i, :length].tolist()]
+        verdict = task.check(text)
+        samples.append(SampleResult(
+            text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[text],
+            distance=float(dist[i]), compared_position=int(argmin[i]), position_distances=pd,
+            temperature=float(temps[i]), noise=float(etas[i]), fact=task.fact(tokens),
+            well_formed=verdict.well_formed, prob_diff=prob_cache[text]))
+    return samples
