@@ -45,8 +45,8 @@ class ProbedTrainConfig:
 
 # The schedules the bundled models were trained with (see each model's CARD.md).
 DEFAULT_SCHEDULES = {
-    "counting": ProbedTrainConfig("counting", steps=30_000, batch_size=256, lr=2e-3, warmup=500),
-    "addition": ProbedTrainConfig("addition", steps=12_000, batch_size=512, lr=3e-3, warmup=300),
+    "counting": ProbedTrainConfig("counting", steps=12_000, batch_size=256, lr=2e-3, warmup=500),
+    "addition": ProbedTrainConfig("addition", steps=4_000, batch_size=512, lr=3e-3, warmup=300),
 }
 
 

@@ -137,12 +137,7 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
                  options: QueryOptions, prob_cache: dict) -> list[SampleResult]:
     """Distinct samples of one chunk with distances, facts and prob-diff colouring."""
     task = inv.probed.task
-    acts = read_site(inv.probed.bridge, sampled, site)  # (n, T, d) only up to the site's layer
-    compared = ~task.special_mask(sampled.cpu().numpy())
-    per_pos = position_distances(z_q, acts, torch.as_tensor(compared, device=acts.device), options.metric)
-    dist, argmin = min_distance(per_pos)  # (n,), (n,)
-
-    first: dict[str, int] = {}
+    first: dict[str, int] = {}  # text -> first row that produced it
     counts: dict[str, int] = {}
     rows = sampled.cpu().tolist()
     for i, row in enumerate(rows):
@@ -150,23 +145,30 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
         counts[text] = counts.get(text, 0) + 1
         first.setdefault(text, i)
 
-    new = [t for t in first if t not in prob_cache]
-    if new:
-        idx = torch.tensor([first[t] for t in new], device=sampled.device)
-        diffs = token_prob_diff(inv.decoder, sampled[idx], z_q[None], z_bos[None], site_id).cpu().tolist()
-        for t, d in zip(new, diffs):
-            prob_cache[t] = d[:len(t)]
+    # re-run each distinct sample once, without the all-padding columns at the end
+    texts = list(first)
+    length = max(len(t) for t in texts)
+    unique = sampled[torch.tensor([first[t] for t in texts], device=sampled.device), :length]  # (U, L)
+    acts = read_site(inv.probed.bridge, unique, site)  # (U, L, d) only up to the site's layer
+    compared = torch.as_tensor(~task.special_mask(unique.cpu().numpy()), device=acts.device)
+    per_pos = position_distances(z_q, acts, compared, options.metric)
+    dist, argmin = min_distance(per_pos)  # (U,), (U,)
 
-    per_pos = per_pos.cpu()
+    new = [k for k, t in enumerate(texts) if t not in prob_cache]
+    if new:
+        diffs = token_prob_diff(inv.decoder, unique[new], z_q[None], z_bos[None], site_id).cpu().tolist()
+        for k, d in zip(new, diffs):
+            prob_cache[texts[k]] = d[:len(texts[k])]
+
+    per_pos, dist, argmin = per_pos.cpu(), dist.cpu().tolist(), argmin.cpu().tolist()
     samples = []
-    for text, i in first.items():
-        length = len(text)
-        tokens = rows[i][:length]
-        pd = [float("nan") if v == float("inf") else float(v) for v in per_pos[i, :length].tolist()]
-        verdict = task.check(text)
+    for k, text in enumerate(texts):
+        i, n = first[text], len(text)
+        tokens = rows[i][:n]
+        pd = [float("nan") if v == float("inf") else float(v) for v in per_pos[k, :n].tolist()]
         samples.append(SampleResult(
             text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[text],
-            distance=float(dist[i]), compared_position=int(argmin[i]), position_distances=pd,
+            distance=float(dist[k]), compared_position=int(argmin[k]), position_distances=pd,
             temperature=float(temps[i]), noise=float(etas[i]), fact=task.fact(tokens),
-            well_formed=verdict.well_formed, prob_diff=prob_cache[text]))
+            well_formed=task.check(text).well_formed, prob_diff=prob_cache[text]))
     return samples

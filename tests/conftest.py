@@ -1,0 +1,15 @@
+"""Every test runs offline, offscreen, and writes user data into a temporary folder."""
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["INVERSIONVIEW_DATA_DIR"] = tempfile.mkdtemp(prefix="ivs-data-")
+os.environ.setdefault("INVERSIONVIEW_CONFIG_DIR", tempfile.mkdtemp(prefix="ivs-config-"))
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
