@@ -62,4 +62,40 @@ def probed_card(entry) -> None:
             f"**{tr.get('test_accuracy', 0) * 100:.2f}%**. Reproduce with `python main.py eval-probed {entry.task}`.\n\n"
             f"The paper reports {paper}."),
         "Training curve (monitoring slice)": "| step | minutes | loss (EMA) | accuracy |\n|---|---|---|---|\n" + curve,
-    }, title=f"{entry.name}: probed {entry.task} model")
+        **decoder_sections(config.get("decoder")),
+    }, title=f"{entry.name}: probed {entry.task} model and its InversionView decoder")
+
+
+def decoder_sections(dec: dict | None) -> dict[str, str]:
+    """The decoder's part of a card: design, training record and measured quality."""
+    if not dec:
+        return {"Decoder": "None yet: `python main.py train-decoder TASK --model NAME --minutes N` makes one."}
+    c, tr = dec["config"], dec.get("training", {})
+    sch = tr.get("schedule", {})
+    sections = {"Decoder: what it is": (
+        f"The conditional decoder of DESIGN.md §2: d_model {c['d_model']}, {c['n_layers']} layers, "
+        f"{c['n_heads']} heads, {c['n_cond_blocks']} residual MLP blocks on concat(activation, site embedding), "
+        f"one prefix key/value slot per layer, tied embeddings. Trained on {c['n_sites']} sites: "
+        f"{', '.join(dec['sites'])}."),
+        "Decoder: how it was trained": (
+            f"Pairs made on the fly from the training split (one random site and position per input, 1% BOS), "
+            f"AdamW, batch {sch.get('batch_size')}, peak lr {sch.get('lr')}, cosine over a {sch.get('minutes')}-minute "
+            f"budget: {tr.get('steps', 0):,} steps, {tr.get('pairs', 0):,} pairs in {tr.get('seconds', 0) / 60:.1f} minutes."
+            f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}")}
+    q = dec.get("quality")
+    if q:
+        rows = "\n".join(f"| {s['site']} | {s['in_epsilon']:.2f} | {s['well_formed']:.2f} |" for s in q["sites"])
+        agree = ""
+        if q.get("count_agreement") is not None:
+            agree = (f"\n\nCounting x1.post at ':': {q['count_agreement']:.0%} of {q['count_agreement_n']} in-epsilon "
+                     f"samples have the query's count.")
+        sections["Decoder: measured quality"] = (
+            f"`{q['command']}`: {q['n_queries']} held-out queries per site, one T = 1 sample each, in epsilon = "
+            f"D < {q['epsilon']}.\n\n| site | in-epsilon rate | well-formed |\n|---|---|---|\n{rows}\n\n"
+            f"**Average in-epsilon rate {q['average']:.2f}**, well-formed samples {q['well_formed']:.0%}.{agree}")
+    curve = tr.get("history", [])
+    if curve:
+        picks = curve[:: max(1, len(curve) // 12)] + [curve[-1]]
+        sections["Decoder: training curve"] = "| step | minutes | loss (EMA) |\n|---|---|---|\n" + "\n".join(
+            f"| {st} | {sec / 60:.1f} | {loss:.4f} |" for st, sec, loss in picks)
+    return sections

@@ -29,6 +29,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--epsilon", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device")
+    p.add_argument("--record", action="store_true", help="store the figures in config.json and CARD.md")
     p.set_defaults(func=eval_decoder_cmd)
 
 
@@ -71,6 +72,10 @@ def train_decoder_cmd(args) -> int:
                 "seconds": result.seconds, "hardware": hardware_summary(str(probed.device)),
                 "history": result.history}
     save_decoder(entry.path, decoder, result.sites, training)
+    from ..cards import probed_card
+    from ..store import open_folder
+
+    probed_card(open_folder(entry.path, entry.source))
     print(f"saved {entry.path / 'decoder.safetensors'}")
     return 0
 
@@ -93,4 +98,21 @@ def eval_decoder_cmd(args) -> int:
               f"share the query's count")
     print(f"well-formed samples: {q.well_formed:.0%} ({time.time() - t0:.0f} s)")
     print(f"average in-epsilon rate: {q.average:.2f}")
+    if args.record:
+        _record_quality(entry, q)
     return 0
+
+
+def _record_quality(entry, q) -> None:
+    from dataclasses import asdict
+
+    from ..cards import probed_card
+    from ..store import open_folder, read_config, write_config
+
+    config = read_config(entry.path)
+    command = "python main.py " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--record")
+    config["decoder"]["quality"] = {**asdict(q), "average": q.average, "well_formed": q.well_formed,
+                                    "command": command}
+    write_config(entry.path, config)
+    probed_card(open_folder(entry.path, entry.source))
+    print(f"recorded in {entry.path / 'CARD.md'}")

@@ -218,3 +218,18 @@ def test_decoder_that_does_not_match_the_model(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(StoreError, match="the decoder does not match the model"):
         load_inverter(str(folder))
+
+
+def test_cached_generation_agrees_with_the_teacher_forced_forward_pass(inv):
+    """Near-greedy sampling with the key/value cache must pick, at every step, the argmax that the
+    full forward pass (no cache) computes for the same prefix."""
+    task, d = inv.probed.task, inv.decoder
+    z = torch.randn(16, d.cfg.d_act, generator=torch.Generator().manual_seed(1))
+    site_ids = torch.arange(16) % d.cfg.n_sites
+    out = generate(d, z, site_ids, torch.full((16,), 1e-6), task.bos_id, task.eos_id, task.pad_id)
+    with torch.inference_mode():
+        logits = d(out[:, :-1], z, site_ids)  # (16, T-1, V)
+    greedy = logits.argmax(-1)
+    generated = out[:, 1:] != task.pad_id
+    assert generated.sum() > 16
+    assert torch.equal(greedy[generated], out[:, 1:][generated])
