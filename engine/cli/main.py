@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import decoder_cmds, model_cmds, probed_cmds, query_cmds
+from . import decoder_cmds, flow_cmds, model_cmds, probed_cmds, query_cmds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     probed_cmds.add_parsers(sub)
     decoder_cmds.add_parsers(sub)
     query_cmds.add_parsers(sub)
+    flow_cmds.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,94 @@
+"""`flow`: the flow graph of one input (logit lens per node, contributions, the route), as text or JSON."""
+from __future__ import annotations
+
+import sys
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("flow", help="the flow graph of one input: logit lens per node, contributions and the route")
+    p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
+    p.add_argument("--text", required=True, help="a query input, e.g. Baiaigiaaggi|g:3")
+    p.add_argument("--threshold", type=float, default=0.04, help="the route keeps edges of at least this weight "
+                   "(default 0.04); the JSON keeps the same edges, 0 = every edge")
+    p.add_argument("--target", help="target token (its text, or an id) at every position "
+                   "(default: the model's own prediction at each position)")
+    p.add_argument("--position", help="the route's output position: index or label such as ':' "
+                   "(default: the last position the model is trained to predict from)")
+    p.add_argument("--top-k", type=int, default=5, help="tokens per readout (default 5)")
+    p.add_argument("--json", metavar="PATH", help="write the graph as JSON (written whole or not at all)")
+    p.set_defaults(func=flow_cmd)
+
+
+def flow_cmd(args) -> int:
+    from ..errors import StoreError
+    from ..store import find_model, load_probed
+    from ..tasks.base import TaskInputError
+
+    if not 0 <= args.threshold <= 1:
+        raise TaskInputError(f"--threshold must be between 0 and 1, not {args.threshold}")
+    if args.top_k < 1:
+        raise TaskInputError(f"--top-k must be at least 1, not {args.top_k}")
+    entry = find_model(args.model)
+    model = load_probed(entry)
+
+    from ..flow import flow_for_query
+
+    graph = flow_for_query(model, args.text, target=args.target, position=args.position,
+                           threshold=args.threshold, top_k=args.top_k)
+    if args.json:
+        from pathlib import Path
+
+        from ..safefiles import atomic_write_text
+
+        path = Path(args.json)
+        try:
+            atomic_write_text(path, graph.to_json())
+        except OSError as e:
+            raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
+    print_summary(graph, entry.name, model.config.describe(), sys.stdout)
+    if args.json:
+        print(f"wrote {args.json}: {len(graph.nodes)} nodes, "
+              f"{sum(e.weight >= graph.threshold for e in graph.edges)} edges of weight >= {graph.threshold}")
+    return 0
+
+
+def print_summary(graph, name: str, described: str, out) -> None:
+    """Per layer and position the logit lens's top-1 token, the output position in detail, the route."""
+    label = graph.label
+    t = len(graph.tokens)
+    out_site, out_pos = graph.output
+    w = max(3, max(len(s) for s in (*graph.token_labels, *graph.position_labels)) + 1)
+    print(f"model {name} ({described}); input {''.join(graph.token_labels)} ({t} tokens)", file=out)
+    node = graph.node(out_site, out_pos)
+    print(f"output node {out_site} @ {out_pos} {graph.position_labels[out_pos]!r}: predicts "
+          f"{label(node.top[0][0])!r} (p {node.top[0][1]:.3f}); target {label(node.target)!r} "
+          f"(rank {node.target_rank}, p {node.target_prob:.3f})", file=out)
+
+    print("\nlogit lens, top-1 token of every node (layers up, positions across):", file=out)
+    rows = [("position", [str(i) for i in range(t)]), ("label", graph.position_labels), ("token", graph.token_labels)]
+    by_site: dict = {}
+    for n in graph.nodes:
+        by_site.setdefault(n.site.short, []).append(label(n.top[0][0]))
+    sites = list(by_site)
+    lines = [(s, by_site[s]) for s in reversed(sites)] + [("", ["-" * (w - 1)] * t)] + rows[::-1]
+    for head, cells in lines:
+        print(f"  {head:<9}" + "".join(f"{c:>{w}}" for c in cells), file=out)
+
+    print(f"\nat the output position {out_pos} {graph.position_labels[out_pos]!r}:", file=out)
+    for s in sites:
+        n = graph.node(s, out_pos)
+        top = "  ".join(f"{label(i)!r} {p:.2f}" for i, p in n.top[:3])
+        line = f"  {s:<9} |x| {n.norm:7.2f}  top {top}"
+        if n.target_rank is not None:
+            line += f"  | target {label(n.target)!r} rank {n.target_rank} p {n.target_prob:.3f}"
+        else:
+            line += "  | promotes " + " ".join(repr(label(i)) for i, _ in n.promoted[:3])
+            line += " suppresses " + " ".join(repr(label(i)) for i, _ in n.suppressed[:3])
+        print(line, file=out)
+
+    print(f"\nroute to {out_site} @ {out_pos} (edges of weight >= {graph.threshold}): {len(graph.route)} edges",
+          file=out)
+    for e in graph.route:
+        src = f"{e.src[0]}[{e.src[1]} {graph.token_labels[e.src[1]]!r}]"
+        dst = f"{e.dst[0]}[{e.dst[1]} {graph.token_labels[e.dst[1]]!r}]"
+        print(f"  {src:<22} -> {dst:<22} {e.weight:.3f}", file=out)
