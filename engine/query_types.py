@@ -31,6 +31,8 @@ class QueryOptions:
             raise TaskInputError(f"candidates must be 1-65536, got {self.candidates}")
         if not self.epsilon > 0 or not math.isfinite(self.epsilon):
             raise TaskInputError(f"epsilon must be a positive number, got {self.epsilon}")
+        if self.chunk_size < 1:
+            raise TaskInputError(f"chunk size must be at least 1, got {self.chunk_size}")
         if not self.schedule:
             raise TaskInputError("the schedule needs at least one (temperature, noise) entry")
         for t, eta in self.schedule:
