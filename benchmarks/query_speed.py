@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--candidates", type=int, default=1024)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="the decoder copy that samples (distances are always fp32)")
     args = parser.parse_args()
 
     from engine.decoder.model import flops_per_token
@@ -45,7 +47,7 @@ def main() -> None:
     gflops = matmul_gflops(torch)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), matmul {gflops:.0f} GFLOP/s fp32")
     for name, (text, site, position) in QUERIES.items():
-        inv = load_inverter(name)
+        inv = load_inverter(name, precision=args.precision)
         opts = QueryOptions(candidates=args.candidates)
         run_query(inv, text, site, position, opts)  # warm-up
         runs = [run_query(inv, text, site, position, QueryOptions(candidates=args.candidates, seed=i))
@@ -57,7 +59,7 @@ def main() -> None:
         floor = flops_per_token(inv.decoder.cfg) * mean_len * args.candidates / (gflops * 1e9)
         print(f"{name:<9} {secs:.3f} s per query, {args.candidates / secs:,.0f} candidates/s, "
               f"first chunk {first * 1000:.0f} ms; decoder {inv.decoder.cfg.describe()}, "
-              f"mean sample {mean_len:.1f} tokens, decoder floor {floor * 1000:.0f} ms; {r.summary()}")
+              f"sampling in {inv.sampling_decoder.tok_emb.weight.dtype}, mean sample {mean_len:.1f} tokens, decoder floor {floor * 1000:.0f} ms; {r.summary()}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ samples (distinct within the chunk); `QueryAccumulator` merges chunks into the f
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass
@@ -29,8 +30,13 @@ class Inverter:
 
     entry: ModelEntry
     probed: ProbedModel
-    decoder: ConditionalDecoder
+    decoder: ConditionalDecoder  # fp32: prob-diff colouring and evaluation
     sites: list[Site]  # the sites the decoder was trained on, in its site-embedding order
+    sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
+
+    @property
+    def sampling_decoder(self) -> ConditionalDecoder:
+        return self.sampler if self.sampler is not None else self.decoder
 
     def site_index(self, site: Site) -> int:
         for i, s in enumerate(self.sites):
@@ -41,11 +47,22 @@ class Inverter:
                         f"trained sites: {trained}")
 
 
-def load_inverter(entry: ModelEntry | str, device=None) -> Inverter:
+def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto") -> Inverter:
+    """precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on CUDA).
+
+    Distances are always computed in fp32. On a CPU with AMX bfloat16 units the bf16 copy measured
+    no faster for the bundled d128 decoders (small matrices; see benchmarks/query_speed.py)."""
     entry = find_model(entry) if isinstance(entry, str) else entry
     probed = load_probed(entry, device=device)
     decoder, sites = load_decoder(entry, probed)
-    return Inverter(entry, probed, decoder, sites)
+    inv = Inverter(entry, probed, decoder, sites)
+    if precision == "bf16" or (precision == "auto" and bf16_pays(probed.device)):
+        inv.sampler = copy.deepcopy(decoder).to(torch.bfloat16)
+    return inv
+
+
+def bf16_pays(device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def clean_samples(tokens: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
@@ -115,7 +132,8 @@ def run_query(
             n = len(temps)
             noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
             cond = z_q[None, :] + noise  # (n, d)
-            sampled = generate(inv.decoder, cond, torch.full((n,), site_id, device=device), temps,
+            sampler = inv.sampling_decoder
+            sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), torch.full((n,), site_id, device=device), temps,
                                task.bos_id, task.eos_id, task.pad_id, generator=gen, cancel=cancel)
             sampled = clean_samples(sampled, task.eos_id, task.pad_id)  # (n, T)
             samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache)
@@ -154,7 +172,7 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     per_pos = position_distances(z_q, acts, compared, options.metric)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
 
-    new = [k for k, t in enumerate(texts) if t not in prob_cache]
+    new = [k for k, t in enumerate(texts) if t not in prob_cache] if options.colour else []
     if new:
         diffs = token_prob_diff(inv.decoder, unique[new], z_q[None], z_bos[None], site_id).cpu().tolist()
         for k, d in zip(new, diffs):
@@ -170,5 +188,5 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
             text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[text],
             distance=float(dist[k]), compared_position=int(argmin[k]), position_distances=pd,
             temperature=float(temps[i]), noise=float(etas[i]), fact=task.fact(tokens),
-            well_formed=task.check(text).well_formed, prob_diff=prob_cache[text]))
+            well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(text, [])))
     return samples

@@ -21,6 +21,7 @@ class QueryOptions:
     epsilon: float = 0.1
     seed: int = 0
     chunk_size: int = 128  # candidates generated per streamed chunk
+    colour: bool = True  # compute the per-token prob-diff colouring (two teacher-forced decoder passes)
 
     def check(self) -> None:
         from .tasks.base import TaskInputError
@@ -55,7 +56,7 @@ class SampleResult:
     noise: float
     fact: str  # counting: the query letter's count; addition: right/wrong/malformed
     well_formed: bool
-    prob_diff: list[float] = field(default_factory=list)  # per token: p(tok | z_q) - p(tok | z_BOS)
+    prob_diff: list[float] = field(default_factory=list)  # per token: p(tok | z_q) - p(tok | z_BOS); empty if not asked
     in_epsilon: bool = False
     rank: int = 0  # 1-based, by distance
 

@@ -54,7 +54,7 @@ def query_cmd(args) -> int:
     if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
         raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")
     options = QueryOptions(candidates=args.candidates, schedule=parse_schedule(args.schedule), metric=args.metric,
-                           epsilon=args.epsilon, seed=args.seed)
+                           epsilon=args.epsilon, seed=args.seed, colour=False)  # a terminal shows no colours
     options.check()
     inv = load_inverter(args.model, device=args.device)
     r = run_query(inv, args.text, args.site, args.position, options)

@@ -34,7 +34,7 @@ def generate(
     caches = [list(kv) for kv in decoder.prefixes(z, site_ids)]  # per layer [(b, H, S, dh)] * 2
     alive = torch.arange(B, device=device)  # rows of `out` still generating
     cur = out[:, 0]
-    temp = temperature.to(device=device, dtype=z.dtype).clamp_min(1e-4)[:, None]  # (b, 1)
+    temp = temperature.to(device=device, dtype=torch.float32).clamp_min(1e-4)[:, None]  # (b, 1)
     for t in range(cfg.n_ctx - 1):
         if cancel is not None and cancel.is_set():
             raise Cancelled("sampling cancelled")

@@ -233,3 +233,8 @@ def test_cached_generation_agrees_with_the_teacher_forced_forward_pass(inv):
     generated = out[:, 1:] != task.pad_id
     assert generated.sum() > 16
     assert torch.equal(greedy[generated], out[:, 1:][generated])
+
+
+def test_colouring_can_be_left_out(inv):
+    r = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=32, chunk_size=32, colour=False))
+    assert r.samples and all(s.prob_diff == [] for s in r.samples)
