@@ -24,6 +24,10 @@ test: $(STAMP)
 smoke: $(STAMP)
 	$(PY) main.py --smoke-test
 
+# the launcher (applications menu entry + icons) for this user, running this checkout's .venv
+install-desktop: $(STAMP)
+	$(PY) resources/install_desktop.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/query_speed.py
 

@@ -1,0 +1,173 @@
+"""Where each node of the model diagram sits, and what can be drawn over it later. No Qt.
+
+Tokens go across, layers go up (DESIGN.md §4). Within one token's column and one layer, the
+rows from the bottom are: x{L}.pre, the heads a{L}.{H}, attn{L}, x{L}.mid, m{L}, x{L}.post.
+Residual-stream nodes sit on the column's left line, the parts that write into it (heads,
+attention and MLP outputs) to the right, so the residual stream reads as one vertical line.
+
+A node's identity is (site short name, position): the key the flow-graph feature uses for its
+nodes and edges, so its readouts and weighted edges can be laid over this drawing unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROWS_PER_LAYER = 6
+ROW_HEIGHT = 30.0  # the smallest; the view stretches rows when it has height to spare
+LEFT_MARGIN = 92.0  # room for the row names (drawn at a fixed size, whatever the zoom)
+TOP_MARGIN = 8.0
+TOKEN_BAND = 46.0  # token and position label under the grid
+
+NodeKey = tuple[str, int]  # (site short name, token position)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    short: str
+    kind: str  # resid_pre, head, attn_out, resid_mid, mlp_out, resid_post (engine.sites.KINDS)
+    layer: int
+    head: int | None
+    row: int  # 0 = bottom row
+    dx: float  # x of the node's centre from the column's left edge
+    shape: str  # "circle" (residual) or "rect" (a part that writes into the residual)
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class DiagramLayout:
+    column_width: float
+    n_rows: int
+    row_height: float
+    nodes: tuple[NodeSpec, ...]  # one column's nodes; every token column has the same
+    row_names: tuple[tuple[int, str], ...]
+
+    def center(self, spec: NodeSpec, position: int) -> tuple[float, float]:
+        return LEFT_MARGIN + position * self.column_width + spec.dx, self.row_y(spec.row)
+
+    def row_y(self, row: int) -> float:
+        return TOP_MARGIN + (self.n_rows - 1 - row) * self.row_height + self.row_height / 2
+
+    def column_left(self, position: int) -> float:
+        return LEFT_MARGIN + position * self.column_width
+
+    def grid_bottom(self) -> float:
+        return TOP_MARGIN + self.n_rows * self.row_height
+
+    def width(self, n_tokens: int) -> float:
+        return LEFT_MARGIN + n_tokens * self.column_width + 10
+
+    def height(self) -> float:
+        return self.grid_bottom() + TOKEN_BAND
+
+
+def layout_for(n_layers: int, n_heads: int, row_height: float = ROW_HEIGHT) -> DiagramLayout:
+    col = max(52.0, 38.0 + 14.0 * n_heads)
+    resid_x, part_x = 0.27 * col, 0.68 * col
+    span_lo, span_hi = 0.44 * col, 0.94 * col
+    nodes: list[NodeSpec] = []
+    names: list[tuple[int, str]] = []
+    for L in range(n_layers):
+        base = L * ROWS_PER_LAYER
+        nodes.append(NodeSpec(f"x{L}.pre", "resid_pre", L, None, base, resid_x, "circle", 14, 14))
+        for H in range(n_heads):
+            dx = part_x if n_heads == 1 else span_lo + (span_hi - span_lo) * (H + 0.5) / n_heads
+            nodes.append(NodeSpec(f"a{L}.{H}", "head", L, H, base + 1, dx, "rect", 10, 10))
+        nodes.append(NodeSpec(f"attn{L}", "attn_out", L, None, base + 2, part_x, "rect", 26, 14))
+        nodes.append(NodeSpec(f"x{L}.mid", "resid_mid", L, None, base + 3, resid_x, "circle", 14, 14))
+        nodes.append(NodeSpec(f"m{L}", "mlp_out", L, None, base + 4, part_x, "rect", 26, 14))
+        nodes.append(NodeSpec(f"x{L}.post", "resid_post", L, None, base + 5, resid_x, "circle", 14, 14))
+        names += [(base, f"x{L}.pre"), (base + 1, f"a{L}.0-{n_heads - 1}" if n_heads > 1 else f"a{L}.0"),
+                  (base + 2, f"attn{L}"), (base + 3, f"x{L}.mid"), (base + 4, f"m{L}"), (base + 5, f"x{L}.post")]
+    return DiagramLayout(col, n_layers * ROWS_PER_LAYER, row_height, tuple(nodes), tuple(names))
+
+
+def fixed_height() -> float:
+    """The part of the diagram's height that does not grow with the rows."""
+    return TOP_MARGIN + TOKEN_BAND
+
+
+def column_edges(n_layers: int, n_heads: int) -> list[tuple[str, str]]:
+    """The fixed wiring inside one token's column, as (from short, to short)."""
+    edges = []
+    for L in range(n_layers):
+        heads = [f"a{L}.{H}" for H in range(n_heads)]
+        edges += [(f"x{L}.pre", h) for h in heads] + [(h, f"attn{L}") for h in heads]
+        edges += [(f"attn{L}", f"x{L}.mid"), (f"x{L}.pre", f"x{L}.mid"), (f"x{L}.mid", f"m{L}"),
+                  (f"m{L}", f"x{L}.post"), (f"x{L}.mid", f"x{L}.post")]
+        if L + 1 < n_layers:
+            edges.append((f"x{L}.post", f"x{L + 1}.pre"))
+    return edges
+
+
+@dataclass
+class DiagramOverlay:
+    """What the flow-graph feature draws over the diagram: per-node readouts and weighted edges."""
+
+    labels: dict[NodeKey, str] = field(default_factory=dict)  # e.g. the logit lens's top-1 token
+    colors: dict[NodeKey, str] = field(default_factory=dict)  # node fill, any QColor name '#rrggbb'
+    tooltips: dict[NodeKey, str] = field(default_factory=dict)
+    edges: list[tuple[NodeKey, NodeKey, float]] = field(default_factory=list)  # weight in [0, 1]
+
+
+def _layer_of(short: str) -> int:
+    digits = "".join(c if c.isdigit() else " " for c in short).split()
+    return int(digits[0]) if digits else 0
+
+
+def _diagram_key(key, dst=None) -> NodeKey:
+    """The flow graph names the residual between blocks x{L}.post; feeding block L+1 we draw x{L+1}.pre."""
+    short, pos = key[0], int(key[1])
+    if dst is not None and short.endswith(".post") and _layer_of(dst[0]) == _layer_of(short) + 1:
+        return f"x{_layer_of(short) + 1}.pre", pos
+    return short, pos
+
+
+def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOverlay:
+    """A DiagramOverlay from engine.flow_graph.FlowGraph (or anything shaped like it).
+
+    Nodes: a list of nodes with `.key` and a logit-lens `.top` [(token id, probability)] (read
+    through graph.label), or a mapping key -> node with `top_token`/`label`. Edges: FlowEdge-like
+    (.src, .dst, .weight) or (src, dst, weight) tuples; those below `threshold` (default: the
+    graph's own) are left out and the strongest drawn is scaled to 1. The x{L}.post readout is
+    repeated on x{L+1}.pre, the same vector drawn twice.
+    """
+    overlay = DiagramOverlay()
+    nodes = getattr(graph, "nodes", {})
+    items = nodes.items() if isinstance(nodes, dict) else ((n.key, n) for n in nodes)
+    for key, node in items:
+        key = _diagram_key(key)
+        label, tip = _readout(graph, node)
+        if label is None:
+            continue
+        keys = [key]
+        if key[0].endswith(".post"):
+            keys.append((f"x{_layer_of(key[0]) + 1}.pre", key[1]))
+        for k in keys:
+            overlay.labels[k] = label
+            if tip:
+                overlay.tooltips[k] = tip
+            if getattr(node, "color", None):
+                overlay.colors[k] = node.color
+    limit = getattr(graph, "threshold", 0.0) if threshold is None else threshold
+    edges = []
+    for e in getattr(graph, "edges", []):
+        src, dst, w = (e.src, e.dst, e.weight) if hasattr(e, "src") else e
+        if float(w) >= (limit or 0.0) and float(w) > 0:
+            edges.append((_diagram_key(src, dst), _diagram_key(dst), float(w)))
+    top = max((w for _, _, w in edges), default=0.0)
+    overlay.edges = [(s, d, w / top) for s, d, w in edges] if top > 0 else []
+    return overlay
+
+
+def _readout(graph, node) -> tuple[str | None, str]:
+    """(top-1 token text, tooltip) of one node."""
+    direct = getattr(node, "top_token", None) or getattr(node, "label", None)
+    if direct is not None and not callable(direct):
+        return str(direct), getattr(node, "tooltip", "") or ""
+    top = getattr(node, "top", None)
+    if not top:
+        return None, ""
+    name = graph.label if hasattr(graph, "label") else str
+    shown = ", ".join(f"{name(int(i))!r} {float(p):.2f}" for i, p in top[:5])
+    return str(name(int(top[0][0]))), f"logit lens: {shown}"

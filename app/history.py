@@ -1,0 +1,87 @@
+"""Every run of the session, kept in memory so any of them reopens instantly; pin two to compare."""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class HistoryEntry:
+    result: object  # QueryResult (re-flagged when epsilon changes while it is shown)
+    model_key: str  # the model folder, to reselect the model when reopened
+    query_text: str
+    when: float = field(default_factory=time.time)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def title(self) -> str:
+        r = self.result
+        state = "" if r.complete else " (stopped)"
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
+        label = r.query_labels[r.query_position] if r.query_position < len(r.query_labels) else ""
+        return (f"{stamp}  {r.model} · {r.site_short} @ {r.query_position} '{label}' · {r.query}\n"
+                f"        {r.in_epsilon_count:,}/{r.candidates_done:,} within ε {r.epsilon:g}{state}")
+
+
+class HistoryPanel(QWidget):
+    entryActivated = Signal(object)  # HistoryEntry to reopen
+    pinRequested = Signal(object, int)  # HistoryEntry, side 0 (left) or 1 (right)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.list = QListWidget()
+        self.list.setAlternatingRowColors(True)
+        self.list.setToolTip("Every run of this session. Click to reopen; pin two to compare them side by side.")
+        self.list.itemActivated.connect(self._activate)
+        self.list.itemClicked.connect(self._activate)
+        self.pin_left = QPushButton("Pin left")
+        self.pin_right = QPushButton("Pin right")
+        self.pin_left.setToolTip("Show the selected run on the left of the Compare tab")
+        self.pin_right.setToolTip("Show the selected run on the right of the Compare tab")
+        self.pin_left.clicked.connect(lambda: self._pin(0))
+        self.pin_right.clicked.connect(lambda: self._pin(1))
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.pin_left)
+        buttons.addWidget(self.pin_right)
+        buttons.addStretch(1)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.list, 1)
+        lay.addLayout(buttons)
+        self._entries: dict[int, HistoryEntry] = {}
+
+    def add(self, entry: HistoryEntry) -> None:
+        self._entries[entry.id] = entry
+        item = QListWidgetItem(entry.title())
+        item.setData(Qt.UserRole, entry.id)
+        item.setToolTip(entry.result.summary())
+        self.list.insertItem(0, item)  # newest first
+        self.list.setCurrentItem(item)
+
+    def update_entry(self, entry: HistoryEntry) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(Qt.UserRole) == entry.id:
+                item.setText(entry.title())
+                item.setToolTip(entry.result.summary())
+
+    def entries(self) -> list[HistoryEntry]:
+        """Newest first, as listed."""
+        return [self._entries[self.list.item(i).data(Qt.UserRole)] for i in range(self.list.count())]
+
+    def selected(self) -> HistoryEntry | None:
+        item = self.list.currentItem()
+        return self._entries.get(item.data(Qt.UserRole)) if item is not None else None
+
+    def _activate(self, item: QListWidgetItem) -> None:
+        self.entryActivated.emit(self._entries[item.data(Qt.UserRole)])
+
+    def _pin(self, side: int) -> None:
+        entry = self.selected()
+        if entry is not None:
+            self.pinRequested.emit(entry, side)

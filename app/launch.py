@@ -1,0 +1,161 @@
+"""Starting the desktop app: display check, QApplication identity, the window, the smoke test.
+
+Nothing here imports torch: the window shows first and the engine thread loads the model.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+APP_ID = "inversionview-studio"  # the .desktop file's name and the Wayland app id
+DISPLAY_NAME = "InversionView Studio"
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+# Platforms that draw without a windowing system (offscreen tests, VNC, framebuffers).
+GIL_SWITCH_S = 0.0005
+HEADLESS_PLATFORMS = {"offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
+
+USAGE = """usage: python main.py [--smoke-test[=PATH]]
+
+Opens InversionView Studio. --smoke-test starts the window offscreen, runs one query on the
+bundled model, saves a screenshot (default docs/screenshot.png) and exits 0 on success.
+For the command line, run: python main.py --help"""
+
+
+def has_display() -> bool:
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip()
+    if platform in HEADLESS_PLATFORMS:
+        return True
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return True  # Windows and macOS always have their native platform
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def parse_args(args: list[str]) -> tuple[str | None, str | None]:
+    """(smoke test screenshot path or None, error text or None)."""
+    smoke = None
+    for arg in args:
+        if arg == "--smoke-test":
+            smoke = "docs/screenshot.png"
+        elif arg.startswith("--smoke-test="):
+            smoke = arg.split("=", 1)[1] or "docs/screenshot.png"
+        else:
+            return None, f"unknown argument {arg!r}"
+    return smoke, None
+
+
+def app_icon():
+    from PySide6.QtGui import QIcon
+
+    icon = QIcon()
+    svg = RESOURCES / f"{APP_ID}.svg"
+    for png in sorted((RESOURCES / "icons").glob(f"{APP_ID}-*.png")):
+        icon.addFile(str(png))
+    if svg.is_file():
+        icon.addFile(str(svg))
+    return icon
+
+
+def _install_excepthook() -> None:
+    """An unexpected error in a slot becomes a message, not a silent traceback or an abort."""
+
+    def hook(kind, value, tb) -> None:
+        traceback.print_exception(kind, value, tb)
+        try:
+            from PySide6.QtWidgets import QApplication
+
+            from .messages import show_message
+
+            window = QApplication.activeWindow()
+            show_message(window, "Unexpected error",
+                         f"{kind.__name__}: {value}\n\nThe app keeps running; details are on the console.")
+        except Exception:  # noqa: BLE001 - never fail while reporting a failure
+            pass
+
+    sys.excepthook = hook
+
+
+def _quiet_known_qt_noise() -> None:
+    """Drop the offscreen platform's harmless 'propagateSizeHints' warning; print everything else."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(mode, context, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
+def make_application():
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    _quiet_known_qt_noise()
+    # The engine thread runs Python between torch calls; a GUI callback waiting for the GIL would
+    # wait up to the switch interval (5 ms by default) each time, and a repaint makes hundreds of
+    # callbacks. A shorter interval hands the GIL to the GUI thread sooner.
+    sys.setswitchinterval(GIL_SWITCH_S)
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
+    app.setApplicationName(APP_ID)
+    app.setApplicationDisplayName(DISPLAY_NAME)
+    QGuiApplication.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def main(args: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if args is None else args)
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE)
+        return 0
+    smoke, error = parse_args(args)
+    if error:
+        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        return 2
+    if smoke:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif not has_display():
+        print("InversionView Studio needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+              "the command line works without one: python main.py --help", file=sys.stderr)
+        return 2
+
+    from PySide6.QtCore import QTimer
+
+    from .main_window import MainWindow
+    from .settings import SettingsStore
+
+    app = make_application()
+    _install_excepthook()
+    if smoke:
+        import tempfile
+
+        # a fresh settings file: the smoke test always runs the bundled model's defaults
+        store = SettingsStore(Path(tempfile.mkdtemp(prefix="ivs-smoke-")) / "settings.json")
+        window = MainWindow(store, save_settings=False)
+    else:
+        window = MainWindow()
+    window.setWindowIcon(app.windowIcon())
+    window.show()
+    if smoke:
+        from .smoke_test import SmokeTest
+
+        driver = SmokeTest(window, Path(smoke))
+        QTimer.singleShot(0, driver.start)
+    else:
+        QTimer.singleShot(0, window.start)  # after the first paint: the engine loads while the window shows
+    code = app.exec()
+    if smoke:
+        code = driver.exit_code
+    if window.engine_stuck:
+        # the engine thread is inside a long call (e.g. importing torch) that cannot be interrupted;
+        # leave without destroying its QThread, which would abort
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def console_main() -> None:
+    """The `inversionview-studio` gui-script entry point."""
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,399 @@
+"""The main window: model and query on top, the diagram and the results side by side.
+
+It only shows and asks; every piece of engine work goes through the one EngineClient, so the
+GUI thread never waits for torch. Partial results stream in and are painted at most every
+REPAINT_MS (the first chunk at once, so first results appear quickly).
+"""
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from engine.sites import all_sites, paper_sites
+from engine.tasks import get_task
+
+from . import export_actions
+from .colors import ERROR
+from .compare_view import CompareView
+from .engine_worker import EngineBackend, EngineClient
+from .history import HistoryEntry, HistoryPanel
+from .messages import show_message
+from .model_diagram import DiagramPanel
+from .model_picker import ModelPicker
+from .query_editor import QueryEditor
+from .query_request import DEFAULT_SITE, QueryRequest, default_position
+from .results_view import ResultsView
+from .run_controls import OptionsBar, RunBar
+from .settings import AppSettings, SettingsStore
+
+APP_TITLE = "InversionView Studio"
+REPAINT_MS = 100
+SAVE_DELAY_MS = 1500
+DEFAULT_MODEL = "counting"
+
+
+class MainWindow(QMainWindow):
+    resultShown = Signal(object)  # the QueryResult now on screen (partial or final)
+
+    def __init__(self, store: SettingsStore | None = None, backend: EngineBackend | None = None,
+                 save_settings: bool = True):
+        super().__init__()
+        self.store = store or SettingsStore()
+        self.settings: AppSettings = self.store.load()
+        self._save_enabled = save_settings
+        self.engine = EngineClient(backend, self)
+        self.engine_stuck = False  # set when closing could not stop the engine thread in time
+        self._entry = None  # ModelEntry chosen
+        self._loaded = None  # LoadedModel once the engine has it
+        self._site = ""
+        self._position = -1
+        self._position_label = ""  # followed when the query changes: ':' stays ':' as letters are typed
+        self._shown: HistoryEntry | None = None
+        self._pending = None
+        self._first_shown = False
+        self.setWindowTitle(APP_TITLE)
+        self.resize(1480, 920)
+        self._build()
+        from .menus import build_menus
+
+        build_menus(self)
+        self._connect()
+        self._restore_options()
+
+    # ---- construction -------------------------------------------------------------------
+    def _build(self) -> None:
+        self.picker = ModelPicker()
+        self.editor = QueryEditor()
+        self.run_bar = RunBar()
+        self.options_bar = OptionsBar()
+        self.diagram_panel = DiagramPanel()
+        self.diagram_panel.setMinimumWidth(380)
+        self.diagram = self.diagram_panel.view
+        self.results = ResultsView()
+        self.compare = CompareView()
+        results_page = QWidget()
+        rl = QVBoxLayout(results_page)
+        rl.setContentsMargins(4, 4, 4, 4)
+        rl.addWidget(self.options_bar)
+        rl.addWidget(self.results, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(results_page, "Results")
+        self.tabs.addTab(self.compare, "Compare")
+        self.tabs.currentChanged.connect(self._on_tab)
+        self._sizes_before_compare: list[int] | None = None
+        self.split = QSplitter(Qt.Horizontal)
+        self.split.addWidget(self.diagram_panel)
+        self.split.addWidget(self.tabs)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([700, 780])
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(8, 6, 8, 4)
+        lay.addWidget(self.picker)
+        lay.addWidget(self.editor)
+        lay.addWidget(self.run_bar)
+        lay.addWidget(self.split, 1)
+        self.setCentralWidget(central)
+        self.history = HistoryPanel()
+        self.history_dock = QDockWidget("History", self)
+        self.history_dock.setObjectName("historyDock")
+        self.history_dock.setWidget(self.history)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.history_dock)
+        self.resizeDocks([self.history_dock], [130], Qt.Vertical)
+        self.model_state = QLabel()
+        self.statusBar().addPermanentWidget(self.model_state)
+        self._partial_timer = QTimer(self)
+        self._partial_timer.setSingleShot(True)
+        self._partial_timer.timeout.connect(self._paint_pending)
+        self._save_timer = QTimer(self)  # settings are written a moment after a run, not during it
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.save_settings)
+
+    def _connect(self) -> None:
+        self.picker.modelChosen.connect(self.choose_model)
+        self.editor.queryChanged.connect(self._on_query_changed)
+        self.editor.positionClicked.connect(self.set_position)
+        self.diagram.nodeClicked.connect(self.set_target)
+        self.diagram.positionClicked.connect(self.set_position)
+        self.run_bar.runClicked.connect(self.run_query)
+        self.run_bar.cancelClicked.connect(self.cancel_query)
+        self.options_bar.epsilonChanged.connect(self._on_epsilon)
+        self.results.epsilonDragged.connect(self.options_bar.epsilon.setValue)
+        self.history.entryActivated.connect(self.reopen)
+        self.history.pinRequested.connect(self.pin)
+        e = self.engine
+        e.modelLoading.connect(self._on_model_loading)
+        e.modelLoaded.connect(self._on_model_loaded)
+        e.modelFailed.connect(self._on_model_failed)
+        e.runProgress.connect(self.run_bar.set_progress)
+        e.runPartial.connect(self._on_partial)
+        e.runFinished.connect(self._on_finished)
+        e.runFailed.connect(self._on_run_failed)
+        e.runCancelled.connect(self._on_run_cancelled)
+
+    def _restore_options(self) -> None:
+        s = self.settings
+        self.options_bar.apply(s.epsilon, s.metric, s.candidates, s.schedule, s.seed)
+        for text, setter in ((s.geometry, self.restoreGeometry), (s.window_state, self.restoreState),
+                             (s.splitter_state, self.split.restoreState)):
+            if text:
+                setter(QByteArray.fromBase64(text.encode("ascii")))
+        if self.store.note:
+            self.statusBar().showMessage(self.store.note, 15000)
+
+    def start(self):
+        """Choose the last used model (the bundled 'counting' by default); the engine loads it.
+
+        Returns the ModelEntry chosen, or None when there is no model at all.
+        """
+        entry = self.picker.find(self.settings.model) or self.picker.find(DEFAULT_MODEL)
+        if entry is None and self.picker.entries():
+            entry = self.picker.entries()[0]
+        if entry is None:
+            self.picker.set_state("No models found: train one (python main.py --help) or open a model folder.", True)
+            return None
+        self.choose_model(entry, restoring=True)
+        return entry
+
+    # ---- model --------------------------------------------------------------------------
+    def choose_model(self, entry, restoring: bool = False) -> None:
+        if self._entry is not None and self._entry.task != entry.task:
+            self._position, self._position_label = -1, ""  # another task: its own default position
+        self._entry, self._loaded = entry, None
+        self.picker.select(str(entry.path))
+        task = get_task(entry.task)
+        cfg = entry.probed
+        self.diagram.set_model(cfg.n_layers, cfg.n_heads, [s.short for s in paper_sites(cfg)])
+        shorts = {s.short for s in all_sites(cfg)}
+        if restoring and self.settings.site in shorts:
+            self._site = self.settings.site
+        elif self._site not in shorts:
+            self._site = DEFAULT_SITE.get(entry.task, "x0.post")
+        if restoring:
+            self._position = self.settings.position
+        self.editor.set_task(task, self.settings.query if restoring and self.settings.query else None)
+        self.engine.load_model(entry)
+
+    def _on_model_loading(self, name: str) -> None:
+        self.picker.set_state(f"Loading {name}… (first load imports torch: a few seconds)")
+        self.model_state.setText(f"{name}: loading…")
+
+    def _on_model_loaded(self, info) -> None:
+        if self._entry is None or info.key != str(self._entry.path):
+            return
+        self._loaded = info
+        self.picker.set_state(f"{info.name} ready ({info.seconds:.1f} s)")
+        self.model_state.setText(f"{info.name}: ready")
+        if info.trained_sites:
+            self.diagram.set_trained_sites(info.trained_sites)
+        self._update_target()
+
+    def _on_model_failed(self, message: str) -> None:
+        self.picker.set_state(message, error=True)
+        self.model_state.setText("model not loaded")
+        self.statusBar().showMessage(message, 20000)
+
+    # ---- query, site and position -----------------------------------------------------
+    def _on_query_changed(self) -> None:
+        tokens = self.editor.tokens()
+        self.run_bar.run_button.setEnabled(tokens is not None)
+        if tokens is None:
+            self.run_bar.target.setText(f"<span style='color:{ERROR}'>Fix the query to run it.</span>")
+            return
+        labels = self.editor.labels()
+        task = get_task(self._entry.task)
+        self.diagram.set_tokens([task.vocab.chars[i] for i in tokens], labels)
+        if self._position_label and labels.count(self._position_label) == 1:
+            self._position = labels.index(self._position_label)
+        elif not 0 <= self._position < len(tokens):
+            self._position = default_position(self._entry.task, labels)
+        self._position_label = labels[self._position]
+        self._update_target()
+
+    def set_position(self, position: int) -> None:
+        self.set_target(self._site, position)
+
+    def set_target(self, site: str, position: int) -> None:
+        self._site, self._position = site, position
+        labels = self.editor.labels()
+        self._position_label = labels[position] if 0 <= position < len(labels) else ""
+        self._update_target()
+
+    def _update_target(self) -> None:
+        self.diagram.set_selection(self._site, self._position)
+        self.editor.set_selected_position(self._position)
+        labels = self.editor.labels()
+        if self.editor.tokens() is None or not 0 <= self._position < len(labels):
+            return
+        note = "" if self.diagram.is_trained(self._site) else (
+            f" <span style='color:{ERROR}'>· the decoder was not trained on {self._site}</span>")
+        self.run_bar.target.setText(f"Invert <b>{self._site}</b> at position <b>{self._position}</b> "
+                                    f"'{labels[self._position]}'{note}")
+
+    def target(self) -> tuple[str, int]:
+        return self._site, self._position
+
+    # ---- running --------------------------------------------------------------------------
+    def run_query(self) -> int | None:
+        if self._entry is None:
+            self.statusBar().showMessage("Choose a model first.", 8000)
+            return None
+        if self.editor.tokens() is None:
+            self.statusBar().showMessage(f"The query is not valid: {self.editor.error()}", 8000)
+            return None
+        try:
+            options = self.options_bar.options()
+        except ValueError as e:
+            self.statusBar().showMessage(f"Schedule: {e}", 8000)
+            return None
+        request = QueryRequest(model_key=str(self._entry.path), text=self.editor.text(), site=self._site,
+                               position=self._position, options=options)
+        self._partial_timer.stop()
+        self._pending, self._first_shown = None, False
+        self._shown = None
+        self.tabs.setCurrentIndex(0)
+        self.results.clear()
+        self.results.summary.setText("Sampling…")
+        waiting = "waiting for the model to load…" if self.engine.loading else ""
+        self.run_bar.set_running(True, waiting)
+        return self.engine.run(request)
+
+    def cancel_query(self) -> None:
+        if self.engine.running:
+            self.engine.cancel()
+            self.run_bar.set_finished("cancelling…")
+
+    def _on_partial(self, result) -> None:
+        self._pending = result
+        if not self._first_shown:
+            self._paint_pending()
+        elif not self._partial_timer.isActive():
+            self._partial_timer.start(REPAINT_MS)
+
+    def _paint_pending(self) -> None:
+        if self._pending is None:
+            return
+        result, self._pending = self._pending, None
+        self._first_shown = True
+        self.results.show_result(result, self.options_bar.epsilon.value(), status="running")
+        self.resultShown.emit(result)
+
+    def _on_finished(self, result) -> None:
+        self._partial_timer.stop()
+        self._pending = None
+        entry = HistoryEntry(result, model_key=str(self._entry.path) if self._entry else "",
+                             query_text=self.editor.text())
+        self.history.add(entry)
+        self._show_entry(entry, status="cancelled")
+        if result.complete:
+            self.run_bar.set_finished(f"done: {result.candidates:,} candidates in {result.seconds:.1f} s")
+        else:
+            self.run_bar.set_finished(f"cancelled at {result.candidates_done:,} / {result.candidates:,}")
+        self._save_timer.start()
+
+    def _on_run_cancelled(self) -> None:
+        self._partial_timer.stop()
+        self.run_bar.set_finished("cancelled before it started")
+        self.results.summary.setText("Cancelled before the engine started it.")
+
+    def _on_run_failed(self, message: str) -> None:
+        self._partial_timer.stop()
+        self.run_bar.set_finished("failed")
+        self.results.summary.setText(f"<span style='color:{ERROR}'>{escape(message)}</span>")
+        self.statusBar().showMessage(message, 20000)
+
+    # ---- epsilon, history and compare -----------------------------------------------------
+    def _on_epsilon(self, epsilon: float) -> None:
+        result = self.results.set_epsilon(epsilon)
+        if result is not None and self._shown is not None:
+            self._shown.result = result
+            self.history.update_entry(self._shown)
+        self.compare.set_epsilon(epsilon)
+
+    def _show_entry(self, entry: HistoryEntry, status: str = "") -> None:
+        self._shown = entry
+        eps = self.options_bar.epsilon.value()
+        self.results.show_result(entry.result, eps, status=status)
+        entry.result = self.results.result()
+        self.history.update_entry(entry)
+        self.resultShown.emit(entry.result)
+
+    def reopen(self, entry: HistoryEntry) -> None:
+        """Show a past run at once and put its model, query, site and position back."""
+        r = entry.result
+        if self._entry is None or str(self._entry.path) != entry.model_key:
+            found = self.picker.find(entry.model_key)
+            if found is not None:
+                self.choose_model(found)
+        self.options_bar.epsilon.blockSignals(True)
+        self.options_bar.epsilon.setValue(r.epsilon)
+        self.options_bar.epsilon.blockSignals(False)
+        self.editor.set_text(entry.query_text)
+        self.set_target(r.site_short, r.query_position)
+        self.tabs.setCurrentIndex(0)
+        self._show_entry(entry)
+
+    def _on_tab(self, index: int) -> None:
+        """Comparing needs width: the diagram steps back while the Compare tab is open."""
+        if self.tabs.widget(index) is self.compare:
+            self._sizes_before_compare = self.split.sizes()
+            total = sum(self._sizes_before_compare)
+            self.split.setSizes([self.diagram_panel.minimumWidth(), total - self.diagram_panel.minimumWidth()])
+        elif self._sizes_before_compare is not None:
+            self.split.setSizes(self._sizes_before_compare)
+            self._sizes_before_compare = None
+
+    def pin(self, entry: HistoryEntry, side: int) -> None:
+        self.compare.pin(entry, side, self.options_bar.epsilon.value())
+        self.tabs.setCurrentWidget(self.compare)
+
+    # ---- export ---------------------------------------------------------------------------
+    def export_csv(self, path: str | None = None):
+        """File > Export samples to CSV (asks for a path when none is given); the path written or None."""
+        return export_actions.export_samples_csv(self, path)
+
+    def export_png(self, which: str, path: str | None = None):
+        """'results' (what the tab shows) or 'diagram' (the whole model) as a PNG."""
+        return export_actions.export_png(self, which, path)
+
+    # ---- settings and closing -----------------------------------------------------------
+    def save_settings(self) -> None:
+        if not self._save_enabled:
+            return
+        s = self.settings
+        if self._entry is not None:
+            s.model = self._entry.name if self._entry.source != "folder" else str(self._entry.path)
+        if self.editor.tokens() is not None:
+            s.query = self.editor.text()
+        s.site, s.position = self._site, self._position
+        s.epsilon = self.options_bar.epsilon.value()
+        s.metric = self.options_bar.metric.currentText()
+        s.candidates = self.options_bar.candidates.value()
+        s.schedule = self.options_bar.schedule_list()
+        s.seed = self.options_bar.seed.value()
+        s.geometry = self.saveGeometry().toBase64().data().decode("ascii")
+        s.window_state = self.saveState().toBase64().data().decode("ascii")
+        s.splitter_state = self.split.saveState().toBase64().data().decode("ascii")
+        try:
+            self.store.save(s)
+        except OSError as e:
+            self.statusBar().showMessage(f"Could not save settings: {e}", 10000)
+
+    def closeEvent(self, event) -> None:
+        self._save_timer.stop()
+        self.save_settings()
+        self._partial_timer.stop()
+        # cancel, stop the engine loop and wait: no "QThread destroyed while running"
+        self.engine_stuck = not self.engine.shutdown(timeout_ms=900)
+        event.accept()
+
+    def show_about(self) -> None:
+        show_message(self, f"About {APP_TITLE}",
+                     "InversionView Studio: what does an activation encode? Pick a site and position, "
+                     "run, and read what the close samples share.\n\nCommand line: python main.py --help",
+                     icon=QMessageBox.Information)

@@ -1,0 +1,41 @@
+"""The main window's menus and keyboard shortcuts."""
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QKeySequence
+
+
+def _action(window, menu, text: str, slot, shortcuts=(), tip: str = "") -> QAction:
+    action = QAction(text, window)
+    if shortcuts:
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+    if tip:
+        action.setStatusTip(tip)
+    action.triggered.connect(slot)
+    menu.addAction(action)
+    window.addAction(action)  # shortcuts work wherever the focus is in the window
+    return action
+
+
+def build_menus(w) -> None:
+    bar = w.menuBar()
+    file_menu = bar.addMenu("&File")
+    w.open_folder_action = _action(w, file_menu, "&Open model folder…", w.picker.ask_folder, ("Ctrl+O",))
+    file_menu.addSeparator()
+    w.export_csv_action = _action(w, file_menu, "&Export samples to CSV…", lambda: w.export_csv(), ("Ctrl+E",),
+                                  "One row per sample: rank, multiplicity, distance, text, fact…")
+    w.export_results_png_action = _action(w, file_menu, "Export results as &PNG…", lambda: w.export_png("results"))
+    w.export_diagram_png_action = _action(w, file_menu, "Export &diagram as PNG…", lambda: w.export_png("diagram"))
+    file_menu.addSeparator()
+    _action(w, file_menu, "&Quit", w.close, (QKeySequence.Quit,))
+
+    query_menu = bar.addMenu("&Query")
+    w.run_action = _action(w, query_menu, "&Run", w.run_query, ("Ctrl+Return", "Ctrl+Enter"),
+                           "Invert the chosen site and position of the query")
+    w.cancel_action = _action(w, query_menu, "&Cancel", w.cancel_query, ("Esc",))
+
+    view_menu = bar.addMenu("&View")
+    _action(w, view_menu, "&Fit diagram", w.diagram.fit, ("Ctrl+0",))
+    view_menu.addAction(w.history_dock.toggleViewAction())
+
+    help_menu = bar.addMenu("&Help")
+    _action(w, help_menu, "&About", w.show_about)

@@ -1,0 +1,130 @@
+"""The app's remembered state: one JSON file with a schema version, saved atomically.
+
+Lives under platformdirs.user_config_path('inversionview-studio') (or $INVERSIONVIEW_CONFIG_DIR,
+which tests point at a tmp dir). A file that cannot be read as our settings is renamed aside
+(settings.json.corrupt-<time>) and defaults are used, so a bad file never stops the app.
+No Qt here: the window converts geometry to and from the base64 text stored.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+APP_NAME = "inversionview-studio"
+SCHEMA_VERSION = 1
+FILE_NAME = "settings.json"
+
+
+@dataclass
+class AppSettings:
+    model: str = "counting"  # a model name, or a folder path for models opened from a folder
+    query: str = ""  # empty: the task's first example
+    site: str = ""  # short name; empty: the task's default site
+    position: int = -1  # index into the query's tokens; -1: the task's default position
+    epsilon: float = 0.1
+    metric: str = "euclidean"
+    candidates: int = 1024
+    schedule: list = field(default_factory=list)  # [] = Auto, else [[temperature, noise], ...]
+    seed: int = 0
+    geometry: str = ""  # QMainWindow.saveGeometry(), base64
+    window_state: str = ""  # QMainWindow.saveState(), base64
+    splitter_state: str = ""
+
+
+def config_dir() -> Path:
+    override = os.environ.get("INVERSIONVIEW_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return platformdirs.user_config_path(APP_NAME)
+
+
+def settings_path() -> Path:
+    return config_dir() / FILE_NAME
+
+
+def _coerce(value, default):
+    """The stored value when it has the default's type (ints accepted for floats), else None."""
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else None
+    if isinstance(default, float):
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(default, int):
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, type(default)) else None
+
+
+def _schedule_ok(schedule) -> bool:
+    try:
+        return all(len(e) == 2 and float(e[0]) > 0 and float(e[1]) >= 0 for e in schedule)
+    except (TypeError, ValueError):
+        return False
+
+
+def from_dict(data: dict) -> AppSettings:
+    """Settings from a stored dict; a field of the wrong type keeps its default."""
+    out = AppSettings()
+    for f in fields(AppSettings):
+        if f.name not in data:
+            continue
+        value = _coerce(data[f.name], getattr(out, f.name))
+        if value is not None:
+            setattr(out, f.name, value)
+    if not _schedule_ok(out.schedule):
+        out.schedule = []
+    if not out.epsilon > 0:
+        out.epsilon = 0.1
+    return out
+
+
+class SettingsStore:
+    """Loads once, saves on request; `note` says when a damaged file was set aside."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else settings_path()
+        self.note = ""
+
+    def load(self) -> AppSettings:
+        if not self.path.is_file():
+            return AppSettings()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            version = data.get("schema")
+            if version != SCHEMA_VERSION:
+                raise ValueError(f"schema version {version!r}, this app reads {SCHEMA_VERSION}")
+            return from_dict(data.get("settings", {}) if isinstance(data.get("settings"), dict) else {})
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            self._set_aside(str(e))
+            return AppSettings()
+
+    def _set_aside(self, why: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.replace(self.path, aside)
+            self.note = f"Settings file could not be read ({why}); moved to {aside.name}, defaults used."
+        except OSError as e:
+            self.note = f"Settings file could not be read ({why}) nor moved aside ({e}); defaults used."
+
+    def save(self, settings: AppSettings) -> None:
+        """Write to a temp file in the same folder, then os.replace: never a half-written file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"schema": SCHEMA_VERSION, "settings": asdict(settings)}, indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

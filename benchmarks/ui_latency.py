@@ -1,0 +1,178 @@
+"""Does the GUI thread stay responsive while a query runs? Measured in the real window, offscreen.
+
+A QTimer ticks every 5 ms on the GUI thread; any gap between ticks beyond that is a stall of the
+event loop (the user would feel it as a frozen window). The script loads a model, clicks Run
+for a 1,024-candidate query, and reports the longest stall and the time from Run to the first
+results painted in the table. Goals (2-core CPU): no stall over 50 ms, first rows within 300 ms.
+
+    python benchmarks/ui_latency.py                  # bundled 'counting' model, real engine
+    python benchmarks/ui_latency.py --model addition --runs 3
+    python benchmarks/ui_latency.py --fake           # the test suite's fake engine (harness check)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ["INVERSIONVIEW_CONFIG_DIR"] = tempfile.mkdtemp(prefix="ivs-bench-config-")  # never the user's
+
+TICK_MS = 5
+STALL_GOAL_MS = 50
+FIRST_PAINT_GOAL_MS = 300
+
+
+class StallProbe:
+    """Records the gaps between ticks of a fast GUI-thread timer."""
+
+    def __init__(self):
+        from PySide6.QtCore import Qt, QTimer
+
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.PreciseTimer)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self._last = None
+
+    def start(self) -> None:
+        self.gaps, self._last = [], time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self._last) * 1000 - TICK_MS)
+        self._last = now
+
+    def longest(self) -> float:
+        return max(self.gaps, default=0.0)
+
+    def over(self, ms: float) -> int:
+        return sum(g > ms for g in self.gaps)
+
+
+def wait_for(signal, timeout_s: float):
+    """Spin the event loop until the signal fires; its arguments, or None on timeout."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    got = []
+    loop = QEventLoop()
+
+    def on(*args):
+        got.append(args)
+        loop.quit()
+
+    signal.connect(on)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(on)
+    return got[0] if got else None
+
+
+def make_window(args):
+    from app.engine_worker import real_backend
+    from app.launch import make_application
+    from app.main_window import MainWindow
+    from app.settings import AppSettings, SettingsStore
+
+    backend = real_backend()
+    if args.fake:
+        os.environ["INVERSIONVIEW_DATA_DIR"] = tempfile.mkdtemp(prefix="ivs-bench-data-")
+        from tests.app.fakes import FakeEngine, make_fake_models
+
+        make_fake_models()
+        backend = FakeEngine(chunk_delay=0.02).backend()
+        args.model = f"fake-{args.model}"
+    app = make_application()
+    store = SettingsStore()
+    store.save(AppSettings(model=args.model, candidates=args.candidates, seed=args.seed))
+    window = MainWindow(store, backend=backend, save_settings=False)
+    window.resize(1480, 920)
+    window.show()
+    return app, window
+
+
+def measure_run(app, window, probe: StallProbe, timeout_s: float) -> dict:
+    first_paint = []
+    t_run = [0.0]
+
+    def on_paint():
+        if not first_paint and window.results.table_model.rowCount() > 0:
+            first_paint.append(time.perf_counter() - t_run[0])
+
+    window.results.table.painted.connect(on_paint)
+    probe.start()
+    t_run[0] = time.perf_counter()
+    window.run_bar.run_button.click()  # the real button
+    finished = wait_for(window.engine.runFinished, timeout_s)
+    # keep the probe running through the final repaint
+    end = time.perf_counter() + 0.2
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.002)
+    probe.stop()
+    window.results.table.painted.disconnect(on_paint)
+    if finished is None:
+        raise SystemExit(f"no result within {timeout_s:.0f} s")
+    result = finished[0]
+    return {"seconds": result.seconds, "first_chunk": result.first_chunk_seconds,
+            "first_paint": first_paint[0] if first_paint else float("nan"), "longest": probe.longest(),
+            "over_goal": probe.over(STALL_GOAL_MS), "ticks": len(probe.gaps), "summary": result.summary()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="counting", help="model name (default: the bundled 'counting')")
+    parser.add_argument("--candidates", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=2, help="queries to time (the first is cold)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--fake", action="store_true", help="use the tests' fake engine (no torch)")
+    args = parser.parse_args()
+
+    app, window = make_window(args)
+    probe = StallProbe()
+    probe.start()
+    t0 = time.perf_counter()
+    entry = window.start()
+    if entry is None:
+        print("error: no model to load", file=sys.stderr)
+        return 2
+    loaded = wait_for(window.engine.modelLoaded, args.timeout)
+    probe.stop()
+    if loaded is None:
+        print(f"error: model {args.model!r} did not load: {window.picker.state.text()}", file=sys.stderr)
+        window.close()
+        return 2
+    print(f"model {entry.name} ({entry.path}) loaded in {time.perf_counter() - t0:.1f} s; "
+          f"longest GUI stall while loading {probe.longest():.0f} ms")
+
+    worst_stall, worst_paint = 0.0, 0.0
+    for i in range(args.runs):
+        m = measure_run(app, window, probe, args.timeout)
+        worst_stall, worst_paint = max(worst_stall, m["longest"]), max(worst_paint, m["first_paint"])
+        print(f"run {i + 1} ({'cold' if i == 0 else 'warm'}): {args.candidates:,} candidates in {m['seconds']:.2f} s; "
+              f"first results painted {m['first_paint'] * 1000:.0f} ms after Run (engine's first chunk "
+              f"{m['first_chunk'] * 1000:.0f} ms); longest event-loop stall {m['longest']:.1f} ms, "
+              f"{m['over_goal']} stall(s) over {STALL_GOAL_MS} ms in {m['ticks']} ticks")
+        print(f"    {m['summary']}")
+    window.close()
+    stall_ok = worst_stall <= STALL_GOAL_MS
+    paint_ok = worst_paint * 1000 <= FIRST_PAINT_GOAL_MS
+    print(f"longest stall {worst_stall:.1f} ms (goal <= {STALL_GOAL_MS}: {'met' if stall_ok else 'NOT met'}); "
+          f"first results {worst_paint * 1000:.0f} ms (goal <= {FIRST_PAINT_GOAL_MS}: "
+          f"{'met' if paint_ok else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

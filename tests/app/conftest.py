@@ -1,0 +1,63 @@
+"""Every app test runs offscreen with its own config and data dirs (never the user's)."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports Qt or computes a path: offscreen, offline, and tmp dirs.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="ivs-app-tests-"))
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ["INVERSIONVIEW_CONFIG_DIR"] = str(_SESSION_DIR / "config")
+os.environ["INVERSIONVIEW_DATA_DIR"] = str(_SESSION_DIR / "data")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from tests.app.fakes import FakeEngine, make_fake_models  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def app_dirs(tmp_path, monkeypatch):
+    """Fresh config and data dirs per test."""
+    config, data = tmp_path / "config", tmp_path / "data"
+    monkeypatch.setenv("INVERSIONVIEW_CONFIG_DIR", str(config))
+    monkeypatch.setenv("INVERSIONVIEW_DATA_DIR", str(data))
+    return config, data
+
+
+@pytest.fixture
+def fake_engine():
+    return FakeEngine(chunk_delay=0.005)
+
+
+@pytest.fixture
+def fake_models(app_dirs):
+    return make_fake_models()
+
+
+def open_window(qtbot, backend, model: str = "fake-counting", query: str = ""):
+    """The real main window on a given engine backend, shown, with its model loaded."""
+    from app.main_window import MainWindow
+    from app.settings import AppSettings, SettingsStore
+
+    store = SettingsStore()
+    store.save(AppSettings(model=model, query=query))
+    window = MainWindow(store, backend=backend)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.engine.modelLoaded, timeout=60000):
+        window.start()
+    return window
+
+
+@pytest.fixture
+def window(qtbot, fake_engine, fake_models):
+    w = open_window(qtbot, fake_engine.backend())
+    yield w
+    w.close()
+    assert not w.engine.thread.isRunning(), "the engine thread outlived its window"

@@ -1,0 +1,147 @@
+"""A small fake engine with run_query's signature, for tests of pure UI behaviour.
+
+It streams realistic QueryChunks (distinct samples with multiplicities, per-position distances,
+prob_diff, task facts) without torch, and honours cancel within one simulated step. Models are
+real model folders (config.json + an empty decoder file) in the test's user data dir, so the
+app's model picker sees them through engine.store as it would real ones.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from engine.errors import StoreError
+from engine.probed import PAPER_CONFIGS
+from engine.query_types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
+from engine.sites import get_site, paper_sites
+from engine.store import find_model, user_models_dir
+from engine.tasks import get_task
+
+
+def make_fake_models(names=(("fake-counting", "counting"), ("fake-addition", "addition"))) -> list[Path]:
+    """Model folders in the user models dir (INVERSIONVIEW_DATA_DIR), each with a decoder file."""
+    folders = []
+    for name, task in names:
+        folder = user_models_dir() / name
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"format": 1, "name": name, "task": task, "probed": PAPER_CONFIGS[task].to_dict(),
+                  "decoder": {"d_model": 128, "n_layers": 2}}
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        (folder / "decoder.safetensors").write_bytes(b"")
+        folders.append(folder)
+    return folders
+
+
+class FakeEngine:
+    """Knobs a test turns: how slow loading and each chunk are, and failures to inject."""
+
+    def __init__(self, chunk_delay: float = 0.0, load_delay: float = 0.0):
+        self.chunk_delay = chunk_delay
+        self.load_delay = load_delay
+        self.fail_run: BaseException | None = None  # raised by the next run_query
+        self.loads = 0
+        self.runs = 0
+
+    def backend(self):
+        from app.engine_worker import EngineBackend
+
+        return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query)
+
+    # ---- load_inverter ----------------------------------------------------------------
+    def load_inverter(self, entry_or_name, device=None):
+        entry = find_model(entry_or_name) if isinstance(entry_or_name, str) else entry_or_name
+        if self.load_delay:
+            time.sleep(self.load_delay)  # the engine thread, not the test, waits here
+        if not entry.has_decoder:
+            raise StoreError(f"{entry.path / 'decoder.safetensors'}: file not found (this model has no decoder yet)")
+        self.loads += 1
+        task = get_task(entry.task)
+        return SimpleNamespace(entry=entry, probed=SimpleNamespace(task=task, config=entry.probed),
+                               sites=paper_sites(entry.probed))
+
+    # ---- run_query --------------------------------------------------------------------
+    def run_query(self, inv, text, site, position, options=QueryOptions(), on_chunk=None,
+                  cancel: threading.Event | None = None) -> QueryResult:
+        self.runs += 1
+        if self.fail_run is not None:
+            err, self.fail_run = self.fail_run, None
+            raise err
+        options.check()
+        task = inv.probed.task
+        tokens = task.parse_query(text)
+        labels = task.position_labels(tokens)
+        pos = task.resolve_position(tokens, position)
+        s = get_site(inv.entry.probed, site)
+        header = QueryResult(model=inv.entry.name, task=task.name, query=task.detokenize(tokens),
+                             query_tokens=tokens, query_labels=labels, query_position=pos, site_short=s.short,
+                             site_id=s.id, metric=options.metric, epsilon=options.epsilon,
+                             candidates=options.candidates, samples=[])
+        acc = QueryAccumulator(header)
+        rng = np.random.default_rng(options.seed)
+        start = time.monotonic()
+        done, first = 0, 0.0
+        per_entry = math.ceil(options.candidates / len(options.schedule))
+        while done < options.candidates:
+            if cancel is not None and cancel.is_set():
+                break
+            if self.chunk_delay and cancel is not None and cancel.wait(self.chunk_delay):
+                break
+            n = min(options.chunk_size, options.candidates - done)
+            temperature, noise = options.schedule[min(done // per_entry, len(options.schedule) - 1)]
+            samples = _fake_samples(task, tokens, labels[pos], n, temperature, noise, rng)
+            done += n
+            chunk = QueryChunk(samples=samples, done=done, total=options.candidates,
+                               elapsed=time.monotonic() - start)
+            first = first or chunk.elapsed
+            acc.add(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        result = acc.result(complete=done >= options.candidates)
+        result.seconds, result.first_chunk_seconds = time.monotonic() - start, first
+        return result
+
+
+def _mutate(task, tokens: list[int], temperature: float, rng) -> list[int]:
+    """The query with a few non-special tokens resampled from its own tokens (hotter: more)."""
+    out = list(tokens)
+    inner = [i for i in range(1, len(out) - 1)]
+    k = int(rng.poisson(temperature * 1.5))
+    for i in rng.choice(inner, size=min(k, len(inner)), replace=False):
+        out[i] = out[int(rng.choice(inner))]
+    return out
+
+
+def _fake_samples(task, query: list[int], want_label: str, n: int, temperature: float, noise: float, rng):
+    """n candidates merged into distinct samples: near copies of the query plus random inputs."""
+    by_text: dict[str, SampleResult] = {}
+    random_grid = task.random_inputs(n, rng)
+    for k in range(n):
+        near = rng.random() < 0.8 / temperature
+        ids = _mutate(task, query, temperature, rng) if near else [int(t) for t in random_grid[k]]
+        text = task.detokenize(ids)
+        ids = task.vocab.encode(text)
+        if text in by_text:
+            by_text[text].multiplicity += 1
+            continue
+        labels = task.position_labels(ids)
+        verdict = task.check(text)
+        differ = sum(a != b for a, b in zip(ids, query)) + abs(len(ids) - len(query))
+        base = 0.6 * differ / len(query) + rng.uniform(0, 0.04) + noise * 0.2
+        compared = [i for i, lab in enumerate(labels) if lab not in ("B", "E", "P")]
+        cp = labels.index(want_label) if want_label in labels else int(rng.choice(compared))
+        dists = [float("nan") if lab in ("B", "E", "P") else base + 0.04 * abs(i - cp) + rng.uniform(0, 0.02)
+                 for i, lab in enumerate(labels)]
+        dists[cp] = base
+        by_text[text] = SampleResult(
+            text=text, tokens=ids, labels=labels, multiplicity=1, distance=base, compared_position=cp,
+            position_distances=dists, temperature=temperature, noise=noise, fact=task.fact(ids),
+            well_formed=verdict.well_formed,
+            prob_diff=[float(rng.uniform(-0.6, 0.6)) if a == b else float(rng.uniform(-0.3, 0.1))
+                       for a, b in zip(ids, query + [0] * len(ids))])
+    return list(by_text.values())
