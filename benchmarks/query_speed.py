@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--candidates", type=int, default=1024)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--models", nargs="+", default=list(QUERIES), choices=list(QUERIES))
+    parser.add_argument("--no-colour", action="store_true", help="leave out the prob-diff colouring pass")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="the decoder copy that samples (distances are always fp32)")
     args = parser.parse_args()
@@ -46,18 +48,19 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     gflops = matmul_gflops(torch)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), matmul {gflops:.0f} GFLOP/s fp32")
-    for name, (text, site, position) in QUERIES.items():
+    for name in args.models:
+        text, site, position = QUERIES[name]
         inv = load_inverter(name, precision=args.precision)
-        opts = QueryOptions(candidates=args.candidates)
-        run_query(inv, text, site, position, opts)  # warm-up
-        runs = [run_query(inv, text, site, position, QueryOptions(candidates=args.candidates, seed=i))
+        colour = not args.no_colour
+        run_query(inv, text, site, position, QueryOptions(candidates=args.candidates, colour=colour))  # warm-up
+        runs = [run_query(inv, text, site, position, QueryOptions(candidates=args.candidates, seed=i, colour=colour))
                 for i in range(args.repeats)]
         secs = statistics.median(r.seconds for r in runs)
         first = statistics.median(r.first_chunk_seconds for r in runs)
         r = runs[0]
         mean_len = sum(len(s.text) * s.multiplicity for s in r.samples) / r.candidates_done
         floor = flops_per_token(inv.decoder.cfg) * mean_len * args.candidates / (gflops * 1e9)
-        print(f"{name:<9} {secs:.3f} s per query, {args.candidates / secs:,.0f} candidates/s, "
+        print(f"{name:<9} colour {'on ' if colour else 'off'} {secs:.3f} s per query, {args.candidates / secs:,.0f} candidates/s, "
               f"first chunk {first * 1000:.0f} ms; decoder {inv.decoder.cfg.describe()}, "
               f"sampling in {inv.sampling_decoder.tok_emb.weight.dtype}, mean sample {mean_len:.1f} tokens, decoder floor {floor * 1000:.0f} ms; {r.summary()}")
 
