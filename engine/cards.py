@@ -56,7 +56,7 @@ def probed_card(entry) -> None:
             f"{sch.get('min_lr_frac')} x peak, {sch.get('steps')} steps, gradient clipping 1.0, batches drawn "
             f"from the 75% training split (seed 0) less a 10,000-input monitoring slice.\n\n"
             f"Command: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}\n\n"
-            f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes."),
+            f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes." + (f"\n\n{tr['notes']}" if tr.get("notes") else "")),
         "Measured quality": (
             f"Held-out 25% split ({'390,000' if entry.task == 'counting' else '202,500'} inputs), {metric}: "
             f"**{tr.get('test_accuracy', 0) * 100:.2f}%**. Reproduce with `python main.py eval-probed {entry.task}`.\n\n"
@@ -81,7 +81,8 @@ def decoder_sections(dec: dict | None) -> dict[str, str]:
             f"Pairs made on the fly from the training split (one random site and position per input, 1% BOS), "
             f"AdamW, batch {sch.get('batch_size')}, peak lr {sch.get('lr')}, cosine over a {sch.get('minutes')}-minute "
             f"budget: {tr.get('steps', 0):,} steps, {tr.get('pairs', 0):,} pairs in {tr.get('seconds', 0) / 60:.1f} minutes."
-            f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}")}
+            f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}"
+            + (f"\n\n{tr['notes']}" if tr.get("notes") else ""))}
     q = dec.get("quality")
     if q:
         rows = "\n".join(f"| {s['site']} | {s['in_epsilon']:.2f} | {s['well_formed']:.2f} |" for s in q["sites"])
