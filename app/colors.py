@@ -40,3 +40,24 @@ def bar_fraction(distance: float) -> float:
 def bar_color(distance: float) -> QColor:
     """Orange, fading as the distance grows (fully opaque at 0, faint at BAR_FULL_AT and beyond)."""
     return QColor(*BAR, int(255 - 185 * bar_fraction(distance)))
+
+
+# The logit lens's probability of the target token, on residual nodes of the flow graph: a
+# sequential yellow-to-green scale (ColorBrewer YlGn), distinct from the selection blue, the
+# prob_diff blue/red and the violet flow edges. Pale = the target is not read here yet.
+TARGET_SCALE = ((0.0, (255, 255, 204)), (0.25, (194, 230, 153)), (0.5, (120, 198, 121)),
+                (0.75, (49, 163, 84)), (1.0, (0, 104, 55)))
+FLOW_EDGE = (109, 40, 217)  # violet: contribution edges and the attention heatmap
+
+
+def target_prob_rgb(p: float) -> tuple[int, int, int]:
+    p = min(max(float(p), 0.0), 1.0) if math.isfinite(p) else 0.0
+    for (p0, c0), (p1, c1) in zip(TARGET_SCALE, TARGET_SCALE[1:]):
+        if p <= p1:
+            k = (p - p0) / (p1 - p0)
+            return tuple(round(a + (b - a) * k) for a, b in zip(c0, c1))
+    return TARGET_SCALE[-1][1]
+
+
+def target_prob_hex(p: float) -> str:
+    return "#%02x%02x%02x" % target_prob_rgb(p)

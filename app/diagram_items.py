@@ -10,6 +10,7 @@ from .colors import SELECTED, UNTRAINED
 NODE_FILL = QColor("#ffffff")
 RESID_FILL = QColor("#f3f4f6")
 OUTLINE = QColor("#374151")
+LABEL_COLOR = QColor("#111827")
 
 
 class _NodeMixin:
@@ -22,7 +23,9 @@ class _NodeMixin:
         self.selected = False
         self.hovered = False
         self.label_item = QGraphicsSimpleTextItem(self)
-        self.label_item.setFont(QFont("DejaVu Sans Mono", 7))
+        small = self.rect().width() < 12  # heads: labels go above, in a smaller font
+        self.label_item.setFont(QFont("DejaVu Sans Mono", 7 if small else 9, QFont.Normal if small else QFont.Bold))
+        self.label_item.setBrush(LABEL_COLOR)
         self.label_item.hide()
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.PointingHandCursor)
@@ -58,8 +61,11 @@ class _NodeMixin:
         self.readout_fill = fill
         if label:
             self.label_item.setText(label)
-            r = self.rect()
-            self.label_item.setPos(r.right() + 2, r.top() - 9)
+            r, size = self.rect(), self.label_item.boundingRect()
+            if r.width() < 12:  # a head: centred above it
+                self.label_item.setPos(r.center().x() - size.width() / 2, r.top() - size.height() + 1)
+            else:  # to the right, vertically centred
+                self.label_item.setPos(r.right() + 2, r.center().y() - size.height() / 2)
             self.label_item.show()
         else:
             self.label_item.hide()

@@ -108,6 +108,7 @@ class DiagramOverlay:
     colors: dict[NodeKey, str] = field(default_factory=dict)  # node fill, any QColor name '#rrggbb'
     tooltips: dict[NodeKey, str] = field(default_factory=dict)
     edges: list[tuple[NodeKey, NodeKey, float]] = field(default_factory=list)  # weight in [0, 1]
+    dim: set[NodeKey] = field(default_factory=set)  # nodes drawn faded (e.g. off the route)
 
 
 def _layer_of(short: str) -> int:

@@ -6,6 +6,10 @@ forgets ids it no longer cares about, so stale results are dropped. Cancel is a
 threading.Event the GUI thread sets and run_query checks between decoding steps. Every
 exception in the worker becomes an `errored` signal with a message a person can act on.
 
+Flow-graph requests (FlowRequest, NeuronRequest) go to a FlowWorker on the same thread
+(flow_worker.py); only the newest request of each kind is answered, older ones are skipped or
+their replies dropped.
+
 The engine entry points are injectable (EngineBackend) so tests of pure UI behaviour can use a
 fake engine; the real one is imported on the engine thread, never at app start-up.
 """
@@ -23,6 +27,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.errors import USER_ERRORS
 from engine.query_types import QueryAccumulator
 
+from .flow_request import FlowRequest, NeuronRequest
+from .flow_worker import FlowWorker
 from .query_request import QueryRequest, result_header
 
 PARTIAL_EVERY_S = 0.05  # the worker sends accumulated snapshots at most this often (GUI throttles too)
@@ -34,6 +40,8 @@ class EngineBackend:
     load_inverter: Callable  # (ModelEntry) -> Inverter
     run_query: Callable  # run_query(inv, text, site, position, options, on_chunk, cancel) -> QueryResult
     warm_up: Callable | None = None  # (Inverter) -> None, run once after loading
+    flow_graph: Callable | None = None  # (Inverter, text, target, top_k) -> FlowGraph (flow_worker.py)
+    top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
 
 
 def engine_threads() -> int:
@@ -79,7 +87,18 @@ def real_backend() -> EngineBackend:
         options = QueryOptions(candidates=WARM_UP_CANDIDATES, chunk_size=WARM_UP_CANDIDATES)
         run_query(inv, task.examples()[0], site, default_position(task.name, task.position_labels(ids)), options)
 
-    return EngineBackend(load_inverter=load_inverter, run_query=run_query, warm_up=warm_up)
+    def flow_graph(inv, text, target=None, top_k=10):
+        from engine.flow import flow_for_query
+
+        return flow_for_query(inv.probed, text, target=target, top_k=top_k)
+
+    def top_neurons(inv, graph, layer, position):
+        from engine.flow import top_neurons as neurons
+
+        return neurons(inv.probed.bridge, graph, layer, position)
+
+    return EngineBackend(load_inverter=load_inverter, run_query=run_query, warm_up=warm_up,
+                         flow_graph=flow_graph, top_neurons=top_neurons)
 
 
 @dataclass
@@ -167,6 +186,13 @@ class EngineWorker(QObject):
         except BaseException as e:  # noqa: BLE001
             self.errored.emit(req_id, describe_error(e))
 
+    def loaded(self, model_key: str):
+        """The Inverter of a loaded model (the flow worker on this thread shares them)."""
+        inv = self._inverters.get(model_key)
+        if inv is None:
+            raise RuntimeError("the model is not loaded (see the message about loading it)")
+        return inv
+
 
 class EngineClient(QObject):
     """GUI-side handle: sends requests, drops stale replies, and owns the thread's lifetime."""
@@ -179,9 +205,15 @@ class EngineClient(QObject):
     runFinished = Signal(object)  # QueryResult
     runFailed = Signal(str)
     runCancelled = Signal()  # cancelled before the engine started it (e.g. while a model loaded)
+    flowReady = Signal(object, object)  # FlowRequest, FlowGraph (only the newest request's)
+    flowFailed = Signal(object, str)  # FlowRequest, message
+    neuronsReady = Signal(object, object)  # NeuronRequest, [NeuronReadout]
+    neuronsFailed = Signal(object, str)  # NeuronRequest, message
 
     _load = Signal(int, object)  # to the worker (queued across threads)
     _run = Signal(int, object)
+    _flow = Signal(int, object)
+    _neurons = Signal(int, object)
 
     def __init__(self, backend: EngineBackend | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -191,6 +223,15 @@ class EngineClient(QObject):
         self._worker.moveToThread(self._thread)
         self._load.connect(self._worker.load_model)
         self._run.connect(self._worker.run_query)
+        # the flow graph's worker shares the thread (one request at a time) and the loaded models
+        self._flow_worker = FlowWorker(self._worker._backend, self._worker.loaded, describe_error)
+        self._flow_worker.moveToThread(self._thread)
+        self._flow.connect(self._flow_worker.flow)
+        self._neurons.connect(self._flow_worker.neurons)
+        self._flow_worker.flowReady.connect(self._on_flow)
+        self._flow_worker.neuronsReady.connect(self._on_neurons)
+        self._flow_worker.errored.connect(self._on_errored)
+        self._flow_worker.skipped.connect(self._on_skipped)
         self._worker.modelLoaded.connect(self._on_loaded)
         self._worker.progress.connect(self._on_progress)
         self._worker.partial.connect(self._on_partial)
@@ -201,6 +242,7 @@ class EngineClient(QObject):
         self._load_id: int | None = None
         self._run_id: int | None = None
         self._request: QueryRequest | None = None
+        self._side: dict[int, object] = {}  # id -> the newest FlowRequest / NeuronRequest (one of each)
         self._thread.start()
 
     # ---- requests (GUI thread) --------------------------------------------------------
@@ -223,6 +265,28 @@ class EngineClient(QObject):
         self._run.emit(self._run_id, request)
         return self._run_id
 
+    def compute_flow(self, request: FlowRequest) -> int:
+        """Compute a flow graph; an older flow request still waiting is dropped."""
+        return self._send_side(request, self._flow)
+
+    def compute_neurons(self, request: NeuronRequest) -> int:
+        """Read an MLP node's top neurons; an older neuron request still waiting is dropped."""
+        return self._send_side(request, self._neurons)
+
+    def _send_side(self, request, signal) -> int:
+        for old_id, old in list(self._side.items()):
+            if type(old) is type(request):
+                old.cancel.set()
+                del self._side[old_id]
+        req_id = self._new_id()
+        self._side[req_id] = request
+        signal.emit(req_id, request)
+        return req_id
+
+    @property
+    def can_flow(self) -> bool:
+        return self._worker._backend.flow_graph is not None
+
     def cancel(self) -> None:
         """Ask the running query to stop; its partial result still arrives as runFinished."""
         if self._request is not None:
@@ -239,6 +303,9 @@ class EngineClient(QObject):
     def shutdown(self, timeout_ms: int = 1000) -> bool:
         """Cancel, stop the thread's loop and wait; False if the engine is stuck in a long call."""
         self.cancel()
+        for request in self._side.values():
+            request.cancel.set()
+        self._side.clear()
         self._run_id = self._load_id = None
         self._thread.quit()
         return self._thread.wait(timeout_ms)
@@ -266,13 +333,27 @@ class EngineClient(QObject):
             self._run_id = self._request = None
             self.runFinished.emit(result)
 
+    def _on_flow(self, req_id: int, graph) -> None:
+        request = self._side.pop(req_id, None)
+        if request is not None:
+            self.flowReady.emit(request, graph)
+
+    def _on_neurons(self, req_id: int, readouts) -> None:
+        request = self._side.pop(req_id, None)
+        if request is not None:
+            self.neuronsReady.emit(request, readouts)
+
     def _on_skipped(self, req_id: int) -> None:
+        self._side.pop(req_id, None)
         if req_id == self._run_id:
             self._run_id = self._request = None
             self.runCancelled.emit()
 
     def _on_errored(self, req_id: int, message: str) -> None:
-        if req_id == self._load_id:
+        side = self._side.pop(req_id, None)
+        if side is not None:
+            (self.flowFailed if isinstance(side, FlowRequest) else self.neuronsFailed).emit(side, message)
+        elif req_id == self._load_id:
             self._load_id = None
             self.modelFailed.emit(message)
         elif req_id == self._run_id:

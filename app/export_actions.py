@@ -84,3 +84,56 @@ def export_png(window, which: str, path: str | None = None):
         return None
     window.statusBar().showMessage(f"Saved {written}", 10000)
     return written
+
+
+# ---- the flow graph ----------------------------------------------------------------------
+def _flow_name(window, suffix: str) -> str:
+    entry = window._entry
+    text = "".join(c if c.isalnum() else "_" for c in window.editor.text())[:40]
+    return f"{entry.name if entry else 'model'}_flow_{text}{suffix}"
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """A reader sees the old file or the whole new one; a failure leaves nothing behind."""
+    from engine.safefiles import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+    return path
+
+
+def png_bytes(pixmap) -> bytes:
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    if not pixmap.save(buffer, "PNG"):
+        raise OSError("could not encode the image as PNG")
+    buffer.close()
+    return bytes(data.data())
+
+
+def export_flow(window, which: str, path: str | None = None):
+    """File > Export flow graph as JSON / PNG: what the diagram shows now (see FlowView.export_json)."""
+    flow = window.flow
+    if flow.graph is None:
+        window.statusBar().showMessage("No flow graph yet: choose a model and type a valid query.", 8000)
+        return None
+    suffix, title, filter_text = ((".json", "Export flow graph as JSON", "JSON (*.json)") if which == "json"
+                                  else (".png", "Export flow graph as PNG", "PNG image (*.png)"))
+    path = path or ask_save_path(window, title, _flow_name(window, suffix), filter_text)
+    if not path:
+        return None
+    target = Path(path)
+    if target.suffix.lower() != suffix:
+        target = target.with_suffix(suffix)
+    try:
+        data = flow.export_json().encode("utf-8") if which == "json" else png_bytes(window.diagram_panel.grab())
+        written = write_atomic(target, data)
+    except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
+        show_message(window, "Export failed", f"Could not write {target}: {e}")
+        return None
+    route = "route " if flow.controls.route_only() else ""
+    what = f"{len(flow.shown_edges)} {route}edges" if which == "json" else "image"
+    window.statusBar().showMessage(f"Saved the flow graph ({what}) to {written}", 10000)
+    return written

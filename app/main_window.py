@@ -19,10 +19,12 @@ from . import export_actions
 from .colors import ERROR
 from .compare_view import CompareView
 from .engine_worker import EngineBackend, EngineClient
+from .flow_view import FlowView
 from .history import HistoryEntry, HistoryPanel
 from .messages import show_message
 from .model_diagram import DiagramPanel
 from .model_picker import ModelPicker
+from .node_detail_pane import NodeDetailPane
 from .query_editor import QueryEditor
 from .query_request import DEFAULT_SITE, QueryRequest, default_position
 from .results_view import ResultsView
@@ -33,6 +35,7 @@ APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100
 SAVE_DELAY_MS = 1500
 DEFAULT_MODEL = "counting"
+NODE_DOCK_WIDTH = 400
 
 
 class MainWindow(QMainWindow):
@@ -104,6 +107,14 @@ class MainWindow(QMainWindow):
         self.history_dock.setWidget(self.history)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.history_dock)
         self.resizeDocks([self.history_dock], [130], Qt.Vertical)
+        self.node_pane = NodeDetailPane()
+        self.node_dock = QDockWidget("Flow graph node", self)
+        self.node_dock.setObjectName("flowNodeDock")
+        self.node_dock.setWidget(self.node_pane)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.node_dock)
+        self.node_dock.hide()  # opens when a node is clicked
+        self.node_dock.visibilityChanged.connect(self._on_node_dock_visible)
+        self.flow = FlowView(self.engine, self.diagram, self.diagram_panel.flow_controls, self.node_pane, self)
         self.model_state = QLabel()
         self.statusBar().addPermanentWidget(self.model_state)
         self._partial_timer = QTimer(self)
@@ -118,7 +129,7 @@ class MainWindow(QMainWindow):
         self.picker.modelChosen.connect(self.choose_model)
         self.editor.queryChanged.connect(self._on_query_changed)
         self.editor.positionClicked.connect(self.set_position)
-        self.diagram.nodeClicked.connect(self.set_target)
+        self.diagram.nodeClicked.connect(self._on_node_clicked)
         self.diagram.positionClicked.connect(self.set_position)
         self.run_bar.runClicked.connect(self.run_query)
         self.run_bar.cancelClicked.connect(self.cancel_query)
@@ -167,6 +178,7 @@ class MainWindow(QMainWindow):
         self._entry, self._loaded = entry, None
         self.picker.select(str(entry.path))
         task = get_task(entry.task)
+        self.flow.set_model(None, list(task.vocab.chars))  # computed once the engine has loaded it
         cfg = entry.probed
         self.diagram.set_model(cfg.n_layers, cfg.n_heads, [s.short for s in paper_sites(cfg)])
         shorts = {s.short for s in all_sites(cfg)}
@@ -192,6 +204,7 @@ class MainWindow(QMainWindow):
         if info.trained_sites:
             self.diagram.set_trained_sites(info.trained_sites)
         self._update_target()
+        self.flow.set_model(info.key)
 
     def _on_model_failed(self, message: str) -> None:
         self.picker.set_state(message, error=True)
@@ -202,6 +215,7 @@ class MainWindow(QMainWindow):
     def _on_query_changed(self) -> None:
         tokens = self.editor.tokens()
         self.run_bar.run_button.setEnabled(tokens is not None)
+        self.flow.set_query(self.editor.text() if tokens is not None else None)
         if tokens is None:
             self.run_bar.target.setText(f"<span style='color:{ERROR}'>Fix the query to run it.</span>")
             return
@@ -214,6 +228,20 @@ class MainWindow(QMainWindow):
             self._position = default_position(self._entry.task, labels)
         self._position_label = labels[self._position]
         self._update_target()
+
+    def _on_node_clicked(self, site: str, position: int) -> None:
+        """Select the site and position to invert, and read the node in the flow graph's pane."""
+        self.set_target(site, position)  # the pane follows the selection while it is open
+        if self.node_dock.isHidden():
+            self.node_dock.show()
+            self.resizeDocks([self.node_dock], [NODE_DOCK_WIDTH], Qt.Horizontal)
+            if self.node_pane.key != (site, position):
+                self._update_target()
+        self.node_dock.raise_()
+
+    def _on_node_dock_visible(self, visible: bool) -> None:
+        if visible:  # opened from the View menu: show the selected node
+            self._update_target()
 
     def set_position(self, position: int) -> None:
         self.set_target(self._site, position)
@@ -228,6 +256,8 @@ class MainWindow(QMainWindow):
         self.diagram.set_selection(self._site, self._position)
         self.editor.set_selected_position(self._position)
         labels = self.editor.labels()
+        if not self.node_dock.isHidden() and 0 <= self._position < len(labels):
+            self.flow.show_detail(self._site, self._position)
         if self.editor.tokens() is None or not 0 <= self._position < len(labels):
             return
         note = "" if self.diagram.is_trained(self._site) else (
@@ -361,6 +391,10 @@ class MainWindow(QMainWindow):
         """'results' (what the tab shows) or 'diagram' (the whole model) as a PNG."""
         return export_actions.export_png(self, which, path)
 
+    def export_flow(self, which: str, path: str | None = None):
+        """'json' (the graph with the edges on screen) or 'png' (the diagram panel as shown)."""
+        return export_actions.export_flow(self, which, path)
+
     # ---- settings and closing -----------------------------------------------------------
     def save_settings(self) -> None:
         if not self._save_enabled:
@@ -388,6 +422,7 @@ class MainWindow(QMainWindow):
         self._save_timer.stop()
         self.save_settings()
         self._partial_timer.stop()
+        self.flow.stop()
         # cancel, stop the engine loop and wait: no "QThread destroyed while running"
         self.engine_stuck = not self.engine.shutdown(timeout_ms=900)
         event.accept()

@@ -25,6 +25,10 @@ def build_menus(w) -> None:
                                   "One row per sample: rank, multiplicity, distance, text, fact…")
     w.export_results_png_action = _action(w, file_menu, "Export results as &PNG…", lambda: w.export_png("results"))
     w.export_diagram_png_action = _action(w, file_menu, "Export &diagram as PNG…", lambda: w.export_png("diagram"))
+    w.export_flow_json_action = _action(w, file_menu, "Export flow graph as &JSON…", lambda: w.export_flow("json"),
+                                        tip="The flow graph with the edges the diagram shows (threshold, route only)")
+    w.export_flow_png_action = _action(w, file_menu, "Export flow graph as P&NG…", lambda: w.export_flow("png"),
+                                       tip="The diagram panel as it looks now")
     file_menu.addSeparator()
     _action(w, file_menu, "&Quit", w.close, (QKeySequence.Quit,))
 
@@ -36,6 +40,7 @@ def build_menus(w) -> None:
     view_menu = bar.addMenu("&View")
     _action(w, view_menu, "&Fit diagram", w.diagram.fit, ("Ctrl+0",))
     view_menu.addAction(w.history_dock.toggleViewAction())
+    view_menu.addAction(w.node_dock.toggleViewAction())
 
     help_menu = bar.addMenu("&Help")
     _action(w, help_menu, "&About", w.show_about)

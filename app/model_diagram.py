@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from .colors import SELECTED_BAND
 from .diagram_items import CircleNode, RectNode, TokenLabel, wire
@@ -18,6 +18,7 @@ from .diagram_layout import ROW_HEIGHT, DiagramLayout, DiagramOverlay, column_ed
 WIRE_PEN = QPen(QColor("#c4c9d1"), 1.2)
 RESID_PEN = QPen(QColor("#9aa3af"), 2.2)
 FLOW_COLOR = QColor(109, 40, 217)  # overlay edges (violet: distinct from prob_diff blue/red)
+DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
@@ -93,29 +94,44 @@ class ModelDiagram(QGraphicsView):
 
     # ---- overlay (flow graph) ---------------------------------------------------------
     def set_overlay(self, overlay: DiagramOverlay | None) -> None:
+        """Draw per-node readouts and weighted edges over the diagram (None clears them).
+
+        Edge width and opacity grow with the square root of the weight, so the many weak
+        attention edges stay thin and faint while the strong ones carry the eye.
+        """
         for item in self._overlay_items:
             self.scene().removeItem(item)
         self._overlay_items = []
         self._overlay = overlay
         for node in self._nodes.values():
             node.set_readout(None, None)
+            node.setOpacity(1.0)
         if overlay is None:
             return
         for key, node in self._nodes.items():
             if key in overlay.labels or key in overlay.colors or key in overlay.tooltips:
                 color = overlay.colors.get(key)
                 node.set_readout(overlay.labels.get(key), QColor(color) if color else None, overlay.tooltips.get(key))
+            if key in overlay.dim:
+                node.setOpacity(DIM_OPACITY)
         for src, dst, weight in overlay.edges:
             a, b = self._nodes.get(src), self._nodes.get(dst)
             if a is None or b is None or weight <= 0:
                 continue
+            strength = min(weight, 1.0) ** 0.5
             color = QColor(FLOW_COLOR)
-            color.setAlphaF(0.25 + 0.7 * min(weight, 1.0))
-            item = wire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(),
-                        QPen(color, 0.8 + 5.0 * min(weight, 1.0)), z=1)
-            item.setToolTip(f"{src[0]}@{src[1]} -> {dst[0]}@{dst[1]}: {weight:.2f}")
+            color.setAlphaF(0.12 + 0.83 * strength)
+            pen = QPen(color, 0.4 + 3.6 * strength)
+            pen.setCapStyle(Qt.RoundCap)
+            item = wire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(), pen, z=1 + strength)
+            item.setToolTip(f"{src[0]} @ {src[1]} → {dst[0]} @ {dst[1]}: contribution {weight:.3f}")
+            item.flow_edge = (src, dst, weight)
             self.scene().addItem(item)
             self._overlay_items.append(item)
+
+    def edge_items(self) -> list:
+        """The flow edges drawn now (each item's .flow_edge is (src key, dst key, weight))."""
+        return list(self._overlay_items)
 
     # ---- drawing ------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -254,15 +270,24 @@ class ModelDiagram(QGraphicsView):
 
 
 class DiagramPanel(QWidget):
-    """The diagram with its legend underneath."""
+    """The diagram with the flow graph's controls above it and the legends underneath."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        from .flow_controls import FlowControls, TargetLegend
+
+        self.flow_controls = FlowControls()
         self.view = ModelDiagram()
         self.legend = QLabel(LEGEND)
         self.legend.setWordWrap(True)
         self.legend.setStyleSheet("color: #374151; font-size: 8pt;")
+        self.flow_legend = TargetLegend()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.flow_controls)
         lay.addWidget(self.view, 1)
-        lay.addWidget(self.legend)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.legend, 1)
+        bottom.addWidget(self.flow_legend, 0, Qt.AlignTop)
+        lay.addLayout(bottom)
