@@ -16,6 +16,12 @@ import transformer_lens.model_bridge.sources.native  # noqa: E402,F401  (attache
 from transformer_lens.config import TransformerBridgeConfig  # noqa: E402
 from transformer_lens.model_bridge import TransformerBridge  # noqa: E402
 
+# Flush denormal floats to zero. As training goes on, optimizer state and weights collect values
+# below float32's normal range, and CPU arithmetic on them is slow: a counting-model step measured
+# 4.5x slower at step 11,000 (2.15 vs 9.57 steps/s). Set before torch starts its worker threads,
+# which inherit the floating-point mode of the thread that creates them.
+torch.set_flush_denormal(True)
+
 
 def pick_device(requested: str | None = None) -> torch.device:
     """CUDA when present (or asked for), otherwise the CPU."""
