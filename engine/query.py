@@ -124,11 +124,10 @@ def run_query(
     prob_cache: dict[str, list[float]] = {}
     first_chunk = 0.0
     try:
-        for start in range(0, options.candidates, options.chunk_size):
+        for start, end in options.chunks():
             if cancel is not None and cancel.is_set():
                 raise Cancelled
-            temps = temps_all[start:start + options.chunk_size]
-            etas = etas_all[start:start + options.chunk_size]
+            temps, etas = temps_all[start:end], etas_all[start:end]
             n = len(temps)
             noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
             cond = z_q[None, :] + noise  # (n, d)

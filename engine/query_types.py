@@ -20,8 +20,19 @@ class QueryOptions:
     metric: str = "euclidean"
     epsilon: float = 0.1
     seed: int = 0
-    chunk_size: int = 128  # candidates generated per streamed chunk
+    chunk_size: int = 256  # candidates generated per streamed chunk (bigger: less per-step overhead)
+    first_chunk_size: int = 64  # the first chunk is small, so the first rows show quickly
     colour: bool = True  # compute the per-token prob-diff colouring (two teacher-forced decoder passes)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """(start, end) candidate ranges: a small first chunk, then chunk_size each."""
+        bounds, start = [], 0
+        size = min(self.first_chunk_size, self.chunk_size)
+        while start < self.candidates:
+            end = min(start + size, self.candidates)
+            bounds.append((start, end))
+            start, size = end, self.chunk_size
+        return bounds
 
     def check(self) -> None:
         from .tasks.base import TaskInputError
@@ -32,8 +43,8 @@ class QueryOptions:
             raise TaskInputError(f"candidates must be 1-65536, got {self.candidates}")
         if not self.epsilon > 0 or not math.isfinite(self.epsilon):
             raise TaskInputError(f"epsilon must be a positive number, got {self.epsilon}")
-        if self.chunk_size < 1:
-            raise TaskInputError(f"chunk size must be at least 1, got {self.chunk_size}")
+        if self.chunk_size < 1 or self.first_chunk_size < 1:
+            raise TaskInputError(f"chunk sizes must be at least 1, got {self.first_chunk_size} and {self.chunk_size}")
         if not self.schedule:
             raise TaskInputError("the schedule needs at least one (temperature, noise) entry")
         for t, eta in self.schedule:
