@@ -132,15 +132,16 @@ def run_query(
             noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
             cond = z_q[None, :] + noise  # (n, d)
             sampler = inv.sampling_decoder
-            sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), torch.full((n,), site_id, device=device), temps,
+            site_ids = torch.full((n,), site_id, device=device)
+            sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
                                task.bos_id, task.eos_id, task.pad_id, generator=gen, cancel=cancel)
             sampled = clean_samples(sampled, task.eos_id, task.pad_id)  # (n, T)
             samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache)
-            acc.add(QueryChunk(samples, start + n, options.candidates, time.time() - t0))
-            if not first_chunk:
-                first_chunk = time.time() - t0
+            chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
+            acc.add(chunk)  # copies the samples, so the callback may keep the chunk
+            first_chunk = first_chunk or chunk.elapsed
             if on_chunk:
-                on_chunk(QueryChunk(samples, start + n, options.candidates, time.time() - t0))
+                on_chunk(chunk)
         complete = True
     except Cancelled:
         complete = False
