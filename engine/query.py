@@ -65,14 +65,6 @@ def bf16_pays(device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def clean_samples(tokens: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
-    """Everything after the first EOS, and from a stray PAD on, becomes PAD. (N, T) -> (N, T)."""
-    stop = (tokens == eos_id).long()
-    after_eos = (stop.cumsum(dim=1) - stop) > 0
-    after_pad = (tokens == pad_id).long().cumsum(dim=1) > 0
-    return tokens.masked_fill(after_eos | after_pad, pad_id)
-
-
 @torch.inference_mode()
 def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int) -> torch.Tensor:
     """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (DESIGN.md §2)."""
@@ -135,7 +127,6 @@ def run_query(
             site_ids = torch.full((n,), site_id, device=device)
             sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
                                task.bos_id, task.eos_id, task.pad_id, generator=gen, cancel=cancel)
-            sampled = clean_samples(sampled, task.eos_id, task.pad_id)  # (n, T)
             samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache)
             chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
             acc.add(chunk)  # copies the samples, so the callback may keep the chunk

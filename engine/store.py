@@ -92,16 +92,18 @@ def list_models() -> list[ModelEntry]:
     return entries
 
 
-def find_model(name_or_path: str) -> ModelEntry:
-    """A model by name (bundled first, then user) or by folder path."""
-    for entry in list_models():
-        if entry.name == name_or_path:
-            return entry
+def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
+    """A model by name (bundled first, then user) or by folder path; of `task` when given."""
+    entry = next((e for e in list_models() if e.name == name_or_path), None)
     path = Path(name_or_path)
-    if path.is_dir() and (path / "config.json").is_file():
-        return open_folder(path)
-    known = ", ".join(e.name for e in list_models()) or "none"
-    raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path)")
+    if entry is None and path.is_dir() and (path / "config.json").is_file():
+        entry = open_folder(path)
+    if entry is None:
+        known = ", ".join(e.name for e in list_models()) or "none"
+        raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path)")
+    if task is not None and entry.task != task:
+        raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {task}")
+    return entry
 
 
 def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:

@@ -1,9 +1,9 @@
 """`train-decoder` and `eval-decoder`: make and score InversionView decoders."""
 from __future__ import annotations
 
-import shlex
-import sys
 import time
+
+from .invocation import command_line
 
 
 def add_parsers(sub) -> None:
@@ -34,13 +34,9 @@ def add_parsers(sub) -> None:
 
 
 def _entry(args):
-    from ..errors import StoreError
     from ..store import find_model
 
-    entry = find_model(args.model or args.task)
-    if entry.task != args.task:
-        raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {args.task}")
-    return entry
+    return find_model(args.model or args.task, task=args.task)
 
 
 def train_decoder_cmd(args) -> int:
@@ -67,8 +63,7 @@ def train_decoder_cmd(args) -> int:
                                          f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}"))
     bar.close()
     print(f"trained {result.steps} steps ({result.pairs:,} pairs) in {format_seconds(result.seconds)}")
-    command = "python main.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    training = {"command": command, "schedule": cfg.__dict__, "steps": result.steps, "pairs": result.pairs,
+    training = {"command": command_line(), "schedule": cfg.__dict__, "steps": result.steps, "pairs": result.pairs,
                 "seconds": result.seconds, "hardware": hardware_summary(str(probed.device)),
                 "history": result.history}
     save_decoder(entry.path, decoder, result.sites, training)
@@ -110,9 +105,8 @@ def _record_quality(entry, q) -> None:
     from ..store import open_folder, read_config, write_config
 
     config = read_config(entry.path)
-    command = "python main.py " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--record")
     config["decoder"]["quality"] = {**asdict(q), "average": q.average, "well_formed": q.well_formed,
-                                    "command": command}
+                                    "command": command_line(leave_out=("--record",))}
     write_config(entry.path, config)
     probed_card(open_folder(entry.path, entry.source))
     print(f"recorded in {entry.path / 'CARD.md'}")

@@ -1,11 +1,10 @@
 """`train-probed` and `eval-probed`: make and score the probed models."""
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 
+from .invocation import command_line
 from .progress import ProgressBar, format_seconds
 
 
@@ -60,8 +59,7 @@ def train_probed_cmd(args) -> int:
     t0 = time.time()
     score = score_probed(model.module, model.task, model.task.split(0).test)
     print(f"accuracy: {score.accuracy:.2%} ({score.correct}/{score.n}, {time.time() - t0:.0f} s)")
-    command = "python main.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    extra = {"probed_training": {"command": command, "schedule": cfg.__dict__, "seconds": result.seconds,
+    extra = {"probed_training": {"command": command_line(), "schedule": cfg.__dict__, "seconds": result.seconds,
                                  "hardware": hardware_summary(str(model.device)),
                                  "test_accuracy": score.accuracy, "history": result.history}}
     entry = save_probed(model, out, extra=extra)
@@ -74,10 +72,7 @@ def eval_probed_cmd(args) -> int:
     from ..probed_eval import score_probed
     from ..store import find_model, load_probed
 
-    entry = find_model(args.model or args.task)
-    if entry.task != args.task:
-        from ..errors import StoreError
-        raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {args.task}")
+    entry = find_model(args.model or args.task, task=args.task)
     model = load_probed(entry, device=args.device)
     test = model.task.split(0).test
     if args.limit:

@@ -46,11 +46,8 @@ def _sample_once(inv, site, queries: np.ndarray, positions: np.ndarray, epsilon:
     z = acts[torch.arange(len(queries), device=device), torch.as_tensor(positions, device=device)]  # (N, d)
     n = len(queries)
     site_ids = torch.full((n,), inv.site_index(site), device=device)
-    from ..query import clean_samples
-
-    sampled = clean_samples(generate(inv.decoder, z, site_ids, torch.ones(n, device=device),
-                                     task.bos_id, task.eos_id, task.pad_id, generator=gen),
-                            task.eos_id, task.pad_id)
+    sampled = generate(inv.decoder, z, site_ids, torch.ones(n, device=device),
+                       task.bos_id, task.eos_id, task.pad_id, generator=gen)
     s_acts = read_site(inv.probed.bridge, sampled, site)
     compared = torch.as_tensor(~task.special_mask(sampled.cpu().numpy()), device=device)
     dist, _ = min_distance(position_distances(z, s_acts, compared, "euclidean"))

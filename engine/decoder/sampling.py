@@ -24,7 +24,8 @@ def generate(
 ) -> torch.Tensor:
     """(B, n_ctx) token grids: BOS, sampled tokens up to and including EOS, then PAD.
 
-    A sequence that reaches n_ctx without EOS is returned as it is (not well formed).
+    A sequence ends at EOS, or at a PAD the decoder emits (then it simply has no EOS); one that
+    reaches n_ctx without either is returned as it is. Either way it is not well formed.
     Raises Cancelled if `cancel` is set (checked once per decoding step).
     """
     cfg = decoder.cfg
@@ -44,7 +45,7 @@ def generate(
         logits = decoder.logits_of(x)[:, -1].float() / temp  # (b, V)
         tok = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]  # (b,)
         out[alive, t + 1] = tok
-        keep = tok != eos_id
+        keep = (tok != eos_id) & (tok != pad_id)
         if not bool(keep.all()):
             alive, tok, temp = alive[keep], tok[keep], temp[keep]
             caches = [[k[keep], v[keep]] for k, v in caches]

@@ -163,6 +163,25 @@ def test_generated_sequences_stop_at_eos(inv):
         if task.eos_id in row:
             end = row.index(task.eos_id)
             assert all(t == task.pad_id for t in row[end + 1:])
+        if task.pad_id in row:  # a PAD the decoder emits ends the sequence too
+            stop = row.index(task.pad_id)
+            assert all(t == task.pad_id for t in row[stop:])
+
+
+def test_a_decoder_that_emits_pad_ends_the_sequence_there(inv):
+    """Force PAD at every step: each sequence must stop at once, leaving BOS then padding."""
+    task, d = inv.probed.task, inv.decoder
+    bias = torch.zeros(d.cfg.d_vocab)
+    bias[task.pad_id] = 1e4
+    original = d.logits_of
+    d.logits_of = lambda x: original(x) + bias
+    try:
+        out = generate(d, torch.zeros(4, d.cfg.d_act), torch.zeros(4, dtype=torch.long), torch.ones(4),
+                       task.bos_id, task.eos_id, task.pad_id)
+    finally:
+        d.logits_of = original
+    assert out[:, 0].tolist() == [task.bos_id] * 4
+    assert (out[:, 1:] == task.pad_id).all()
 
 
 def test_bad_query_input(inv):

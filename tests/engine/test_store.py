@@ -33,6 +33,9 @@ def test_user_models_are_listed_and_found_by_name():
     assert find_model("my-counter").path == user_models_dir() / "my-counter"
     with pytest.raises(StoreError, match="unknown model 'nope'; known models: .*my-counter"):
         find_model("nope")
+    assert find_model("my-counter", task="counting").name == "my-counter"
+    with pytest.raises(StoreError, match="model 'my-counter' is a counting model, not addition"):
+        find_model("my-counter", task="addition")
 
 
 @pytest.fixture
