@@ -65,6 +65,9 @@ def real_backend() -> EngineBackend:
 
         torch.set_num_threads(engine_threads())  # on the engine thread, before any torch work
         from engine.query import load_inverter as load
+        from engine.runtime import flush_denormals
+
+        flush_denormals()  # a per-thread mode: this thread may not be the one that imported engine.runtime
 
         return load(entry)
 

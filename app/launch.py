@@ -147,8 +147,8 @@ def main(args: list[str] | None = None) -> int:
     code = app.exec()
     if smoke:
         code = driver.exit_code
-    if window.engine_stuck:
-        # the engine thread is inside a long call (e.g. importing torch) that cannot be interrupted;
+    if window.engine_stuck or window.training_stuck:
+        # the engine (or training) thread is inside a long call (e.g. importing torch) that cannot be interrupted;
         # leave without destroying its QThread, which would abort
         sys.stdout.flush()
         sys.stderr.flush()

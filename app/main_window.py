@@ -49,6 +49,8 @@ class MainWindow(QMainWindow):
         self._save_enabled = save_settings
         self.engine = EngineClient(backend, self)
         self.engine_stuck = False  # set when closing could not stop the engine thread in time
+        self.training_stuck = False  # the same for the decoder training thread
+        self.train_dialog = None  # made on first use (File > Train decoder…)
         self._entry = None  # ModelEntry chosen
         self._loaded = None  # LoadedModel once the engine has it
         self._site = ""
@@ -395,6 +397,32 @@ class MainWindow(QMainWindow):
         """'json' (the graph with the edges on screen) or 'png' (the diagram panel as shown)."""
         return export_actions.export_flow(self, which, path)
 
+    # ---- decoder training -----------------------------------------------------------------
+    def open_train_dialog(self):
+        """File > Train decoder…: one non-modal dialog, kept (with its curves) while the window lives."""
+        if self.train_dialog is None:
+            from .train_dialog import TrainDialog
+
+            self.train_dialog = TrainDialog(self)
+            self.train_dialog.modelTrained.connect(self._on_model_trained)
+            self.train_dialog.useModel.connect(self._use_trained_model)
+            self.train_dialog.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 20000))
+            if self._entry is not None:
+                self.train_dialog.form.select_base(str(self._entry.path))
+        self.train_dialog.show()
+        self.train_dialog.raise_()
+        self.train_dialog.activateWindow()
+        return self.train_dialog
+
+    def _on_model_trained(self, entry) -> None:
+        self.picker.refresh()
+        self.statusBar().showMessage(f"New model {entry.name} is in the model picker.", 15000)
+
+    def _use_trained_model(self, entry) -> None:
+        found = self.picker.find(str(entry.path))
+        if found is not None:
+            self.choose_model(found)
+
     # ---- settings and closing -----------------------------------------------------------
     def save_settings(self) -> None:
         if not self._save_enabled:
@@ -423,6 +451,8 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self._partial_timer.stop()
         self.flow.stop()
+        if self.train_dialog is not None:  # a run stops at its next step, its checkpoint saved
+            self.training_stuck = not self.train_dialog.shutdown()
         # cancel, stop the engine loop and wait: no "QThread destroyed while running"
         self.engine_stuck = not self.engine.shutdown(timeout_ms=900)
         event.accept()

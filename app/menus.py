@@ -20,6 +20,8 @@ def build_menus(w) -> None:
     bar = w.menuBar()
     file_menu = bar.addMenu("&File")
     w.open_folder_action = _action(w, file_menu, "&Open model folder…", w.picker.ask_folder, ("Ctrl+O",))
+    w.train_decoder_action = _action(w, file_menu, "&Train decoder…", w.open_train_dialog, (),
+                                     "Train a decoder for a probed model into a new model, with live curves")
     file_menu.addSeparator()
     w.export_csv_action = _action(w, file_menu, "&Export samples to CSV…", lambda: w.export_csv(), ("Ctrl+E",),
                                   "One row per sample: rank, multiplicity, distance, text, fact…")

@@ -66,6 +66,29 @@ def probed_card(entry) -> None:
     }, title=f"{entry.name}: probed {entry.task} model and its InversionView decoder")
 
 
+def _recipe(sch: dict, tr: dict) -> str:
+    """The training choices beyond the schedule, in words (older records have none of them)."""
+    parts = []
+    if sch.get("buckets", 1) > 1:
+        parts.append(f"a batch with at least 15% padding is sorted by length and run in {sch['buckets']} slices, "
+                     "each padded only to its own longest input")
+    if sch.get("focus", 0) > 0:
+        parts.append(f"{sch['focus']:.0%} of pairs drawn toward the sites the last in-training check "
+                     f"(every {sch.get('check_every_s', 0) / 60:g} minutes) found weakest")
+    if tr.get("init_from"):
+        parts.append(f"started from the decoder of model `{tr['init_from']}`")
+    return ("\n\nRecipe: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _unique(rows: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for r in rows:
+        if r["step"] not in seen:
+            seen.add(r["step"])
+            out.append(r)
+    return out
+
+
 def decoder_sections(dec: dict | None) -> dict[str, str]:
     """The decoder's part of a card: design, training record and measured quality."""
     if not dec:
@@ -78,10 +101,11 @@ def decoder_sections(dec: dict | None) -> dict[str, str]:
         f"one prefix key/value slot per layer, tied embeddings. Trained on {c['n_sites']} sites: "
         f"{', '.join(dec['sites'])}."),
         "Decoder: how it was trained": (
-            f"Pairs made on the fly from the training split (one random site and position per input, 1% BOS), "
+            f"Pairs made on the fly from the training split (one site and position per input, 1% BOS), "
             f"AdamW, batch {sch.get('batch_size')}, peak lr {sch.get('lr')}, cosine over a {sch.get('minutes')}-minute "
             f"budget: {tr.get('steps', 0):,} steps, {tr.get('pairs', 0):,} pairs in {tr.get('seconds', 0) / 60:.1f} minutes."
-            f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}"
+            + _recipe(sch, tr)
+            + f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}"
             + (f"\n\n{tr['notes']}" if tr.get("notes") else ""))}
     q = dec.get("quality")
     if q:
@@ -94,9 +118,19 @@ def decoder_sections(dec: dict | None) -> dict[str, str]:
             f"`{q['command']}`: {q['n_queries']} held-out queries per site, one T = 1 sample each, in epsilon = "
             f"D < {q['epsilon']}.\n\n| site | in-epsilon rate | well-formed |\n|---|---|---|\n{rows}\n\n"
             f"**Average in-epsilon rate {q['average']:.2f}**, well-formed samples {q['well_formed']:.0%}.{agree}")
+    checks = tr.get("quality", [])
+    if checks:
+        picks = checks[:: max(1, len(checks) // 12)] + ([checks[-1]] if len(checks) % 12 else [])
+        sections["Decoder: quality against training time"] = (
+            "In-training checks (the in-epsilon test on training-split queries, "
+            f"{sch.get('check_queries', '?')} per site):\n\n"
+            "| minutes | pairs | average in-epsilon | well-formed |\n|---|---|---|---|\n" + "\n".join(
+                f"| {c['seconds'] / 60:.1f} | {c['pairs']:,} | {sum(c['rates'].values()) / max(len(c['rates']), 1):.2f} "
+                f"| {c['well_formed']:.0%} |" for c in _unique(picks)))
     curve = tr.get("history", [])
     if curve:
-        picks = curve[:: max(1, len(curve) // 12)] + [curve[-1]]
+        picks = curve[:: max(1, len(curve) // 12)]
+        picks += [curve[-1]] if picks[-1] != curve[-1] else []
         sections["Decoder: training curve"] = "| step | minutes | loss (EMA) |\n|---|---|---|\n" + "\n".join(
             f"| {st} | {sec / 60:.1f} | {loss:.4f} |" for st, sec, loss in picks)
     return sections

@@ -35,6 +35,10 @@ class ProbedTrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     eval_every: int = 1000
+    # Share of each batch drawn so that every input length is equally likely. Uniform draws
+    # starve the rare shortest and longest inputs (their late position embeddings barely train),
+    # which is where a counting model's last errors sit.
+    balance_lengths: float = 0.0
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
@@ -73,27 +77,55 @@ class ProbedTrainResult:
     history: list = field(default_factory=list)  # (step, seconds, loss, monitor accuracy)
 
 
+def length_balanced_weights(tokens: np.ndarray, pad_id: int) -> np.ndarray:
+    """(N,) sampling probabilities under which every input length is equally likely."""
+    lengths = (tokens != pad_id).sum(axis=1)
+    _, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    return w / w.sum()
+
+
+def draw_batch(rng: np.random.Generator, n: int, size: int, balanced_share: float, weights) -> np.ndarray:
+    """Indices of one batch: the first (1 - share) uniform, the rest length-balanced."""
+    n_bal = int(round(size * balanced_share))
+    uniform = rng.integers(0, n, size=size - n_bal)
+    if n_bal == 0:
+        return uniform
+    return np.concatenate([uniform, rng.choice(n, size=n_bal, p=weights)])
+
+
 def train_probed(
     cfg: ProbedTrainConfig,
     checkpoint: Path,
     resume: bool = True,
     device=None,
+    init_state: dict | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     checkpoint_every_s: float = 60.0,
 ):
-    """Train until cfg.steps; returns (ProbedModel, ProbedTrainResult). Checkpoints to `checkpoint`."""
+    """Train until cfg.steps; returns (ProbedModel, ProbedTrainResult). Checkpoints to `checkpoint`.
+
+    init_state: weights to start from (fine-tuning a trained model with a new schedule); a
+    checkpoint being resumed takes precedence.
+    """
     import torch
     import torch.nn.functional as F
 
+    from .runtime import flush_denormals
+
+    flush_denormals()
     model_cfg = PAPER_CONFIGS[cfg.task]
     model = build_probed(model_cfg, seed=cfg.seed, device=device)
+    if init_state is not None:
+        model.bridge.load_state_dict(init_state)
     module = model.module
     module.train()
     task = model.task
     split = task.split(0)
     train, monitor = split.train[:-MONITOR_SIZE], split.train[-MONITOR_SIZE:]
     loss_mask_all = task.loss_mask(train)
+    weights = length_balanced_weights(train, task.pad_id) if cfg.balance_lengths > 0 else None
 
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     step, elapsed_before, history = 0, 0.0, []
@@ -118,7 +150,7 @@ def train_probed(
         if should_stop and should_stop():
             save_checkpoint()
             raise Cancelled("training stopped; the checkpoint keeps the progress")
-        idx = rng.integers(0, len(train), size=cfg.batch_size)
+        idx = draw_batch(rng, len(train), cfg.batch_size, cfg.balance_lengths, weights)
         batch = torch.as_tensor(train[idx], device=model.device)
         mask = torch.as_tensor(loss_mask_all[idx][:, :-1], device=model.device)
         for group in opt.param_groups:

@@ -23,6 +23,12 @@ from transformer_lens.model_bridge import TransformerBridge  # noqa: E402
 torch.set_flush_denormal(True)
 
 
+def flush_denormals() -> None:
+    """The same setting for the calling thread: the mode is per thread, so a Python thread that
+    trains or samples (the app's workers) sets it for itself."""
+    torch.set_flush_denormal(True)
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     """CUDA when present (or asked for), otherwise the CPU."""
     if requested:

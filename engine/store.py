@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def user_data_dir() -> Path:
 
 def user_models_dir() -> Path:
     return user_data_dir() / "models"
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_new_model_name(name: str) -> None:
+    """StoreError unless `name` can be a new user model: a safe folder name, not a bundled model's."""
+    if not NAME_PATTERN.match(name):
+        raise StoreError(f"model name {name!r} is not allowed: use 1-64 letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit")
+    if (BUNDLED_DIR / name).is_dir():
+        raise StoreError(f"model name {name!r} belongs to a bundled model; choose another name")
 
 
 @dataclass(frozen=True)

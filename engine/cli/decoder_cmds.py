@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import time
 
+from ..decoder.train import DecoderTrainConfig
 from .invocation import command_line
+from .probed_cmds import share
 
 
 def add_parsers(sub) -> None:
@@ -11,11 +13,19 @@ def add_parsers(sub) -> None:
     p.add_argument("task", choices=["counting", "addition"])
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
     p.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=DecoderTrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=DecoderTrainConfig.lr)
+    p.add_argument("--d-model", type=int, default=DecoderTrainConfig.d_model)
+    p.add_argument("--layers", type=int, default=DecoderTrainConfig.n_layers)
+    p.add_argument("--heads", type=int, default=DecoderTrainConfig.n_heads)
+    p.add_argument("--buckets", type=int, default=DecoderTrainConfig.buckets,
+                   help="length slices per batch, to compute less padding (1 = none)")
+    p.add_argument("--focus", type=share, default=DecoderTrainConfig.focus,
+                   help="share of pairs drawn toward the sites the last check found weakest (0-1)")
+    p.add_argument("--check-every", type=float, default=DecoderTrainConfig.check_every_s / 60, metavar="MINUTES",
+                   help="test the decoder every N minutes (0 = never; the checks set the focus)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from this model's decoder (same size and sites) instead of random weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--threads", type=int)
@@ -34,17 +44,27 @@ def add_parsers(sub) -> None:
 
 
 def _entry(args):
+    return _entry_named(args.model or args.task, args.task)
+
+
+def _entry_named(name: str, task: str):
     from ..store import find_model
 
-    return find_model(args.model or args.task, task=args.task)
+    return find_model(name, task=task)
+
+
+def describe_point(q) -> str:
+    """One line for an in-training check: the average and each site's in-epsilon rate."""
+    sites = " ".join(f"{name} {rate:.2f}" for name, rate in q.rates.items())
+    return f"average in-epsilon {q.average:.2f}, well-formed {q.well_formed:.0%} ({sites})"
 
 
 def train_decoder_cmd(args) -> int:
-    from ..cards import hardware_summary
-    from ..decoder.files import save_decoder
-    from ..decoder.train import DecoderTrainConfig, train_decoder
+    from ..decoder.files import load_decoder
+    from ..decoder.job import checkpoint_path, finish
+    from ..decoder.train import train_decoder
     from ..runtime import torch
-    from ..store import load_probed, user_data_dir
+    from ..store import load_probed
     from .progress import ProgressBar, format_seconds
 
     if args.threads:
@@ -52,25 +72,27 @@ def train_decoder_cmd(args) -> int:
     entry = _entry(args)
     probed = load_probed(entry, device=args.device)
     cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             d_model=args.d_model, n_layers=args.layers, n_heads=args.heads)
-    checkpoint = user_data_dir() / "runs" / f"decoder-{entry.task}-{entry.path.resolve().name}.safetensors"
+                             d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
+                             buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every)
+    init_state = None
+    if args.init_from:
+        source = _entry_named(args.init_from, args.task)
+        init_state = load_decoder(source, probed)[0].state_dict()
+    checkpoint = checkpoint_path(entry)
     print(f"training a decoder for {entry.name}: {args.minutes:g} minutes, d_model {cfg.d_model}, "
           f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
     bar = ProgressBar(f"decoder {entry.task}")
-    decoder, result = train_decoder(
-        probed, cfg, checkpoint, resume=not args.fresh,
-        on_progress=lambda p: bar.update(int(p.seconds), int(p.budget), p.seconds,
-                                         f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}"))
+
+    def show(p) -> None:
+        if p.quality is not None:
+            bar.note(f"check at {p.seconds / 60:.1f} min: {describe_point(p.quality)}")
+        bar.update(int(p.seconds), int(p.budget), p.seconds, f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}")
+
+    decoder, result = train_decoder(probed, cfg, checkpoint, resume=not args.fresh, on_progress=show,
+                                    init_state=init_state)
     bar.close()
     print(f"trained {result.steps} steps ({result.pairs:,} pairs) in {format_seconds(result.seconds)}")
-    training = {"command": command_line(), "schedule": cfg.__dict__, "steps": result.steps, "pairs": result.pairs,
-                "seconds": result.seconds, "hardware": hardware_summary(str(probed.device)),
-                "history": result.history}
-    save_decoder(entry.path, decoder, result.sites, training)
-    from ..cards import probed_card
-    from ..store import open_folder
-
-    probed_card(open_folder(entry.path, entry.source))
+    finish(entry, decoder, result, cfg, command_line(), str(probed.device), args.init_from)
     print(f"saved {entry.path / 'decoder.safetensors'}")
     return 0
 

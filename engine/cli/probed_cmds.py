@@ -1,11 +1,23 @@
 """`train-probed` and `eval-probed`: make and score the probed models."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
 from .invocation import command_line
 from .progress import ProgressBar, format_seconds
+
+
+def share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
 
 
 def add_parsers(sub) -> None:
@@ -14,6 +26,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps (default: the bundled model's schedule)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--warmup", type=int, help="warm-up steps")
+    p.add_argument("--balance-lengths", type=share, metavar="SHARE",
+                   help="share of each batch drawn with every input length equally likely (0-1)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from this model's weights (fine-tune with the given schedule)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="model folder to write (default: user models dir / TASK)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
@@ -41,9 +58,17 @@ def train_probed_cmd(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from ..safefiles import load_tensors
+    from ..store import find_model
+
     cfg = DEFAULT_SCHEDULES[args.task]
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr)) if v}
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("warmup", args.warmup), ("balance_lengths", args.balance_lengths))
+                 if v is not None}
     cfg = replace(cfg, seed=args.seed, **overrides)
+    init_state = None
+    if args.init_from:
+        init_state, _ = load_tensors(find_model(args.init_from, task=args.task).path / "probed.safetensors")
     out = args.out or user_models_dir() / args.task
     checkpoint = user_data_dir() / "runs" / f"probed-{args.task}-{Path(out).resolve().name}.safetensors"
     print(f"training {args.task}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
@@ -53,7 +78,8 @@ def train_probed_cmd(args) -> int:
         acc = f"monitor acc {p.monitor_accuracy:.2%}" if p.monitor_accuracy is not None else ""
         bar.update(p.step, p.total, p.elapsed, f"loss {p.loss:.4f} {acc}")
 
-    model, result = train_probed(cfg, checkpoint, resume=not args.fresh, device=args.device, on_progress=show)
+    model, result = train_probed(cfg, checkpoint, resume=not args.fresh, device=args.device,
+                                 init_state=init_state, on_progress=show)
     bar.close()
     print(f"trained {result.steps_done} steps in {format_seconds(result.seconds)}; scoring the held-out split...")
     t0 = time.time()

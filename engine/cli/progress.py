@@ -39,6 +39,12 @@ class ProgressBar:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def note(self, text: str) -> None:
+        """A line of its own above the bar (kept in the scrollback)."""
+        self.stream.write(("\r" + " " * 110 + "\r" if self.tty else "") + text + "\n")
+        self.stream.flush()
+        self._last = 0.0  # redraw the bar right away
+
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")

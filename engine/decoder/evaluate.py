@@ -38,17 +38,18 @@ class DecoderQuality:
 
 
 @torch.inference_mode()
-def _sample_once(inv, site, queries: np.ndarray, positions: np.ndarray, epsilon: float, gen):
+def _sample_once(probed, decoder, site_index: int, site, queries: np.ndarray, positions: np.ndarray,
+                 epsilon: float, gen):
     """For each query, one T = 1 sample; returns (in-epsilon flags, well-formed flags, sample rows)."""
-    task, device = inv.probed.task, inv.probed.device
+    task, device = probed.task, probed.device
     toks = torch.as_tensor(queries, device=device)
-    acts = read_site(inv.probed.bridge, toks, site)  # (N, T, d)
+    acts = read_site(probed.bridge, toks, site)  # (N, T, d)
     z = acts[torch.arange(len(queries), device=device), torch.as_tensor(positions, device=device)]  # (N, d)
     n = len(queries)
-    site_ids = torch.full((n,), inv.site_index(site), device=device)
-    sampled = generate(inv.decoder, z, site_ids, torch.ones(n, device=device),
+    site_ids = torch.full((n,), site_index, device=device)
+    sampled = generate(decoder, z, site_ids, torch.ones(n, device=device),
                        task.bos_id, task.eos_id, task.pad_id, generator=gen)
-    s_acts = read_site(inv.probed.bridge, sampled, site)
+    s_acts = read_site(probed.bridge, sampled, site)
     compared = torch.as_tensor(~task.special_mask(sampled.cpu().numpy()), device=device)
     dist, _ = min_distance(position_distances(z, s_acts, compared, "euclidean"))
     rows = sampled.cpu().tolist()
@@ -57,24 +58,37 @@ def _sample_once(inv, site, queries: np.ndarray, positions: np.ndarray, epsilon:
 
 
 def evaluate_decoder(inv, n_queries: int = 200, epsilon: float = 0.1, seed: int = 0, progress=None) -> DecoderQuality:
-    task = inv.probed.task
+    """The paper's test on the held-out split, for a loaded Inverter."""
+    return measure_quality(inv.probed, inv.decoder, inv.sites, "test", n_queries, epsilon, seed, progress)
+
+
+def measure_quality(probed, decoder, sites, part: str = "test", n_queries: int = 200, epsilon: float = 0.1,
+                    seed: int = 0, progress=None) -> DecoderQuality:
+    """Per-site in-epsilon rates of `decoder` (its site embedding in the order of `sites`).
+
+    part: the split the queries come from: 'test' for the reported figures, 'train' for the
+    checks during training (the held-out split stays untouched until the end)."""
+    task = probed.task
     rng = np.random.default_rng(seed)
-    test = task.split(0).test
-    queries = test[rng.choice(len(test), size=n_queries, replace=False)]
-    gen = torch.Generator(device=inv.probed.device).manual_seed(seed)
+    pool = getattr(task.split(0), part)
+    queries = pool[rng.choice(len(pool), size=n_queries, replace=False)]
+    gen = torch.Generator(device=probed.device).manual_seed(seed)
     quality = DecoderQuality(n_queries, epsilon)
-    for i, site in enumerate(inv.sites):
+    was_training = decoder.training
+    decoder.eval()
+    for i, site in enumerate(sites):
         positions = random_positions(task, queries, rng)
         positions = np.where(positions == 0, task.decoder_positions(queries).argmax(axis=1), positions)  # no BOS
-        inside, well, _ = _sample_once(inv, site, queries, positions, epsilon, gen)
+        inside, well, _ = _sample_once(probed, decoder, i, site, queries, positions, epsilon, gen)
         quality.sites.append(SiteQuality(site.short, float(inside.mean()), float(well.mean())))
         if progress:
-            progress(i + 1, len(inv.sites))
-    if task.name == "counting" and any(s.short == "x1.post" for s in inv.sites):
-        site = next(s for s in inv.sites if s.short == "x1.post")
+            progress(i + 1, len(sites))
+    if task.name == "counting" and any(s.short == "x1.post" for s in sites):
+        index = next(i for i, s in enumerate(sites) if s.short == "x1.post")
         colon = (queries == task.colon_id).argmax(axis=1)
-        inside, _, rows = _sample_once(inv, site, queries, colon, epsilon, gen)
+        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, colon, epsilon, gen)
         agree = [task.fact(rows[i]) == task.fact(queries[i]) for i in np.flatnonzero(inside)]
         quality.count_agreement_n = len(agree)
         quality.count_agreement = float(np.mean(agree)) if agree else None
+    decoder.train(was_training)
     return quality

@@ -133,13 +133,16 @@ class ConditionalDecoder(nn.Module):
         c = self.cond_ln(self.cond_blocks(c))
         return [blk.attn.prefix_kv(ln(proj(c))) for blk, proj, ln in zip(self.blocks, self.cond_proj, self.cond_proj_ln)]
 
+    def embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """Input vectors (B, T, d) of tokens (B, T) placed at positions start..start+T-1."""
+        return self.tok_emb(tokens) + self.pos_emb.weight[start:start + tokens.shape[1]]
+
     def logits_of(self, x: torch.Tensor) -> torch.Tensor:
         return self.ln_f(x) @ self.tok_emb.weight.T  # tied embeddings, (B, T, V)
 
     def forward(self, tokens: torch.Tensor, z: torch.Tensor, site_ids: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, V) for tokens (B, T) given the condition."""
-        T = tokens.shape[1]
-        x = self.tok_emb(tokens) + self.pos_emb.weight[:T]
+        x = self.embed(tokens, 0)
         for blk, (pk, pv) in zip(self.blocks, self.prefixes(z, site_ids)):
             x, _, _ = blk(x, pk, pv, causal=True)
         return self.logits_of(x)

@@ -31,13 +31,15 @@ def random_positions(task, tokens: np.ndarray, rng: np.random.Generator) -> np.n
     return pos
 
 
-def make_pairs(probed: ProbedModel, sites: list[Site], tokens: np.ndarray, rng: np.random.Generator) -> PairBatch:
+def make_pairs(probed: ProbedModel, sites: list[Site], tokens: np.ndarray, rng: np.random.Generator,
+               site_probs: np.ndarray | None = None) -> PairBatch:
+    """One pair per input; its site drawn from `site_probs` (uniform when None)."""
     device = probed.device
     toks = torch.as_tensor(tokens, device=device)
     acts = read_sites(probed.bridge, toks, sites)  # {short: (B, T, d)}
     stacked = torch.stack([acts[s.short] for s in sites])  # (S, B, T, d)
     B = len(tokens)
-    site_ids = torch.as_tensor(rng.integers(0, len(sites), size=B), device=device)
+    site_ids = torch.as_tensor(rng.choice(len(sites), size=B, p=site_probs), device=device)
     positions = torch.as_tensor(random_positions(probed.task, tokens, rng), device=device)
     z = stacked[site_ids, torch.arange(B, device=device), positions]  # (B, d)
     return PairBatch(toks, z.clone(), site_ids, positions)

@@ -39,7 +39,7 @@ def generate(
     for t in range(cfg.n_ctx - 1):
         if cancel is not None and cancel.is_set():
             raise Cancelled("sampling cancelled")
-        x = (decoder.tok_emb(cur) + decoder.pos_emb.weight[t])[:, None, :]  # (b, 1, d)
+        x = decoder.embed(cur[:, None], t)  # (b, 1, d)
         for blk, cache in zip(decoder.blocks, caches):
             x, cache[0], cache[1] = blk(x, cache[0], cache[1], causal=False)  # one new token sees all
         logits = decoder.logits_of(x)[:, -1].float() / temp  # (b, V)

@@ -2,6 +2,14 @@
 
 The learning rate warms up over the first steps, then follows a cosine over the *time* budget
 (the number of steps a CPU manages in N minutes is not known in advance).
+
+Two things buy quality per CPU-minute (measured, see benchmarks/decoder_training.py):
+- length buckets: a batch is sorted by length and run as a few slices, each padded only to its
+  own longest input (counting inputs average 21 of 33 tokens, so one padded batch wastes a third
+  of the arithmetic);
+- hard-site focus: every few minutes the decoder is tested on training-split queries (the
+  paper's in-epsilon test, a small sample), and a share of the next pairs go to the sites where
+  it lands inside epsilon least often. The same checks give the quality-against-time curve.
 """
 from __future__ import annotations
 
@@ -17,17 +25,22 @@ import torch.nn.functional as F
 
 from ..errors import Cancelled
 from ..probed import ProbedModel
+from ..runtime import flush_denormals
 from ..safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 from ..sites import Site, paper_sites
 from .model import ConditionalDecoder, DecoderConfig
+from .evaluate import measure_quality
 from .pairs import make_pairs
+
+
+MIN_PADDING_TO_SLICE = 0.15  # slice a batch only when padding is at least this share of it
 
 
 @dataclass
 class DecoderTrainConfig:
     minutes: float
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 256
+    lr: float = 2e-3
     warmup: int = 200
     min_lr_frac: float = 0.1
     weight_decay: float = 0.01
@@ -35,11 +48,29 @@ class DecoderTrainConfig:
     d_model: int = 128
     n_layers: int = 2
     n_heads: int = 4
+    buckets: int = 4  # length slices per batch (1 = pad the whole batch to its longest input)
+    focus: float = 0.5  # share of pairs whose site is drawn in proportion to its miss rate
+    check_every_s: float = 120.0  # in-training quality checks (0 = none)
+    check_queries: int = 48  # queries per site in each check
 
     def lr_at(self, step: int, time_frac: float) -> float:
         warm = min(1.0, (step + 1) / self.warmup)
         cos = 0.5 * (1 + math.cos(math.pi * min(max(time_frac, 0.0), 1.0)))
         return self.lr * warm * (self.min_lr_frac + (1 - self.min_lr_frac) * cos)
+
+
+@dataclass
+class QualityPoint:
+    """One in-training check: the in-epsilon rate per site on training-split queries."""
+    step: int
+    seconds: float
+    pairs: int
+    rates: dict[str, float]  # site short name -> in-epsilon rate
+    well_formed: float
+
+    @property
+    def average(self) -> float:
+        return float(np.mean(list(self.rates.values()))) if self.rates else 0.0
 
 
 @dataclass
@@ -49,6 +80,7 @@ class DecoderProgress:
     budget: float
     loss: float
     pairs: int
+    quality: QualityPoint | None = None  # set on the update right after a check
 
 
 @dataclass
@@ -60,6 +92,7 @@ class DecoderTrainResult:
     pairs: int
     seconds: float
     history: list = field(default_factory=list)  # (step, seconds, loss)
+    quality: list[QualityPoint] = field(default_factory=list)
 
 
 def new_decoder(probed: ProbedModel, cfg: DecoderTrainConfig, sites: list[Site]) -> ConditionalDecoder:
@@ -70,13 +103,38 @@ def new_decoder(probed: ProbedModel, cfg: DecoderTrainConfig, sites: list[Site])
     return ConditionalDecoder(dcfg).to(probed.device)
 
 
-def sequence_loss(decoder: ConditionalDecoder, batch, pad_id: int) -> torch.Tensor:
-    """Next-token cross-entropy over the whole input (BOS..EOS), padding ignored."""
-    length = int((batch.tokens != pad_id).sum(dim=1).max())  # drop all-padding columns
-    tokens = batch.tokens[:, :length]
-    logits = decoder(tokens[:, :-1], batch.z, batch.site_ids)  # (B, L-1, V)
-    targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+def sequence_loss(decoder: ConditionalDecoder, batch, pad_id: int, buckets: int = 1) -> torch.Tensor:
+    """Next-token cross-entropy over the whole input (BOS..EOS), padding ignored.
+
+    buckets > 1 sorts the batch by length and runs it in that many slices, each cut to its own
+    longest input: the same loss (a mean over all real tokens) with less padding computed.
+    """
+    lengths = (batch.tokens != pad_id).sum(dim=1)  # (B,)
+    if float(lengths.float().mean()) > (1 - MIN_PADDING_TO_SLICE) * float(lengths.max()):
+        buckets = 1  # little padding to save (addition): more, smaller products would cost more
+    order = torch.argsort(lengths)
+    total = torch.zeros((), device=batch.tokens.device)
+    n_targets = 0
+    for rows in order.tensor_split(max(1, min(buckets, len(order)))):
+        if rows.numel() == 0:
+            continue
+        length = int(lengths[rows].max())  # drop all-padding columns
+        tokens = batch.tokens[rows, :length]
+        logits = decoder(tokens[:, :-1], batch.z[rows], batch.site_ids[rows])  # (b, L-1, V)
+        targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
+        total = total + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                        ignore_index=-100, reduction="sum")
+        n_targets += int((targets != -100).sum())
+    return total / max(n_targets, 1)
+
+
+def site_probabilities(n_sites: int, focus: float, last: QualityPoint | None, site_names: list[str]) -> np.ndarray:
+    """(S,) how often each site is drawn: (1 - focus) uniform, focus in proportion to its miss rate."""
+    uniform = np.full(n_sites, 1.0 / n_sites)
+    if last is None or focus <= 0:
+        return uniform
+    miss = np.array([1.0 - last.rates.get(name, 0.0) for name in site_names]) + 0.02  # never exactly 0
+    return (1 - focus) * uniform + focus * miss / miss.sum()
 
 
 def train_decoder(
@@ -87,17 +145,29 @@ def train_decoder(
     on_progress: Callable[[DecoderProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     checkpoint_every_s: float = 60.0,
+    init_state: dict | None = None,
 ) -> tuple[ConditionalDecoder, DecoderTrainResult]:
+    """Train for cfg.minutes (resuming `checkpoint` when it exists and `resume`).
+
+    init_state: decoder weights to start from (same size and sites), e.g. a decoder trained for
+    an earlier version of the same probed model; a checkpoint being resumed takes precedence.
+    """
+    flush_denormals()
     task = probed.task
     sites = paper_sites(probed.config)
+    names = [s.short for s in sites]
     decoder = new_decoder(probed, cfg, sites)
+    if init_state is not None:
+        decoder.load_state_dict(init_state)
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    step, pairs, seconds_before, history = 0, 0, 0.0, []
+    step, pairs, seconds_before, history, quality, loss_ema = 0, 0, 0.0, [], [], None
     if resume and Path(checkpoint).is_file():
         tensors, meta = load_tensors(checkpoint, device=probed.device)
         decoder.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         restore_optimizer(opt, tensors, meta["optimizer"])
         step, pairs, seconds_before, history = meta["step"], meta["pairs"], meta["seconds"], meta["history"]
+        quality = [QualityPoint(**q) for q in meta.get("quality", [])]
+        loss_ema = meta.get("loss_ema")
     budget = cfg.minutes * 60.0
     train_inputs = task.split(0).train
     rng = np.random.default_rng(cfg.seed + 7919 * step)
@@ -110,19 +180,37 @@ def train_decoder(
         tensors, info = optimizer_tensors(opt)
         tensors.update({f"model.{k}": v for k, v in decoder.state_dict().items()})
         save_tensors(checkpoint, tensors, {"step": step, "pairs": pairs, "seconds": elapsed(), "history": history,
+                                           "quality": [asdict(q) for q in quality], "loss_ema": loss_ema,
                                            "optimizer": info, "train": asdict(cfg)})
 
+    def check() -> QualityPoint:
+        # Training-split queries, a fresh draw each time; the seconds spent here are not counted
+        # as training time (the curve is quality against time spent training).
+        nonlocal t0
+        started = time.time()
+        q = measure_quality(probed, decoder, sites, "train", cfg.check_queries, seed=cfg.seed + 31 * len(quality) + 1)
+        t0 += time.time() - started
+        point = QualityPoint(step, elapsed(), pairs, {s.site: s.in_epsilon for s in q.sites}, q.well_formed)
+        quality.append(point)
+        return point
+
     decoder.train()
-    last_ckpt, loss_ema = time.time(), None
+    last_ckpt = time.time()
+    last_check = time.time() if quality else 0.0  # a fresh run checks its starting point first
     while elapsed() < budget:
         if should_stop and should_stop():
             save_checkpoint()
             raise Cancelled("decoder training stopped; the checkpoint keeps the progress")
+        point = None
+        if cfg.check_every_s > 0 and time.time() - last_check >= cfg.check_every_s:
+            point = check()
+            last_check = time.time()
+        probs = site_probabilities(len(sites), cfg.focus, quality[-1] if quality else None, names)
         idx = rng.integers(0, len(train_inputs), size=cfg.batch_size)
-        batch = make_pairs(probed, sites, train_inputs[idx], rng)
+        batch = make_pairs(probed, sites, train_inputs[idx], rng, probs)
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step, elapsed() / budget)
-        loss = sequence_loss(decoder, batch, task.pad_id)
+        loss = sequence_loss(decoder, batch, task.pad_id, cfg.buckets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
@@ -136,8 +224,12 @@ def train_decoder(
             save_checkpoint()
             last_ckpt = time.time()
         if on_progress:
-            on_progress(DecoderProgress(step, elapsed(), budget, loss_ema, pairs))
+            on_progress(DecoderProgress(step, elapsed(), budget, loss_ema, pairs, point))
+    if cfg.check_every_s > 0:
+        point = check()
+        if on_progress:
+            on_progress(DecoderProgress(step, elapsed(), budget, loss_ema or 0.0, pairs, point))
     save_checkpoint()
     decoder.eval()
-    result = DecoderTrainResult(cfg, decoder.cfg, [s.id for s in sites], step, pairs, elapsed(), history)
+    result = DecoderTrainResult(cfg, decoder.cfg, [s.id for s in sites], step, pairs, elapsed(), history, quality)
     return decoder, result

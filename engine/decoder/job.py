@@ -1,0 +1,66 @@
+"""A decoder training job from start to finish, shared by `train-decoder` and the app's dialog:
+where it trains (a model folder, or a new user model made from another's probed weights), where
+its checkpoint lives, and what is written at the end (weights, config section, model card)."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from ..cards import hardware_summary, probed_card
+from ..errors import StoreError
+from ..store import (ModelEntry, check_new_model_name, open_folder, read_config, user_data_dir, user_models_dir,
+                     write_config)
+from .files import save_decoder
+from .model import ConditionalDecoder
+from .train import DecoderTrainConfig, DecoderTrainResult
+
+def checkpoint_path(entry: ModelEntry) -> Path:
+    """The resumable checkpoint of a decoder being trained into `entry`'s folder."""
+    return user_data_dir() / "runs" / f"decoder-{entry.task}-{entry.path.resolve().name}.safetensors"
+
+
+def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
+    """A user model folder holding a copy of `base`'s probed model (no decoder yet) to train into.
+
+    Reuses the folder when it holds the same probed weights and a run to resume; refuses one
+    whose decoder is finished (training again would overwrite it)."""
+    check_new_model_name(name)
+    folder = user_models_dir() / name
+    source = base.path / "probed.safetensors"
+    if folder.exists():
+        mine = folder / "probed.safetensors"
+        if not (mine.is_file() and mine.read_bytes() == source.read_bytes()):
+            raise StoreError(f"a model named {name!r} already exists ({folder}) with other probed weights; "
+                             "choose another name")
+        entry = open_folder(folder, "user")
+        if entry.has_decoder and not checkpoint_path(entry).is_file():
+            raise StoreError(f"model {name!r} already has a trained decoder; choose another name")
+        return entry
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copyfile(source, tmp / "probed.safetensors")
+    config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name")}
+    config["name"] = name
+    config["based_on"] = base.name
+    write_config(tmp, config)
+    tmp.rename(folder)
+    return open_folder(folder, "user")
+
+
+def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainResult, cfg: DecoderTrainConfig,
+           command: str, device: str, init_from: str | None = None) -> ModelEntry:
+    """Write the trained decoder and its training record into the folder; refresh CARD.md."""
+    training = {"command": command, "schedule": asdict(cfg), "steps": result.steps, "pairs": result.pairs,
+                "seconds": result.seconds, "hardware": hardware_summary(device),
+                "history": result.history, "quality": [asdict(q) for q in result.quality]}
+    if init_from:
+        training["init_from"] = init_from
+    notes = (read_config(entry.path).get("decoder") or {}).get("training", {}).get("notes")
+    if notes:
+        training["notes"] = notes
+    save_decoder(entry.path, decoder, result.sites, training)
+    done = open_folder(entry.path, entry.source)
+    probed_card(done)
+    return done
