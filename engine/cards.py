@@ -54,7 +54,11 @@ def probed_card(entry) -> None:
             f"AdamW (betas 0.9/0.98, weight decay {sch.get('weight_decay')}), batch {sch.get('batch_size')}, "
             f"peak lr {sch.get('lr')} with {sch.get('warmup')} warm-up steps and cosine decay to "
             f"{sch.get('min_lr_frac')} x peak, {sch.get('steps')} steps, gradient clipping 1.0, batches drawn "
-            f"from the 75% training split (seed 0) less a 10,000-input monitoring slice.\n\n"
+            f"from the 75% training split (seed 0) less a 10,000-input monitoring slice"
+            + (f", {sch['balance_lengths']:.0%} of each batch drawn with every input length equally likely"
+               if sch.get("balance_lengths") else "")
+            + (f"; started from the weights of `{tr['init_from']}`" if tr.get("init_from") else "")
+            + ".\n\n"
             f"Command: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}\n\n"
             f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes." + (f"\n\n{tr['notes']}" if tr.get("notes") else "")),
         "Measured quality": (

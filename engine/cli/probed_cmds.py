@@ -88,6 +88,8 @@ def train_probed_cmd(args) -> int:
     extra = {"probed_training": {"command": command_line(), "schedule": cfg.__dict__, "seconds": result.seconds,
                                  "hardware": hardware_summary(str(model.device)),
                                  "test_accuracy": score.accuracy, "history": result.history}}
+    if args.init_from:
+        extra["probed_training"]["init_from"] = args.init_from
     entry = save_probed(model, out, extra=extra)
     probed_card(entry)
     print(f"saved {entry.path}")

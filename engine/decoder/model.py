@@ -88,6 +88,17 @@ class PrefixAttention(nn.Module):
         y = y.transpose(1, 2).reshape(x.shape)
         return self.out(y), keys, values
 
+    def step(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, filled: int) -> torch.Tensor:
+        """One new token per row during sampling. x: (B, 1, d); cache_k/v: (B, H, S_max, dh)
+        preallocated, slots 0..filled-1 in use; this token's key and value go into slot `filled`
+        (writing into a preallocated cache avoids copying the whole cache every step)."""
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        cache_k[:, :, filled] = self.split(k)[:, :, 0]
+        cache_v[:, :, filled] = self.split(v)[:, :, 0]
+        keys, values = cache_k[:, :, :filled + 1], cache_v[:, :, :filled + 1]  # (B, H, S, dh)
+        y = F.scaled_dot_product_attention(self.split(q), keys, values)  # (B, H, 1, dh)
+        return self.out(y.transpose(1, 2).reshape(x.shape))
+
 
 class DecoderBlock(nn.Module):
     def __init__(self, cfg: DecoderConfig):
@@ -96,6 +107,11 @@ class DecoderBlock(nn.Module):
         self.attn = PrefixAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model))
+
+    def step(self, x, cache_k, cache_v, filled: int):
+        """Sampling: one new token per row (see PrefixAttention.step)."""
+        x = x + self.attn.step(self.ln1(x), cache_k, cache_v, filled)
+        return x + self.mlp(self.ln2(x))
 
     def forward(self, x, past_k, past_v, causal=True):
         h, keys, values = self.attn(self.ln1(x), past_k, past_v, causal)
