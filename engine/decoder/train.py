@@ -183,13 +183,24 @@ def train_decoder(
                                            "quality": [asdict(q) for q in quality], "loss_ema": loss_ema,
                                            "optimizer": info, "train": asdict(cfg)})
 
-    def check() -> QualityPoint:
+    def between_sites(done: int, total: int) -> None:
+        if should_stop and should_stop():
+            raise Cancelled("stopped during a check")
+
+    def check() -> QualityPoint | None:
         # Training-split queries, a fresh draw each time; the seconds spent here are not counted
-        # as training time (the curve is quality against time spent training).
+        # as training time (the curve is quality against time spent training). A stop request
+        # ends a check between sites (None: no point), so stopping never waits for a whole check.
         nonlocal t0
         started = time.time()
-        q = measure_quality(probed, decoder, sites, "train", cfg.check_queries, seed=cfg.seed + 31 * len(quality) + 1)
-        t0 += time.time() - started
+        try:
+            q = measure_quality(probed, decoder, sites, "train", cfg.check_queries,
+                                seed=cfg.seed + 31 * len(quality) + 1, progress=between_sites)
+        except Cancelled:
+            return None
+        finally:
+            t0 += time.time() - started
+            decoder.train()
         point = QualityPoint(step, elapsed(), pairs, {s.site: s.in_epsilon for s in q.sites}, q.well_formed)
         quality.append(point)
         return point
@@ -227,7 +238,7 @@ def train_decoder(
             on_progress(DecoderProgress(step, elapsed(), budget, loss_ema, pairs, point))
     if cfg.check_every_s > 0:
         point = check()
-        if on_progress:
+        if on_progress and point is not None:
             on_progress(DecoderProgress(step, elapsed(), budget, loss_ema or 0.0, pairs, point))
     save_checkpoint()
     decoder.eval()

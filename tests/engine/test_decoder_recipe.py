@@ -9,7 +9,7 @@ from engine.decoder.job import checkpoint_path, new_user_model
 from engine.decoder.pairs import make_pairs
 from engine.decoder.train import (DecoderTrainConfig, QualityPoint, new_decoder, sequence_loss, site_probabilities,
                                   train_decoder)
-from engine.errors import StoreError
+from engine.errors import Cancelled, StoreError
 from engine.probed import PAPER_CONFIGS, build_probed
 from engine.probed_train import draw_batch, length_balanced_weights
 from engine.safefiles import load_tensors
@@ -128,3 +128,18 @@ def test_cli_rejects_bad_recipe_options(tmp_path):
     assert r.returncode == 2 and "has no decoder" in r.stderr and "Traceback" not in r.stderr
     assert not (folder / "decoder.safetensors").exists()
     assert open_folder(folder).decoder is None
+
+
+def test_stopping_during_a_check_does_not_wait_for_it(tmp_path):
+    probed = build_probed(PAPER_CONFIGS["addition"], seed=0)
+    cfg = DecoderTrainConfig(minutes=1, batch_size=16, d_model=32, n_layers=1, n_heads=2, check_every_s=1.0,
+                             check_queries=8)
+    calls = iter(range(10**6))
+    sites_checked = []
+    # call 0: the loop's first look (go on); calls 1..: between the sites of the first check
+    with pytest.raises(Cancelled):
+        train_decoder(probed, cfg, tmp_path / "c.safetensors", resume=False,
+                      should_stop=lambda: sites_checked.append(1) or next(calls) >= 2)
+    meta = load_tensors(tmp_path / "c.safetensors")[1]
+    assert meta["quality"] == [] and meta["step"] == 1  # the check was dropped; one step, then the stop
+    assert len(sites_checked) == 4  # loop, 2 sites, loop: the other 11 sites were never tested
