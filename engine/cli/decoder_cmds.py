@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..decoder.train import DecoderTrainConfig
+from ..decoder.train_config import DecoderTrainConfig
 from .invocation import command_line
 from .probed_cmds import share
 

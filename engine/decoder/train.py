@@ -14,7 +14,6 @@ the measurements), so the recipe is about pairs per second and about seeing prog
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,35 +28,13 @@ from ..probed import ProbedModel
 from ..runtime import flush_denormals
 from ..safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 from ..sites import Site, paper_sites
-from .model import ConditionalDecoder, DecoderConfig
 from .evaluate import measure_quality
+from .model import ConditionalDecoder, DecoderConfig
 from .pairs import make_pairs
+from .train_config import DecoderTrainConfig
 
 
 MIN_PADDING_TO_SLICE = 0.15  # slice a batch only when padding is at least this share of it
-
-
-@dataclass
-class DecoderTrainConfig:
-    minutes: float
-    batch_size: int = 256
-    lr: float = 2e-3
-    warmup: int = 200
-    min_lr_frac: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 0
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    buckets: int = 4  # length slices per batch (1 = pad the whole batch to its longest input)
-    focus: float = 0.5  # share of pairs whose site is drawn in proportion to its miss rate
-    check_every_s: float = 120.0  # in-training quality checks (0 = none)
-    check_queries: int = 48  # queries per site in each check
-
-    def lr_at(self, step: int, time_frac: float) -> float:
-        warm = min(1.0, (step + 1) / self.warmup)
-        cos = 0.5 * (1 + math.cos(math.pi * min(max(time_frac, 0.0), 1.0)))
-        return self.lr * warm * (self.min_lr_frac + (1 - self.min_lr_frac) * cos)
 
 
 @dataclass
