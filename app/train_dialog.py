@@ -266,6 +266,6 @@ class TrainDialog(QDialog):
             self._set_state("stopping")
         super().done(result)
 
-    def shutdown(self, timeout_ms: int = 60000) -> bool:
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
         """Stop any run (checkpoint saved) and end the training thread; False if it did not end in time."""
         return self.client.shutdown(timeout_ms)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -60,23 +60,6 @@ def command_twin(job: TrainJob, task: str) -> str:
             f"command-line twin: {' '.join(parts)}")
 
 
-def check_resumable(checkpoint: Path, settings: dict, name: str) -> dict:
-    """The checkpoint's metadata ({} when there is none); StoreError when its decoder size is another
-    (its weights would not fit, or would be read with another head split)."""
-    from engine.errors import StoreError
-    from engine.safefiles import load_tensors
-
-    if not checkpoint.is_file():
-        return {}
-    meta = load_tensors(checkpoint)[1]
-    trained = meta.get("train") or {}
-    for key, what in (("d_model", "d_model"), ("n_layers", "layers"), ("n_heads", "heads")):
-        if key in settings and key in trained and trained[key] != settings[key]:
-            raise StoreError(f"a stopped run of {name!r} has {what} {trained[key]}, not {settings[key]}: choose "
-                             f"that size to resume it, or another name (checkpoint {checkpoint})")
-    return meta
-
-
 class TrainWorker(QObject):
     """Lives on the training thread; `train` runs one job to its end, stop or error."""
 
@@ -93,32 +76,20 @@ class TrainWorker(QObject):
             import torch
 
             torch.set_num_threads(engine_threads())  # every core but the GUI's, as the engine thread
-            from engine.decoder.files import load_decoder
-            from engine.decoder.job import checkpoint_path, finish, new_user_model
-            from engine.decoder.train import DecoderTrainConfig, train_decoder
-            from engine.errors import Cancelled, StoreError
-            from engine.sites import paper_sites
+            from engine.decoder.job import checkpoint_path, finish, new_user_model, starting_state
+            from engine.decoder.train import DecoderTrainConfig, checkpoint_meta, train_decoder
+            from engine.errors import Cancelled
             from engine.store import load_probed
 
             cfg = DecoderTrainConfig(**job.settings)
-            entry = new_user_model(job.base, job.name)  # StoreError for a bad or clashing name
+            # StoreError for a bad or clashing name, or a finished model (never overwritten)
+            entry = new_user_model(job.base, job.name)
             checkpoint = checkpoint_path(entry)
-            meta = check_resumable(checkpoint, asdict(cfg), job.name)
-            if entry.has_decoder and not meta:  # a finished model, not a stopped run: never overwrite it
-                raise StoreError(f"model {job.name!r} already has a trained decoder ({entry.path}); "
-                                 "choose another name")
+            meta = checkpoint_meta(checkpoint, cfg, job.name)  # StoreError for a stopped run of another size
             probed = load_probed(entry)
             init_state = None
             if job.init_from_base and not meta:
-                decoder, sites = load_decoder(job.base, probed)
-                if [s.id for s in sites] != [s.id for s in paper_sites(probed.config)]:
-                    raise StoreError(f"{job.base.name!r}'s decoder was trained on other sites; start from "
-                                     "random weights instead")
-                shape = ("d_model", "n_layers", "n_heads", "normalise")
-                if [getattr(decoder.cfg, k, None) for k in shape] != [getattr(cfg, k, None) for k in shape]:
-                    raise StoreError(f"{job.base.name!r}'s decoder is {decoder.cfg.describe()}: choose that size "
-                                     "to start from it")
-                init_state = decoder.state_dict()
+                init_state = starting_state(job.base, probed, cfg)
             self.began.emit(job, TrainStart(entry, checkpoint, int(meta.get("step", 0)),
                                             list(meta.get("history", [])), list(meta.get("quality", []))))
             sent = [0.0]
@@ -194,7 +165,7 @@ class TrainClient(QObject):
     def thread(self) -> QThread:
         return self._thread
 
-    def shutdown(self, timeout_ms: int = 60000) -> bool:
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
         """Stop the job, end the thread's loop and wait; False if it is still inside a long call."""
         self.stop("close")
         self._thread.quit()

@@ -84,13 +84,10 @@ def _recipe(sch: dict, tr: dict) -> str:
     return ("\n\nRecipe: " + "; ".join(parts) + ".") if parts else ""
 
 
-def _unique(rows: list[dict]) -> list[dict]:
-    seen, out = set(), []
-    for r in rows:
-        if r["step"] not in seen:
-            seen.add(r["step"])
-            out.append(r)
-    return out
+def _every_nth(rows: list, about: int = 12) -> list:
+    """About `about` evenly spaced rows of a curve, always with its last one."""
+    picks = rows[:: max(1, len(rows) // about)]
+    return picks if picks[-1] is rows[-1] else picks + [rows[-1]]
 
 
 def decoder_sections(dec: dict | None) -> dict[str, str]:
@@ -124,17 +121,16 @@ def decoder_sections(dec: dict | None) -> dict[str, str]:
             f"**Average in-epsilon rate {q['average']:.2f}**, well-formed samples {q['well_formed']:.0%}.{agree}")
     checks = tr.get("quality", [])
     if checks:
-        picks = checks[:: max(1, len(checks) // 12)] + ([checks[-1]] if len(checks) % 12 else [])
+        picks = _every_nth(checks)
         sections["Decoder: quality against training time"] = (
             "In-training checks (the in-epsilon test on training-split queries, "
             f"{sch.get('check_queries', '?')} per site):\n\n"
             "| minutes | pairs | average in-epsilon | well-formed |\n|---|---|---|---|\n" + "\n".join(
                 f"| {c['seconds'] / 60:.1f} | {c['pairs']:,} | {sum(c['rates'].values()) / max(len(c['rates']), 1):.2f} "
-                f"| {c['well_formed']:.0%} |" for c in _unique(picks)))
+                f"| {c['well_formed']:.0%} |" for c in picks))
     curve = tr.get("history", [])
     if curve:
-        picks = curve[:: max(1, len(curve) // 12)]
-        picks += [curve[-1]] if picks[-1] != curve[-1] else []
+        picks = _every_nth(curve)
         sections["Decoder: training curve"] = "| step | minutes | loss (EMA) |\n|---|---|---|\n" + "\n".join(
             f"| {st} | {sec / 60:.1f} | {loss:.4f} |" for st, sec, loss in picks)
     return sections

@@ -44,13 +44,9 @@ def add_parsers(sub) -> None:
 
 
 def _entry(args):
-    return _entry_named(args.model or args.task, args.task)
-
-
-def _entry_named(name: str, task: str):
     from ..store import find_model
 
-    return find_model(name, task=task)
+    return find_model(args.model or args.task, task=args.task)
 
 
 def describe_point(q) -> str:
@@ -60,11 +56,10 @@ def describe_point(q) -> str:
 
 
 def train_decoder_cmd(args) -> int:
-    from ..decoder.files import load_decoder
-    from ..decoder.job import checkpoint_path, finish
-    from ..decoder.train import train_decoder
+    from ..decoder.job import checkpoint_path, finish, starting_state
+    from ..decoder.train import checkpoint_meta, train_decoder
     from ..runtime import torch
-    from ..store import load_probed
+    from ..store import find_model, load_probed
     from .progress import ProgressBar, format_seconds
 
     if args.threads:
@@ -76,9 +71,10 @@ def train_decoder_cmd(args) -> int:
                              buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every)
     init_state = None
     if args.init_from:
-        source = _entry_named(args.init_from, args.task)
-        init_state = load_decoder(source, probed)[0].state_dict()
+        init_state = starting_state(find_model(args.init_from, task=args.task), probed, cfg)
     checkpoint = checkpoint_path(entry)
+    if not args.fresh:
+        checkpoint_meta(checkpoint, cfg, entry.name)  # a stopped run of another size: say so before loading anything
     print(f"training a decoder for {entry.name}: {args.minutes:g} minutes, d_model {cfg.d_model}, "
           f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
     bar = ProgressBar(f"decoder {entry.task}")

@@ -11,9 +11,11 @@ from ..cards import hardware_summary, probed_card
 from ..errors import StoreError
 from ..store import (ModelEntry, check_new_model_name, open_folder, read_config, user_data_dir, user_models_dir,
                      write_config)
-from .files import save_decoder
+from ..probed import ProbedModel
+from ..sites import paper_sites
+from .files import load_decoder, save_decoder
 from .model import ConditionalDecoder
-from .train import DecoderTrainConfig, DecoderTrainResult
+from .train import SIZE_FIELDS, DecoderTrainConfig, DecoderTrainResult
 
 def checkpoint_path(entry: ModelEntry) -> Path:
     """The resumable checkpoint of a decoder being trained into `entry`'s folder."""
@@ -47,6 +49,17 @@ def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
     write_config(tmp, config)
     tmp.rename(folder)
     return open_folder(folder, "user")
+
+
+def starting_state(source: ModelEntry, probed: ProbedModel, cfg: DecoderTrainConfig) -> dict:
+    """The weights of `source`'s decoder, to start a run from (`--init-from`); StoreError unless
+    it was trained on the same sites at the size cfg asks for."""
+    decoder, sites = load_decoder(source, probed)
+    if [s.id for s in sites] != [s.id for s in paper_sites(probed.config)]:
+        raise StoreError(f"{source.name!r}'s decoder was trained on other sites; start from random weights instead")
+    if any(getattr(decoder.cfg, key) != getattr(cfg, key) for key, _ in SIZE_FIELDS):
+        raise StoreError(f"{source.name!r}'s decoder is {decoder.cfg.describe()}: choose that size to start from it")
+    return decoder.state_dict()
 
 
 def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainResult, cfg: DecoderTrainConfig,

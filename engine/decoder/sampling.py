@@ -10,6 +10,8 @@ import torch
 from ..errors import Cancelled
 from .model import ConditionalDecoder
 
+COMPACT_AT = 0.8  # finished rows are dropped once they are a fifth of the batch
+
 
 @torch.inference_mode()
 def generate(
@@ -60,17 +62,8 @@ def generate(
             # drop finished rows, but not every step: each drop copies the caches
             keep = running.nonzero()[:, 0]
             rows, tok, temp, running = rows[keep], tok[keep], temp[keep], running[keep]
-            caches = [(k[keep, :, :t + 2], v[keep, :, :t + 2]) for k, v in caches]
-            caches = [(_grow(k, 1 + cfg.n_ctx), _grow(v, 1 + cfg.n_ctx)) for k, v in caches]
+            caches = [(k[keep], v[keep]) for k, v in caches]
         cur = tok
     return out
 
 
-COMPACT_AT = 0.8  # finished rows are dropped once they are a fifth of the batch
-
-
-def _grow(cache: torch.Tensor, slots: int) -> torch.Tensor:
-    """(b, H, s, dh) -> (b, H, slots, dh) with the first s slots copied."""
-    full = cache.new_empty(cache.shape[0], cache.shape[1], slots, cache.shape[3])
-    full[:, :, :cache.shape[2]] = cache
-    return full

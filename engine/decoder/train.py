@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import Cancelled
+from ..errors import Cancelled, StoreError
 from ..probed import ProbedModel
 from ..runtime import flush_denormals
 from ..safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
@@ -115,6 +115,27 @@ def site_probabilities(n_sites: int, focus: float, last: QualityPoint | None, si
     return (1 - focus) * uniform + focus * miss / miss.sum()
 
 
+SIZE_FIELDS = (("d_model", "d_model"), ("n_layers", "layers"), ("n_heads", "heads"))
+
+
+def checkpoint_meta(checkpoint: Path, cfg: DecoderTrainConfig, name: str) -> dict:
+    """A resumable checkpoint's record ({} when there is none); StoreError when it holds a decoder
+    of another size than cfg asks for (its weights would not fit)."""
+    if not Path(checkpoint).is_file():
+        return {}
+    meta = load_tensors(checkpoint)[1]
+    check_size(checkpoint, meta, cfg, name)
+    return meta
+
+
+def check_size(checkpoint: Path, meta: dict, cfg: DecoderTrainConfig, name: str) -> None:
+    trained = meta.get("train") or {}
+    for key, what in SIZE_FIELDS:
+        if key in trained and trained[key] != getattr(cfg, key):
+            raise StoreError(f"a stopped run of {name!r} has {what} {trained[key]}, not {getattr(cfg, key)}: "
+                             f"choose that size to resume it, or start afresh (checkpoint {checkpoint})")
+
+
 def train_decoder(
     probed: ProbedModel,
     cfg: DecoderTrainConfig,
@@ -141,6 +162,7 @@ def train_decoder(
     step, pairs, seconds_before, history, quality, loss_ema = 0, 0, 0.0, [], [], None
     if resume and Path(checkpoint).is_file():
         tensors, meta = load_tensors(checkpoint, device=probed.device)
+        check_size(checkpoint, meta, cfg, Path(checkpoint).stem)
         decoder.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         restore_optimizer(opt, tensors, meta["optimizer"])
         step, pairs, seconds_before, history = meta["step"], meta["pairs"], meta["seconds"], meta["history"]

@@ -143,3 +143,18 @@ def test_stopping_during_a_check_does_not_wait_for_it(tmp_path):
     meta = load_tensors(tmp_path / "c.safetensors")[1]
     assert meta["quality"] == [] and meta["step"] == 1  # the check was dropped; one step, then the stop
     assert len(sites_checked) == 4  # loop, 2 sites, loop: the other 11 sites were never tested
+
+
+def test_cli_refuses_a_start_or_resume_of_another_size(tmp_path):
+    folder = make_model_folder(tmp_path / "small", "addition", decoder_steps=2)  # d_model 32, 1 layer
+    before = (folder / "decoder.safetensors").read_bytes()
+    r = run_cli("train-decoder", "addition", "--model", str(folder), "--init-from", str(folder), "--minutes", "0.01")
+    assert r.returncode == 2 and "choose that size to start from it" in r.stderr and "Traceback" not in r.stderr
+    assert (folder / "decoder.safetensors").read_bytes() == before
+
+    probed = build_probed(PAPER_CONFIGS["addition"], seed=0)
+    small = DecoderTrainConfig(minutes=0.5 / 60, batch_size=16, d_model=32, n_layers=1, n_heads=2, check_every_s=0)
+    entry = open_folder(folder)
+    train_decoder(probed, small, checkpoint_path(entry), resume=False)
+    r = run_cli("train-decoder", "addition", "--model", str(folder), "--minutes", "0.01")
+    assert r.returncode == 2 and "has d_model 32, not 128" in r.stderr and "Traceback" not in r.stderr
