@@ -20,7 +20,8 @@ from .distance import min_distance, position_distances
 from .errors import Cancelled, SiteError
 from .probed import ProbedModel
 from .query_types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
-from .sites import Site, get_site, read_site
+from .site_reader import SiteReader
+from .sites import Site, get_site
 from .store import ModelEntry, find_model, load_probed
 
 
@@ -32,6 +33,7 @@ class Inverter:
     probed: ProbedModel
     decoder: ConditionalDecoder  # fp32: prob-diff colouring and evaluation
     sites: list[Site]  # the sites the decoder was trained on, in its site-embedding order
+    reader: SiteReader  # re-runs samples through the probed model without the bridge's hooks
     sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
 
     @property
@@ -48,26 +50,55 @@ class Inverter:
 
 
 def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto") -> Inverter:
-    """precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on CUDA).
+    """precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on
+    CUDA and on CPUs with bfloat16 instructions).
 
-    Distances are always computed in fp32. On a CPU with AMX bfloat16 units the bf16 copy measured
-    no faster for the bundled d128 decoders (small matrices; see benchmarks/query_speed.py)."""
+    Distances are always computed in fp32, so bf16 only changes which inputs are drawn. Sampling
+    reads the whole key/value cache at every step, so halving its bytes pays: on this project's
+    AMX CPU a counting query took 12% less time, with the same share of samples within epsilon
+    (benchmarks/query_speed.py --precision)."""
     entry = find_model(entry) if isinstance(entry, str) else entry
     probed = load_probed(entry, device=device)
     decoder, sites = load_decoder(entry, probed)
-    inv = Inverter(entry, probed, decoder, sites)
+    inv = Inverter(entry, probed, decoder, sites, SiteReader(probed))
     if precision == "bf16" or (precision == "auto" and bf16_pays(probed.device)):
         inv.sampler = copy.deepcopy(decoder).to(torch.bfloat16)
     return inv
 
 
 def bf16_pays(device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # without native bfloat16 instructions bf16 products are emulated and slower than fp32
+        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return bool(check and check())
+    return False
+
+
+COLOUR_ROWS = 32  # samples per teacher-forced colouring pass (each pass runs twice as many rows)
 
 
 @torch.inference_mode()
-def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int) -> torch.Tensor:
-    """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (DESIGN.md §2)."""
+def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int,
+                    pad_id: int | None = None) -> torch.Tensor:
+    """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (DESIGN.md §2).
+
+    With pad_id, the samples are sorted by length and run in groups of COLOUR_ROWS, each cut to
+    its own longest sample (the decoder is causal); entries past a sample's end are then 0.
+    """
+    N, T = tokens.shape
+    if pad_id is None:
+        return _prob_diff(decoder, tokens, z_q, z_bos, site_id)
+    lengths = (tokens != pad_id).sum(dim=1)  # (N,)
+    out = torch.zeros(N, T, device=tokens.device)
+    for group in lengths.argsort().split(COLOUR_ROWS):
+        n = int(lengths[group].max())
+        out[group, :n] = _prob_diff(decoder, tokens[group, :n], z_q, z_bos, site_id)
+    return out
+
+
+def _prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int) -> torch.Tensor:
     N = tokens.shape[0]
     both = torch.cat([tokens, tokens])  # (2N, T)
     z = torch.cat([z_q.expand(N, -1), z_bos.expand(N, -1)])  # (2N, d)
@@ -93,14 +124,14 @@ def run_query(
     """
     t0 = time.time()
     options.check()
-    task, bridge, device = inv.probed.task, inv.probed.bridge, inv.probed.device
+    task, device = inv.probed.task, inv.probed.device
     ids = task.parse_query(text)
     site = site if isinstance(site, Site) else get_site(inv.probed.config, site)
     site_id = inv.site_index(site)
     pos = task.resolve_position(ids, position)
 
     query = torch.tensor([ids], device=device)
-    acts_q = read_site(bridge, query, site)[0]  # (T, d)
+    acts_q = inv.reader.read(query, site)[0]  # (T, d)
     z_q, z_bos = acts_q[pos], acts_q[0]
     header = QueryResult(
         model=inv.entry.name, task=task.name, query=task.detokenize(ids), query_tokens=list(ids),
@@ -142,6 +173,29 @@ def run_query(
     return result
 
 
+RERUN_ROWS = 128  # samples per re-run group
+
+
+def rerun_distances(reader: SiteReader, site: Site, tokens, compared, z_q, metric: str, pad_id: int) -> torch.Tensor:
+    """(U, L) per-position distances of re-run samples, +inf where not compared.
+
+    The samples are sorted by length and re-run in groups of RERUN_ROWS, each cut to its own
+    longest sample: the model is causal, so the padding after a sample never changes its
+    activations, and counting samples vary from 9 to 33 tokens. Small groups also keep each
+    product's output in cache: 1,024 counting samples took 104 ms in one batch and 54 ms in
+    groups of 128 to 256 (one thread).
+    """
+    U, L = tokens.shape
+    lengths = (tokens != pad_id).sum(dim=1)  # (U,)
+    order = lengths.argsort()
+    per_pos = torch.full((U, L), float("inf"), device=tokens.device)
+    for group in order.split(RERUN_ROWS):
+        n = int(lengths[group].max())
+        acts = reader.read(tokens[group, :n], site)  # (g, n, d) only up to the site's layer
+        per_pos[group, :n] = position_distances(z_q, acts, compared[group, :n], metric)
+    return per_pos
+
+
 def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, z_q, z_bos,
                  options: QueryOptions, prob_cache: dict) -> list[SampleResult]:
     """Distinct samples of one chunk with distances, facts and prob-diff colouring."""
@@ -156,28 +210,30 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
 
     # re-run each distinct sample once, without the all-padding columns at the end
     texts = list(first)
-    length = max(len(t) for t in texts)
+    length = max(len(t) for t in texts)  # one character per token in both tasks
     unique = sampled[torch.tensor([first[t] for t in texts], device=sampled.device), :length]  # (U, L)
-    acts = read_site(inv.probed.bridge, unique, site)  # (U, L, d) only up to the site's layer
-    compared = torch.as_tensor(~task.special_mask(unique.cpu().numpy()), device=acts.device)
-    per_pos = position_distances(z_q, acts, compared, options.metric)
+    compared = torch.as_tensor(~task.special_mask(unique.cpu().numpy()), device=unique.device)
+    per_pos = rerun_distances(inv.reader, site, unique, compared, z_q, options.metric, task.pad_id)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
 
     new = [k for k, t in enumerate(texts) if t not in prob_cache] if options.colour else []
     if new:
-        diffs = token_prob_diff(inv.decoder, unique[new], z_q[None], z_bos[None], site_id).cpu().tolist()
+        diffs = token_prob_diff(inv.decoder, unique[new], z_q[None], z_bos[None], site_id,
+                                task.pad_id).cpu().tolist()
         for k, d in zip(new, diffs):
             prob_cache[texts[k]] = d[:len(texts[k])]
 
-    per_pos, dist, argmin = per_pos.cpu(), dist.cpu().tolist(), argmin.cpu().tolist()
+    # one conversion to Python lists per chunk, not one per sample (about a thousand per query)
+    per_pos = per_pos.masked_fill(per_pos.isinf(), float("nan")).cpu().tolist()  # NaN: not compared
+    dist, argmin = dist.cpu().tolist(), argmin.cpu().tolist()
+    temps, etas = temps.cpu().tolist(), etas.cpu().tolist()
     samples = []
     for k, text in enumerate(texts):
         i, n = first[text], len(text)
         tokens = rows[i][:n]
-        pd = [float("nan") if v == float("inf") else float(v) for v in per_pos[k, :n].tolist()]
         samples.append(SampleResult(
             text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[text],
-            distance=float(dist[k]), compared_position=int(argmin[k]), position_distances=pd,
-            temperature=float(temps[i]), noise=float(etas[i]), fact=task.fact(tokens),
+            distance=dist[k], compared_position=argmin[k], position_distances=per_pos[k][:n],
+            temperature=temps[i], noise=etas[i], fact=task.fact(tokens),
             well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(text, [])))
     return samples

@@ -81,15 +81,12 @@ class Task(ABC):
 
     def detokenize(self, ids) -> str:
         """Text of a token sequence, cut after the first EOS, without padding."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.pad_id:
-                break
-            out.append(self.vocab.chars[i])
-            if i == self.eos_id:
-                break
-        return "".join(out)
+        ids = list(map(int, ids))
+        end = ids.index(self.pad_id) if self.pad_id in ids else len(ids)
+        if self.eos_id in ids[:end]:
+            end = ids.index(self.eos_id) + 1
+        chars = self.vocab.chars
+        return "".join([chars[i] for i in ids[:end]])
 
     def normalize(self, text: str) -> str:
         """The canonical form of a user's query: BOS and EOS added, whitespace removed."""

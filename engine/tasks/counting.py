@@ -66,22 +66,13 @@ class CountingTask(Task):
         return Verdict(True, letters.count(query) == int(count), "")
 
     def position_labels(self, ids) -> list[str]:
-        text = "".join(VOCAB.chars[int(i)] for i in ids)
-        labels = []
-        bar = text.find("|")
-        for i, ch in enumerate(text):
-            if ch in "BEP":
-                labels.append(ch)
-            elif bar >= 0 and i == bar:
-                labels.append("|")
-            elif bar >= 0 and i == bar + 1:
-                labels.append("Q")  # the query letter
-            elif bar >= 0 and i == bar + 2:
-                labels.append(":")
-            elif bar >= 0 and i == bar + 3:
-                labels.append("N")  # the count
-            else:
-                labels.append(ch)
+        labels = [VOCAB.chars[int(i)] for i in ids]  # letters, B, E and P label themselves
+        if "|" in labels:
+            bar = labels.index("|")
+            # the query letter, ':' and the count, unless the sample has a B, E or P there
+            for j, label in zip(range(bar + 1, bar + 4), "Q:N"):
+                if j < len(labels) and labels[j] not in ("B", "E", "P"):
+                    labels[j] = label
         return labels
 
     def fact(self, ids) -> str:

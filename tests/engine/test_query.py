@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.decoder.sampling import generate
+from engine.decoder.sampling import draw, generate
 from engine.errors import Cancelled, OutputError, SiteError, StoreError
 from engine.export import write_csv
 from engine.query import load_inverter, run_query
@@ -54,7 +54,9 @@ def query_activation(inv, site_short, position):
 def test_distances_match_an_independent_forward_pass(inv, streamed):
     result, _ = streamed
     z_q = query_activation(inv, "x0.mid", 14)
-    for s in result.samples[:25]:
+    # samples of many lengths, so the re-run's length groups are all exercised
+    assert len({len(s.tokens) for s in result.samples}) >= 5
+    for s in result.samples:
         if not np.isfinite(s.distance):
             continue
         d, pos = reference_distance(inv, s.tokens, "x0.mid", z_q)
@@ -141,6 +143,19 @@ class CountingEvent(threading.Event):
     def is_set(self):
         self.checks += 1
         return self.checks >= self.n
+
+
+def test_draw_follows_the_softmax_distribution():
+    """Frequencies of 200,000 draws match softmax(logits); a -inf logit is never drawn."""
+    probs = torch.tensor([0.5, 0.25, 0.125, 0.0625, 0.0625, 0.0])
+    logits = probs.log().expand(200_000, -1).contiguous()  # (N, 6), last entry -inf
+    tokens = draw(logits, torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=6).double() / len(tokens)
+    # binomial standard error is at most 0.0011 here; 0.005 is over four of them
+    assert torch.allclose(freq, probs.double(), atol=0.005)
+    assert freq[-1] == 0
+    same = draw(logits[:1000], torch.Generator().manual_seed(0))
+    assert torch.equal(same, tokens[:1000])  # seeded: the same draws again
 
 
 def test_cancel_is_checked_every_decoding_step(inv):

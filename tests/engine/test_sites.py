@@ -5,6 +5,7 @@ import torch
 
 from engine.errors import SiteError
 from engine.probed import PAPER_CONFIGS, build_probed
+from engine.site_reader import SiteReader
 from engine.sites import all_sites, get_site, paper_sites, read_site, read_sites
 
 
@@ -43,6 +44,16 @@ def test_every_site_matches_a_full_forward_pass(model):
             w_o = model.bridge.blocks[site.layer].attn.W_O[site.head]
             ref = torch.einsum("btd,dm->btm", ref[:, :, site.head], w_o)
         torch.testing.assert_close(got[site.short], ref, msg=site.short)
+
+
+def test_fast_reader_matches_the_bridge_at_every_site(model):
+    """The hook-free re-run path gives the bridge's activations, for padded and cut grids alike."""
+    reader = SiteReader(model)
+    full = torch.as_tensor(model.task.random_inputs(32, np.random.default_rng(3)))
+    for tokens in (full, full[:, :9]):
+        for site in all_sites(model.config):
+            ref = read_site(model.bridge, tokens, site)
+            torch.testing.assert_close(reader.read(tokens, site), ref, rtol=1e-4, atol=1e-5, msg=site.short)
 
 
 def test_head_outputs_sum_to_attention_output(model):
