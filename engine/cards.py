@@ -57,6 +57,12 @@ def probed_card(entry) -> None:
             f"from the 75% training split (seed 0) less a 10,000-input monitoring slice"
             + (f", {sch['balance_lengths']:.0%} of each batch drawn with every input length equally likely"
                if sch.get("balance_lengths") else "")
+            + (f", {sch['error_focus']:.0%} drawn toward the input lengths the starting weights got wrong, "
+               f"in proportion to their error rate" if sch.get("error_focus") else "")
+            + (f", attention scores divided by {sch['attention_temperature']:g} at the start, easing linearly to "
+               f"1 at {sch.get('soften_until', 0.7):.0%} of the steps"
+               + (f" (layer {', '.join(map(str, sch['soften_layers']))})" if sch.get("soften_layers") else "")
+               if sch.get("attention_temperature", 1) != 1 else "")
             + (f"; started from the weights of `{tr['init_from']}`" if tr.get("init_from") else "")
             + ".\n\n"
             f"Command: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}\n\n"

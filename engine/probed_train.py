@@ -39,12 +39,25 @@ class ProbedTrainConfig:
     # starve the rare shortest and longest inputs (their late position embeddings barely train),
     # which is where a counting model's last errors sit.
     balance_lengths: float = 0.0
+    # Share of each batch drawn toward the input lengths the starting weights get wrong, in
+    # proportion to their error rate there (measured once on a training sample; fine-tuning).
+    error_focus: float = 0.0
+    # Attention scores of every layer are divided by this at step 0, easing linearly to 1 at
+    # soften_until x steps. A positional attention pattern that has saturated on the wrong
+    # token passes almost no gradient; a softer softmax lets training move it (fine-tuning).
+    attention_temperature: float = 1.0
+    soften_until: float = 0.7
+    soften_layers: tuple[int, ...] | None = None  # the layers softened; None = all
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
         t = (step - self.warmup) / max(1, self.steps - self.warmup)
         return self.lr * (self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    def temperature_at(self, step: int) -> float:
+        end = self.soften_until * self.steps
+        return 1.0 + (self.attention_temperature - 1.0) * max(0.0, 1.0 - step / end) if end > 0 else 1.0
 
 
 # The schedules the bundled models were trained with (see each model's CARD.md).
@@ -85,13 +98,55 @@ def length_balanced_weights(tokens: np.ndarray, pad_id: int) -> np.ndarray:
     return w / w.sum()
 
 
-def draw_batch(rng: np.random.Generator, n: int, size: int, balanced_share: float, weights) -> np.ndarray:
-    """Indices of one batch: the first (1 - share) uniform, the rest length-balanced."""
-    n_bal = int(round(size * balanced_share))
-    uniform = rng.integers(0, n, size=size - n_bal)
-    if n_bal == 0:
-        return uniform
-    return np.concatenate([uniform, rng.choice(n, size=n_bal, p=weights)])
+def length_errors(module, task, tokens: np.ndarray, rng: np.random.Generator, sample: int = 100_000) -> dict[int, float]:
+    """{input length: error rate} of a model on a random sample of token grids."""
+    from .probed_eval import correct_rows
+    import torch
+
+    idx = rng.choice(len(tokens), size=min(sample, len(tokens)), replace=False)
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    ok = np.ones(len(idx), dtype=bool)
+    with torch.inference_mode():
+        for start in range(0, len(idx), 4096):
+            chunk = tokens[idx[start:start + 4096]]
+            ok[start:start + 4096] = correct_rows(task, module(torch.as_tensor(chunk, device=device)), chunk)
+    module.train(was_training)
+    lengths = (tokens[idx] != task.pad_id).sum(axis=1)
+    return {int(v): float((~ok[lengths == v]).mean()) for v in np.unique(lengths)}
+
+
+def error_weights(tokens: np.ndarray, pad_id: int, errors: dict[int, float], floor: float = 0.01) -> np.ndarray:
+    """(N,) sampling probabilities under which each input length is drawn in proportion to its
+    error rate (+ floor, so that no length drops out), shared evenly among its inputs."""
+    lengths = (tokens != pad_id).sum(axis=1)
+    values, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
+    per_length = np.array([errors.get(int(v), 0.0) + floor for v in values])
+    w = per_length[inverse] / counts[inverse]
+    return w / w.sum()
+
+
+def draw_batch(rng: np.random.Generator, n: int, size: int, parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Indices of one batch: for each (share, probabilities) part that share of the batch drawn
+    with those probabilities, the rest uniformly."""
+    drawn = [rng.choice(n, size=int(round(size * share)), p=w) for share, w in parts if share > 0]
+    rest = size - sum(len(d) for d in drawn)
+    return np.concatenate([rng.integers(0, n, size=rest), *drawn])
+
+
+def set_attention_temperature(module, temperature: float, base_scales: dict, layers=None) -> None:
+    """Divide the attention scores of `layers` (None: all) by `temperature`, on top of their
+    usual 1/sqrt(d_head). base_scales keeps each attention's own scale, filled on the first call."""
+    from transformer_lens.model_bridge.sources.native.model import NativeAttention
+
+    for index, block in enumerate(module.layers):
+        if layers is not None and index not in layers:
+            continue
+        for m in block.modules():
+            if isinstance(m, NativeAttention):
+                base = base_scales.setdefault(id(m), m.scale)
+                m.scale = base * temperature
 
 
 def train_probed(
@@ -125,21 +180,31 @@ def train_probed(
     split = task.split(0)
     train, monitor = split.train[:-MONITOR_SIZE], split.train[-MONITOR_SIZE:]
     loss_mask_all = task.loss_mask(train)
-    weights = length_balanced_weights(train, task.pad_id) if cfg.balance_lengths > 0 else None
+    parts = []
+    if cfg.balance_lengths > 0:
+        parts.append((cfg.balance_lengths, length_balanced_weights(train, task.pad_id)))
 
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    step, elapsed_before, history = 0, 0.0, []
+    step, elapsed_before, history, meta = 0, 0.0, [], {}
     if resume and Path(checkpoint).is_file():
         tensors, meta = load_tensors(checkpoint, device=model.device)
         model.bridge.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         restore_optimizer(opt, tensors, meta["optimizer"])
         step, elapsed_before, history = meta["step"], meta["seconds"], meta["history"]
+    errors = None  # {length: error rate} of the starting weights, kept for a resumed run
+    if cfg.error_focus > 0:
+        saved = meta.get("length_errors")
+        errors = ({int(k): v for k, v in saved} if saved is not None
+                  else length_errors(module, task, train, np.random.default_rng(cfg.seed + 7)))
+        parts.append((cfg.error_focus, error_weights(train, task.pad_id, errors)))
+    scales: dict = {}
 
     def save_checkpoint() -> None:
         tensors, info = optimizer_tensors(opt)
         tensors.update({f"model.{k}": v for k, v in model.bridge.state_dict().items()})
         save_tensors(checkpoint, tensors, {"step": step, "seconds": elapsed_before + time.time() - t0,
-                                           "history": history, "optimizer": info, "train": asdict(cfg)})
+                                           "history": history, "optimizer": info, "train": asdict(cfg),
+                                           **({"length_errors": sorted(errors.items())} if errors else {})})
 
     rng = np.random.default_rng(cfg.seed + 1000 * step)  # a resumed run draws fresh batches
     t0 = time.time()
@@ -150,7 +215,9 @@ def train_probed(
         if should_stop and should_stop():
             save_checkpoint()
             raise Cancelled("training stopped; the checkpoint keeps the progress")
-        idx = draw_batch(rng, len(train), cfg.batch_size, cfg.balance_lengths, weights)
+        idx = draw_batch(rng, len(train), cfg.batch_size, parts)
+        if cfg.attention_temperature != 1.0:
+            set_attention_temperature(module, cfg.temperature_at(step), scales, cfg.soften_layers)
         batch = torch.as_tensor(train[idx], device=model.device)
         mask = torch.as_tensor(loss_mask_all[idx][:, :-1], device=model.device)
         for group in opt.param_groups:
@@ -166,6 +233,8 @@ def train_probed(
         now = time.time()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             module.eval()
+            if scales:  # the monitor scores the model as it will be used
+                set_attention_temperature(module, 1.0, scales)
             monitor_acc = score_probed(module, task, monitor).accuracy
             module.train()
             history.append((step, elapsed_before + now - t0, loss_ema, monitor_acc))
@@ -174,6 +243,8 @@ def train_probed(
             last_ckpt = now
         if on_progress:
             on_progress(TrainProgress(step, cfg.steps, loss_ema, elapsed_before + now - t0, monitor_acc))
+    if scales:
+        set_attention_temperature(module, 1.0, scales)
     save_checkpoint()
     module.eval()
     result = ProbedTrainResult(cfg, model_cfg, step, elapsed_before + time.time() - t0, monitor_acc, history)

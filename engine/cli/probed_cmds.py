@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,17 @@ def share(text: str) -> float:
     return value
 
 
+def temperature(text: str) -> float:
+    """An argparse type: a number from 1 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a temperature from 1 to 100, got {text!r}")
+    return value
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-probed", help="train a probed model on its task (checkpoints, resume)")
     p.add_argument("task", choices=["counting", "addition"])
@@ -29,6 +41,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--warmup", type=int, help="warm-up steps")
     p.add_argument("--balance-lengths", type=share, metavar="SHARE",
                    help="share of each batch drawn with every input length equally likely (0-1)")
+    p.add_argument("--error-focus", type=share, metavar="SHARE",
+                   help="share of each batch drawn toward the input lengths the starting weights get wrong "
+                        "(in proportion to their error rate; for fine-tuning with --init-from)")
+    p.add_argument("--attention-temperature", type=temperature, metavar="T",
+                   help="divide attention scores by T at the start, easing to 1 over the first 70%% of steps; "
+                        "lets fine-tuning move attention that has saturated on the wrong token")
+    p.add_argument("--soften-layers", type=int, nargs="+", metavar="LAYER",
+                   help="the layers --attention-temperature applies to (default: all)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's weights (fine-tune with the given schedule)")
     p.add_argument("--seed", type=int, default=0)
@@ -51,6 +71,7 @@ def train_probed_cmd(args) -> int:
 
     from ..cards import hardware_summary
     from ..probed_eval import score_probed
+    from ..probed import PAPER_CONFIGS
     from ..probed_train import DEFAULT_SCHEDULES, train_probed
     from ..runtime import torch
     from ..store import save_probed, user_data_dir, user_models_dir
@@ -63,9 +84,17 @@ def train_probed_cmd(args) -> int:
 
     cfg = DEFAULT_SCHEDULES[args.task]
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("warmup", args.warmup), ("balance_lengths", args.balance_lengths))
+                                   ("warmup", args.warmup), ("balance_lengths", args.balance_lengths),
+                                   ("error_focus", args.error_focus),
+                                   ("attention_temperature", args.attention_temperature),
+                                   ("soften_layers", tuple(args.soften_layers) if args.soften_layers else None))
                  if v is not None}
     cfg = replace(cfg, seed=args.seed, **overrides)
+    n_layers = PAPER_CONFIGS[args.task].n_layers
+    if args.soften_layers and not all(0 <= layer < n_layers for layer in args.soften_layers):
+        print(f"error: --soften-layers: the {args.task} model has layers 0-{n_layers - 1}, "
+              f"got {' '.join(map(str, args.soften_layers))}", file=sys.stderr)
+        return 2
     init_state = None
     if args.init_from:
         init_state, _ = load_tensors(find_model(args.init_from, task=args.task).path / "probed.safetensors")

@@ -1,5 +1,5 @@
 """The decoder training recipe: length buckets, hard-site focus, in-training checks, jobs that
-train into a new user model, and the probed model's length-balanced batches."""
+train into a new user model."""
 import numpy as np
 import pytest
 import torch
@@ -11,7 +11,6 @@ from engine.decoder.train import (DecoderTrainConfig, QualityPoint, new_decoder,
                                   train_decoder)
 from engine.errors import Cancelled, StoreError
 from engine.probed import PAPER_CONFIGS, build_probed
-from engine.probed_train import draw_batch, length_balanced_weights
 from engine.safefiles import load_tensors
 from engine.sites import paper_sites
 from engine.store import find_model, open_folder
@@ -102,22 +101,6 @@ def test_new_user_model_copies_the_probed_weights(tmp_path):
     for bad in ("", "../up", "a b", "-x", "x" * 65):
         with pytest.raises(StoreError, match="is not allowed"):
             new_user_model(base, bad)
-
-
-def test_length_balanced_batches():
-    tokens = build_probed(PAPER_CONFIGS["counting"]).task.split(0).train[:50_000]
-    pad = 39
-    lengths = (tokens != pad).sum(1)
-    w = length_balanced_weights(tokens, pad)
-    mass = {int(n): w[lengths == n].sum() for n in np.unique(lengths)}
-    assert np.allclose(list(mass.values()), 1 / len(mass))
-    rng = np.random.default_rng(0)
-    idx = draw_batch(rng, len(tokens), 20_000, 1.0, w)
-    drawn = lengths[idx]
-    # the rarest lengths (3 letters, 27 letters) are far more common than in a uniform draw
-    rare = (drawn == lengths.min()).mean()
-    assert rare > 5 * (lengths == lengths.min()).mean()
-    assert len(draw_batch(rng, len(tokens), 64, 0.25, w)) == 64
 
 
 def test_cli_rejects_bad_recipe_options(tmp_path):
