@@ -42,9 +42,10 @@ class ProbedTrainConfig:
     # Share of each batch drawn toward the input lengths the starting weights get wrong, in
     # proportion to their error rate there (measured once on a training sample; fine-tuning).
     error_focus: float = 0.0
-    # Attention scores of every layer are divided by this at step 0, easing linearly to 1 at
+    # Attention scores of soften_layers are divided by this at step 0, easing linearly to 1 at
     # soften_until x steps. A positional attention pattern that has saturated on the wrong
     # token passes almost no gradient; a softer softmax lets training move it (fine-tuning).
+    # Softening a layer that works costs more than it gains: soften only the broken one.
     attention_temperature: float = 1.0
     soften_until: float = 0.7
     soften_layers: tuple[int, ...] | None = None  # the layers softened; None = all

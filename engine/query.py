@@ -81,15 +81,14 @@ COLOUR_ROWS = 32  # samples per teacher-forced colouring pass (each pass runs tw
 
 @torch.inference_mode()
 def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int,
-                    pad_id: int | None = None) -> torch.Tensor:
+                    pad_id: int) -> torch.Tensor:
     """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (DESIGN.md §2).
 
-    With pad_id, the samples are sorted by length and run in groups of COLOUR_ROWS, each cut to
-    its own longest sample (the decoder is causal); entries past a sample's end are then 0.
+    The samples are sorted by length and run in groups of COLOUR_ROWS, each cut to its own
+    longest sample (the decoder is causal; 0.52 s to 0.27 s for a counting query's colouring,
+    one thread); entries past a sample's end are 0.
     """
     N, T = tokens.shape
-    if pad_id is None:
-        return _prob_diff(decoder, tokens, z_q, z_bos, site_id)
     lengths = (tokens != pad_id).sum(dim=1)  # (N,)
     out = torch.zeros(N, T, device=tokens.device)
     for group in lengths.argsort().split(COLOUR_ROWS):

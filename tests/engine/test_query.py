@@ -118,6 +118,24 @@ def test_task_facts_and_prob_diff(inv, streamed):
         assert all(-1.0 <= p <= 1.0 for p in s.prob_diff)
 
 
+def test_prob_diff_matches_each_sample_decoded_alone(inv, streamed):
+    """Independent: each sample teacher-forced on its own (no padding, no grouping), under the
+    query's activation and under BOS's, with the probabilities read off by hand."""
+    result, _ = streamed
+    d = inv.decoder
+    _, cache = inv.probed.bridge.run_with_cache(torch.tensor([inv.probed.task.parse_query(QUERY)]))
+    acts = cache["blocks.0.hook_resid_mid"][0]
+    site = torch.tensor([[x.short for x in inv.sites].index("x0.mid")])  # its index in the decoder
+    for s in result.samples[::7]:
+        tokens = torch.tensor([s.tokens])
+        with torch.inference_mode():
+            p_q = torch.softmax(d(tokens[:, :-1], acts[14][None], site), -1)[0]  # (T-1, V)
+            p_b = torch.softmax(d(tokens[:, :-1], acts[0][None], site), -1)[0]
+        nxt = tokens[0, 1:]
+        expected = [0.0] + (p_q[range(len(nxt)), nxt] - p_b[range(len(nxt)), nxt]).tolist()
+        assert s.prob_diff == pytest.approx(expected, abs=1e-5)
+
+
 def test_head_site(inv):
     r = run_query(inv, QUERY, "a1.0", "Q", QueryOptions(candidates=32, chunk_size=32))
     _, cache = inv.probed.bridge.run_with_cache(torch.tensor([inv.probed.task.parse_query(QUERY)]))
