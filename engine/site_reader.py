@@ -2,7 +2,8 @@
 
 A query re-runs about a thousand sampled inputs through the probed model. Through the
 TransformerBridge every layer norm, linear map and attention pattern passes a hook point and a
-wrapper, which cost about half of that re-run for the addition model. `SiteReader` copies the
+wrapper: for 1,000 addition inputs 60 ms through the bridge, 42 ms here (one thread; counting,
+whose products dominate, 81 ms against 76 ms). `SiteReader` copies the
 weights once, in TransformerLens's W_Q/W_K/... form, and runs plain fused torch operations up to
 the site. `sites.read_site` stays the reference: a test checks every site of both tasks
 against it.
