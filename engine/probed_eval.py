@@ -40,17 +40,21 @@ def correct_rows(task: Task, logits, tokens) -> "np.ndarray":
     return (~wrong.any(dim=1)).cpu().numpy()
 
 
-def score_probed(module, task: Task, tokens: np.ndarray, batch_size: int = 4096, progress=None) -> ProbedScore:
-    """Exact-match score of a probed model (its bare torch module) on token grids (N, n_ctx)."""
+def correct_mask(module, task: Task, tokens: np.ndarray, batch_size: int = 4096, progress=None) -> np.ndarray:
+    """(N,) bool: which token grids (N, n_ctx) a probed model (its bare torch module) gets right."""
     import torch
 
     device = next(module.parameters()).device
-    correct = 0
+    ok = np.zeros(len(tokens), dtype=bool)
     with torch.inference_mode():
         for start in range(0, len(tokens), batch_size):
             chunk = tokens[start:start + batch_size]
-            logits = module(torch.as_tensor(chunk, device=device))
-            correct += int(correct_rows(task, logits, chunk).sum())
+            ok[start:start + len(chunk)] = correct_rows(task, module(torch.as_tensor(chunk, device=device)), chunk)
             if progress:
                 progress(min(start + batch_size, len(tokens)), len(tokens))
-    return ProbedScore(task.name, len(tokens), correct)
+    return ok
+
+
+def score_probed(module, task: Task, tokens: np.ndarray, batch_size: int = 4096, progress=None) -> ProbedScore:
+    """Exact-match score of a probed model (its bare torch module) on token grids (N, n_ctx)."""
+    return ProbedScore(task.name, len(tokens), int(correct_mask(module, task, tokens, batch_size, progress).sum()))

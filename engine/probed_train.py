@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import Cancelled
 from .probed import PAPER_CONFIGS, ProbedConfig, build_probed
-from .probed_eval import score_probed
+from .probed_eval import correct_mask, score_probed
 from .safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 
 MONITOR_SIZE = 10_000
@@ -91,41 +91,36 @@ class ProbedTrainResult:
     history: list = field(default_factory=list)  # (step, seconds, loss, monitor accuracy)
 
 
-def length_balanced_weights(tokens: np.ndarray, pad_id: int) -> np.ndarray:
-    """(N,) sampling probabilities under which every input length is equally likely."""
+def _spread_over_lengths(tokens: np.ndarray, pad_id: int, weight_of_length) -> np.ndarray:
+    """(N,) sampling probabilities: each input length gets weight_of_length(length), shared
+    evenly among the inputs of that length."""
     lengths = (tokens != pad_id).sum(axis=1)
-    _, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inverse]
+    values, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
+    per_length = np.array([weight_of_length(int(v)) for v in values], dtype=float)
+    w = per_length[inverse] / counts[inverse]
     return w / w.sum()
 
 
-def length_errors(module, task, tokens: np.ndarray, rng: np.random.Generator, sample: int = 100_000) -> dict[int, float]:
-    """{input length: error rate} of a model on a random sample of token grids."""
-    from .probed_eval import correct_rows
-    import torch
-
-    idx = rng.choice(len(tokens), size=min(sample, len(tokens)), replace=False)
-    device = next(module.parameters()).device
-    was_training = module.training
-    module.eval()
-    ok = np.ones(len(idx), dtype=bool)
-    with torch.inference_mode():
-        for start in range(0, len(idx), 4096):
-            chunk = tokens[idx[start:start + 4096]]
-            ok[start:start + 4096] = correct_rows(task, module(torch.as_tensor(chunk, device=device)), chunk)
-    module.train(was_training)
-    lengths = (tokens[idx] != task.pad_id).sum(axis=1)
-    return {int(v): float((~ok[lengths == v]).mean()) for v in np.unique(lengths)}
+def length_balanced_weights(tokens: np.ndarray, pad_id: int) -> np.ndarray:
+    """(N,) sampling probabilities under which every input length is equally likely."""
+    return _spread_over_lengths(tokens, pad_id, lambda length: 1.0)
 
 
 def error_weights(tokens: np.ndarray, pad_id: int, errors: dict[int, float], floor: float = 0.01) -> np.ndarray:
     """(N,) sampling probabilities under which each input length is drawn in proportion to its
-    error rate (+ floor, so that no length drops out), shared evenly among its inputs."""
-    lengths = (tokens != pad_id).sum(axis=1)
-    values, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
-    per_length = np.array([errors.get(int(v), 0.0) + floor for v in values])
-    w = per_length[inverse] / counts[inverse]
-    return w / w.sum()
+    error rate (+ floor, so that no length drops out)."""
+    return _spread_over_lengths(tokens, pad_id, lambda length: errors.get(length, 0.0) + floor)
+
+
+def length_errors(module, task, tokens: np.ndarray, rng: np.random.Generator, sample: int = 100_000) -> dict[int, float]:
+    """{input length: error rate} of a model on a random sample of token grids."""
+    idx = rng.choice(len(tokens), size=min(sample, len(tokens)), replace=False)
+    was_training = module.training
+    module.eval()
+    ok = correct_mask(module, task, tokens[idx])
+    module.train(was_training)
+    lengths = (tokens[idx] != task.pad_id).sum(axis=1)
+    return {int(v): float((~ok[lengths == v]).mean()) for v in np.unique(lengths)}
 
 
 def draw_batch(rng: np.random.Generator, n: int, size: int, parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
