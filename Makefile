@@ -26,7 +26,7 @@ smoke: $(STAMP)
 
 # the launcher (applications menu entry + icons) for this user, running this checkout's .venv
 install-desktop: $(STAMP)
-	$(PY) resources/install_desktop.py
+	$(PY) tools/install_desktop.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/query_speed.py

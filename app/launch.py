@@ -65,7 +65,7 @@ def _install_excepthook() -> None:
         try:
             from PySide6.QtWidgets import QApplication
 
-            from .messages import show_message
+            from app.messages import show_message
 
             window = QApplication.activeWindow()
             show_message(window, "Unexpected error",
@@ -122,8 +122,8 @@ def main(args: list[str] | None = None) -> int:
 
     from PySide6.QtCore import QTimer
 
-    from .main_window import MainWindow
-    from .settings import SettingsStore
+    from app.main_window import MainWindow
+    from app.settings import SettingsStore
 
     app = make_application()
     _install_excepthook()
@@ -138,7 +138,7 @@ def main(args: list[str] | None = None) -> int:
     window.setWindowIcon(app.windowIcon())
     window.show()
     if smoke:
-        from .smoke_test import SmokeTest
+        from app.smoke_test import SmokeTest
 
         driver = SmokeTest(window, Path(smoke))
         QTimer.singleShot(0, driver.start)

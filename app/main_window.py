@@ -12,24 +12,24 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from engine.sites import all_sites, paper_sites
+from engine.probed.sites import all_sites, paper_sites
 from engine.tasks import get_task
 
-from . import export_actions
-from .colors import ERROR
-from .compare_view import CompareView
-from .engine_worker import EngineBackend, EngineClient
-from .flow_view import FlowView
-from .history import HistoryEntry, HistoryPanel
-from .messages import show_message
-from .model_diagram import DiagramPanel
-from .model_picker import ModelPicker
-from .node_detail_pane import NodeDetailPane
-from .query_editor import QueryEditor
-from .query_request import DEFAULT_SITE, QueryRequest, default_position
-from .results_view import ResultsView
-from .run_controls import OptionsBar, RunBar
-from .settings import AppSettings, SettingsStore
+from app.results import export as export_actions
+from app.style import ERROR
+from app.results.compare import CompareView
+from app.workers.engine_thread import EngineBackend, EngineClient
+from app.flow.view import FlowView
+from app.results.history import HistoryEntry, HistoryPanel
+from app.messages import show_message
+from app.diagram.view import DiagramPanel
+from app.query.model_picker import ModelPicker
+from app.flow.node_pane import NodeDetailPane
+from app.query.editor import QueryEditor
+from app.workers.query_request import DEFAULT_SITE, QueryRequest, default_position
+from app.results.view import ResultsView
+from app.query.run_controls import OptionsBar, RunBar
+from app.settings import AppSettings, SettingsStore
 
 APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100
@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE)
         self.resize(1480, 920)
         self._build()
-        from .menus import build_menus
+        from app.menus import build_menus
 
         build_menus(self)
         self._connect()
@@ -401,7 +401,7 @@ class MainWindow(QMainWindow):
     def open_train_dialog(self):
         """File > Train decoder…: one non-modal dialog, kept (with its curves) while the window lives."""
         if self.train_dialog is None:
-            from .train_dialog import TrainDialog
+            from app.training.dialog import TrainDialog
 
             self.train_dialog = TrainDialog(self)
             self.train_dialog.modelTrained.connect(self._on_model_trained)

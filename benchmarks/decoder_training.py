@@ -31,8 +31,8 @@ def throughput(args) -> None:
     from engine.decoder.pairs import make_pairs
     from engine.decoder.train import DecoderTrainConfig, new_decoder, sequence_loss
     from engine.runtime import torch
-    from engine.sites import paper_sites
-    from engine.store import find_model, load_probed
+    from engine.probed.sites import paper_sites
+    from engine.store.folders import find_model, load_probed
 
     print(f"{'task':<9} {'batch':>5} {'buckets':>7} {'ms/step':>8} {'pairs/s':>8} {'tokens/s':>9}")
     for task in args.tasks:
@@ -76,7 +76,7 @@ def parse_variant(text: str):
 
 def quality(args) -> None:
     from engine.decoder.train import DecoderTrainConfig, train_decoder
-    from engine.store import find_model, load_probed
+    from engine.store.folders import find_model, load_probed
 
     probed = load_probed(find_model(args.task))
     for text in args.variant or [""]:

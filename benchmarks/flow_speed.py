@@ -37,8 +37,8 @@ def median_seconds(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float
 
 
 def counting_model():
-    from engine.probed import PAPER_CONFIGS, build_probed
-    from engine.store import BUNDLED_DIR, load_probed
+    from engine.probed.model import PAPER_CONFIGS, build_probed
+    from engine.store.folders import BUNDLED_DIR, load_probed
 
     folder = BUNDLED_DIR / "counting"
     if (folder / "probed.safetensors").is_file():
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--exact", action="store_true", help="float32 vocabulary sweep (no bfloat16)")
     args = parser.parse_args()
 
-    from engine.flow import build_flow, flow_for_query
+    from engine.flow.build import build_flow, flow_for_query
     from engine.runtime import torch
 
     if args.threads:

@@ -40,8 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from engine.decoder.model import flops_per_token
-    from engine.query import load_inverter, run_query
-    from engine.query_types import QueryOptions
+    from engine.query.run import load_inverter, run_query
+    from engine.query.types import QueryOptions
     from engine.runtime import torch
 
     if args.threads:

@@ -79,7 +79,7 @@ def wait_for(signal, timeout_s: float):
 
 
 def make_window(args):
-    from app.engine_worker import real_backend
+    from app.workers.engine_thread import real_backend
     from app.launch import make_application
     from app.main_window import MainWindow
     from app.settings import AppSettings, SettingsStore

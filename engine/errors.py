@@ -1,7 +1,7 @@
 """Errors the engine raises for things a user did or can fix; each message is one readable line."""
 from __future__ import annotations
 
-from .tasks.base import TaskInputError
+from engine.tasks.base import TaskInputError
 
 
 class StoreError(Exception):

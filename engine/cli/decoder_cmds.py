@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 
-from ..decoder.train_config import DecoderTrainConfig
-from .invocation import command_line
-from .probed_cmds import share
+from engine.decoder.config import DecoderTrainConfig
+from engine.cli.invocation import command_line
+from engine.cli.probed_cmds import share
 
 
 def add_parsers(sub) -> None:
@@ -44,7 +44,7 @@ def add_parsers(sub) -> None:
 
 
 def _entry(args):
-    from ..store import find_model
+    from engine.store.folders import find_model
 
     return find_model(args.model or args.task, task=args.task)
 
@@ -56,11 +56,11 @@ def describe_point(q) -> str:
 
 
 def train_decoder_cmd(args) -> int:
-    from ..decoder.job import checkpoint_path, finish, starting_state
-    from ..decoder.train import checkpoint_meta, train_decoder
-    from ..runtime import torch
-    from ..store import find_model, load_probed
-    from .progress import ProgressBar, format_seconds
+    from engine.decoder.job import checkpoint_path, finish, starting_state
+    from engine.decoder.train import checkpoint_meta, train_decoder
+    from engine.runtime import torch
+    from engine.store.folders import find_model, load_probed
+    from engine.cli.progress import ProgressBar, format_seconds
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,8 +94,8 @@ def train_decoder_cmd(args) -> int:
 
 
 def eval_decoder_cmd(args) -> int:
-    from ..decoder.evaluate import evaluate_decoder
-    from ..query import load_inverter
+    from engine.decoder.evaluate import evaluate_decoder
+    from engine.query.run import load_inverter
 
     entry = _entry(args)
     inv = load_inverter(entry, device=args.device)
@@ -119,8 +119,8 @@ def eval_decoder_cmd(args) -> int:
 def _record_quality(entry, q) -> None:
     from dataclasses import asdict
 
-    from ..cards import probed_card
-    from ..store import open_folder, read_config, write_config
+    from engine.store.cards import probed_card
+    from engine.store.folders import open_folder, read_config, write_config
 
     config = read_config(entry.path)
     config["decoder"]["quality"] = {**asdict(q), "average": q.average, "well_formed": q.well_formed,

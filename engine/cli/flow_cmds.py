@@ -20,9 +20,9 @@ def add_parsers(sub) -> None:
 
 
 def flow_cmd(args) -> int:
-    from ..errors import StoreError
-    from ..store import find_model, load_probed
-    from ..tasks.base import TaskInputError
+    from engine.errors import StoreError
+    from engine.store.folders import find_model, load_probed
+    from engine.tasks.base import TaskInputError
 
     if not 0 <= args.threshold <= 1:
         raise TaskInputError(f"--threshold must be between 0 and 1, not {args.threshold}")
@@ -31,14 +31,14 @@ def flow_cmd(args) -> int:
     entry = find_model(args.model)
     model = load_probed(entry)
 
-    from ..flow import flow_for_query
+    from engine.flow.build import flow_for_query
 
     graph = flow_for_query(model, args.text, target=args.target, position=args.position,
                            threshold=args.threshold, top_k=args.top_k)
     if args.json:
         from pathlib import Path
 
-        from ..safefiles import atomic_write_text
+        from engine.store.safefiles import atomic_write_text
 
         path = Path(args.json)
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import decoder_cmds, flow_cmds, model_cmds, probed_cmds, query_cmds
+from engine.cli import decoder_cmds, flow_cmds, model_cmds, probed_cmds, query_cmds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from ..errors import USER_ERRORS
+    from engine.errors import USER_ERRORS
 
     try:
         return int(args.func(args) or 0)

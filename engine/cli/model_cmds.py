@@ -15,7 +15,7 @@ def add_parsers(sub) -> None:
 
 
 def models_cmd(args) -> int:
-    from ..store import list_models, user_models_dir
+    from engine.store.folders import list_models, user_models_dir
 
     entries = list_models()
     for entry in entries:
@@ -27,8 +27,8 @@ def models_cmd(args) -> int:
 
 
 def sites_cmd(args) -> int:
-    from ..sites import PAPER_SITES, all_sites, get_site
-    from ..store import find_model
+    from engine.probed.sites import PAPER_SITES, all_sites, get_site
+    from engine.store.folders import find_model
 
     entry = find_model(args.model)
     if args.text is None:
@@ -41,9 +41,9 @@ def sites_cmd(args) -> int:
 
     import numpy as np
 
-    from ..runtime import torch
-    from ..sites import read_site
-    from ..store import load_probed
+    from engine.runtime import torch
+    from engine.probed.sites import read_site
+    from engine.store.folders import load_probed
 
     site = get_site(entry.probed, args.site)
     model = load_probed(entry)

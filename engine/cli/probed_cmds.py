@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from .invocation import command_line
-from .progress import ProgressBar, format_seconds
+from engine.cli.invocation import command_line
+from engine.cli.progress import ProgressBar, format_seconds
 
 
 def share(text: str) -> float:
@@ -69,18 +69,18 @@ def add_parsers(sub) -> None:
 def train_probed_cmd(args) -> int:
     from dataclasses import replace
 
-    from ..cards import hardware_summary
-    from ..probed_eval import score_probed
-    from ..probed import PAPER_CONFIGS
-    from ..probed_train import DEFAULT_SCHEDULES, train_probed
-    from ..runtime import torch
-    from ..store import save_probed, user_data_dir, user_models_dir
-    from ..cards import probed_card
+    from engine.store.cards import hardware_summary
+    from engine.probed.evaluate import score_probed
+    from engine.probed.model import PAPER_CONFIGS
+    from engine.probed.train import DEFAULT_SCHEDULES, train_probed
+    from engine.runtime import torch
+    from engine.store.folders import save_probed, user_data_dir, user_models_dir
+    from engine.store.cards import probed_card
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ..safefiles import load_tensors
-    from ..store import find_model
+    from engine.store.safefiles import load_tensors
+    from engine.store.folders import find_model
 
     cfg = DEFAULT_SCHEDULES[args.task]
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
@@ -126,8 +126,8 @@ def train_probed_cmd(args) -> int:
 
 
 def eval_probed_cmd(args) -> int:
-    from ..probed_eval import score_probed
-    from ..store import find_model, load_probed
+    from engine.probed.evaluate import score_probed
+    from engine.store.folders import find_model, load_probed
 
     entry = find_model(args.model or args.task, task=args.task)
     model = load_probed(entry, device=args.device)

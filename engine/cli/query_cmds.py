@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def add_parsers(sub) -> None:
-    from ..query_types import METRICS
+    from engine.query.types import METRICS
 
     p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
     p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
@@ -25,8 +25,8 @@ def add_parsers(sub) -> None:
 
 
 def parse_schedule(text: str):
-    from ..query_types import AUTO_SCHEDULE
-    from ..tasks import TaskInputError
+    from engine.query.types import AUTO_SCHEDULE
+    from engine.tasks import TaskInputError
 
     if text.strip().lower() == "auto":
         return AUTO_SCHEDULE
@@ -47,9 +47,9 @@ def text_bar(distance: float, width: int = 20) -> str:
 
 
 def query_cmd(args) -> int:
-    from ..errors import OutputError
-    from ..query import load_inverter, run_query
-    from ..query_types import QueryOptions
+    from engine.errors import OutputError
+    from engine.query.run import load_inverter, run_query
+    from engine.query.types import QueryOptions
 
     if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
         raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")
@@ -73,7 +73,7 @@ def query_cmd(args) -> int:
         print(f"... {len(r.samples) - args.top} more distinct samples")
     print(f"{r.summary()}; {r.seconds:.2f} s")
     if args.csv is not None:
-        from ..export import write_csv
+        from engine.store.export import write_csv
 
         write_csv(r, args.csv)
         print(f"wrote {args.csv}")

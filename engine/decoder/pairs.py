@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..probed import ProbedModel
-from ..sites import Site, read_sites
+from engine.probed.model import ProbedModel
+from engine.probed.sites import Site, read_sites
 
 BOS_SHARE = 0.01
 

@@ -7,8 +7,8 @@ import threading
 
 import torch
 
-from ..errors import Cancelled
-from .model import ConditionalDecoder
+from engine.errors import Cancelled
+from engine.decoder.model import ConditionalDecoder
 
 COMPACT_AT = 0.8  # finished rows are dropped once they are a fifth of the batch
 

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import Cancelled, StoreError
-from ..probed import ProbedModel
-from ..runtime import flush_denormals
-from ..safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
-from ..sites import Site, paper_sites
-from .evaluate import measure_quality
-from .model import ConditionalDecoder, DecoderConfig
-from .pairs import make_pairs
-from .train_config import DecoderTrainConfig
+from engine.errors import Cancelled, StoreError
+from engine.probed.model import ProbedModel
+from engine.runtime import flush_denormals
+from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
+from engine.probed.sites import Site, paper_sites
+from engine.decoder.evaluate import measure_quality
+from engine.decoder.model import ConditionalDecoder, DecoderConfig
+from engine.decoder.pairs import make_pairs
+from engine.decoder.config import DecoderTrainConfig
 
 
 MIN_PADDING_TO_SLICE = 0.15  # slice a batch only when padding is at least this share of it

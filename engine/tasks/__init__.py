@@ -1,7 +1,7 @@
 """The paper's synthetic tasks, by name."""
-from .addition import AdditionTask
-from .base import DataSplit, Task, TaskInputError, Verdict, Vocabulary
-from .counting import CountingTask
+from engine.tasks.addition import AdditionTask
+from engine.tasks.base import DataSplit, Task, TaskInputError, Verdict, Vocabulary
+from engine.tasks.counting import CountingTask
 
 TASKS: dict[str, Task] = {"counting": CountingTask(), "addition": AdditionTask()}
 

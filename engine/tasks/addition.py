@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .base import DataSplit, Task, Verdict, Vocabulary
+from engine.tasks.base import DataSplit, Task, Verdict, Vocabulary
 
 # ids: digits 0-9 = 0-9, B = 10, + = 11, = = 12, E = 13, P = 14
 VOCAB = Vocabulary("0123456789" + "B+=EP")

@@ -10,7 +10,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .base import DataSplit, Task, Verdict, Vocabulary
+from engine.tasks.base import DataSplit, Task, Verdict, Vocabulary
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # ids: a-z = 0-25, 1-9 = 26-34, | = 35, : = 36, B = 37, E = 38, P = 39

@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from engine.errors import StoreError
-from engine.probed import PAPER_CONFIGS
-from engine.query_types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
-from engine.sites import get_site, paper_sites
-from engine.store import find_model, user_models_dir
+from engine.probed.model import PAPER_CONFIGS
+from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
+from engine.probed.sites import get_site, paper_sites
+from engine.store.folders import find_model, user_models_dir
 from engine.tasks import get_task
 
 
@@ -49,7 +49,7 @@ class FakeEngine:
         self.runs = 0
 
     def backend(self):
-        from app.engine_worker import EngineBackend
+        from app.workers.engine_thread import EngineBackend
 
         return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query)
 

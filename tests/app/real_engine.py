@@ -14,9 +14,9 @@ import pytest
 def engine_query_missing() -> str:
     """Why the real-engine tests cannot run, or '' when they can."""
     try:
-        if importlib.util.find_spec("engine.query") is None:
+        if importlib.util.find_spec("engine.query.run") is None:
             return "engine.query is not importable yet (the lead adds it)"
-        import engine.query  # noqa: F401
+        import engine.query.run  # noqa: F401
     except Exception as e:  # noqa: BLE001
         return f"engine.query is not importable: {type(e).__name__}: {e}"
     return ""
@@ -29,9 +29,9 @@ def make_tiny_model(folder: Path, task: str = "counting", name: str | None = Non
     """A model folder: random probed model of the paper's shape + a small random decoder."""
     from engine.decoder.files import save_decoder
     from engine.decoder.train import DecoderTrainConfig, new_decoder
-    from engine.probed import PAPER_CONFIGS, build_probed
-    from engine.sites import paper_sites
-    from engine.store import save_probed
+    from engine.probed.model import PAPER_CONFIGS, build_probed
+    from engine.probed.sites import paper_sites
+    from engine.store.folders import save_probed
 
     probed = build_probed(PAPER_CONFIGS[task], seed=0)
     save_probed(probed, folder, name=name or folder.name)

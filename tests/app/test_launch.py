@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.launch import has_display, parse_args
-from engine.store import BUNDLED_DIR, open_folder
+from engine.store.folders import BUNDLED_DIR, open_folder
 from tests.app.real_engine import make_tiny_model, requires_real_engine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,9 +22,9 @@ def make_model_folder(folder: Path, task: str, decoder_steps: int | None = None,
     from engine.decoder.files import save_decoder
     from engine.decoder.pairs import make_pairs
     from engine.decoder.train import DecoderTrainConfig, new_decoder, sequence_loss
-    from engine.probed import PAPER_CONFIGS, build_probed
-    from engine.sites import paper_sites
-    from engine.store import save_probed
+    from engine.probed.model import PAPER_CONFIGS, build_probed
+    from engine.probed.sites import paper_sites
+    from engine.store.folders import save_probed
 
     probed = build_probed(PAPER_CONFIGS[task], seed=seed)
     save_probed(probed, folder, name=folder.name)

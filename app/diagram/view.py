@@ -1,0 +1,293 @@
+"""The model diagram: the forward pass of the current query as layers x tokens, one node per site.
+
+Clicking a node chooses the site and position to invert; clicking a token label chooses the
+position. Sites the decoder was not trained on are drawn dashed but stay clickable. Ctrl+wheel
+zooms, dragging pans, double-click fits. A DiagramOverlay (diagram_layout.py) adds per-node
+readouts and weighted edges on top, for the flow-graph feature.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from app.style import SELECTED_BAND
+from app.diagram.items import CircleNode, RectNode, TokenLabel, wire
+from app.diagram.layout import ROW_HEIGHT, DiagramLayout, DiagramOverlay, column_edges, fixed_height, layout_for
+
+WIRE_PEN = QPen(QColor("#c4c9d1"), 1.2)
+RESID_PEN = QPen(QColor("#9aa3af"), 2.2)
+FLOW_COLOR = QColor(109, 40, 217)  # overlay edges (violet: distinct from prob_diff blue/red)
+DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
+MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
+MAX_AUTO_SCALE = 0.9
+MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
+ROW_NAME_FONT = QFont("DejaVu Sans Mono", 8)
+
+LEGEND = ("● residual stream &nbsp; ■ written into it (heads, attention, MLP) &nbsp; "
+          "<span style='color:#9ca3af'>dashed: decoder not trained on this site</span> &nbsp; "
+          "<span style='color:#6b7280'>Ctrl+wheel zooms, drag pans, double-click fits</span>")
+
+
+class ModelDiagram(QGraphicsView):
+    nodeClicked = Signal(str, int)  # site short name, position
+    positionClicked = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing)
+        self.setDragMode(QGraphicsView.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setBackgroundBrush(QColor("#fbfbfc"))
+        self._layout: DiagramLayout | None = None
+        self._n_layers = self._n_heads = 0
+        self._trained: set[str] | None = None
+        self._tokens: list[str] = []
+        self._labels: list[str] = []
+        self._nodes: dict[tuple[str, int], CircleNode | RectNode] = {}
+        self._overlay_items = []
+        self._overlay: DiagramOverlay | None = None
+        self._band = None
+        self._selection: tuple[str, int] | None = None
+        self._auto_fit = True
+        self._row_height = ROW_HEIGHT
+        self._refit = QTimer(self)  # resizes come in bursts: fit once they settle
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(40)
+        self._refit.timeout.connect(self._fit_if_auto)
+
+    # ---- content ------------------------------------------------------------------------
+    def set_model(self, n_layers: int, n_heads: int, trained_sites: list[str] | None) -> None:
+        self._n_layers, self._n_heads = n_layers, n_heads
+        self._trained = set(trained_sites) if trained_sites is not None else None
+        self._layout = layout_for(n_layers, n_heads, self._row_height)
+        self._rebuild()
+
+    def set_trained_sites(self, trained_sites: list[str] | None) -> None:
+        self._trained = set(trained_sites) if trained_sites is not None else None
+        self._rebuild()
+
+    def set_tokens(self, tokens: list[str], labels: list[str]) -> None:
+        if tokens == self._tokens and labels == self._labels:
+            return
+        self._tokens, self._labels = list(tokens), list(labels)
+        self._rebuild()
+
+    def set_selection(self, short: str | None, position: int | None) -> None:
+        if self._selection in self._nodes:
+            self._nodes[self._selection].set_selected(False)
+        self._selection = (short, position) if short is not None and position is not None else None
+        if self._selection in self._nodes:
+            self._nodes[self._selection].set_selected(True)
+        self._place_band()
+
+    def is_trained(self, short: str) -> bool:
+        return self._trained is None or short in self._trained
+
+    def node(self, short: str, position: int):
+        """The graphics item of one node (tests click it; the flow feature styles it)."""
+        return self._nodes.get((short, position))
+
+    def node_count(self) -> int:
+        return len(self._nodes)
+
+    # ---- overlay (flow graph) ---------------------------------------------------------
+    def set_overlay(self, overlay: DiagramOverlay | None) -> None:
+        """Draw per-node readouts and weighted edges over the diagram (None clears them).
+
+        Edge width and opacity grow with the square root of the weight, so the many weak
+        attention edges stay thin and faint while the strong ones carry the eye.
+        """
+        for item in self._overlay_items:
+            self.scene().removeItem(item)
+        self._overlay_items = []
+        self._overlay = overlay
+        for node in self._nodes.values():
+            node.set_readout(None, None)
+            node.setOpacity(1.0)
+        if overlay is None:
+            return
+        for key, node in self._nodes.items():
+            if key in overlay.labels or key in overlay.colors or key in overlay.tooltips:
+                color = overlay.colors.get(key)
+                node.set_readout(overlay.labels.get(key), QColor(color) if color else None, overlay.tooltips.get(key))
+            if key in overlay.dim:
+                node.setOpacity(DIM_OPACITY)
+        for src, dst, weight in overlay.edges:
+            a, b = self._nodes.get(src), self._nodes.get(dst)
+            if a is None or b is None or weight <= 0:
+                continue
+            strength = min(weight, 1.0) ** 0.5
+            color = QColor(FLOW_COLOR)
+            color.setAlphaF(0.12 + 0.83 * strength)
+            pen = QPen(color, 0.4 + 3.6 * strength)
+            pen.setCapStyle(Qt.RoundCap)
+            item = wire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(), pen, z=1 + strength)
+            item.setToolTip(f"{src[0]} @ {src[1]} → {dst[0]} @ {dst[1]}: contribution {weight:.3f}")
+            item.flow_edge = (src, dst, weight)
+            self.scene().addItem(item)
+            self._overlay_items.append(item)
+
+    def edge_items(self) -> list:
+        """The flow edges drawn now (each item's .flow_edge is (src key, dst key, weight))."""
+        return list(self._overlay_items)
+
+    # ---- drawing ------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        scene = self.scene()
+        scene.clear()
+        self._nodes, self._overlay_items, self._band = {}, [], None
+        lay = self._layout
+        if lay is None or not self._tokens:
+            return
+        n = len(self._tokens)
+        scene.setSceneRect(QRectF(0, 0, lay.width(n), lay.height()))
+        specs = {s.short: s for s in lay.nodes}
+        for pos in range(n):
+            for spec in lay.nodes:
+                x, y = lay.center(spec, pos)
+                rect = QRectF(x - spec.width / 2, y - spec.height / 2, spec.width, spec.height)
+                cls = CircleNode if spec.shape == "circle" else RectNode
+                item = cls(self, spec.short, pos, self.is_trained(spec.short), rect)
+                scene.addItem(item)
+                self._nodes[(spec.short, pos)] = item
+            for a, b in column_edges(self._n_layers, self._n_heads):
+                pa, pb = QPointF(*lay.center(specs[a], pos)), QPointF(*lay.center(specs[b], pos))
+                resid = specs[a].shape == "circle" and specs[b].shape == "circle"
+                scene.addItem(wire(pa, pb, RESID_PEN if resid else WIRE_PEN, z=-1))
+            left = lay.column_left(pos)
+            label = self._labels[pos] if pos < len(self._labels) else ""
+            scene.addItem(TokenLabel(self, pos, QRectF(left + 2, lay.grid_bottom() + 4, lay.column_width - 4, 38),
+                                     self._tokens[pos], label))
+        if self._overlay is not None:
+            self.set_overlay(self._overlay)
+        self.set_selection(*(self._selection or (None, None)))
+        self._fit_if_auto()
+
+    def _place_band(self) -> None:
+        if self._band is not None:
+            self.scene().removeItem(self._band)
+            self._band = None
+        lay = self._layout
+        if lay is None or self._selection is None or not self._tokens:
+            return
+        pos = self._selection[1]
+        if not 0 <= pos < len(self._tokens):
+            return
+        top = lay.row_y(lay.n_rows - 1) - lay.row_height / 2
+        rect = QRectF(lay.column_left(pos), top, lay.column_width, lay.grid_bottom() - top + 44)
+        self._band = self.scene().addRect(rect, QPen(Qt.NoPen), SELECTED_BAND)
+        self._band.setZValue(-2)
+        self.ensureVisible(self._band, 20, 0)
+
+    def drawForeground(self, painter, rect) -> None:
+        """Row names pinned to the view's left edge, so they stay visible while panning."""
+        lay = self._layout
+        if lay is None or not self._tokens:
+            return
+        painter.save()
+        painter.resetTransform()  # paint in viewport pixels
+        painter.setFont(ROW_NAME_FONT)
+        fm = painter.fontMetrics()
+        width = max(fm.horizontalAdvance(name) for _, name in lay.row_names) + 10
+        for row, name in lay.row_names:
+            y = self.mapFromScene(QPointF(0, lay.row_y(row))).y()
+            painter.fillRect(0, y - fm.height() // 2, width, fm.height(), QColor(251, 251, 252, 230))
+            painter.setPen(QColor("#4b5563"))
+            painter.drawText(4, y + fm.ascent() // 2 - 1, name)
+        painter.restore()
+
+    def render_image(self, scale: float = 2.0):
+        """The whole diagram (not just the visible part) as a QImage, for export."""
+        from PySide6.QtGui import QImage
+
+        rect = self.scene().sceneRect()
+        image = QImage(int(rect.width() * scale), int(rect.height() * scale), QImage.Format_ARGB32)
+        image.fill(QColor("#ffffff"))
+        painter = QPainter(image)
+        painter.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing)
+        self.scene().render(painter)
+        painter.scale(scale, scale)
+        painter.setFont(ROW_NAME_FONT)
+        painter.setPen(QColor("#4b5563"))
+        for row, name in (self._layout.row_names if self._layout else ()):
+            painter.drawText(QPointF(4, self._layout.row_y(row) + 4), name)
+        painter.end()
+        return image
+
+    # ---- clicks from items -----------------------------------------------------------
+    def node_clicked(self, short: str, position: int) -> None:
+        self.set_selection(short, position)
+        self.nodeClicked.emit(short, position)
+
+    def position_clicked(self, position: int) -> None:
+        self.positionClicked.emit(position)
+
+    # ---- zoom and pan -------------------------------------------------------------------
+    def _fit_if_auto(self) -> None:
+        """Fit the width when legible (else scroll to the selection); stretch rows into spare height."""
+        rect = self.scene().sceneRect()
+        if not self._auto_fit or rect.isEmpty() or self._layout is None:
+            return
+        view = self.viewport().rect()
+        scale = max(MIN_LEGIBLE_SCALE, min(view.width() / rect.width(), MAX_AUTO_SCALE))
+        rows = self._layout.n_rows
+        spare = (view.height() / scale - fixed_height() - 6) / rows
+        row_height = min(max(spare, ROW_HEIGHT), ROW_HEIGHT * MAX_ROW_STRETCH)
+        if abs(row_height - self._row_height) > 1.5:
+            self._row_height = row_height
+            self._layout = layout_for(self._n_layers, self._n_heads, row_height)
+            self._rebuild()  # calls back here once, with the row height settled
+            return
+        scale = min(scale, max(view.height() / rect.height(), 0.05))
+        self.resetTransform()
+        self.scale(scale, scale)
+        self.centerOn(self._band.rect().center() if self._band is not None else rect.center())
+
+    def fit(self) -> None:
+        self._auto_fit = True
+        self._fit_if_auto()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._auto_fit:
+            self._refit.start()
+
+    def wheelEvent(self, event) -> None:
+        if event.modifiers() & Qt.ControlModifier:
+            self._auto_fit = False
+            factor = 1.15 if event.angleDelta().y() > 0 else 1 / 1.15
+            self.scale(factor, factor)
+        else:
+            super().wheelEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        if self.itemAt(event.position().toPoint()) is None:
+            self.fit()
+        else:
+            super().mouseDoubleClickEvent(event)
+
+
+class DiagramPanel(QWidget):
+    """The diagram with the flow graph's controls above it and the legends underneath."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        from app.flow.controls import FlowControls, TargetLegend
+
+        self.flow_controls = FlowControls()
+        self.view = ModelDiagram()
+        self.legend = QLabel(LEGEND)
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("color: #374151; font-size: 8pt;")
+        self.flow_legend = TargetLegend()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.flow_controls)
+        lay.addWidget(self.view, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.legend, 1)
+        bottom.addWidget(self.flow_legend, 0, Qt.AlignTop)
+        lay.addLayout(bottom)

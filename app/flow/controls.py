@@ -1,0 +1,131 @@
+"""The flow graph's controls above the diagram, and its colour legend underneath.
+
+Threshold: edges whose contribution is below it are not drawn (DESIGN.md §4, default 0.04).
+Route only: only the edges from which the output node can be reached above the threshold.
+Target: the token whose logit-lens probability colours the residual nodes (default: what the
+model predicts at each position).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QLinearGradient, QPainter
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
+
+from app.style import ERROR, FLOW_EDGE, MUTED, TARGET_SCALE
+
+DEFAULT_THRESHOLD = 0.04  # engine.flow_graph.DEFAULT_THRESHOLD (not imported: it pulls numpy in at start-up)
+SLIDER_STEPS = 100  # the slider's integer value / 100 is the threshold
+MIN_THRESHOLD, MAX_THRESHOLD = 0.01, 0.6
+PREDICTION = "prediction"  # the model's own prediction at each position
+
+
+class FlowControls(QWidget):
+    thresholdChanged = Signal(float)
+    routeOnlyChanged = Signal(bool)
+    targetChanged = Signal(object)  # a token's text, or None for the model's own prediction
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(round(MIN_THRESHOLD * SLIDER_STEPS), round(MAX_THRESHOLD * SLIDER_STEPS))
+        self.slider.setValue(round(DEFAULT_THRESHOLD * SLIDER_STEPS))
+        self.slider.setMinimumWidth(90)
+        self.slider.setToolTip("Edges whose contribution is below this are not drawn")
+        self.value_label = QLabel()
+        self.value_label.setMinimumWidth(34)
+        self.route = QCheckBox("route only")
+        self.route.setToolTip("Only the edges that lead to the output node (the route), at this threshold")
+        self.target = QComboBox()
+        self.target.setToolTip("The token whose probability colours the residual nodes\n"
+                               "(prediction: the model's own prediction at each position)")
+        self.target.setMinimumContentsLength(6)
+        self.target.addItem(PREDICTION, None)
+        self.status = QLabel()
+        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long messages never widen the panel
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        lay.addWidget(QLabel("<b>Flow</b> edges ≥"))
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.value_label)
+        lay.addWidget(self.route)
+        lay.addWidget(QLabel("target"))
+        lay.addWidget(self.target)
+        lay.addWidget(self.status, 1)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.route.toggled.connect(self.routeOnlyChanged)
+        self.target.currentIndexChanged.connect(lambda _: self.targetChanged.emit(self.target_token()))
+        self._on_slider(self.slider.value(), emit=False)
+
+    def threshold(self) -> float:
+        return self.slider.value() / SLIDER_STEPS
+
+    def set_threshold(self, value: float) -> None:
+        self.slider.setValue(round(value * SLIDER_STEPS))
+
+    def route_only(self) -> bool:
+        return self.route.isChecked()
+
+    def target_token(self) -> str | None:
+        return self.target.currentData()
+
+    def set_vocabulary(self, tokens: list[str]) -> None:
+        """Offer each token of the model's vocabulary as a target (keeps the choice when it still exists)."""
+        keep = self.target_token()
+        self.target.blockSignals(True)
+        self.target.clear()
+        self.target.addItem(PREDICTION, None)
+        for token in tokens:
+            self.target.addItem(repr(token), token)
+        index = self.target.findData(keep) if keep is not None else 0
+        self.target.setCurrentIndex(max(index, 0))
+        self.target.blockSignals(False)
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet(f"color: {ERROR if error else MUTED};")
+        self.status.setText(text)
+        self.status.setToolTip(text)
+
+    def _on_slider(self, value: int, emit: bool = True) -> None:
+        self.value_label.setText(f"{value / SLIDER_STEPS:.2f}")
+        if emit:
+            self.thresholdChanged.emit(value / SLIDER_STEPS)
+
+
+class TargetLegend(QWidget):
+    """A small colour bar: residual fill = the target's probability; violet edges = contributions."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFixedSize(300, 18)
+        self.setToolTip("Residual nodes are filled by the logit lens's probability of the target token;\n"
+                        "edges are contributions (LM Transparency Tool), thicker and darker when larger.")
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        p.setPen(QColor("#374151"))
+        font = p.font()
+        font.setPointSizeF(7.5)
+        p.setFont(font)
+        p.drawText(QRectF(0, 0, 74, 18), Qt.AlignVCenter | Qt.AlignLeft, "P(target)  0")
+        bar = QRectF(76, 4, 90, 10)
+        grad = QLinearGradient(bar.topLeft(), bar.topRight())
+        for stop, rgb in TARGET_SCALE:
+            grad.setColorAt(stop, QColor(*rgb))
+        p.fillRect(bar, grad)
+        p.setPen(QColor("#9ca3af"))
+        p.drawRect(bar)
+        p.setPen(QColor("#374151"))
+        p.drawText(QRectF(170, 0, 14, 18), Qt.AlignVCenter | Qt.AlignLeft, "1")
+        edge = QColor(*FLOW_EDGE)
+        for k, (x, width) in enumerate(((196, 1.0), (214, 2.5), (232, 4.5))):
+            edge.setAlphaF(0.3 + 0.3 * k)
+            pen = p.pen()
+            pen.setColor(edge)
+            pen.setWidthF(width)
+            p.setPen(pen)
+            p.drawLine(x, 13, x + 12, 5)
+        p.setPen(QColor("#374151"))
+        p.drawText(QRectF(250, 0, 50, 18), Qt.AlignVCenter | Qt.AlignLeft, "weight")
+        p.end()

@@ -1,0 +1,110 @@
+"""From a FlowGraph to what the diagram draws: node readouts, colours, tooltips, weighted edges.
+
+Plain Python (no Qt): the flow view decides which edges are shown (above the threshold, or the
+route only) and this module only translates names. The graph names the residual stream between
+blocks x{L}.post; the diagram draws that vector twice, as x{L}.post and x{L+1}.pre, and an edge
+that feeds block L+1 is drawn from x{L+1}.pre, the node the block reads.
+"""
+from __future__ import annotations
+
+import re
+
+from app.style import target_prob_hex
+from app.diagram.layout import DiagramOverlay, NodeKey, _diagram_key
+
+TOOLTIP_TOKENS = 5
+MAX_LABEL_CHARS = 6
+
+
+def token_text(graph, token_id: int) -> str:
+    """A token's text, printable: spaces and newlines made visible (large vocabularies have them)."""
+    text = str(graph.label(int(token_id)))
+    return text.replace("\n", "\\n").replace(" ", "␣") or "∅"
+
+
+def short_label(graph, token_id: int) -> str:
+    text = token_text(graph, token_id)
+    return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS - 1] + "…"
+
+
+def diagram_keys(node_key: NodeKey, n_layers: int) -> list[NodeKey]:
+    """The diagram nodes that draw one graph node (x{L}.post is also x{L+1}.pre)."""
+    short, pos = node_key
+    m = re.fullmatch(r"x(\d+)\.post", short)
+    if m and int(m.group(1)) + 1 < n_layers:
+        return [node_key, (f"x{int(m.group(1)) + 1}.pre", pos)]
+    return [node_key]
+
+
+def node_tooltip(graph, node) -> str:
+    """Top tokens with probabilities, the target, and for heads and MLPs what they push."""
+    lines = [f"logit lens ({node.site.short} @ {node.position}):"]
+    lines += [f"  {token_text(graph, i)!s:>6}  {p:.3f}" for i, p in node.top[:TOOLTIP_TOKENS]]
+    target = token_text(graph, node.target)
+    if node.target_rank is not None:
+        lines.append(f"target {target!r}: rank {node.target_rank}, p {node.target_prob:.3f}")
+    else:
+        lines.append(f"target {target!r}: p {node.target_prob:.3f}")
+    if node.promoted:
+        lines.append("promotes " + " ".join(repr(token_text(graph, i)) for i, _ in node.promoted[:3]))
+        lines.append("suppresses " + " ".join(repr(token_text(graph, i)) for i, _ in node.suppressed[:3]))
+    return "\n".join(lines)
+
+
+def flow_overlay(graph, edges, on_route: set | None = None) -> DiagramOverlay:
+    """The overlay of `graph` showing `edges` (FlowEdges, weights 0..1 as computed: not rescaled).
+
+    Every node is labelled by its logit lens's top-1 token; residual nodes are filled by the
+    target's probability. on_route: graph node keys on the route; the others are drawn faded.
+    """
+    overlay = DiagramOverlay()
+    for node in graph.nodes:
+        label = short_label(graph, node.top[0][0]) if node.top else None
+        tip = node_tooltip(graph, node)
+        for key in diagram_keys(node.key, graph.n_layers):
+            if label:
+                overlay.labels[key] = label
+            overlay.tooltips[key] = tip
+            if node.kind == "resid":
+                overlay.colors[key] = target_prob_hex(node.target_prob)
+            if on_route is not None and node.key not in on_route:
+                overlay.dim.add(key)
+    overlay.edges = [(_diagram_key(e.src, e.dst), _diagram_key(e.dst), float(e.weight)) for e in edges]
+    return overlay
+
+
+def route_nodes(route) -> set:
+    """The graph node keys an edge list touches."""
+    return {e.src for e in route} | {e.dst for e in route}
+
+
+def previous_resid(short: str) -> str | None:
+    """The residual node before a residual node at the same position, by its graph name:
+    x{L}.mid follows x{L}.pre (= x{L-1}.post, or x0.pre), x{L}.post follows x{L}.mid."""
+    m = re.fullmatch(r"x(\d+)\.(mid|post)", short)
+    if not m:
+        return None
+    layer = int(m.group(1))
+    if m.group(2) == "post":
+        return f"x{layer}.mid"
+    return "x0.pre" if layer == 0 else f"x{layer - 1}.post"
+
+
+def rank_change(token_id: int, rank: int, before) -> str:
+    """How a top token's rank moved since the node before: '▲2 (was 3)', '▼1 (was 1)', '=', or
+    'new' when it was not among that node's top tokens; '' when there is no node before."""
+    if before is None:
+        return ""
+    ranks = {int(i): r for r, (i, _) in enumerate(before.top, start=1)}
+    was = ranks.get(int(token_id))
+    if was is None:
+        return f"new (was > {len(before.top)})"
+    if was == rank:
+        return "="
+    return f"{'▲' if was > rank else '▼'}{abs(was - rank)} (was {was})"
+
+
+def incoming(graph, key: NodeKey, threshold: float, limit: int = 6) -> list:
+    """The strongest edges into a graph node at or above the threshold, largest first."""
+    edges = [e for e in graph.edges if e.dst == key and e.weight >= threshold]
+    return sorted(edges, key=lambda e: -e.weight)[:limit]

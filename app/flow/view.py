@@ -1,0 +1,207 @@
+"""The flow graph of the current query, drawn over the model diagram (DESIGN.md §4).
+
+Whenever the model or a valid query text changes, a FlowRequest goes to the engine thread after
+DEBOUNCE_MS of quiet (typing does not queue a forward pass per key); only the newest request's
+graph is shown. The threshold slider and the route-only toggle only redraw: the graph holds
+every edge. The node detail pane follows the selected site and position.
+"""
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.flow.overlay import flow_overlay, route_nodes
+from app.workers.flow_request import FlowRequest, NeuronRequest
+
+DEBOUNCE_MS = 300
+
+
+class FlowView(QObject):
+    graphShown = Signal(object)  # the FlowGraph now drawn
+    neuronsShown = Signal(object)  # [NeuronReadout] now in the detail pane
+
+    def __init__(self, engine, diagram, controls, pane, parent=None):
+        super().__init__(parent)
+        self.engine, self.diagram, self.controls, self.pane = engine, diagram, controls, pane
+        self.graph = None  # the FlowGraph on screen
+        self._graph_key: tuple | None = None  # FlowRequest.key it answered
+        self.shown_edges: list = []  # the FlowEdges drawn now
+        self._model_key: str | None = None
+        self._text: str | None = None
+        self._pending: FlowRequest | None = None  # sent, not answered yet
+        self._selection: tuple[str, int] | None = None
+        self._neuron_request: NeuronRequest | None = None
+        self._neurons: dict[tuple, list] = {}  # NeuronRequest.key -> readouts, for the graph shown
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.request_now)
+        controls.thresholdChanged.connect(lambda _: self.redraw())
+        controls.routeOnlyChanged.connect(lambda _: self.redraw())
+        controls.targetChanged.connect(lambda _: self._schedule())
+        engine.flowReady.connect(self._on_flow)
+        engine.flowFailed.connect(self._on_flow_failed)
+        engine.neuronsReady.connect(self._on_neurons)
+        engine.neuronsFailed.connect(self._on_neurons_failed)
+
+    def stop(self) -> None:
+        """No more requests (the window is closing)."""
+        self._timer.stop()
+        self._model_key = None
+
+    # ---- what to compute ----------------------------------------------------------------
+    def set_model(self, model_key: str | None, vocabulary: list[str] | None = None) -> None:
+        """A model was chosen (None: none loaded yet); its graph is computed once it is loaded."""
+        if model_key != self._model_key:
+            self._clear("")
+        self._model_key = model_key
+        if vocabulary is not None:
+            self.controls.set_vocabulary(vocabulary)
+        self._schedule()
+
+    def set_query(self, text: str | None) -> None:
+        """The query text when it is valid, else None (the graph is taken down)."""
+        if text == self._text:
+            return
+        self._text = text
+        if text is None:
+            self._timer.stop()
+            self._clear("fix the query to see its flow graph")
+            return
+        if self.graph is not None:
+            self._clear("")  # the old graph belongs to another input: never draw it over the new tokens
+        self._schedule()
+
+    def wanted(self) -> FlowRequest | None:
+        if not self._model_key or self._text is None or not self.engine.can_flow:
+            return None
+        return FlowRequest(self._model_key, self._text, self.controls.target_token())
+
+    def _schedule(self) -> None:
+        if self.wanted() is not None:
+            self.controls.set_status("computing the flow graph…")
+            self._timer.start()
+
+    def request_now(self) -> int | None:
+        """Send the wanted request at once (the debounce timer calls this)."""
+        self._timer.stop()
+        request = self.wanted()
+        if request is None:
+            return None
+        if self.graph is not None and self._graph_key == request.key:
+            self.controls.set_status(self._summary())
+            return None
+        self._pending = request
+        return self.engine.compute_flow(request)
+
+    # ---- replies ---------------------------------------------------------------------------
+    def _on_flow(self, request: FlowRequest, graph) -> None:
+        wanted = self.wanted()
+        if wanted is None or request.key != wanted.key:
+            return  # the query or model changed since: a newer request is on its way
+        self._pending = None
+        self.graph, self._graph_key = graph, request.key
+        self._neurons.clear()
+        self.redraw()
+        self.graphShown.emit(graph)
+
+    def _on_flow_failed(self, request: FlowRequest, message: str) -> None:
+        wanted = self.wanted()
+        if wanted is not None and request.key == wanted.key:
+            self._pending = None
+            self.controls.set_status(f"flow graph failed: {message}", error=True)
+
+    def _clear(self, status: str) -> None:
+        self.graph, self._graph_key, self.shown_edges = None, None, []
+        self._neurons.clear()
+        self.diagram.set_overlay(None)
+        self.controls.set_status(status)
+        if self._selection is not None:
+            self.pane.show_message("Computing the flow graph…" if not status else status)
+
+    # ---- drawing ---------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Edges at or above the slider's threshold, or the route only, over the diagram."""
+        graph = self.graph
+        if graph is None:
+            return
+        threshold = self.controls.threshold()
+        if self.controls.route_only():
+            self.shown_edges = graph.route_to(threshold=threshold)
+            on_route = route_nodes(self.shown_edges) | {graph.output}
+        else:
+            self.shown_edges, on_route = graph.edges_above(threshold), None
+        self.diagram.set_overlay(flow_overlay(graph, self.shown_edges, on_route))
+        self.controls.set_status(self._summary())
+        if self._selection is not None and self.pane.isVisible():
+            self.show_detail(*self._selection)
+
+    def _summary(self) -> str:
+        g = self.graph
+        site, pos = g.output
+        what = "route edges" if self.controls.route_only() else "edges"
+        return f"{len(self.shown_edges)} {what} · route → {site} @ {pos} '{g.position_labels[pos]}'"
+
+    # ---- the detail pane ------------------------------------------------------------------
+    def show_detail(self, short: str, position: int) -> None:
+        """Show (short, position) in the detail pane (now, or once the graph arrives)."""
+        self._selection = (short, position)
+        if self.graph is None:
+            self.pane.key = self._selection
+            self.pane.show_message("Computing the flow graph…" if self.wanted() else
+                                   "The flow graph appears once a model is loaded and the query is valid.")
+            return
+        node = self.pane.show_node(self.graph, short, position, self.controls.threshold())
+        if node is not None and node.kind == "mlp":
+            self._ask_neurons(node.site.layer, position)
+
+    def _ask_neurons(self, layer: int, position: int) -> None:
+        request = NeuronRequest(self._model_key, self.graph, layer, position)
+        if request.key in self._neurons:
+            self.pane.set_neurons(self.graph, self._neurons[request.key])
+            self.neuronsShown.emit(self._neurons[request.key])
+            return
+        if self._neuron_request is not None and self._neuron_request.key == request.key:
+            return  # already asked
+        self._neuron_request = request
+        self.engine.compute_neurons(request)
+
+    def _on_neurons(self, request: NeuronRequest, readouts) -> None:
+        if request.graph is not self.graph:
+            return
+        self._neuron_request = None
+        self._neurons[request.key] = readouts
+        node = self.pane.node
+        if node is not None and node.kind == "mlp" and (node.site.layer, node.position) == (request.layer,
+                                                                                            request.position):
+            self.pane.set_neurons(self.graph, readouts)
+            self.neuronsShown.emit(readouts)
+
+    def _on_neurons_failed(self, request: NeuronRequest, message: str) -> None:
+        if request.graph is self.graph:
+            self._neuron_request = None
+            self.pane.set_neurons_status(f"Could not read the neurons: {message}", error=True)
+
+    # ---- export ---------------------------------------------------------------------------
+    def export_json(self) -> str:
+        """The graph as JSON with exactly the edges on screen (engine.flow_graph.to_json + a 'view').
+
+        "edges" are the edges drawn: those at or above the slider's threshold, or, in route-only
+        mode, the route's. "route" and "threshold" are recomputed at the slider's threshold, and
+        "view" records how the file was made, so FlowGraph.from_json still reads it.
+        """
+        from dataclasses import replace
+
+        graph, threshold = self.graph, self.controls.threshold()
+        if graph is None:
+            raise ValueError("no flow graph yet")
+        route = graph.route_to(threshold=threshold)
+        doc = json.loads(replace(graph, threshold=threshold, route=route).to_json(threshold=threshold))
+        route_only = self.controls.route_only()
+        if route_only:
+            doc["edges"] = doc["route"]
+        doc["view"] = {"app": "InversionView Studio", "edge_threshold": threshold, "route_only": route_only,
+                       "edges": "the route to the output node" if route_only else "every edge >= edge_threshold",
+                       "target": self.controls.target_token() or "the model's prediction at each position"}
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))

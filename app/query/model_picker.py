@@ -1,0 +1,119 @@
+"""Pick the probed model: bundled and user models by name, task and size, or a folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from engine.errors import StoreError
+from engine.store.folders import list_models, open_folder
+
+from app.style import ERROR, MUTED
+from app.messages import show_message
+
+
+def describe_entry(entry) -> str:
+    extra = "" if entry.has_decoder else " · no decoder"
+    return f"{entry.name}  ·  {entry.task}  ·  {entry.probed.describe()}  ·  {entry.source}{extra}"
+
+
+class ModelPicker(QWidget):
+    modelChosen = Signal(object)  # ModelEntry
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setMinimumContentsLength(40)
+        self.combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.combo.setToolTip("Bundled models, then your own (user models folder)")
+        self.combo.activated.connect(self._on_activated)
+        self.open_button = QPushButton("Open model folder…")
+        self.open_button.setToolTip("Use a model folder (config.json, probed.safetensors, decoder.safetensors)")
+        self.open_button.clicked.connect(self.ask_folder)
+        self.state = QLabel()
+        self.state.setTextFormat(Qt.PlainText)  # engine messages may hold paths and '<'
+        self.state.setWordWrap(True)
+        self.state.setStyleSheet(f"color: {MUTED};")
+        label = QLabel("&Model")
+        label.setBuddy(self.combo)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(label)
+        lay.addWidget(self.combo)
+        lay.addWidget(self.open_button)
+        lay.addWidget(self.state, 1)
+        self.refresh()
+
+    def refresh(self) -> None:
+        current = self.current()
+        self.combo.clear()
+        for entry in list_models():
+            self._add(entry)
+        if current is not None:
+            self.select(str(current.path))
+
+    def _add(self, entry) -> int:
+        self.combo.addItem(describe_entry(entry), entry)
+        return self.combo.count() - 1
+
+    def entries(self) -> list:
+        return [self.combo.itemData(i) for i in range(self.combo.count())]
+
+    def current(self):
+        return self.combo.currentData()
+
+    def select(self, name_or_path: str) -> bool:
+        """Show an entry (by name or folder) as current without emitting modelChosen."""
+        for i, entry in enumerate(self.entries()):
+            if name_or_path in (entry.name, str(entry.path)):
+                self.combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def find(self, name_or_path: str):
+        """The entry named so, or one opened from that folder; None when neither works."""
+        for entry in self.entries():
+            if name_or_path in (entry.name, str(entry.path)):
+                return entry
+        if name_or_path and Path(name_or_path).is_dir():
+            try:
+                entry = open_folder(Path(name_or_path))
+            except StoreError:
+                return None
+            self.combo.setCurrentIndex(self._add(entry))
+            return entry
+        return None
+
+    def choose(self, index: int) -> None:
+        self.combo.setCurrentIndex(index)
+        self._on_activated(index)
+
+    def _on_activated(self, index: int) -> None:
+        entry = self.combo.itemData(index)
+        if entry is not None:
+            self.modelChosen.emit(entry)
+
+    def ask_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open model folder")
+        if folder:
+            self.open_path(folder)
+
+    def open_path(self, folder: str) -> bool:
+        """Add a model folder and choose it; a StoreError is shown as a message, not raised."""
+        try:
+            entry = open_folder(Path(folder))
+        except StoreError as e:
+            self.set_state(f"Could not open {folder}", error=True)
+            show_message(self, "Cannot open model folder", str(e))
+            return False
+        for i, known in enumerate(self.entries()):
+            if str(known.path) == str(entry.path):
+                self.choose(i)
+                return True
+        self.choose(self._add(entry))
+        return True
+
+    def set_state(self, text: str, error: bool = False) -> None:
+        self.state.setText(text)
+        self.state.setStyleSheet(f"color: {ERROR if error else MUTED};")

@@ -1,0 +1,189 @@
+"""Query options (epsilon, metric, candidates, schedule, seed) and the Run / Cancel / progress bar."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSpinBox, QWidget)
+
+from engine.query.types import AUTO_SCHEDULE, METRICS, QueryOptions
+
+from app.style import ERROR, MUTED
+
+AUTO_TEXT = "Auto"
+CUSTOM_TEXT = "Chosen"
+
+
+def format_schedule(schedule) -> str:
+    return ", ".join(f"{t:g}:{eta:g}" for t, eta in schedule)
+
+
+def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
+    """'0.5:0, 1:0, 2:0.1' -> ((0.5, 0), (1, 0), (2, 0.1)); ValueError with a readable message."""
+    entries = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        t, _, eta = part.partition(":")
+        try:
+            entry = (float(t), float(eta or 0))
+        except ValueError:
+            raise ValueError(f"{part!r} is not temperature:noise, e.g. 1:0 or 2:0.1") from None
+        if not (entry[0] > 0 and entry[1] >= 0):
+            raise ValueError(f"{part!r}: temperature must be > 0 and noise >= 0")
+        entries.append(entry)
+    if not entries:
+        raise ValueError("give at least one temperature:noise pair, e.g. 1:0")
+    return tuple(entries)
+
+
+class OptionsBar(QWidget):
+    epsilonChanged = Signal(float)
+    optionsChanged = Signal()  # anything that needs a new run
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.epsilon = QDoubleSpinBox()
+        self.epsilon.setDecimals(3)
+        self.epsilon.setRange(0.001, 10.0)
+        self.epsilon.setSingleStep(0.01)
+        self.epsilon.setValue(0.1)
+        self.epsilon.setToolTip("Samples with D ≤ ε are in the ε-preimage. Changing ε re-ranks, no new sampling.")
+        self.epsilon.valueChanged.connect(self.epsilonChanged)
+        self.metric = QComboBox()
+        self.metric.addItems(list(METRICS))
+        self.metric.setToolTip("euclidean: ||z - z_q|| / ||z_q||; cosine: 1 - cos(z_q, z)")
+        self.candidates = QSpinBox()
+        self.candidates.setRange(16, 65536)
+        self.candidates.setSingleStep(256)
+        self.candidates.setValue(1024)
+        self.candidates.setGroupSeparatorShown(True)
+        self.candidates.setToolTip("Candidates sampled from the decoder (split evenly over the schedule)")
+        self.schedule_mode = QComboBox()
+        self.schedule_mode.addItems([AUTO_TEXT, CUSTOM_TEXT])
+        self.schedule_mode.setToolTip("Auto: temperature:noise 0.5:0, 1:0, 2:0, 2:0.1 (the paper's)")
+        self.schedule = QLineEdit(format_schedule(AUTO_SCHEDULE))
+        self.schedule.setToolTip("temperature:noise pairs, comma separated; noise adds N(0, I) x std(z) x noise")
+        self.schedule.setEnabled(False)
+        self.schedule.setMinimumWidth(150)
+        self.schedule_mode.currentTextChanged.connect(self._on_mode)
+        self.schedule.textChanged.connect(self._check_schedule)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed of the sampling: the same seed gives the same samples")
+        for w in (self.metric, self.schedule_mode):
+            w.currentIndexChanged.connect(self.optionsChanged)
+        for w in (self.candidates, self.seed):
+            w.valueChanged.connect(self.optionsChanged)
+        self.schedule.textChanged.connect(self.optionsChanged)
+
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        for text, w in (("ε", self.epsilon), ("metric", self.metric), ("candidates", self.candidates),
+                        ("schedule", self.schedule_mode), (None, self.schedule), ("seed", self.seed)):
+            if text:
+                label = QLabel(text)
+                label.setBuddy(w)
+                lay.addWidget(label)
+            lay.addWidget(w)
+        lay.addStretch(1)
+
+    def _on_mode(self, mode: str) -> None:
+        self.schedule.setEnabled(mode == CUSTOM_TEXT)
+        if mode == AUTO_TEXT:
+            self.schedule.setText(format_schedule(AUTO_SCHEDULE))
+
+    def _check_schedule(self) -> None:
+        error = self.schedule_error()
+        self.schedule.setStyleSheet(f"border: 1px solid {ERROR};" if error else "")
+        self.schedule.setToolTip(error or "temperature:noise pairs, comma separated")
+
+    def schedule_error(self) -> str:
+        if self.schedule_mode.currentText() == AUTO_TEXT:
+            return ""
+        try:
+            parse_schedule(self.schedule.text())
+        except ValueError as e:
+            return str(e)
+        return ""
+
+    def options(self) -> QueryOptions:
+        """The chosen options; ValueError when the chosen schedule cannot be read."""
+        auto = self.schedule_mode.currentText() == AUTO_TEXT
+        schedule = AUTO_SCHEDULE if auto else parse_schedule(self.schedule.text())
+        return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric.currentText(),
+                            epsilon=self.epsilon.value(), seed=self.seed.value())
+
+    def schedule_list(self) -> list:
+        """For settings: [] for Auto, else [[t, noise], ...]."""
+        if self.schedule_mode.currentText() == AUTO_TEXT or self.schedule_error():
+            return []
+        return [list(e) for e in parse_schedule(self.schedule.text())]
+
+    def apply(self, epsilon: float, metric: str, candidates: int, schedule: list, seed: int) -> None:
+        self.epsilon.setValue(epsilon)
+        if metric in METRICS:
+            self.metric.setCurrentText(metric)
+        self.candidates.setValue(candidates)
+        self.schedule_mode.setCurrentText(CUSTOM_TEXT if schedule else AUTO_TEXT)
+        if schedule:
+            self.schedule.setText(format_schedule(schedule))
+        self.seed.setValue(seed)
+
+
+class RunBar(QWidget):
+    runClicked = Signal()
+    cancelClicked = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.run_button = QPushButton("Run  (Ctrl+Enter)")
+        self.run_button.setDefault(True)
+        self.run_button.setToolTip("Sample inputs whose activation at the chosen site and position "
+                                   "comes close to the query's")
+        self.run_button.clicked.connect(self.runClicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop the running query and keep what was found so far (Esc)")
+        self.cancel_button.clicked.connect(self.cancelClicked)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.progress.setTextVisible(True)
+        self.progress.setMinimumWidth(260)
+        self.eta = QLabel()
+        self.eta.setStyleSheet(f"color: {MUTED};")
+        self.eta.setMinimumWidth(120)
+        self.target = QLabel()
+        self.target.setTextFormat(Qt.RichText)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.target, 1)
+        lay.addWidget(self.run_button)
+        lay.addWidget(self.cancel_button)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.eta)
+
+    def set_running(self, running: bool, waiting_text: str = "") -> None:
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setRange(0, 0 if waiting_text else 1)  # busy indicator while waiting
+            self.progress.setValue(0)
+            self.progress.setFormat(waiting_text)
+            self.eta.setText("")
+
+    def set_progress(self, done: int, total: int, elapsed: float) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done:,} / {total:,} candidates")
+        if 0 < done < total and elapsed > 0:
+            self.eta.setText(f"ETA {elapsed / done * (total - done):.1f} s")
+        else:
+            self.eta.setText(f"{elapsed:.1f} s" if done else "")
+
+    def set_finished(self, text: str) -> None:
+        self.cancel_button.setEnabled(False)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        self.progress.setFormat(text)

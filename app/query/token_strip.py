@@ -1,0 +1,134 @@
+"""The query as a strip of clickable tokens: index above, token, position label below.
+
+Painted by hand rather than built from buttons so a 33-token query stays one cheap widget and
+invalid characters can be flagged in place.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.style import ERROR, MUTED, SELECTED, SELECTED_BAND
+
+PAD = 6
+
+
+class TokenStrip(QWidget):
+    positionClicked = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._chars: list[str] = []
+        self._labels: list[str] = []
+        self._bad: set[int] = set()
+        self._selected = -1
+        self._live = True  # False while the query is invalid: tokens shown, not clickable
+        self._token_font = QFont("DejaVu Sans Mono")
+        self._token_font.setStyleHint(QFont.Monospace)
+        self._token_font.setPointSizeF(self.font().pointSizeF() * 1.35)
+        self._small_font = QFont(self.font())
+        self._small_font.setPointSizeF(self.font().pointSizeF() * 0.8)
+        self._rects: list[QRect] = []
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setFocusPolicy(Qt.StrongFocus)  # Left / Right move the chosen position
+        self.setToolTip("Click a token (or use Left / Right) to choose the position whose activation is inverted")
+
+    # ---- content ----------------------------------------------------------------------
+    def set_tokens(self, chars: list[str], labels: list[str], bad: set[int] | None = None, live: bool = True):
+        self._chars, self._labels = list(chars), list(labels)
+        self._bad, self._live = set(bad or ()), live
+        self._layout()
+        self.updateGeometry()
+        self.update()
+
+    def set_selected(self, index: int) -> None:
+        self._selected = index
+        self.update()
+
+    def selected(self) -> int:
+        return self._selected
+
+    def cell_rect(self, index: int) -> QRect:
+        return QRect(self._rects[index])
+
+    def count(self) -> int:
+        return len(self._chars)
+
+    # ---- geometry -----------------------------------------------------------------------
+    def _layout(self) -> None:
+        tfm, sfm = QFontMetrics(self._token_font), QFontMetrics(self._small_font)
+        h = self._height()
+        x = 2
+        self._rects = []
+        for ch, lab in zip(self._chars, self._labels + [""] * len(self._chars)):
+            w = max(tfm.horizontalAdvance(ch), sfm.horizontalAdvance(lab), sfm.horizontalAdvance("00")) + 2 * PAD
+            self._rects.append(QRect(x, 0, w, h))
+            x += w + 2
+
+    def _height(self) -> int:
+        return QFontMetrics(self._token_font).height() + 2 * QFontMetrics(self._small_font).height() + 10
+
+    def sizeHint(self) -> QSize:
+        width = self._rects[-1].right() + 4 if self._rects else 200
+        return QSize(width, self._height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(100, self._height())
+
+    def _index_at(self, pos) -> int:
+        for i, r in enumerate(self._rects):
+            if r.contains(pos):
+                return i
+        return -1
+
+    # ---- events -----------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        i = self._index_at(event.position().toPoint())
+        if i >= 0 and self._live and event.button() == Qt.LeftButton:
+            self.set_selected(i)
+            self.positionClicked.emit(i)
+
+    def keyPressEvent(self, event) -> None:
+        step = {Qt.Key_Left: -1, Qt.Key_Right: 1}.get(event.key())
+        if step is None or not self._live or not self._chars:
+            return super().keyPressEvent(event)
+        i = min(max(self._selected + step, 0), len(self._chars) - 1)
+        if i != self._selected:
+            self.set_selected(i)
+            self.positionClicked.emit(i)
+
+    def mouseMoveEvent(self, event) -> None:
+        i = self._index_at(event.position().toPoint())
+        self.setCursor(Qt.PointingHandCursor if i >= 0 and self._live else Qt.ArrowCursor)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        sfm = QFontMetrics(self._small_font)
+        for i, r in enumerate(self._rects):
+            bad = i in self._bad
+            if i == self._selected and self._live:
+                p.fillRect(r, SELECTED_BAND)
+                if self.hasFocus():
+                    p.setPen(QPen(SELECTED, 1, Qt.DotLine))
+                    p.drawRect(r.adjusted(-1, -1, 0, 0))
+                p.setPen(QPen(SELECTED, 2))
+            else:
+                p.setPen(QPen(QColor(ERROR) if bad else QColor("#d1d5db"), 2 if bad else 1))
+            p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 4, 4)
+            p.setFont(self._small_font)
+            p.setPen(QColor(MUTED))
+            p.drawText(QRect(r.x(), r.y() + 2, r.width(), sfm.height()), Qt.AlignCenter, str(i))
+            p.setFont(self._token_font)
+            color = QColor(ERROR) if bad else (QColor("#111827") if self._live else QColor(MUTED))
+            p.setPen(color)
+            token_rect = QRect(r.x(), r.y() + sfm.height() + 2, r.width(), r.height() - 2 * sfm.height() - 6)
+            p.drawText(token_rect, Qt.AlignCenter, self._chars[i])
+            if i < len(self._labels):
+                p.setFont(self._small_font)
+                p.setPen(QColor(SELECTED) if i == self._selected else QColor(MUTED))
+                p.drawText(QRect(r.x(), r.bottom() - sfm.height() - 2, r.width(), sfm.height()),
+                           Qt.AlignCenter, self._labels[i])
+        p.end()

@@ -1,0 +1,169 @@
+"""Painting of the results table: samples as coloured tokens, and the orange distance bar.
+
+DESIGN.md §2: each token's background is prob_diff (blue positive, red negative); the compared
+token is in parentheses; hovering a token shows its own distance (position_distances). The bar
+is orange, its width min(D / 0.5, 1) of the cell, fading as D grows.
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QRect, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QToolTip
+
+from app.style import bar_color, bar_fraction, prob_diff_color
+from app.results.table_model import SAMPLE_ROLE
+
+INK = QColor("#111827")
+MALFORMED_INK = QColor("#7f1d1d")  # samples that break the task's grammar
+COMPARED_PEN = QPen(QColor("#111827"), 1)
+LEFT_MIDDLE = Qt.AlignLeft | Qt.AlignVCenter  # built once: enum arithmetic is slow in a paint loop
+
+CELL_PAD = 3
+
+
+class TokenMetrics:
+    """Fonts and cell sizes for drawing samples, built once per base font (painting is hot)."""
+
+    def __init__(self, base: QFont):
+        self.font = QFont("DejaVu Sans Mono")
+        self.font.setStyleHint(QFont.Monospace)
+        self.font.setPointSizeF(base.pointSizeF() * 1.1)
+        fm = QFontMetrics(self.font)
+        self.char_w = fm.horizontalAdvance("m")
+        self.pitch = self.char_w + 2 * CELL_PAD + 1  # one token cell plus its 1 px gap
+        # the same font, spaced so that each glyph lands in the middle of its cell: one drawText per run
+        self.spaced = QFont(self.font)
+        self.spaced.setLetterSpacing(QFont.AbsoluteSpacing, self.pitch - self.char_w)
+
+    def cells(self, sample, left: int, top: int, height: int) -> list[QRect]:
+        """One rect per token; the compared token's is wide enough for its parentheses."""
+        rects, x = [], left + CELL_PAD
+        for i in range(len(sample.text)):
+            w = (3 * self.char_w + 2 * CELL_PAD) if i == sample.compared_position else self.pitch - 1
+            rects.append(QRect(x, top + 2, w, height - 4))
+            x += w + 1
+        return rects
+
+
+_metrics: dict[float, TokenMetrics] = {}
+
+
+def token_metrics(base: QFont) -> TokenMetrics:
+    key = base.pointSizeF()
+    if key not in _metrics:
+        _metrics[key] = TokenMetrics(base)
+    return _metrics[key]
+
+
+def token_tooltip(sample, i: int) -> str:
+    d = sample.position_distances[i] if i < len(sample.position_distances) else math.nan
+    pd = sample.prob_diff[i] if i < len(sample.prob_diff) else math.nan
+    label = sample.labels[i] if i < len(sample.labels) else ""
+    dist = "not compared (BOS/EOS/PAD)" if not math.isfinite(d) else f"D = {d:.4f}"
+    mark = " (compared)" if i == sample.compared_position else ""
+    diff = f"; p(token | z_q) - p(token | z_BOS) = {pd:+.3f}" if math.isfinite(pd) else ""
+    return f"position {i} {sample.text[i]!r} [{label}]{mark}: {dist}{diff}"
+
+
+class SampleDelegate(QStyledItemDelegate):
+    def paint(self, painter, option, index) -> None:
+        sample = index.data(SAMPLE_ROLE)
+        if sample is None:
+            return super().paint(painter, option, index)
+        painter.save()
+        painter.setClipRect(option.rect)  # long samples must not spill into the next column
+        if option.state & QStyle.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight().color().lighter(160))
+        tm = token_metrics(option.font)
+        r = option.rect
+        cells = tm.cells(sample, r.left(), r.top(), r.height())
+        diffs = sample.prob_diff
+        for i, cell in enumerate(cells):
+            if cell.left() > r.right():
+                break
+            color = prob_diff_color(diffs[i]) if i < len(diffs) else None
+            if color is not None:
+                painter.fillRect(cell, color)
+        cp = sample.compared_position
+        painter.setPen(INK if sample.well_formed else MALFORMED_INK)
+        text = sample.text
+        # three runs of text: before the compared token, the compared token in parentheses, after it;
+        # the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell
+        painter.setFont(tm.spaced)
+        for first, run in ((0, text[:cp]), (cp + 1, text[cp + 1:])):
+            if run and first < len(cells):
+                c = cells[first]
+                painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE, run)
+        if 0 <= cp < len(cells):
+            painter.setFont(tm.font)
+            painter.drawText(cells[cp], Qt.AlignCenter, f"({text[cp]})")
+            painter.setPen(COMPARED_PEN)
+            painter.drawRect(cells[cp].adjusted(0, 0, -1, -1))
+        painter.restore()
+
+    def sizeHint(self, option, index):
+        size = super().sizeHint(option, index)
+        sample = index.data(SAMPLE_ROLE)
+        if sample is not None:
+            cells = token_metrics(option.font).cells(sample, 0, 0, size.height())
+            size.setWidth(cells[-1].right() + CELL_PAD if cells else size.width())
+        return size
+
+    def helpEvent(self, event, view, option, index) -> bool:
+        sample = index.data(SAMPLE_ROLE)
+        if sample is None or event is None:
+            return super().helpEvent(event, view, option, index)
+        r = option.rect
+        for i, cell in enumerate(token_metrics(option.font).cells(sample, r.left(), r.top(), r.height())):
+            if cell.contains(event.pos()):
+                QToolTip.showText(event.globalPos(), token_tooltip(sample, i), view, cell)
+                return True
+        QToolTip.hideText()
+        return True
+
+
+class TextCellDelegate(QStyledItemDelegate):
+    """Rank, multiplicity and fact, painted straight from the SampleResult.
+
+    One Python call per cell instead of the default delegate's many data() calls: while the
+    engine thread runs Python, each call back into Python may wait for the GIL, so fewer calls
+    make a steadier repaint.
+    """
+
+    def __init__(self, text_of, align, parent=None):
+        super().__init__(parent)
+        self._text_of = text_of
+        self._align = align | Qt.AlignVCenter
+
+    def paint(self, painter, option, index) -> None:
+        sample = index.data(SAMPLE_ROLE)
+        if sample is None:
+            return super().paint(painter, option, index)
+        if option.state & QStyle.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight().color().lighter(160))
+        painter.setPen(INK)
+        painter.drawText(option.rect.adjusted(4, 0, -4, 0), self._align, self._text_of(sample))
+
+
+class DistanceBarDelegate(QStyledItemDelegate):
+    def paint(self, painter, option, index) -> None:
+        sample = index.data(SAMPLE_ROLE)
+        if sample is None:
+            return super().paint(painter, option, index)
+        painter.save()
+        if option.state & QStyle.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight().color().lighter(160))
+        r = option.rect.adjusted(4, 4, -4, -4)
+        text_w = token_metrics(option.font).char_w * 6 + 6
+        bar_area = QRectF(r.left(), r.top(), max(r.width() - text_w, 10), r.height())
+        frac = bar_fraction(sample.distance)
+        painter.fillRect(QRectF(bar_area.left(), bar_area.top(), bar_area.width() * frac, bar_area.height()),
+                         bar_color(sample.distance))
+        painter.setPen(QPen(QColor("#e5e7eb"), 1))
+        painter.drawRect(bar_area)
+        painter.setPen(QColor("#111827"))
+        painter.drawText(QRect(int(bar_area.right()) + 4, r.top(), text_w, r.height()),
+                         LEFT_MIDDLE, f"{sample.distance:.3f}")
+        painter.restore()

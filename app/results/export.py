@@ -1,0 +1,139 @@
+"""Saving what is on screen: samples as CSV (engine.export.write_csv) and views as PNG.
+
+PNG only: pyqtgraph's SVG export fails with PySide6 6.12 (DESIGN.md §6), and a grab of the
+widget is what the user sees anyway.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from app.messages import show_message
+
+
+def ask_save_path(parent: QWidget, title: str, suggested: str, filter_text: str) -> str:
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filter_text)
+    return path
+
+
+def suggested_name(result, suffix: str) -> str:
+    site = result.site_short.replace(".", "_")
+    return f"{result.model}_{site}_p{result.query_position}{suffix}"
+
+
+def write_samples_csv(result, path: str) -> Path:
+    """engine.export.write_csv; imported here, not at start-up, since the engine lands it with run_query."""
+    from engine.store.export import write_csv
+
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        path = path.with_suffix(".csv")
+    write_csv(result, path)
+    return path
+
+
+def save_png(widget: QWidget, path: str) -> Path:
+    """What the widget shows now, as a PNG."""
+    return save_image(widget.grab(), path)
+
+
+def save_image(image, path: str) -> Path:
+    """A QImage or QPixmap as a PNG (the suffix is added when missing)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        path = path.with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not image.save(str(path), "PNG"):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def export_samples_csv(window, path: str | None = None):
+    """The shown result's samples as CSV; problems become a message, never an exception."""
+    result = window.results.result()
+    if result is None:
+        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
+        return None
+    path = path or ask_save_path(window, "Export samples to CSV", suggested_name(result, ".csv"), "CSV (*.csv)")
+    if not path:
+        return None
+    try:
+        written = write_samples_csv(result, path)
+    except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
+        show_message(window, "Export failed", f"Could not write {path}: {e}")
+        return None
+    window.statusBar().showMessage(f"Wrote {len(result.samples):,} samples to {written}", 10000)
+    return written
+
+
+def export_png(window, which: str, path: str | None = None):
+    result = window.results.result()
+    if path is None:
+        name = suggested_name(result, f"_{which}.png") if result else f"{which}.png"
+        path = ask_save_path(window, f"Export {which} as PNG", name, "PNG image (*.png)")
+    if not path:
+        return None
+    try:
+        if which == "diagram":  # the whole model, not only the part scrolled into view
+            written = save_image(window.diagram.render_image(), path)
+        else:
+            written = save_png(window.tabs.currentWidget(), path)
+    except OSError as e:
+        show_message(window, "Export failed", str(e))
+        return None
+    window.statusBar().showMessage(f"Saved {written}", 10000)
+    return written
+
+
+# ---- the flow graph ----------------------------------------------------------------------
+def _flow_name(window, suffix: str) -> str:
+    entry = window._entry
+    text = "".join(c if c.isalnum() else "_" for c in window.editor.text())[:40]
+    return f"{entry.name if entry else 'model'}_flow_{text}{suffix}"
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """A reader sees the old file or the whole new one; a failure leaves nothing behind."""
+    from engine.store.safefiles import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+    return path
+
+
+def png_bytes(pixmap) -> bytes:
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    if not pixmap.save(buffer, "PNG"):
+        raise OSError("could not encode the image as PNG")
+    buffer.close()
+    return bytes(data.data())
+
+
+def export_flow(window, which: str, path: str | None = None):
+    """File > Export flow graph as JSON / PNG: what the diagram shows now (see FlowView.export_json)."""
+    flow = window.flow
+    if flow.graph is None:
+        window.statusBar().showMessage("No flow graph yet: choose a model and type a valid query.", 8000)
+        return None
+    suffix, title, filter_text = ((".json", "Export flow graph as JSON", "JSON (*.json)") if which == "json"
+                                  else (".png", "Export flow graph as PNG", "PNG image (*.png)"))
+    path = path or ask_save_path(window, title, _flow_name(window, suffix), filter_text)
+    if not path:
+        return None
+    target = Path(path)
+    if target.suffix.lower() != suffix:
+        target = target.with_suffix(suffix)
+    try:
+        data = flow.export_json().encode("utf-8") if which == "json" else png_bytes(window.diagram_panel.grab())
+        written = write_atomic(target, data)
+    except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
+        show_message(window, "Export failed", f"Could not write {target}: {e}")
+        return None
+    route = "route " if flow.controls.route_only() else ""
+    what = f"{len(flow.shown_edges)} {route}edges" if which == "json" else "image"
+    window.statusBar().showMessage(f"Saved the flow graph ({what}) to {written}", 10000)
+    return written

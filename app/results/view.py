@@ -1,0 +1,195 @@
+"""The results of one query: what was asked, the summary line, the histogram and the ranked table."""
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
+
+from app.style import DIVIDER, MUTED
+from app.results.histogram import DistanceHistogram
+from app.results.delegates import DistanceBarDelegate, SampleDelegate, TextCellDelegate
+from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel
+
+
+class ResultsTableView(QTableView):
+    """A table that draws the epsilon divider under the last sample within epsilon."""
+
+    painted = Signal()  # after a paint that showed rows (the latency benchmark listens)
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if model is None or model.rowCount() == 0:
+            return
+        k = model.in_epsilon_rows()
+        if 0 < k <= model.rowCount():
+            y = self.rowViewportPosition(k - 1) + self.rowHeight(k - 1) - 1
+            if 0 <= y <= self.viewport().height():
+                p = QPainter(self.viewport())
+                p.setPen(QPen(DIVIDER, 2, Qt.DashLine))
+                p.drawLine(0, y, self.viewport().width(), y)
+                p.setPen(DIVIDER)
+                text = f"ε = {self._epsilon:g}"
+                w = p.fontMetrics().horizontalAdvance(text) + 8
+                p.fillRect(self.viewport().width() - w - 4, y - 14, w, 13, QColor(255, 255, 255, 220))
+                p.drawText(self.viewport().width() - w, y - 3, text)
+                p.end()
+        self.painted.emit()
+
+    _epsilon = 0.1
+
+
+class ResultsView(QWidget):
+    epsilonDragged = Signal(float)
+
+    def __init__(self, parent=None, compact: bool = False):
+        super().__init__(parent)
+        self._result = None
+        self._status = ""
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.RichText)
+        self.title.setWordWrap(True)
+        self.summary = QLabel("Run a query to see samples whose activation comes close to the query's.")
+        self.summary.setObjectName("summary")
+        self.summary.setWordWrap(True)
+        self.legend = QLabel("Token colour: p(token | z_q) − p(token | z_BOS), <span style='color:#2166ac'>"
+                             "<b>blue</b></span> positive, <span style='color:#b2182b'><b>red</b></span> negative · "
+                             "bar: D / 0.5 · hover a token for its own distance")
+        self.legend.setStyleSheet(f"color: {MUTED};")
+        self.legend.setVisible(not compact)
+        self.filter_label = QLabel()
+        self.filter_label.setTextFormat(Qt.RichText)
+        self.filter_label.setStyleSheet(f"color: {MUTED};")
+        self.filter_label.linkActivated.connect(lambda _: self.show_all_rows())
+        self.filter_label.hide()
+        self.histogram = DistanceHistogram()
+        self.histogram.setMinimumHeight(90 if compact else 120)
+        self.histogram.binSelected.connect(self._on_bin)
+        self.histogram.selectionCleared.connect(self._on_bin_cleared)
+        self.histogram.epsilonDragged.connect(self.epsilonDragged)
+        self.table_model = ResultsTableModel(self)
+        self.table = ResultsTableView()
+        self.table.setModel(self.table_model)
+        self.table.setItemDelegateForColumn(SAMPLE, SampleDelegate(self.table))
+        self.table.setItemDelegateForColumn(DISTANCE, DistanceBarDelegate(self.table))
+        for col, text_of, align in ((RANK, lambda s: str(s.rank), Qt.AlignRight),
+                                    (MULT, lambda s: f"×{s.multiplicity}", Qt.AlignRight),
+                                    (FACT, lambda s: s.fact, Qt.AlignLeft)):
+            self.table.setItemDelegateForColumn(col, TextCellDelegate(text_of, align, self.table))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setMouseTracking(True)
+        vh = self.table.verticalHeader()
+        vh.hide()
+        vh.setSectionResizeMode(QHeaderView.Fixed)  # uniform rows: fast for thousands
+        vh.setDefaultSectionSize(24)
+        hh = self.table.horizontalHeader()
+        widths = ((RANK, 36), (MULT, 42), (DISTANCE, 100), (FACT, 56)) if compact else \
+            ((RANK, 44), (MULT, 46), (DISTANCE, 150), (FACT, 84))
+        for col, width in widths:
+            hh.setSectionResizeMode(col, QHeaderView.Fixed)
+            self.table.setColumnWidth(col, width)
+        hh.setSectionResizeMode(SAMPLE, QHeaderView.Stretch)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.histogram)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 3)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.legend)
+        lay.addWidget(self.filter_label)
+        lay.addWidget(split, 1)
+        self.histogram.set_data(np.zeros(0), np.zeros(0), 0.1)
+
+    # ---- content ------------------------------------------------------------------------
+    def show_result(self, result, epsilon: float | None = None, status: str = "") -> None:
+        """Show a (possibly partial) result; with epsilon, re-flag it for that epsilon first."""
+        if result is not None and epsilon is not None and abs(result.epsilon - epsilon) > 1e-12:
+            result = result.with_epsilon(epsilon)
+        self._result = result
+        if result is None:
+            self.clear()
+            return
+        self.title.setText(describe_query(result))
+        self._set_summary(status)
+        self.table._epsilon = result.epsilon
+        self.table_model.set_result(result)
+        self.histogram.set_data(self.table_model.distances(),
+                                np.fromiter((s.multiplicity for s in result.samples), float, len(result.samples)),
+                                result.epsilon)
+        self._refresh_filter_label()
+
+    def set_epsilon(self, epsilon: float):
+        """Re-flag the shown samples for a new epsilon (no re-sampling); returns the new result."""
+        if self._result is None:
+            return None
+        self._result = self._result.with_epsilon(epsilon)
+        self.table._epsilon = epsilon
+        self.table_model.set_result(self._result)
+        self.histogram.set_epsilon(epsilon)
+        self._set_summary(self._status)
+        self._refresh_filter_label()
+        return self._result
+
+    def _set_summary(self, status: str) -> None:
+        self._status = status
+        r = self._result
+        text = r.summary()
+        if not r.complete:
+            text += f" · {status or 'stopped'} after {r.candidates_done:,} of {r.candidates:,}"
+        elif r.seconds:
+            text += f" · {r.seconds:.1f} s (first results after {r.first_chunk_seconds:.2f} s)"
+        self.summary.setText(text)
+
+    def result(self):
+        return self._result
+
+    def clear(self) -> None:
+        self._result = None
+        self.title.setText("")
+        self.summary.setText("Run a query to see samples whose activation comes close to the query's.")
+        self.table_model.set_result(None)
+        self.histogram.set_data(np.zeros(0), np.zeros(0), 0.1)
+
+    # ---- histogram filter -------------------------------------------------------------
+    def _on_bin(self, lo: float, hi: float) -> None:
+        self.table_model.set_distance_range(lo, hi)
+        self._refresh_filter_label()
+
+    def _on_bin_cleared(self) -> None:
+        self.table_model.set_distance_range(None)
+        self._refresh_filter_label()
+
+    def show_all_rows(self) -> None:
+        self.histogram.clear_selection()
+        self._on_bin_cleared()
+
+    def _refresh_filter_label(self) -> None:
+        rng = self.table_model.distance_range()
+        if rng is None:
+            self.filter_label.hide()
+            return
+        lo, hi = rng
+        upper = f"D &lt; {hi:.3f}" if hi != float("inf") else "D and beyond"  # rich text: escape '<'
+        self.filter_label.setText(f"Showing {self.table_model.rowCount():,} of {self.table_model.total_samples():,} "
+                                  f"samples with {lo:.3f} ≤ {upper} · <a href='all'>show all</a>")
+        self.filter_label.show()
+
+
+def describe_query(result) -> str:
+    """One rich-text line: model, site (hook), position, the query with the compared token marked."""
+    pos = result.query_position
+    label = escape(result.query_labels[pos]) if pos < len(result.query_labels) else ""
+    q = result.query
+    marked = f"{escape(q[:pos])}<b>({escape(q[pos])})</b>{escape(q[pos + 1:])}" if pos < len(q) else escape(q)
+    return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{MUTED}'>"
+            f"({result.site_id})</span> · position {pos} '{label}' · query <tt>{marked}</tt> · "
+            f"{result.metric}")

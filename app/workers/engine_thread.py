@@ -1,0 +1,364 @@
+"""The one long-lived engine thread: a QObject worker moved to a QThread, and its GUI-side client.
+
+Why this shape (STYLE.md): torch work must never run on the GUI thread, and one thread is
+enough because the engine does one query at a time. Every request carries an id; the client
+forgets ids it no longer cares about, so stale results are dropped. Cancel is a
+threading.Event the GUI thread sets and run_query checks between decoding steps. Every
+exception in the worker becomes an `errored` signal with a message a person can act on.
+
+Flow-graph requests (FlowRequest, NeuronRequest) go to a FlowWorker on the same thread
+(flow_worker.py); only the newest request of each kind is answered, older ones are skipped or
+their replies dropped.
+
+The engine entry points are injectable (EngineBackend) so tests of pure UI behaviour can use a
+fake engine; the real one is imported on the engine thread, never at app start-up.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine.errors import USER_ERRORS
+from engine.query.types import QueryAccumulator
+
+from app.workers.flow_request import FlowRequest, NeuronRequest
+from app.workers.flow_worker import FlowWorker
+from app.workers.query_request import QueryRequest, result_header
+
+PARTIAL_EVERY_S = 0.05  # the worker sends accumulated snapshots at most this often (GUI throttles too)
+WARM_UP_CANDIDATES = 128  # one chunk of the default size
+
+
+@dataclass
+class EngineBackend:
+    load_inverter: Callable  # (ModelEntry) -> Inverter
+    run_query: Callable  # run_query(inv, text, site, position, options, on_chunk, cancel) -> QueryResult
+    warm_up: Callable | None = None  # (Inverter) -> None, run once after loading
+    flow_graph: Callable | None = None  # (Inverter, text, target, top_k) -> FlowGraph (flow_worker.py)
+    top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
+
+
+def engine_threads() -> int:
+    """torch threads for the engine: every core but one, which the GUI thread needs.
+
+    Measured on 2 cores while another process trained: a 1,024-candidate counting query took
+    35 s with torch's default of 2 threads (OpenMP workers spinning against each other and the
+    GUI) and 0.5 s with 1. INVERSIONVIEW_THREADS overrides.
+    """
+    override = os.environ.get("INVERSIONVIEW_THREADS", "")
+    if override.isdigit() and int(override) > 0:
+        return int(override)
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def real_backend() -> EngineBackend:
+    """engine.query, imported lazily: the first call happens on the engine thread."""
+
+    def load_inverter(entry):
+        import torch
+
+        torch.set_num_threads(engine_threads())  # on the engine thread, before any torch work
+        from engine.query.run import load_inverter as load
+        from engine.runtime import flush_denormals
+
+        flush_denormals()  # a per-thread mode: this thread may not be the one that imported engine.runtime
+
+        return load(entry)
+
+    def run_query(inv, text, site, position, options, on_chunk=None, cancel=None):
+        from engine.query.run import run_query as run
+
+        return run(inv, text, site, position, options=options, on_chunk=on_chunk, cancel=cancel)
+
+    def warm_up(inv):
+        # torch pays one-time costs (kernel set-up per shape) on the first queries; paying them
+        # while "loading" is shown makes the user's first Run as quick as the next ones
+        from engine.query.types import QueryOptions
+
+        from app.workers.query_request import DEFAULT_SITE, default_position
+
+        task = inv.probed.task
+        ids = task.parse_query(task.examples()[0])
+        trained = [s.short for s in inv.sites]
+        site = DEFAULT_SITE.get(task.name) if DEFAULT_SITE.get(task.name) in trained else trained[-1]
+        options = QueryOptions(candidates=WARM_UP_CANDIDATES, chunk_size=WARM_UP_CANDIDATES)
+        run_query(inv, task.examples()[0], site, default_position(task.name, task.position_labels(ids)), options)
+
+    def flow_graph(inv, text, target=None, top_k=10):
+        from engine.flow.build import flow_for_query
+
+        return flow_for_query(inv.probed, text, target=target, top_k=top_k)
+
+    def top_neurons(inv, graph, layer, position):
+        from engine.flow.build import top_neurons as neurons
+
+        return neurons(inv.probed.bridge, graph, layer, position)
+
+    return EngineBackend(load_inverter=load_inverter, run_query=run_query, warm_up=warm_up,
+                         flow_graph=flow_graph, top_neurons=top_neurons)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    key: str  # str(entry.path)
+    task: str
+    trained_sites: list[str] = field(default_factory=list)  # short names the decoder was trained on
+    seconds: float = 0.0
+
+
+def describe_error(e: BaseException) -> str:
+    """One readable line; unexpected errors also leave their traceback on stderr for bug reports."""
+    if isinstance(e, USER_ERRORS):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return "Out of memory: try fewer candidates or a smaller model."
+    traceback.print_exception(e, file=sys.stderr)
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if text:
+        return f"{type(e).__name__}: {text}"
+    return f"Unexpected {type(e).__name__} in the engine (details on stderr)."
+
+
+class EngineWorker(QObject):
+    """Lives on the engine thread; its slots run there, one request at a time."""
+
+    modelLoaded = Signal(int, object)  # request id, LoadedModel
+    progress = Signal(int, int, int, float)  # request id, done, total, elapsed seconds
+    partial = Signal(int, object)  # request id, QueryResult so far (complete=False)
+    finished = Signal(int, object)  # request id, QueryResult (complete=False when cancelled)
+    errored = Signal(int, str)  # request id, message
+    skipped = Signal(int)  # request id: cancelled before it started
+
+    def __init__(self, backend: EngineBackend):
+        super().__init__()
+        self._backend = backend
+        self._inverters: dict[str, object] = {}  # model folder -> Inverter; switching back is instant
+
+    @Slot(int, object)
+    def load_model(self, req_id: int, entry) -> None:
+        start = time.monotonic()
+        try:
+            key = str(entry.path)
+            inv = self._inverters.get(key)
+            if inv is None:
+                inv = self._backend.load_inverter(entry)
+                if self._backend.warm_up is not None:
+                    try:
+                        self._backend.warm_up(inv)
+                    except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
+                        print(f"engine warm-up skipped: {describe_error(e)}", file=sys.stderr)
+                self._inverters[key] = inv
+            trained = [s.short for s in getattr(inv, "sites", [])]
+            self.modelLoaded.emit(req_id, LoadedModel(entry.name, key, entry.task, trained,
+                                                      time.monotonic() - start))
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the user
+            self.errored.emit(req_id, f"Could not load model {entry.name!r}: {describe_error(e)}")
+
+    @Slot(int, object)
+    def run_query(self, req_id: int, request: QueryRequest) -> None:
+        if request.cancel.is_set():
+            self.skipped.emit(req_id)  # cancelled or superseded while it waited in the queue
+            return
+        try:
+            inv = self._inverters.get(request.model_key)
+            if inv is None:
+                raise RuntimeError("the model is not loaded (see the message about loading it)")
+            acc = QueryAccumulator(result_header(inv.entry, request))
+            last = [0.0]
+
+            def on_chunk(chunk) -> None:
+                if request.cancel.is_set():
+                    return  # nobody is listening; let run_query wind down
+                acc.add(chunk)
+                self.progress.emit(req_id, chunk.done, chunk.total, chunk.elapsed)
+                now = time.monotonic()
+                if now - last[0] >= PARTIAL_EVERY_S or chunk.done >= chunk.total:
+                    last[0] = now
+                    self.partial.emit(req_id, acc.result(complete=False))
+
+            result = self._backend.run_query(inv, request.text, request.site, request.position,
+                                             request.options, on_chunk, request.cancel)
+            self.finished.emit(req_id, result)
+        except BaseException as e:  # noqa: BLE001
+            self.errored.emit(req_id, describe_error(e))
+
+    def loaded(self, model_key: str):
+        """The Inverter of a loaded model (the flow worker on this thread shares them)."""
+        inv = self._inverters.get(model_key)
+        if inv is None:
+            raise RuntimeError("the model is not loaded (see the message about loading it)")
+        return inv
+
+
+class EngineClient(QObject):
+    """GUI-side handle: sends requests, drops stale replies, and owns the thread's lifetime."""
+
+    modelLoading = Signal(str)  # model name
+    modelLoaded = Signal(object)  # LoadedModel
+    modelFailed = Signal(str)
+    runProgress = Signal(int, int, float)  # done, total, elapsed
+    runPartial = Signal(object)  # QueryResult so far
+    runFinished = Signal(object)  # QueryResult
+    runFailed = Signal(str)
+    runCancelled = Signal()  # cancelled before the engine started it (e.g. while a model loaded)
+    flowReady = Signal(object, object)  # FlowRequest, FlowGraph (only the newest request's)
+    flowFailed = Signal(object, str)  # FlowRequest, message
+    neuronsReady = Signal(object, object)  # NeuronRequest, [NeuronReadout]
+    neuronsFailed = Signal(object, str)  # NeuronRequest, message
+
+    _load = Signal(int, object)  # to the worker (queued across threads)
+    _run = Signal(int, object)
+    _flow = Signal(int, object)
+    _neurons = Signal(int, object)
+
+    def __init__(self, backend: EngineBackend | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("engine")
+        self._worker = EngineWorker(backend or real_backend())
+        self._worker.moveToThread(self._thread)
+        self._load.connect(self._worker.load_model)
+        self._run.connect(self._worker.run_query)
+        # the flow graph's worker shares the thread (one request at a time) and the loaded models
+        self._flow_worker = FlowWorker(self._worker._backend, self._worker.loaded, describe_error)
+        self._flow_worker.moveToThread(self._thread)
+        self._flow.connect(self._flow_worker.flow)
+        self._neurons.connect(self._flow_worker.neurons)
+        self._flow_worker.flowReady.connect(self._on_flow)
+        self._flow_worker.neuronsReady.connect(self._on_neurons)
+        self._flow_worker.errored.connect(self._on_errored)
+        self._flow_worker.skipped.connect(self._on_skipped)
+        self._worker.modelLoaded.connect(self._on_loaded)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.partial.connect(self._on_partial)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.errored.connect(self._on_errored)
+        self._worker.skipped.connect(self._on_skipped)
+        self._next_id = 0
+        self._load_id: int | None = None
+        self._run_id: int | None = None
+        self._request: QueryRequest | None = None
+        self._side: dict[int, object] = {}  # id -> the newest FlowRequest / NeuronRequest (one of each)
+        self._thread.start()
+
+    # ---- requests (GUI thread) --------------------------------------------------------
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def load_model(self, entry) -> int:
+        self._load_id = self._new_id()
+        self.modelLoading.emit(entry.name)
+        self._load.emit(self._load_id, entry)
+        return self._load_id
+
+    def run(self, request: QueryRequest) -> int:
+        """Start a query; a running one is superseded (cancelled, its replies dropped)."""
+        if self._request is not None:
+            self._request.cancel.set()
+        self._run_id = self._new_id()
+        self._request = request
+        self._run.emit(self._run_id, request)
+        return self._run_id
+
+    def compute_flow(self, request: FlowRequest) -> int:
+        """Compute a flow graph; an older flow request still waiting is dropped."""
+        return self._send_side(request, self._flow)
+
+    def compute_neurons(self, request: NeuronRequest) -> int:
+        """Read an MLP node's top neurons; an older neuron request still waiting is dropped."""
+        return self._send_side(request, self._neurons)
+
+    def _send_side(self, request, signal) -> int:
+        for old_id, old in list(self._side.items()):
+            if type(old) is type(request):
+                old.cancel.set()
+                del self._side[old_id]
+        req_id = self._new_id()
+        self._side[req_id] = request
+        signal.emit(req_id, request)
+        return req_id
+
+    @property
+    def can_flow(self) -> bool:
+        return self._worker._backend.flow_graph is not None
+
+    def cancel(self) -> None:
+        """Ask the running query to stop; its partial result still arrives as runFinished."""
+        if self._request is not None:
+            self._request.cancel.set()
+
+    @property
+    def running(self) -> bool:
+        return self._run_id is not None
+
+    @property
+    def loading(self) -> bool:
+        return self._load_id is not None
+
+    def shutdown(self, timeout_ms: int = 1000) -> bool:
+        """Cancel, stop the thread's loop and wait; False if the engine is stuck in a long call."""
+        self.cancel()
+        for request in self._side.values():
+            request.cancel.set()
+        self._side.clear()
+        self._run_id = self._load_id = None
+        self._thread.quit()
+        return self._thread.wait(timeout_ms)
+
+    @property
+    def thread(self) -> QThread:
+        return self._thread
+
+    # ---- replies (delivered on the GUI thread) --------------------------------------
+    def _on_loaded(self, req_id: int, info: LoadedModel) -> None:
+        if req_id == self._load_id:
+            self._load_id = None
+            self.modelLoaded.emit(info)
+
+    def _on_progress(self, req_id: int, done: int, total: int, elapsed: float) -> None:
+        if req_id == self._run_id:
+            self.runProgress.emit(done, total, elapsed)
+
+    def _on_partial(self, req_id: int, result) -> None:
+        if req_id == self._run_id:
+            self.runPartial.emit(result)
+
+    def _on_finished(self, req_id: int, result) -> None:
+        if req_id == self._run_id:
+            self._run_id = self._request = None
+            self.runFinished.emit(result)
+
+    def _on_flow(self, req_id: int, graph) -> None:
+        request = self._side.pop(req_id, None)
+        if request is not None:
+            self.flowReady.emit(request, graph)
+
+    def _on_neurons(self, req_id: int, readouts) -> None:
+        request = self._side.pop(req_id, None)
+        if request is not None:
+            self.neuronsReady.emit(request, readouts)
+
+    def _on_skipped(self, req_id: int) -> None:
+        self._side.pop(req_id, None)
+        if req_id == self._run_id:
+            self._run_id = self._request = None
+            self.runCancelled.emit()
+
+    def _on_errored(self, req_id: int, message: str) -> None:
+        side = self._side.pop(req_id, None)
+        if side is not None:
+            (self.flowFailed if isinstance(side, FlowRequest) else self.neuronsFailed).emit(side, message)
+        elif req_id == self._load_id:
+            self._load_id = None
+            self.modelFailed.emit(message)
+        elif req_id == self._run_id:
+            self._run_id = self._request = None
+            self.runFailed.emit(message)

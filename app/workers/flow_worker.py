@@ -1,0 +1,57 @@
+"""The flow graph's half of the engine thread: a second QObject living on the same QThread.
+
+It shares the engine worker's loaded models and its one-request-at-a-time queue (both objects'
+slots run on the one thread, in the order the requests were sent), so a flow graph asked for
+while a model loads is computed once it has loaded. A request superseded while it waited is
+skipped; every exception becomes `errored` with a readable message.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.workers.flow_request import FlowRequest, NeuronRequest
+
+
+class FlowWorker(QObject):
+    flowReady = Signal(int, object)  # request id, FlowGraph
+    neuronsReady = Signal(int, object)  # request id, [NeuronReadout]
+    errored = Signal(int, str)  # request id, message
+    skipped = Signal(int)  # request id: superseded before it started
+
+    def __init__(self, backend, inverter: Callable[[str], object], describe: Callable[[BaseException], str]):
+        super().__init__()
+        self._backend = backend  # EngineBackend: its flow_graph and top_neurons entry points
+        self._inverter = inverter  # model key -> the loaded Inverter (raises when not loaded)
+        self._describe = describe
+
+    @Slot(int, object)
+    def flow(self, req_id: int, request: FlowRequest) -> None:
+        """The flow graph of a query (engine.flow.flow_for_query): one forward pass."""
+        if request.cancel.is_set():
+            self.skipped.emit(req_id)  # a newer query text came while it waited
+            return
+        try:
+            if self._backend.flow_graph is None:
+                raise RuntimeError("this engine cannot compute flow graphs")
+            graph = self._backend.flow_graph(self._inverter(request.model_key), request.text, request.target,
+                                             request.top_k)
+            self.flowReady.emit(req_id, graph)
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the user
+            self.errored.emit(req_id, self._describe(e))
+
+    @Slot(int, object)
+    def neurons(self, req_id: int, request: NeuronRequest) -> None:
+        """VISIT's MLP drill-down (engine.flow.top_neurons) for one node of a computed graph."""
+        if request.cancel.is_set():
+            self.skipped.emit(req_id)
+            return
+        try:
+            if self._backend.top_neurons is None:
+                raise RuntimeError("this engine cannot read MLP neurons")
+            readouts = self._backend.top_neurons(self._inverter(request.model_key), request.graph, request.layer,
+                                                 request.position)
+            self.neuronsReady.emit(req_id, readouts)
+        except BaseException as e:  # noqa: BLE001
+            self.errored.emit(req_id, self._describe(e))

@@ -1,0 +1,52 @@
+"""What the window asks the engine thread to do, and the result header it expects back.
+
+Plain Python (no Qt, no torch): the engine worker, the fake engine of the tests and the
+window all share these.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from engine.query.types import QueryOptions, QueryResult
+from engine.probed.sites import get_site
+from engine.tasks import get_task
+
+# Where a new query looks first, per task: the paper's showcase sites.
+DEFAULT_SITE = {"counting": "x1.post", "addition": "x1.post"}
+DEFAULT_POSITION_LABEL = {"counting": ":", "addition": "="}
+
+
+@dataclass
+class QueryRequest:
+    model_key: str  # the model folder the inverter was loaded from (str of ModelEntry.path)
+    text: str  # the query as typed; run_query adds B/E
+    site: str  # short name, e.g. 'x1.post'
+    position: int  # index into the normalized query's tokens
+    options: QueryOptions
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def result_header(entry, request: QueryRequest) -> QueryResult:
+    """An empty QueryResult describing the request; the accumulator fills in the samples.
+
+    Raises the engine's user errors (TaskInputError, SiteError) for a bad query or site, the
+    same ones run_query would raise.
+    """
+    task = get_task(entry.task)
+    tokens = task.parse_query(request.text)
+    labels = task.position_labels(tokens)
+    position = task.resolve_position(tokens, request.position)
+    site = get_site(entry.probed, request.site)
+    opts = request.options
+    return QueryResult(model=entry.name, task=entry.task, query=task.detokenize(tokens), query_tokens=tokens,
+                       query_labels=labels, query_position=position, site_short=site.short, site_id=site.id,
+                       metric=opts.metric, epsilon=opts.epsilon, candidates=opts.candidates, samples=[])
+
+
+def default_position(task_name: str, labels: list[str]) -> int:
+    """The task's showcase position in a query, or the last non-EOS position."""
+    want = DEFAULT_POSITION_LABEL.get(task_name)
+    if want in labels:
+        return labels.index(want)
+    return max(0, len(labels) - 2)

@@ -1,0 +1,131 @@
+"""One forward pass with only the hooks the flow graph needs, and the contributions it implies.
+
+Contributions follow the LM Transparency Tool (DESIGN.md §4): for parts p_i that sum to a whole
+w, c_i = max(||w||_1 - ||w - p_i||_1, 0), normalised to sum 1 per whole.
+
+Attention block L at query position i: whole = x{L}.mid[i]; parts = one term per (source j,
+head h), pattern[h, i, j] * (v_j @ W_O[h]), and the incoming residual x{L}.pre[i] + b_O.
+The output bias b_O joins the residual part: it is a constant that no head or source token
+computes, and keeping it out of the heads makes a head's node exactly the InversionView site
+a{L}.{h} (hook_z of head h times W_O[h]), so a node's readout is the vector its decoder sees.
+v_j keeps b_V (it is part of what a source token offers: hook_v). So the parts sum to the
+whole exactly (up to float rounding). MLP block L: parts m{L}[i] (with b_out) and x{L}.mid[i];
+whole x{L}.post[i].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.runtime import torch
+
+
+@dataclass
+class ForwardCapture:
+    """The activations of one input (batch dimension dropped), float32 tensors."""
+
+    logits: torch.Tensor  # (T, V) the model's own output
+    resid_pre0: torch.Tensor  # (T, d) x0.pre: embeddings
+    resid_mid: list  # per layer (T, d)
+    resid_post: list  # per layer (T, d)
+    mlp_out: list  # per layer (T, d)
+    pattern: list  # per layer (H, T, T): [h, query i, source j]
+    v: list  # per layer (T, H_kv, d_head), b_V included
+    neuron_acts: list  # per layer (T, d_mlp)
+
+
+def capture(bridge, tokens: torch.Tensor) -> ForwardCapture:
+    """Run the model once on tokens (1, T), reading only the hooks below."""
+    n_layers = bridge.cfg.n_layers
+    wanted = {"blocks.0.hook_resid_pre": ("pre0", 0)}
+    for layer in range(n_layers):
+        for hook, slot in (("hook_resid_mid", "mid"), ("hook_resid_post", "post"), ("hook_mlp_out", "mlp"),
+                           ("attn.hook_pattern", "pattern"), ("attn.hook_v", "v"), ("mlp.hook_post", "acts")):
+            wanted[f"blocks.{layer}.{hook}"] = (slot, layer)
+    got: dict = {}
+
+    def grabber(key):  # keyed by our own name: hook.name may be the canonical name behind an alias
+        def grab(tensor, hook):
+            got[key] = tensor[0].detach().float()
+            return tensor
+        return grab
+
+    with torch.inference_mode():
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, grabber(key)) for name, key in wanted.items()])
+    per_layer = {slot: [got[(slot, layer)] for layer in range(n_layers)]
+                 for slot in ("mid", "post", "mlp", "pattern", "v", "acts")}
+    return ForwardCapture(logits=logits[0].detach().float(), resid_pre0=got[("pre0", 0)],
+                          resid_mid=per_layer["mid"], resid_post=per_layer["post"], mlp_out=per_layer["mlp"],
+                          pattern=per_layer["pattern"], v=per_layer["v"], neuron_acts=per_layer["acts"])
+
+
+def head_values(v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
+    """(H, T_source, d) what each source token offers through each head: v_j @ W_O[h].
+
+    v (T, H_kv, d_head) from hook_v (b_V included), w_o (H, d_head, d).
+    """
+    n_heads = w_o.shape[0]
+    if v.shape[1] != n_heads:  # grouped-query attention: each key/value head serves several heads
+        v = v.repeat_interleave(n_heads // v.shape[1], dim=1)
+    return torch.einsum("jhe,hed->hjd", v, w_o)
+
+
+def head_terms(pattern: torch.Tensor, v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
+    """(H, T_query, T_source, d) the attention output split by head and source token.
+
+    pattern (H, T, T). Summed over heads and sources, plus b_O, this is blocks.L.hook_attn_out.
+    """
+    return pattern[..., None] * head_values(v, w_o)[:, None, :, :]
+
+
+def contributions(parts_dist: torch.Tensor, whole_norm: torch.Tensor, parts_norm: torch.Tensor) -> torch.Tensor:
+    """Normalised c_i = max(||w|| - ||w - p_i||, 0) along the last axis.
+
+    parts_dist (..., P): ||w - p_i||_1; whole_norm (...,): ||w||_1; parts_norm (..., P): ||p_i||_1,
+    used only in the degenerate case where every c_i is 0 (then the weights follow the parts' sizes).
+    """
+    c = (whole_norm[..., None] - parts_dist).clamp(min=0)
+    total = c.sum(-1, keepdim=True)
+    fallback = parts_norm / parts_norm.sum(-1, keepdim=True).clamp(min=1e-30)
+    return torch.where(total > 0, c / total.clamp(min=1e-30), fallback)
+
+
+@dataclass
+class LayerFlow:
+    """One layer's decomposition and contribution weights."""
+
+    heads: torch.Tensor  # (H, T, d) each head's output a{L}.{h} (no b_O)
+    attn_weight: torch.Tensor  # (H, T_query, T_source) weight of x{L}.pre[j] -> a{L}.{h}[i]
+    attn_resid_weight: torch.Tensor  # (T,) weight of x{L}.pre[i] -> x{L}.mid[i]
+    mlp_weight: torch.Tensor  # (T,) weight of m{L}[i] -> x{L}.post[i] (and x{L}.mid[i] -> m{L}[i])
+    mlp_resid_weight: torch.Tensor  # (T,) weight of x{L}.mid[i] -> x{L}.post[i]
+
+
+def layer_flow(bridge, cap: ForwardCapture, layer: int) -> LayerFlow:
+    x_pre = cap.resid_pre0 if layer == 0 else cap.resid_post[layer - 1]  # (T, d)
+    x_mid, x_post, mlp = cap.resid_mid[layer], cap.resid_post[layer], cap.mlp_out[layer]
+    attn = bridge.blocks[layer].attn  # per block: the bridge's W_O stacks every layer on each call
+    w_o = attn.W_O.detach().float()  # (H, d_head, d)
+    b_o = attn.b_O.detach().float()  # (d,)
+    pattern = cap.pattern[layer]  # (H, T_query, T_source)
+    n_heads, t = pattern.shape[0], pattern.shape[1]
+    vo = head_values(cap.v[layer], w_o)  # (H, T_source, d)
+
+    # attention: parts = (h, j) terms pattern[h, i, j] * vo[h, j] and the residual x_pre + b_O;
+    # whole = x_mid. ||w - p||_1 needs each term, for the causal pairs j <= i only (others are 0)
+    whole_norm = x_mid.abs().sum(-1)  # (T,)
+    qi, sj = torch.tril_indices(t, t, device=x_mid.device)  # (P,) query i, source j
+    diff = torch.addcmul(x_mid[qi], pattern[:, qi, sj, None], vo[:, sj], value=-1)  # (H, P, d): w - p
+    term_dist = whole_norm[None, :, None].repeat(n_heads, 1, t)  # (H, T_i, T_j): ||w - 0|| off the causal pairs
+    term_dist[:, qi, sj] = torch.linalg.vector_norm(diff, ord=1, dim=-1)
+    term_norm = pattern * vo.abs().sum(-1)[:, None, :]  # (H, T_i, T_j): ||a v||_1 = |a| ||v||_1, a >= 0
+    resid = x_pre + b_o
+    dist = torch.cat([term_dist.permute(1, 0, 2).reshape(t, -1), (x_mid - resid).abs().sum(-1, keepdim=True)], 1)
+    norms = torch.cat([term_norm.permute(1, 0, 2).reshape(t, -1), resid.abs().sum(-1, keepdim=True)], 1)
+    w = contributions(dist, whole_norm, norms)  # (T, H*T + 1)
+    attn_weight = w[:, :-1].reshape(t, n_heads, t).permute(1, 0, 2)  # (H, T_i, T_j)
+
+    # MLP: parts = m and x_mid; whole = x_post
+    parts = torch.stack([mlp, x_mid], 1)  # (T, 2, d)
+    w2 = contributions((x_post[:, None, :] - parts).abs().sum(-1), x_post.abs().sum(-1), parts.abs().sum(-1))
+    return LayerFlow(heads=torch.bmm(pattern, vo), attn_weight=attn_weight, attn_resid_weight=w[:, -1],
+                     mlp_weight=w2[:, 0], mlp_resid_weight=w2[:, 1])

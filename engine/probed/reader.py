@@ -1,0 +1,103 @@
+"""Reading one site for many inputs without the bridge's hooks: InversionView's re-run.
+
+A query re-runs about a thousand sampled inputs through the probed model. Through the
+TransformerBridge every layer norm, linear map and attention pattern passes a hook point and a
+wrapper: for 1,000 addition inputs 60 ms through the bridge, 42 ms here (one thread; counting,
+whose products dominate, 81 ms against 76 ms). `SiteReader` copies the
+weights once, in TransformerLens's W_Q/W_K/... form, and runs plain fused torch operations up to
+the site. `sites.read_site` stays the reference: a test checks every site of both tasks
+against it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from engine.probed.model import ProbedModel
+from engine.probed.sites import Site
+
+ACTIVATIONS = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
+
+
+@dataclass
+class _Layer:
+    ln1: tuple  # (weight (d,), bias (d,))
+    w_qkv: torch.Tensor  # (3 * H * dh, d): queries, keys, values of every head, as one product
+    b_qkv: torch.Tensor  # (3 * H * dh,)
+    w_o: torch.Tensor  # (d, H * dh)
+    b_o: torch.Tensor  # (d,)
+    ln2: tuple
+    w_in: torch.Tensor  # (d_mlp, d)
+    b_in: torch.Tensor  # (d_mlp,)
+    w_out: torch.Tensor  # (d, d_mlp)
+    b_out: torch.Tensor  # (d,)
+
+
+class SiteReader:
+    """Activations of a site for a batch of inputs; same values as `sites.read_site`."""
+
+    def __init__(self, probed: ProbedModel):
+        cfg = probed.config
+        if cfg.act_fn not in ACTIVATIONS:
+            raise ValueError(f"no fast path for activation {cfg.act_fn!r}")
+        bridge = probed.bridge
+        self.n_heads, self.d_head = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.eps = float(bridge.cfg.eps)
+        self.act = ACTIVATIONS[cfg.act_fn]
+        with torch.no_grad():
+            self.w_e = bridge.W_E.detach().clone()  # (V, d)
+            self.w_pos = bridge.W_pos.detach().clone()  # (n_ctx, d)
+            self.layers = [self._layer(block) for block in bridge.blocks]
+
+    @staticmethod
+    def _layer(block) -> _Layer:
+        a, m = block.attn, block.mlp
+
+        def rows(w):  # (H, d, dh) -> (H * dh, d), the layout F.linear takes
+            return w.detach().permute(0, 2, 1).reshape(-1, w.shape[1])
+
+        return _Layer(
+            ln1=(block.ln1.w.detach().clone(), block.ln1.b.detach().clone()),
+            w_qkv=torch.cat([rows(a.W_Q), rows(a.W_K), rows(a.W_V)]).contiguous(),
+            b_qkv=torch.cat([a.b_Q.detach().reshape(-1), a.b_K.detach().reshape(-1), a.b_V.detach().reshape(-1)]),
+            w_o=a.W_O.detach().reshape(-1, a.W_O.shape[-1]).T.contiguous(),
+            b_o=a.b_O.detach().clone(),
+            ln2=(block.ln2.w.detach().clone(), block.ln2.b.detach().clone()),
+            w_in=m.W_in.detach().T.contiguous(), b_in=m.b_in.detach().clone(),
+            w_out=m.W_out.detach().T.contiguous(), b_out=m.b_out.detach().clone(),
+        )
+
+    @torch.inference_mode()
+    def read(self, tokens: torch.Tensor, site: Site) -> torch.Tensor:
+        """(B, T, d_model) activations of `site` for token grids (B, T); runs only up to the site."""
+        B, T = tokens.shape
+        H, dh = self.n_heads, self.d_head
+        d = self.w_e.shape[1]
+        x = self.w_e[tokens] + self.w_pos[:T]  # (B, T, d)
+        for L, layer in enumerate(self.layers):
+            if L == site.layer and site.kind == "resid_pre":
+                return x
+            h = F.layer_norm(x, (d,), *layer.ln1, eps=self.eps)
+            qkv = F.linear(h, layer.w_qkv, layer.b_qkv).view(B, T, 3, H, dh)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, dh)
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / math.sqrt(dh))  # (B, H, T, dh)
+            if L == site.layer and site.kind == "head":
+                w = layer.w_o[:, site.head * dh:(site.head + 1) * dh]  # (d, dh): W_O[head], transposed
+                return F.linear(z[:, site.head], w)  # (B, T, d), no bias, as hook_z @ W_O[head]
+            attn_out = F.linear(z.transpose(1, 2).reshape(B, T, H * dh), layer.w_o, layer.b_o)
+            if L == site.layer and site.kind == "attn_out":
+                return attn_out
+            x = x + attn_out
+            if L == site.layer and site.kind == "resid_mid":
+                return x
+            hidden = self.act(F.linear(F.layer_norm(x, (d,), *layer.ln2, eps=self.eps), layer.w_in, layer.b_in))
+            mlp_out = F.linear(hidden, layer.w_out, layer.b_out)
+            if L == site.layer and site.kind == "mlp_out":
+                return mlp_out
+            x = x + mlp_out
+            if L == site.layer and site.kind == "resid_post":
+                return x
+        raise ValueError(f"site {site.short} is not in this {len(self.layers)}-layer model")

@@ -1,0 +1,247 @@
+"""Training a probed model on its task, with checkpoints and resume.
+
+The bare torch module under the bridge is trained (same parameters, no hook overhead). Batches
+come from the task's 75/25 split; a slice of the training part is kept back for monitoring, so
+the held-out test split is touched only by `eval-probed`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.errors import Cancelled
+from engine.probed.model import PAPER_CONFIGS, ProbedConfig, build_probed
+from engine.probed.evaluate import correct_mask, score_probed
+from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
+
+MONITOR_SIZE = 10_000
+
+
+@dataclass
+class ProbedTrainConfig:
+    """A training schedule: AdamW, linear warm-up, cosine decay to min_lr_frac * lr."""
+
+    task: str
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int = 500
+    min_lr_frac: float = 0.05
+    weight_decay: float = 0.01
+    seed: int = 0
+    eval_every: int = 1000
+    # Share of each batch drawn so that every input length is equally likely. Uniform draws
+    # starve the rare shortest and longest inputs (their late position embeddings barely train),
+    # which is where a counting model's last errors sit.
+    balance_lengths: float = 0.0
+    # Share of each batch drawn toward the input lengths the starting weights get wrong, in
+    # proportion to their error rate there (measured once on a training sample; fine-tuning).
+    error_focus: float = 0.0
+    # Attention scores of soften_layers are divided by this at step 0, easing linearly to 1 at
+    # soften_until x steps. A positional attention pattern that has saturated on the wrong
+    # token passes almost no gradient; a softer softmax lets training move it (fine-tuning).
+    # Softening a layer that works costs more than it gains: soften only the broken one.
+    attention_temperature: float = 1.0
+    soften_until: float = 0.7
+    soften_layers: tuple[int, ...] | None = None  # the layers softened; None = all
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        t = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    def temperature_at(self, step: int) -> float:
+        end = self.soften_until * self.steps
+        return 1.0 + (self.attention_temperature - 1.0) * max(0.0, 1.0 - step / end) if end > 0 else 1.0
+
+
+# The schedules the bundled models were trained with (see each model's CARD.md).
+DEFAULT_SCHEDULES = {
+    "counting": ProbedTrainConfig("counting", steps=12_000, batch_size=256, lr=2e-3, warmup=500),
+    "addition": ProbedTrainConfig("addition", steps=4_000, batch_size=512, lr=3e-3, warmup=300),
+}
+
+
+@dataclass
+class TrainProgress:
+    step: int
+    total: int
+    loss: float
+    elapsed: float
+    monitor_accuracy: float | None = None
+
+    @property
+    def eta(self) -> float:
+        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+
+
+@dataclass
+class ProbedTrainResult:
+    config: ProbedTrainConfig
+    model_config: ProbedConfig
+    steps_done: int
+    seconds: float
+    monitor_accuracy: float
+    history: list = field(default_factory=list)  # (step, seconds, loss, monitor accuracy)
+
+
+def _spread_over_lengths(tokens: np.ndarray, pad_id: int, weight_of_length) -> np.ndarray:
+    """(N,) sampling probabilities: each input length gets weight_of_length(length), shared
+    evenly among the inputs of that length."""
+    lengths = (tokens != pad_id).sum(axis=1)
+    values, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
+    per_length = np.array([weight_of_length(int(v)) for v in values], dtype=float)
+    w = per_length[inverse] / counts[inverse]
+    return w / w.sum()
+
+
+def length_balanced_weights(tokens: np.ndarray, pad_id: int) -> np.ndarray:
+    """(N,) sampling probabilities under which every input length is equally likely."""
+    return _spread_over_lengths(tokens, pad_id, lambda length: 1.0)
+
+
+def error_weights(tokens: np.ndarray, pad_id: int, errors: dict[int, float], floor: float = 0.01) -> np.ndarray:
+    """(N,) sampling probabilities under which each input length is drawn in proportion to its
+    error rate (+ floor, so that no length drops out)."""
+    return _spread_over_lengths(tokens, pad_id, lambda length: errors.get(length, 0.0) + floor)
+
+
+def length_errors(module, task, tokens: np.ndarray, rng: np.random.Generator, sample: int = 100_000) -> dict[int, float]:
+    """{input length: error rate} of a model on a random sample of token grids."""
+    idx = rng.choice(len(tokens), size=min(sample, len(tokens)), replace=False)
+    was_training = module.training
+    module.eval()
+    ok = correct_mask(module, task, tokens[idx])
+    module.train(was_training)
+    lengths = (tokens[idx] != task.pad_id).sum(axis=1)
+    return {int(v): float((~ok[lengths == v]).mean()) for v in np.unique(lengths)}
+
+
+def draw_batch(rng: np.random.Generator, n: int, size: int, parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Indices of one batch: for each (share, probabilities) part that share of the batch drawn
+    with those probabilities, the rest uniformly."""
+    drawn = [rng.choice(n, size=int(round(size * share)), p=w) for share, w in parts if share > 0]
+    rest = size - sum(len(d) for d in drawn)
+    return np.concatenate([rng.integers(0, n, size=rest), *drawn])
+
+
+def set_attention_temperature(module, temperature: float, base_scales: dict, layers=None) -> None:
+    """Divide the attention scores of `layers` (None: all) by `temperature`, on top of their
+    usual 1/sqrt(d_head). base_scales keeps each attention's own scale, filled on the first call."""
+    from transformer_lens.model_bridge.sources.native.model import NativeAttention
+
+    for index, block in enumerate(module.layers):
+        if layers is not None and index not in layers:
+            continue
+        for m in block.modules():
+            if isinstance(m, NativeAttention):
+                base = base_scales.setdefault(id(m), m.scale)
+                m.scale = base * temperature
+
+
+def train_probed(
+    cfg: ProbedTrainConfig,
+    checkpoint: Path,
+    resume: bool = True,
+    device=None,
+    init_state: dict | None = None,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_every_s: float = 60.0,
+):
+    """Train until cfg.steps; returns (ProbedModel, ProbedTrainResult). Checkpoints to `checkpoint`.
+
+    init_state: weights to start from (fine-tuning a trained model with a new schedule); a
+    checkpoint being resumed takes precedence.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from engine.runtime import flush_denormals
+
+    flush_denormals()
+    model_cfg = PAPER_CONFIGS[cfg.task]
+    model = build_probed(model_cfg, seed=cfg.seed, device=device)
+    if init_state is not None:
+        model.bridge.load_state_dict(init_state)
+    module = model.module
+    module.train()
+    task = model.task
+    split = task.split(0)
+    train, monitor = split.train[:-MONITOR_SIZE], split.train[-MONITOR_SIZE:]
+    loss_mask_all = task.loss_mask(train)
+    parts = []
+    if cfg.balance_lengths > 0:
+        parts.append((cfg.balance_lengths, length_balanced_weights(train, task.pad_id)))
+
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    step, elapsed_before, history, meta = 0, 0.0, [], {}
+    if resume and Path(checkpoint).is_file():
+        tensors, meta = load_tensors(checkpoint, device=model.device)
+        model.bridge.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        restore_optimizer(opt, tensors, meta["optimizer"])
+        step, elapsed_before, history = meta["step"], meta["seconds"], meta["history"]
+    errors = None  # {length: error rate} of the starting weights, kept for a resumed run
+    if cfg.error_focus > 0:
+        saved = meta.get("length_errors")
+        errors = ({int(k): v for k, v in saved} if saved is not None
+                  else length_errors(module, task, train, np.random.default_rng(cfg.seed + 7)))
+        parts.append((cfg.error_focus, error_weights(train, task.pad_id, errors)))
+    scales: dict = {}
+
+    def save_checkpoint() -> None:
+        tensors, info = optimizer_tensors(opt)
+        tensors.update({f"model.{k}": v for k, v in model.bridge.state_dict().items()})
+        save_tensors(checkpoint, tensors, {"step": step, "seconds": elapsed_before + time.time() - t0,
+                                           "history": history, "optimizer": info, "train": asdict(cfg),
+                                           **({"length_errors": sorted(errors.items())} if errors else {})})
+
+    rng = np.random.default_rng(cfg.seed + 1000 * step)  # a resumed run draws fresh batches
+    t0 = time.time()
+    last_ckpt = t0
+    monitor_acc = history[-1][3] if history else 0.0
+    loss_ema = None
+    while step < cfg.steps:
+        if should_stop and should_stop():
+            save_checkpoint()
+            raise Cancelled("training stopped; the checkpoint keeps the progress")
+        idx = draw_batch(rng, len(train), cfg.batch_size, parts)
+        if cfg.attention_temperature != 1.0:
+            set_attention_temperature(module, cfg.temperature_at(step), scales, cfg.soften_layers)
+        batch = torch.as_tensor(train[idx], device=model.device)
+        mask = torch.as_tensor(loss_mask_all[idx][:, :-1], device=model.device)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(step)
+        logits = module(batch)[:, :-1]  # (B, T-1, V) predicting tokens 1..T-1
+        loss = F.cross_entropy(logits[mask], batch[:, 1:][mask])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        opt.step()
+        step += 1
+        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        now = time.time()
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            module.eval()
+            if scales:  # the monitor scores the model as it will be used
+                set_attention_temperature(module, 1.0, scales)
+            monitor_acc = score_probed(module, task, monitor).accuracy
+            module.train()
+            history.append((step, elapsed_before + now - t0, loss_ema, monitor_acc))
+        if now - last_ckpt > checkpoint_every_s:
+            save_checkpoint()
+            last_ckpt = now
+        if on_progress:
+            on_progress(TrainProgress(step, cfg.steps, loss_ema, elapsed_before + now - t0, monitor_acc))
+    if scales:
+        set_attention_temperature(module, 1.0, scales)
+    save_checkpoint()
+    module.eval()
+    result = ProbedTrainResult(cfg, model_cfg, step, elapsed_before + time.time() - t0, monitor_acc, history)
+    return model, result

@@ -1,0 +1,154 @@
+"""What an InversionView query takes and gives back: plain dataclasses, no tensors.
+
+`run_query` (engine/query.py) streams `QueryChunk`s to a callback; a `QueryAccumulator` merges
+them into the ranked `QueryResult` (the app keeps one to paint rows as chunks arrive).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+# The paper's "Auto" schedule: (temperature, noise eta), 256 candidates each (DESIGN.md §2).
+AUTO_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (2.0, 0.1))
+METRICS = ("euclidean", "cosine")  # ||z - z_q|| / ||z_q||, or 1 - cos(z_q, z)
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    candidates: int = 1024
+    schedule: tuple[tuple[float, float], ...] = AUTO_SCHEDULE  # split evenly across the entries
+    metric: str = "euclidean"
+    epsilon: float = 0.1
+    seed: int = 0
+    # candidates generated per streamed chunk: bigger means less per-step overhead; with the bf16
+    # key/value cache, 512 took 15% less time per query than 256 (benchmarks/query_speed.py)
+    chunk_size: int = 512
+    first_chunk_size: int = 64  # the first chunk is small, so the first rows show quickly
+    colour: bool = True  # compute the per-token prob-diff colouring (two teacher-forced decoder passes)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """(start, end) candidate ranges: a small first chunk, then chunk_size each."""
+        bounds, start = [], 0
+        size = min(self.first_chunk_size, self.chunk_size)
+        while start < self.candidates:
+            end = min(start + size, self.candidates)
+            bounds.append((start, end))
+            start, size = end, self.chunk_size
+        return bounds
+
+    def check(self) -> None:
+        from engine.tasks.base import TaskInputError
+
+        if self.metric not in METRICS:
+            raise TaskInputError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
+        if not 1 <= self.candidates <= 65536:
+            raise TaskInputError(f"candidates must be 1-65536, got {self.candidates}")
+        if not self.epsilon > 0 or not math.isfinite(self.epsilon):
+            raise TaskInputError(f"epsilon must be a positive number, got {self.epsilon}")
+        if self.chunk_size < 1 or self.first_chunk_size < 1:
+            raise TaskInputError(f"chunk sizes must be at least 1, got {self.first_chunk_size} and {self.chunk_size}")
+        if not self.schedule:
+            raise TaskInputError("the schedule needs at least one (temperature, noise) entry")
+        for t, eta in self.schedule:
+            if not (t > 0 and eta >= 0):
+                raise TaskInputError(f"temperatures must be > 0 and noise >= 0, got ({t}, {eta})")
+
+
+@dataclass
+class SampleResult:
+    """One distinct sampled input, compared with the query activation."""
+
+    text: str  # BOS..EOS, e.g. "Bmbombmbobo|m:3E"
+    tokens: list[int]
+    labels: list[str]  # position labels of the sample
+    multiplicity: int  # how many candidates produced exactly this input
+    distance: float  # min over compared positions
+    compared_position: int  # argmin position
+    position_distances: list[float]  # per position; nan where not compared (BOS/EOS/PAD)
+    temperature: float  # of the first candidate that produced it
+    noise: float
+    fact: str  # counting: the query letter's count; addition: right/wrong/malformed
+    well_formed: bool
+    prob_diff: list[float] = field(default_factory=list)  # per token: p(tok | z_q) - p(tok | z_BOS); empty if not asked
+    in_epsilon: bool = False
+    rank: int = 0  # 1-based, by distance
+
+    def marked(self) -> str:
+        """The sample with spaces between tokens and the compared token in parentheses."""
+        chars = list(self.text)
+        chars[self.compared_position] = f"({chars[self.compared_position]})"
+        return " ".join(chars)
+
+
+@dataclass
+class QueryChunk:
+    """Candidates finished since the last chunk, not yet merged with earlier ones."""
+
+    samples: list[SampleResult]  # distinct within the chunk, multiplicities within the chunk
+    done: int  # candidates finished so far (this chunk included)
+    total: int
+    elapsed: float
+
+
+@dataclass
+class QueryResult:
+    model: str
+    task: str
+    query: str  # BOS..EOS
+    query_tokens: list[int]
+    query_labels: list[str]
+    query_position: int
+    site_short: str
+    site_id: str  # hook name (with [head] for heads)
+    metric: str
+    epsilon: float
+    candidates: int
+    samples: list[SampleResult]  # ranked ascending by distance
+    seconds: float = 0.0
+    first_chunk_seconds: float = 0.0
+    complete: bool = True  # False when cancelled part way
+
+    @property
+    def in_epsilon_count(self) -> int:
+        """Candidates (with multiplicity) within epsilon."""
+        return sum(s.multiplicity for s in self.samples if s.in_epsilon)
+
+    @property
+    def candidates_done(self) -> int:
+        return sum(s.multiplicity for s in self.samples)
+
+    def summary(self) -> str:
+        n = self.candidates_done
+        k = self.in_epsilon_count
+        share = k / n if n else 0.0
+        return (f"{k:,} of {n:,} candidates within epsilon {self.epsilon:g} ({share:.0%}); "
+                f"{len(self.samples):,} distinct samples")
+
+    def with_epsilon(self, epsilon: float) -> "QueryResult":
+        """The same samples re-flagged for another epsilon (no re-sampling)."""
+        samples = [replace(s, in_epsilon=s.distance <= epsilon) for s in self.samples]
+        return replace(self, epsilon=epsilon, samples=samples)
+
+
+class QueryAccumulator:
+    """Merges streamed chunks into a ranked result; the same code path run_query uses."""
+
+    def __init__(self, header: QueryResult):
+        self.header = header
+        self._by_text: dict[str, SampleResult] = {}
+        self.done = 0
+
+    def add(self, chunk: QueryChunk) -> None:
+        for s in chunk.samples:
+            seen = self._by_text.get(s.text)
+            if seen is None:
+                self._by_text[s.text] = replace(s)
+            else:
+                seen.multiplicity += s.multiplicity
+        self.done = chunk.done
+
+    def result(self, complete: bool = True) -> QueryResult:
+        ranked = sorted(self._by_text.values(), key=lambda s: (s.distance, s.text))
+        eps = self.header.epsilon
+        samples = [replace(s, rank=i + 1, in_epsilon=s.distance <= eps) for i, s in enumerate(ranked)]
+        return replace(self.header, samples=samples, complete=complete)

@@ -1,0 +1,142 @@
+"""Model cards (`CARD.md`): what a model is, how it was made and how good it measured."""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from engine.store.safefiles import atomic_write_text
+
+
+def hardware_summary(device: str = "cpu") -> str:
+    """A one-line description of the machine that trained a model."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    threads = torch.get_num_threads()
+    where = f"CUDA ({torch.cuda.get_device_name(0)})" if str(device).startswith("cuda") else "CPU"
+    return f"{where}; {cpu}, {os.cpu_count()} cores, {threads} torch thread(s); torch {torch.__version__}"
+
+
+def write_card(folder: Path, sections: dict[str, str], title: str) -> None:
+    """Write CARD.md from ordered (heading -> markdown body) sections."""
+    parts = [f"# {title}\n"]
+    for heading, body in sections.items():
+        parts.append(f"## {heading}\n\n{body.strip()}\n")
+    atomic_write_text(Path(folder) / "CARD.md", "\n".join(parts))
+
+
+def probed_card(entry) -> None:
+    """CARD.md of a probed model, from the training record in its config.json."""
+    from engine.store.folders import read_config
+
+    config = read_config(entry.path)
+    tr = config.get("probed_training", {})
+    sch = tr.get("schedule", {})
+    pc = entry.probed
+    curve = "\n".join(f"| {s} | {sec / 60:.1f} | {loss:.4f} | {acc:.2%} |" for s, sec, loss, acc in tr.get("history", []))
+    paper = {"counting": "99.53% test accuracy (batch 128, lr 5e-4, 914,100 steps)",
+             "addition": "98.01% test exact match (batch 512, lr 1e-4, 59,350 steps)"}[entry.task]
+    metric = "exact-match accuracy" if entry.task == "addition" else "accuracy (the count after ':')"
+    write_card(entry.path, {
+        "What it is": (
+            f"The paper's {entry.task} transformer (InversionView, DESIGN.md §3), built as a TransformerLens 4.x "
+            f"`TransformerBridge` native model: {pc.n_layers} layers, {pc.n_heads} head(s), d_model {pc.d_model}, "
+            f"d_mlp {pc.d_mlp}, n_ctx {pc.n_ctx}, vocabulary {pc.d_vocab} (the paper's token ids), GELU, LayerNorm."),
+        "How it was trained": (
+            f"AdamW (betas 0.9/0.98, weight decay {sch.get('weight_decay')}), batch {sch.get('batch_size')}, "
+            f"peak lr {sch.get('lr')} with {sch.get('warmup')} warm-up steps and cosine decay to "
+            f"{sch.get('min_lr_frac')} x peak, {sch.get('steps')} steps, gradient clipping 1.0, batches drawn "
+            f"from the 75% training split (seed 0) less a 10,000-input monitoring slice"
+            + (f", {sch['balance_lengths']:.0%} of each batch drawn with every input length equally likely"
+               if sch.get("balance_lengths") else "")
+            + (f", {sch['error_focus']:.0%} drawn toward the input lengths the starting weights got wrong, "
+               f"in proportion to their error rate" if sch.get("error_focus") else "")
+            + (f", attention scores divided by {sch['attention_temperature']:g} at the start, easing linearly to "
+               f"1 at {sch.get('soften_until', 0.7):.0%} of the steps"
+               + (f" (layer {', '.join(map(str, sch['soften_layers']))})" if sch.get("soften_layers") else "")
+               if sch.get("attention_temperature", 1) != 1 else "")
+            + (f"; started from the weights of `{tr['init_from']}`" if tr.get("init_from") else "")
+            + ".\n\n"
+            f"Command: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}\n\n"
+            f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes." + (f"\n\n{tr['notes']}" if tr.get("notes") else "")),
+        "Measured quality": (
+            f"Held-out 25% split ({'390,000' if entry.task == 'counting' else '202,500'} inputs), {metric}: "
+            f"**{tr.get('test_accuracy', 0) * 100:.2f}%**. Reproduce with `python main.py eval-probed {entry.task}`.\n\n"
+            f"The paper reports {paper}."),
+        "Training curve (monitoring slice)": "| step | minutes | loss (EMA) | accuracy |\n|---|---|---|---|\n" + curve,
+        **decoder_sections(config.get("decoder")),
+    }, title=f"{entry.name}: probed {entry.task} model and its InversionView decoder")
+
+
+def _recipe(sch: dict, tr: dict) -> str:
+    """The training choices beyond the schedule, in words (older records have none of them)."""
+    parts = []
+    if sch.get("buckets", 1) > 1:
+        parts.append(f"a batch with at least 15% padding is sorted by length and run in {sch['buckets']} slices, "
+                     "each padded only to its own longest input")
+    if sch.get("focus", 0) > 0:
+        parts.append(f"{sch['focus']:.0%} of pairs drawn toward the sites the last in-training check "
+                     f"(every {sch.get('check_every_s', 0) / 60:g} minutes) found weakest")
+    if tr.get("init_from"):
+        parts.append(f"started from the decoder of model `{tr['init_from']}`")
+    return ("\n\nRecipe: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _every_nth(rows: list, about: int = 12) -> list:
+    """About `about` evenly spaced rows of a curve, always with its last one."""
+    picks = rows[:: max(1, len(rows) // about)]
+    return picks if picks[-1] is rows[-1] else picks + [rows[-1]]
+
+
+def decoder_sections(dec: dict | None) -> dict[str, str]:
+    """The decoder's part of a card: design, training record and measured quality."""
+    if not dec:
+        return {"Decoder": "None yet: `python main.py train-decoder TASK --model NAME --minutes N` makes one."}
+    c, tr = dec["config"], dec.get("training", {})
+    sch = tr.get("schedule", {})
+    sections = {"Decoder: what it is": (
+        f"The conditional decoder of DESIGN.md §2: d_model {c['d_model']}, {c['n_layers']} layers, "
+        f"{c['n_heads']} heads, {c['n_cond_blocks']} residual MLP blocks on concat(activation, site embedding), "
+        f"one prefix key/value slot per layer, tied embeddings. Trained on {c['n_sites']} sites: "
+        f"{', '.join(dec['sites'])}."),
+        "Decoder: how it was trained": (
+            f"Pairs made on the fly from the training split (one site and position per input, 1% BOS), "
+            f"AdamW, batch {sch.get('batch_size')}, peak lr {sch.get('lr')}, cosine over a {sch.get('minutes')}-minute "
+            f"budget: {tr.get('steps', 0):,} steps, {tr.get('pairs', 0):,} pairs in {tr.get('seconds', 0) / 60:.1f} minutes."
+            + _recipe(sch, tr)
+            + f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}"
+            + (f"\n\n{tr['notes']}" if tr.get("notes") else ""))}
+    q = dec.get("quality")
+    if q:
+        rows = "\n".join(f"| {s['site']} | {s['in_epsilon']:.2f} | {s['well_formed']:.2f} |" for s in q["sites"])
+        agree = ""
+        if q.get("count_agreement") is not None:
+            agree = (f"\n\nCounting x1.post at ':': {q['count_agreement']:.0%} of {q['count_agreement_n']} in-epsilon "
+                     f"samples have the query's count.")
+        sections["Decoder: measured quality"] = (
+            f"`{q['command']}`: {q['n_queries']} held-out queries per site, one T = 1 sample each, in epsilon = "
+            f"D < {q['epsilon']}.\n\n| site | in-epsilon rate | well-formed |\n|---|---|---|\n{rows}\n\n"
+            f"**Average in-epsilon rate {q['average']:.2f}**, well-formed samples {q['well_formed']:.0%}.{agree}")
+    checks = tr.get("quality", [])
+    if checks:
+        picks = _every_nth(checks)
+        sections["Decoder: quality against training time"] = (
+            "In-training checks (the in-epsilon test on training-split queries, "
+            f"{sch.get('check_queries', '?')} per site):\n\n"
+            "| minutes | pairs | average in-epsilon | well-formed |\n|---|---|---|---|\n" + "\n".join(
+                f"| {c['seconds'] / 60:.1f} | {c['pairs']:,} | {sum(c['rates'].values()) / max(len(c['rates']), 1):.2f} "
+                f"| {c['well_formed']:.0%} |" for c in picks))
+    curve = tr.get("history", [])
+    if curve:
+        picks = _every_nth(curve)
+        sections["Decoder: training curve"] = "| step | minutes | loss (EMA) |\n|---|---|---|\n" + "\n".join(
+            f"| {st} | {sec / 60:.1f} | {loss:.4f} |" for st, sec, loss in picks)
+    return sections

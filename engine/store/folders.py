@@ -1,0 +1,162 @@
+"""The model store: bundled models in the repository's `models/`, user models in the user data dir.
+
+A model folder holds `config.json` (what it is), `probed.safetensors` (the probed model),
+optionally `decoder.safetensors` (its InversionView decoder) and `CARD.md`. Loading reads
+safetensors only; any problem is a StoreError naming the file and what was expected.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import StoreError
+from engine.probed.model import ProbedConfig, ProbedModel, build_probed
+from engine.store.safefiles import atomic_write_text, load_tensors, save_tensors
+
+APP_NAME = "inversionview-studio"
+CONFIG_FORMAT = 1
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def user_data_dir() -> Path:
+    """Where user-made models, runs and caches live (override with INVERSIONVIEW_DATA_DIR)."""
+    override = os.environ.get("INVERSIONVIEW_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME)
+
+
+def user_models_dir() -> Path:
+    return user_data_dir() / "models"
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_new_model_name(name: str) -> None:
+    """StoreError unless `name` can be a new user model: a safe folder name, not a bundled model's."""
+    if not NAME_PATTERN.match(name):
+        raise StoreError(f"model name {name!r} is not allowed: use 1-64 letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit")
+    if (BUNDLED_DIR / name).is_dir():
+        raise StoreError(f"model name {name!r} belongs to a bundled model; choose another name")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model folder as the store sees it."""
+
+    name: str
+    path: Path
+    source: str  # "bundled", "user" or "folder"
+    task: str
+    probed: ProbedConfig
+    decoder: dict | None  # the decoder's config, when the folder has one
+
+    @property
+    def has_decoder(self) -> bool:
+        return self.decoder is not None and (self.path / "decoder.safetensors").is_file()
+
+    def describe(self) -> str:
+        dec = "with decoder" if self.has_decoder else "no decoder"
+        return f"{self.name:<22} {self.source:<8} {self.task:<9} {self.probed.describe()}, {dec}"
+
+
+def read_config(folder: Path) -> dict:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found (a model folder needs config.json)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise StoreError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or "probed" not in config:
+        raise StoreError(f"{path}: expected a JSON object with a 'probed' section")
+    return config
+
+
+def open_folder(folder: Path, source: str = "folder") -> ModelEntry:
+    folder = Path(folder)
+    config = read_config(folder)
+    try:
+        probed = ProbedConfig.from_dict(config["probed"])
+    except (KeyError, TypeError) as e:
+        raise StoreError(f"{folder / 'config.json'}: bad 'probed' section ({e})") from None
+    return ModelEntry(name=config.get("name", folder.name), path=folder, source=source, task=probed.task,
+                      probed=probed, decoder=config.get("decoder"))
+
+
+def list_models() -> list[ModelEntry]:
+    """Bundled models first, then the user's; folders that cannot be read are skipped."""
+    entries = []
+    for root, source in ((BUNDLED_DIR, "bundled"), (user_models_dir(), "user")):
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            try:
+                entries.append(open_folder(folder, source))
+            except StoreError:
+                continue
+    return entries
+
+
+def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
+    """A model by name (bundled first, then user) or by folder path; of `task` when given."""
+    entry = next((e for e in list_models() if e.name == name_or_path), None)
+    path = Path(name_or_path)
+    if entry is None and path.is_dir() and (path / "config.json").is_file():
+        entry = open_folder(path)
+    if entry is None:
+        known = ", ".join(e.name for e in list_models()) or "none"
+        raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path)")
+    if task is not None and entry.task != task:
+        raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {task}")
+    return entry
+
+
+def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
+    if isinstance(entry, str):
+        entry = find_model(entry)
+    path = entry.path / "probed.safetensors"
+    tensors, _ = load_tensors(path)
+    model = build_probed(entry.probed, device=device)
+    check_state(path, model.bridge.state_dict(), tensors)
+    model.bridge.load_state_dict(tensors)
+    model.bridge.eval()
+    return model
+
+
+def check_state(path: Path, expected: dict, found: dict) -> None:
+    """StoreError when a weights file lacks tensors, has extra ones, or shapes differ."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        what = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        raise StoreError(f"{path}: weights do not match config.json ({what}, "
+                         f"{len(missing)} missing, {len(extra)} unexpected tensors)")
+    for key, tensor in expected.items():
+        if tuple(found[key].shape) != tuple(tensor.shape):
+            raise StoreError(f"{path}: tensor {key} has shape {tuple(found[key].shape)}, "
+                             f"config.json implies {tuple(tensor.shape)}")
+
+
+def save_probed(model: ProbedModel, folder: Path, name: str | None = None, extra: dict | None = None) -> ModelEntry:
+    """Write probed.safetensors and config.json (keeping any decoder section already there)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(folder / "probed.safetensors", model.bridge.state_dict())
+    config = read_config(folder) if (folder / "config.json").is_file() else {}
+    config.update({"format": CONFIG_FORMAT, "name": name or config.get("name") or folder.name,
+                   "task": model.config.task, "probed": model.config.to_dict()})
+    config.update(extra or {})
+    write_config(folder, config)
+    return open_folder(folder)
+
+
+def write_config(folder: Path, config: dict) -> None:
+    atomic_write_text(Path(folder) / "config.json", json.dumps(config, indent=2) + "\n")

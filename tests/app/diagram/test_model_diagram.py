@@ -1,0 +1,104 @@
+"""The model diagram: one node per site and token, clicks choose site and position, overlays."""
+from types import SimpleNamespace
+
+from PySide6.QtCore import Qt
+
+from app.diagram.layout import column_edges, layout_for, overlay_from_flow_graph
+from app.diagram.view import ModelDiagram
+from engine.flow.graph import FlowEdge, FlowNode
+from engine.probed.model import PAPER_CONFIGS
+from engine.probed.sites import all_sites, paper_sites
+from engine.tasks import get_task
+
+
+def diagram(qtbot, task="counting"):
+    cfg = PAPER_CONFIGS[task]
+    t = get_task(task)
+    ids = t.parse_query(t.examples()[0])
+    d = ModelDiagram()
+    qtbot.addWidget(d)
+    d.resize(900, 500)
+    d.set_model(cfg.n_layers, cfg.n_heads, [s.short for s in paper_sites(cfg)])
+    d.set_tokens([t.vocab.chars[i] for i in ids], t.position_labels(ids))
+    d.show()
+    return d, cfg, ids
+
+
+def test_one_node_per_site_and_token(qtbot):
+    d, cfg, ids = diagram(qtbot, "addition")
+    assert d.node_count() == len(all_sites(cfg)) * len(ids)
+    assert {s.short for s in all_sites(cfg)} == {n.short for n in layout_for(2, 4).nodes}
+    assert all(a in {n.short for n in layout_for(2, 4).nodes} for a, _ in column_edges(2, 4))
+
+
+def test_untrained_sites_are_marked_but_clickable(qtbot):
+    d, _, _ = diagram(qtbot)
+    trained, untrained = d.node("x1.post", 3), d.node("attn0", 3)
+    assert trained.trained and not untrained.trained
+    assert untrained.pen().style() == Qt.DashLine and trained.pen().style() == Qt.SolidLine
+    assert "not trained" in untrained.toolTip()
+    with qtbot.waitSignal(d.nodeClicked) as blocker:
+        qtbot.mouseClick(d.viewport(), Qt.LeftButton, pos=d.mapFromScene(untrained.sceneBoundingRect().center()))
+    assert blocker.args == ["attn0", 3]
+
+
+def test_clicking_a_node_selects_it(qtbot):
+    d, _, _ = diagram(qtbot)
+    node = d.node("a1.0", 7)
+    d.centerOn(node)
+    with qtbot.waitSignal(d.nodeClicked) as blocker:
+        qtbot.mouseClick(d.viewport(), Qt.LeftButton, pos=d.mapFromScene(node.sceneBoundingRect().center()))
+    assert blocker.args == ["a1.0", 7]
+    assert node.selected and not d.node("a1.0", 6).selected
+
+
+def test_an_overlay_from_a_flow_graph_adds_labels_and_edges(qtbot):
+    d, cfg, ids = diagram(qtbot)
+    site = {s.short: s for s in all_sites(cfg)}
+
+    def node(short, pos, top):
+        return FlowNode(site=site[short], position=pos, norm=1.0, top=[(top, 0.9), (1, 0.05)], target=top,
+                        target_prob=0.9, target_rank=1, promoted=[], suppressed=[])
+
+    vocab = get_task("counting").vocab.chars
+    graph = SimpleNamespace(
+        nodes=[node("x0.post", 14, 28), node("a1.0", 14, 28), node("x1.post", 14, 28)],
+        edges=[FlowEdge(("x0.post", 3), ("a1.0", 14), 0.5), FlowEdge(("a1.0", 14), ("x1.mid", 14), 0.25),
+               FlowEdge(("x0.pre", 1), ("a0.0", 2), 0.01)],
+        threshold=0.04, label=lambda i: vocab[i])
+    overlay = overlay_from_flow_graph(graph)
+    assert overlay.labels[("x1.post", 14)] == "3"
+    assert overlay.labels[("x1.pre", 14)] == "3"  # the same vector, drawn twice
+    assert (("x1.pre", 3), ("a1.0", 14), 1.0) in overlay.edges  # fed into layer 1 from x1.pre
+    assert len(overlay.edges) == 2  # the weak edge is under the threshold
+    d.set_overlay(overlay)
+    assert d.node("x1.post", 14).label_item.isVisible()
+    assert d.node("x1.post", 14).label_item.text() == "3"
+    assert len(d._overlay_items) == 2
+    d.set_overlay(None)
+    assert not d.node("x1.post", 14).label_item.isVisible() and not d._overlay_items
+
+
+def test_the_whole_diagram_renders_to_an_image(qtbot):
+    d, _, _ = diagram(qtbot, "addition")
+    image = d.render_image(scale=1.0)
+    assert image.width() > 1000 and image.height() > 300
+
+
+
+def test_ctrl_wheel_zooms_and_double_click_fits_again(qtbot):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    d, _, _ = diagram(qtbot)
+    qtbot.waitUntil(lambda: not d._refit.isActive())
+    before = d.transform().m11()
+    pos = QPointF(d.viewport().rect().center())
+    wheel = QWheelEvent(pos, d.viewport().mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120), Qt.NoButton,
+                        Qt.ControlModifier, Qt.NoScrollPhase, False)
+    QApplication.sendEvent(d.viewport(), wheel)
+    assert d.transform().m11() > before * 1.1
+    empty = d.mapFromScene(QPointF(2, 2))  # the top-left corner holds no item
+    qtbot.mouseDClick(d.viewport(), Qt.LeftButton, pos=empty)
+    assert abs(d.transform().m11() - before) < 1e-6

@@ -1,0 +1,288 @@
+"""The flow graph over the model diagram, on the real engine (a small random counting model).
+
+The engine's flow function is wrapped to record the thread it runs on and how often it runs;
+everything else is the real app: debounce, engine thread, overlay, detail pane, export.
+"""
+import json
+import shutil
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QThread, QTimer, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from app.diagram.layout import _diagram_key
+from app.workers.engine_thread import real_backend
+from app.flow.overlay import previous_resid, rank_change, token_text
+from engine.flow.graph import FlowGraph
+from engine.store.folders import user_models_dir
+from tests.app.real_engine import make_tiny_model, requires_real_engine
+
+pytestmark = requires_real_engine
+LOAD_TIMEOUT_MS = 180_000
+QUERY = "Baiaigiaaggi|g:3"
+
+
+@pytest.fixture(scope="module")
+def tiny_counting(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("flow-models") / "tiny-counting")
+
+
+class RecordingFlow:
+    """The real flow_for_query, recording where and how often it runs; optionally slow."""
+
+    def __init__(self, real):
+        self.real, self.calls, self.delay = real, [], 0.0
+
+    def __call__(self, inv, text, target=None, top_k=10):
+        self.calls.append((QThread.currentThread(), threading.get_ident(), text))
+        if self.delay:
+            time.sleep(self.delay)  # on the engine thread: the GUI must keep running meanwhile
+        return self.real(inv, text, target, top_k)
+
+
+@pytest.fixture
+def flow_window(qtbot, tiny_counting):
+    shutil.copytree(tiny_counting, user_models_dir() / "tiny-counting")
+    from app.main_window import MainWindow
+    from app.settings import AppSettings, SettingsStore
+
+    store = SettingsStore()
+    store.save(AppSettings(model="tiny-counting", query=QUERY))
+    backend = real_backend()
+    recorder = RecordingFlow(backend.flow_graph)
+    backend.flow_graph = recorder
+    w = MainWindow(store, backend=backend, save_settings=False)
+    w.recorder = recorder
+    qtbot.addWidget(w)
+    w.resize(1700, 950)
+    w.show()
+    with qtbot.waitSignal(w.flow.graphShown, timeout=LOAD_TIMEOUT_MS):
+        w.start()
+    yield w
+    w.close()
+    assert not w.engine.thread.isRunning()
+
+
+def drawn(w) -> list:
+    return sorted(item.flow_edge for item in w.diagram.edge_items())
+
+
+def as_drawn(edges) -> list:
+    return sorted((_diagram_key(e.src, e.dst), _diagram_key(e.dst), float(e.weight)) for e in edges)
+
+
+def click_node(qtbot, w, short, pos):
+    node = w.diagram.node(short, pos)
+    w.diagram.centerOn(node)
+    qtbot.mouseClick(w.diagram.viewport(), Qt.LeftButton, pos=w.diagram.mapFromScene(node.sceneBoundingRect().center()))
+
+
+def type_query(qtbot, w, text):
+    line = w.editor.combo.lineEdit()
+    line.clear()
+    qtbot.keyClicks(line, text)
+
+
+def test_typing_a_query_draws_its_flow_graph_computed_on_the_engine_thread(qtbot, flow_window):
+    w = flow_window
+    before = len(w.recorder.calls)
+    with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
+        type_query(qtbot, w, "Bvvzccvczvvvzvcvc|v:8")
+    graph = blocker.args[0]
+    assert graph.tokens == w.editor.tokens()
+    assert len(w.recorder.calls) == before + 1  # one forward pass for the whole typed text (debounced)
+    qthread, ident, text = w.recorder.calls[-1]
+    assert qthread is w.engine.thread and ident != threading.get_ident()
+    assert text == "Bvvzccvczvvvzvcvc|v:8"
+    assert len(w.diagram.edge_items()) == len(graph.edges_above(0.04)) > 0
+    assert drawn(w) == as_drawn(graph.edges_above(0.04))
+    node = graph.node("x1.post", 3)  # every residual node: its top-1 token, coloured by the target's probability
+    item = w.diagram.node("x1.post", 3)
+    assert item.label_item.isVisible() and item.label_item.text() == token_text(graph, node.top[0][0])
+    from app.style import target_prob_hex
+
+    assert item.readout_fill.name() == target_prob_hex(node.target_prob)
+    assert w.diagram.node("x1.pre", 3).label_item.text() == w.diagram.node("x0.post", 3).label_item.text()
+    assert f"{node.top[0][1]:.3f}" in item.toolTip()  # hover: the top tokens with probabilities
+
+
+def test_an_invalid_query_takes_the_graph_down(qtbot, flow_window):
+    w = flow_window
+    type_query(qtbot, w, "B12")
+    assert w.editor.tokens() is None
+    assert w.flow.graph is None and not w.diagram.edge_items()
+
+
+def test_the_gui_stays_responsive_and_stale_requests_are_dropped(qtbot, flow_window):
+    w = flow_window
+    w.recorder.delay = 0.6
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    shown = []
+    w.flow.graphShown.connect(shown.append)
+    type_query(qtbot, w, "Babcab|a:2")
+    assert w.editor.tokens() is not None
+    w.flow.request_now()  # no debounce: this one starts computing at once
+    type_query(qtbot, w, "Bxyzzy|z:2")
+    w.flow.request_now()  # queued behind it; the first becomes stale
+    qtbot.waitUntil(lambda: bool(shown) and shown[-1].tokens == w.editor.tokens(), timeout=30_000)
+    timer.stop()
+    assert len(ticks) >= 10  # the GUI thread ran its timer while the engine thread computed
+    assert [g.tokens for g in shown] == [w.editor.tokens()]  # the stale graph never reached the screen
+
+
+def test_the_threshold_slider_changes_the_edges_drawn(qtbot, flow_window):
+    w = flow_window
+    graph, controls = w.flow.graph, w.diagram_panel.flow_controls
+    assert controls.threshold() == pytest.approx(0.04)
+    default = len(w.diagram.edge_items())
+    controls.slider.setValue(15)
+    assert len(w.diagram.edge_items()) == len(graph.edges_above(0.15)) < default
+    assert drawn(w) == as_drawn(graph.edges_above(0.15))
+    controls.slider.setValue(1)
+    assert len(w.diagram.edge_items()) == len(graph.edges_above(0.01)) > default
+
+
+def test_route_only_shows_exactly_the_route(qtbot, flow_window):
+    w = flow_window
+    graph, controls = w.flow.graph, w.diagram_panel.flow_controls
+    controls.slider.setValue(8)
+    controls.route.setChecked(True)
+    route = graph.route_to(threshold=0.08)
+    assert 0 < len(route) < len(graph.edges_above(0.08))
+    assert drawn(w) == as_drawn(route)
+    off_route = next(n for n in graph.nodes if n.key not in {e.src for e in route} | {e.dst for e in route}
+                     and n.key != graph.output)
+    assert w.diagram.node(*off_route.key).opacity() < 1
+    controls.route.setChecked(False)
+    assert drawn(w) == as_drawn(graph.edges_above(0.08))
+
+
+def test_clicking_a_node_opens_the_detail_pane_with_its_top_tokens(qtbot, flow_window):
+    w = flow_window
+    graph = w.flow.graph
+    colon = graph.position_labels.index(":")
+    assert w.node_dock.isHidden()
+    click_node(qtbot, w, "x1.post", colon)
+    assert w.target() == ("x1.post", colon)  # still the InversionView selection
+    assert w.node_dock.isVisible()
+    pane, node = w.node_pane, graph.node("x1.post", colon)
+    table = pane.top_table
+    assert table.rowCount() == len(node.top)
+    for r, (token, p) in enumerate(node.top):
+        assert table.item(r, 1).text() == repr(token_text(graph, token))
+        assert table.item(r, 2).text() == f"{p:.3f}"
+    before = graph.node("x1.mid", colon)
+    assert table.item(0, 3).text() == rank_change(node.top[0][0], 1, before)
+    assert f"rank <b>{node.target_rank}</b>" in pane.target_label.text()
+    assert pane.heatmap.isHidden() and pane.push_table.isHidden()
+
+
+def test_a_head_node_shows_its_attention_pattern(qtbot, flow_window):
+    w = flow_window
+    graph = w.flow.graph
+    t = len(graph.tokens)
+    click_node(qtbot, w, "a1.0", 5)
+    pane = w.node_pane
+    assert pane.node.key == ("a1.0", 5) and pane.heatmap.isVisible()
+    assert pane.heatmap.matrix.shape == (t, t)
+    assert (pane.heatmap.matrix == graph.attention[1, 0]).all()
+    assert pane.heatmap.highlighted == 5
+    assert pane.push_table.rowCount() > 0
+    assert pane.push_table.item(0, 0).text() == repr(token_text(graph, pane.node.promoted[0][0]))
+
+
+def test_an_mlp_node_shows_its_top_neurons(qtbot, flow_window):
+    w = flow_window
+    with qtbot.waitSignal(w.flow.neuronsShown, timeout=30_000) as blocker:
+        click_node(qtbot, w, "m0", 4)
+    readouts = blocker.args[0]
+    table = w.node_pane.neuron_table
+    assert len(readouts) == table.rowCount() == 10 and table.isVisible()
+    assert table.item(0, 0).text() == str(readouts[0].index)
+    assert readouts[0].score >= readouts[-1].score
+
+
+def test_the_pane_follows_the_selection_and_explains_attn_nodes(qtbot, flow_window):
+    w = flow_window
+    w.set_target("x1.mid", 3)
+    assert w.node_dock.isHidden()
+    w.node_dock.toggleViewAction().trigger()  # View > Flow graph node
+    assert w.node_dock.isVisible() and w.node_pane.node.key == ("x1.mid", 3)
+    click_node(qtbot, w, "x0.mid", 2)
+    w.set_position(6)
+    assert w.node_pane.node.key == ("x0.mid", 6)
+    click_node(qtbot, w, "attn1", 2)
+    assert w.node_pane.node is None and "heads" in w.node_pane.title.text()
+
+
+@pytest.mark.parametrize("route_only", [False, True])
+def test_export_json_holds_exactly_the_edges_on_screen(qtbot, flow_window, tmp_path, monkeypatch, route_only):
+    w = flow_window
+    controls = w.diagram_panel.flow_controls
+    controls.slider.setValue(6)
+    controls.route.setChecked(route_only)
+    target = tmp_path / "flow.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    w.export_flow_json_action.trigger()
+    doc = json.loads(target.read_text(encoding="utf-8"))
+    shown = [(tuple(e["src"]), tuple(e["dst"]), e["weight"]) for e in doc["edges"]]
+    assert [(s, d) for s, d, _ in shown] == [(e.src, e.dst) for e in w.flow.shown_edges]
+    assert [wt for _, _, wt in shown] == pytest.approx([e.weight for e in w.flow.shown_edges], abs=1e-6)
+    assert len(shown) == len(w.diagram.edge_items())
+    assert doc["view"]["route_only"] is route_only and doc["view"]["edge_threshold"] == 0.06
+    assert doc["threshold"] == 0.06 and len(doc["route"]) == len(w.flow.graph.route_to(threshold=0.06))
+    again = FlowGraph.from_json(target.read_text(encoding="utf-8"))
+    assert again.tokens == w.flow.graph.tokens and len(again.edges) == len(shown)
+
+
+def test_export_png_and_a_failed_export_leaves_nothing(qtbot, flow_window, tmp_path):
+    w = flow_window
+    tmp_path = tmp_path / "exports"
+    tmp_path.mkdir()
+    written = w.export_flow("png", str(tmp_path / "flow"))
+    assert written == tmp_path / "flow.png"
+    image = QImage(str(written))
+    assert not image.isNull() and image.width() == w.diagram_panel.width()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert w.export_flow("json", str(blocker / "sub" / "flow.json")) is None
+    qtbot.waitUntil(lambda: any(b.objectName() == "messageBox" and b.isVisible()
+                                for b in QApplication.topLevelWidgets()), timeout=5000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "flow.png"]
+
+
+def test_helpers_name_the_node_before_and_rank_changes():
+    assert previous_resid("x0.pre") is None and previous_resid("a1.0") is None
+    assert previous_resid("x0.mid") == "x0.pre" and previous_resid("x1.mid") == "x0.post"
+    assert previous_resid("x1.post") == "x1.mid"
+
+    class Before:
+        top = [(7, 0.5), (3, 0.3), (9, 0.2)]
+
+    assert rank_change(3, 1, Before) == "▲1 (was 2)"
+    assert rank_change(7, 2, Before) == "▼1 (was 1)"
+    assert rank_change(9, 3, Before) == "="
+    assert rank_change(4, 1, Before) == "new (was > 3)"
+    assert rank_change(4, 1, None) == ""
+
+
+def test_choosing_a_target_token_recolours_by_its_probability(qtbot, flow_window):
+    w = flow_window
+    combo = w.diagram_panel.flow_controls.target
+    assert combo.currentData() is None  # the model's own prediction by default
+    with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
+        combo.setCurrentIndex(combo.findData("g"))
+    graph = blocker.args[0]
+    g = list(graph.vocab).index("g")
+    assert set(graph.targets) == {g}
+    assert w.recorder.calls[-1][2] == QUERY
+    from app.style import target_prob_hex
+
+    node = graph.node("x0.mid", 2)
+    assert w.diagram.node("x0.mid", 2).readout_fill.name() == target_prob_hex(node.target_prob)

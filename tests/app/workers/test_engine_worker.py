@@ -1,0 +1,138 @@
+"""The engine thread: one worker, request ids, stale results dropped, cancel, readable errors."""
+import threading
+import time
+
+import pytest
+
+from app.workers.engine_thread import EngineClient, describe_error
+from app.workers.query_request import QueryRequest
+from engine.errors import SiteError, StoreError
+from engine.query.types import QueryOptions
+from engine.store.folders import find_model
+from tests.app.fakes import FakeEngine
+
+
+@pytest.fixture
+def client(qtbot, fake_models):
+    engines = []
+
+    def make(engine: FakeEngine):
+        c = EngineClient(engine.backend())
+        engines.append(c)
+        return c
+
+    yield make
+    for c in engines:
+        assert c.shutdown(2000)
+        assert not c.thread.isRunning()
+
+
+def request(text="Baiaigiaaggi|g:3", site="x1.post", position=14, candidates=256, **kw):
+    entry = find_model("fake-counting")
+    return QueryRequest(str(entry.path), text, site, position, QueryOptions(candidates=candidates, chunk_size=32, **kw))
+
+
+def loaded(qtbot, c):
+    with qtbot.waitSignal(c.modelLoaded, timeout=5000) as blocker:
+        c.load_model(find_model("fake-counting"))
+    return blocker.args[0]
+
+
+def test_load_then_run_streams_partials_and_finishes(qtbot, client):
+    c = client(FakeEngine())
+    info = loaded(qtbot, c)
+    assert info.name == "fake-counting" and "x1.post" in info.trained_sites and "attn0" not in info.trained_sites
+    partials, progress = [], []
+    c.runPartial.connect(partials.append)
+    c.runProgress.connect(lambda *a: progress.append(a))
+    with qtbot.waitSignal(c.runFinished, timeout=10000) as blocker:
+        c.run(request())
+    result = blocker.args[0]
+    assert result.complete and result.candidates_done == 256
+    assert progress[-1][:2] == (256, 256)
+    assert partials and all(not p.complete for p in partials)
+    assert partials[-1].candidates_done == 256  # the worker always sends the last snapshot
+    d = [s.distance for s in result.samples]
+    assert d == sorted(d)
+    assert not c.running
+
+
+def test_the_work_runs_on_the_engine_thread_not_the_gui_thread(qtbot, client):
+    engine = FakeEngine()
+    threads = []
+    original = engine.run_query
+
+    def spy(*a, **kw):
+        threads.append(threading.current_thread())
+        return original(*a, **kw)
+
+    engine.run_query = spy
+    c = client(engine)
+    loaded(qtbot, c)
+    with qtbot.waitSignal(c.runFinished, timeout=10000):
+        c.run(request())
+    assert threads and threads[0] is not threading.main_thread()
+
+
+def test_a_new_run_supersedes_the_old_and_its_results_are_dropped(qtbot, client):
+    c = client(FakeEngine(chunk_delay=0.05))
+    loaded(qtbot, c)
+    finished = []
+    c.runFinished.connect(finished.append)
+    first = request(seed=1)
+    c.run(first)
+    with qtbot.waitSignal(c.runFinished, timeout=10000):
+        c.run(request(seed=2, candidates=64))
+    assert first.cancel.is_set()
+    assert len(finished) == 1 and finished[0].candidates == 64
+
+
+def test_cancel_returns_the_partial_result_within_200_ms(qtbot, client):
+    c = client(FakeEngine(chunk_delay=0.1))
+    loaded(qtbot, c)
+    with qtbot.waitSignal(c.runPartial, timeout=10000):
+        c.run(request(candidates=4096))
+    t0 = time.monotonic()
+    with qtbot.waitSignal(c.runFinished, timeout=2000) as blocker:
+        c.cancel()
+    assert time.monotonic() - t0 < 0.2
+    result = blocker.args[0]
+    assert not result.complete and 0 < result.candidates_done < 4096
+
+
+def test_user_errors_arrive_as_their_one_line_message(qtbot, client):
+    c = client(FakeEngine())
+    loaded(qtbot, c)
+    with qtbot.waitSignal(c.runFailed, timeout=5000) as blocker:
+        c.run(request(text="Bab1|a:1"))
+    assert "allowed" in blocker.args[0] or "well-formed" in blocker.args[0]
+    assert not c.running
+
+
+def test_unexpected_errors_are_readable_and_the_worker_keeps_working(qtbot, client):
+    engine = FakeEngine()
+    c = client(engine)
+    loaded(qtbot, c)
+    engine.fail_run = RuntimeError("the decoder exploded\nsecond line")
+    with qtbot.waitSignal(c.runFailed, timeout=5000) as blocker:
+        c.run(request())
+    assert blocker.args[0] == "RuntimeError: the decoder exploded"
+    with qtbot.waitSignal(c.runFinished, timeout=5000):
+        c.run(request())
+
+
+def test_a_model_that_fails_to_load_reports_why(qtbot, client, fake_models):
+    (fake_models[0] / "decoder.safetensors").unlink()
+    c = client(FakeEngine())
+    with qtbot.waitSignal(c.modelFailed, timeout=5000) as blocker:
+        c.load_model(find_model("fake-counting"))
+    assert "fake-counting" in blocker.args[0] and "decoder" in blocker.args[0]
+    with qtbot.waitSignal(c.runFailed, timeout=5000) as blocker:
+        c.run(request())
+    assert "not loaded" in blocker.args[0]
+
+
+def test_describe_error_keeps_user_errors_as_they_are():
+    assert describe_error(SiteError("unknown site 'x9'")) == "unknown site 'x9'"
+    assert describe_error(StoreError("no file")) == "no file"
+    assert "Out of memory" in describe_error(MemoryError())

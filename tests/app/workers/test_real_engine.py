@@ -1,0 +1,97 @@
+"""The window on the real engine (engine.query): run, export the CSV and read it back, close mid-run."""
+import csv
+import shutil
+import time
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from app.workers.engine_thread import real_backend
+from engine.store.folders import user_models_dir
+from tests.app.real_engine import make_tiny_model, requires_real_engine
+
+pytestmark = requires_real_engine
+LOAD_TIMEOUT_MS = 180_000  # the first load imports torch and transformer_lens on a busy 2-core machine
+
+
+@pytest.fixture(scope="session")
+def tiny_model_source(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-counting")
+
+
+@pytest.fixture
+def real_window(qtbot, tiny_model_source):
+    shutil.copytree(tiny_model_source, user_models_dir() / "tiny-counting")
+    from app.main_window import MainWindow
+    from app.settings import AppSettings, SettingsStore
+
+    store = SettingsStore()
+    store.save(AppSettings(model="tiny-counting", candidates=256))
+    w = MainWindow(store, backend=real_backend())
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.engine.modelLoaded, timeout=LOAD_TIMEOUT_MS):
+        w.start()
+    yield w
+    w.close()
+    assert not w.engine.thread.isRunning()
+
+
+def run_and_wait(qtbot, w, timeout=120_000):
+    with qtbot.waitSignal(w.engine.runFinished, timeout=timeout) as blocker:
+        w.run_query()
+    return blocker.args[0]
+
+
+def test_a_real_query_fills_the_table_in_rank_order(qtbot, real_window):
+    w = real_window
+    assert w.options_bar.candidates.value() == 256
+    result = run_and_wait(qtbot, w)
+    assert result.complete and result.candidates_done == 256
+    assert (result.site_short, result.query_labels[result.query_position]) == ("x1.post", ":")
+    m = w.results.table_model
+    assert m.rowCount() == len(result.samples) > 0
+    d = [m.sample(r).distance for r in range(m.rowCount())]
+    assert d == sorted(d)
+    assert w.results.summary.text().startswith(result.summary())
+    assert w.history.list.count() == 1
+
+
+def test_export_csv_from_the_menu_and_read_it_back(qtbot, real_window, tmp_path, monkeypatch):
+    w = real_window
+    result = run_and_wait(qtbot, w)
+    target = tmp_path / "samples.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "CSV (*.csv)")))
+    w.export_csv_action.trigger()
+    assert target.is_file()
+    with target.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(result.samples)
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[0]["sample"] == result.samples[0].text and rows[0]["site"] == "x1.post"
+    assert "count" in rows[0]
+    assert "Wrote" in w.statusBar().currentMessage()
+
+
+def test_an_untrained_site_runs_into_a_readable_error(qtbot, real_window):
+    w = real_window
+    w.set_target("attn0", 14)
+    assert "not trained" in w.run_bar.target.text()
+    with qtbot.waitSignal(w.engine.runFailed, timeout=60_000) as blocker:
+        w.run_query()
+    assert "attn0" in blocker.args[0] and "trained" in blocker.args[0]
+    w.set_target("x1.post", 14)  # the app keeps working
+    assert run_and_wait(qtbot, w).complete
+
+
+def test_closing_during_a_run_exits_cleanly_within_a_second(qtbot, real_window, qtlog):
+    w = real_window
+    w.options_bar.candidates.setValue(65536)
+    with qtbot.waitSignal(w.engine.runPartial, timeout=120_000):
+        w.run_query()
+    assert w.engine.running
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 1.0
+    assert not w.engine.thread.isRunning() and not w.engine_stuck
+    assert not [m for m in qtlog.records if "Destroyed while thread" in m.message]
