@@ -1,4 +1,4 @@
-"""The app's colours in one place, with the display rules of DESIGN.md §2 that use them."""
+"""The app's colours in one place, with the display rules of docs/design.md §2 that use them."""
 from __future__ import annotations
 
 import math

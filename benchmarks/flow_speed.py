@@ -1,4 +1,4 @@
-"""How long one flow graph takes (DESIGN.md §4), median of repeated runs.
+"""How long one flow graph takes (docs/design.md §4), median of repeated runs.
 
     python benchmarks/flow_speed.py [--repeats N] [--threads N] [--exact]
 

@@ -1,6 +1,6 @@
 """Where each node of the model diagram sits, and what can be drawn over it later. No Qt.
 
-Tokens go across, layers go up (DESIGN.md §4). Within one token's column and one layer, the
+Tokens go across, layers go up (docs/design.md §4). Within one token's column and one layer, the
 rows from the bottom are: x{L}.pre, the heads a{L}.{H}, attn{L}, x{L}.mid, m{L}, x{L}.post.
 Residual-stream nodes sit on the column's left line, the parts that write into it (heads,
 attention and MLP outputs) to the right, so the residual stream reads as one vertical line.

@@ -1,6 +1,6 @@
 """The flow graph's controls above the diagram, and its colour legend underneath.
 
-Threshold: edges whose contribution is below it are not drawn (DESIGN.md §4, default 0.04).
+Threshold: edges whose contribution is below it are not drawn (docs/design.md §4, default 0.04).
 Route only: only the edges from which the output node can be reached above the threshold.
 Target: the token whose logit-lens probability colours the residual nodes (default: what the
 model predicts at each position).

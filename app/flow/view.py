@@ -1,4 +1,4 @@
-"""The flow graph of the current query, drawn over the model diagram (DESIGN.md §4).
+"""The flow graph of the current query, drawn over the model diagram (docs/design.md §4).
 
 Whenever the model or a valid query text changes, a FlowRequest goes to the engine thread after
 DEBOUNCE_MS of quiet (typing does not queue a forward pass per key); only the newest request's

@@ -1,6 +1,6 @@
 """Painting of the results table: samples as coloured tokens, and the orange distance bar.
 
-DESIGN.md §2: each token's background is prob_diff (blue positive, red negative); the compared
+docs/design.md §2: each token's background is prob_diff (blue positive, red negative); the compared
 token is in parentheses; hovering a token shows its own distance (position_distances). The bar
 is orange, its width min(D / 0.5, 1) of the cell, fading as D grows.
 """

@@ -1,6 +1,6 @@
 """Saving what is on screen: samples as CSV (engine.export.write_csv) and views as PNG.
 
-PNG only: pyqtgraph's SVG export fails with PySide6 6.12 (DESIGN.md §6), and a grab of the
+PNG only: pyqtgraph's SVG export fails with PySide6 6.12 (docs/design.md §6), and a grab of the
 widget is what the user sees anyway.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The conditional decoder: generates whole task inputs (BOS..EOS) from an activation and its site.
 
-Design (DESIGN.md §2): a GPT-2-style pre-LN decoder over the probed model's vocabulary, learned
+Design (docs/design.md §2): a GPT-2-style pre-LN decoder over the probed model's vocabulary, learned
 positions, tied embeddings. The condition concat(z, E_site[site]) passes through residual MLP
 blocks and a LayerNorm; each layer l then gets a_l = LN(Linear_l(.)) as one extra key/value slot
 in front of its self-attention, so every token can attend to it. The decoder is not told the

@@ -1,4 +1,4 @@
-"""The flow graph of one input (DESIGN.md §4: VISIT and the LM Transparency Tool).
+"""The flow graph of one input (docs/design.md §4: VISIT and the LM Transparency Tool).
 
 One forward pass with only the hooks needed gives, for every residual node, head and MLP at
 every position, its logit-lens readout, and the contribution weights of the edges between them;

@@ -1,6 +1,6 @@
 """One forward pass with only the hooks the flow graph needs, and the contributions it implies.
 
-Contributions follow the LM Transparency Tool (DESIGN.md §4): for parts p_i that sum to a whole
+Contributions follow the LM Transparency Tool (docs/design.md §4): for parts p_i that sum to a whole
 w, c_i = max(||w||_1 - ||w - p_i||_1, 0), normalised to sum 1 per whole.
 
 Attention block L at query position i: whole = x{L}.mid[i]; parts = one term per (source j,

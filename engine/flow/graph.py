@@ -85,7 +85,7 @@ class NeuronReadout:
 
 @dataclass
 class FlowGraph:
-    """The flow graph of one input (DESIGN.md §4). Plain Python and numpy, no tensors."""
+    """The flow graph of one input (docs/design.md §4). Plain Python and numpy, no tensors."""
 
     tokens: list  # token ids, BOS..EOS
     token_labels: list  # the vocabulary text of each token

@@ -1,4 +1,4 @@
-"""Reading vectors in the vocabulary (DESIGN.md §4): logit lens, direct logits, MLP neurons.
+"""Reading vectors in the vocabulary (docs/design.md §4): logit lens, direct logits, MLP neurons.
 
 Every node's vector x goes through the final norm and the unembedding. Both readouts share one
 matrix product: with c(x) the norm's centring and w its weight,

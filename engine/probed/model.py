@@ -9,7 +9,7 @@ from engine.tasks.base import Task
 
 @dataclass(frozen=True)
 class ProbedConfig:
-    """The architecture of a probed model (DESIGN.md §3 for the paper's sizes)."""
+    """The architecture of a probed model (docs/design.md §3 for the paper's sizes)."""
 
     task: str
     n_layers: int

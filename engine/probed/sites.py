@@ -47,7 +47,7 @@ def all_sites(config: ProbedConfig) -> list[Site]:
     return sites
 
 
-# The sites the paper trained its decoders on (DESIGN.md §3).
+# The sites the paper trained its decoders on (docs/design.md §3).
 PAPER_SITES = {
     "counting": ["x0.pre", "a0.0", "x0.mid", "m0", "x0.post", "a1.0", "x1.mid", "m1", "x1.post"],
     "addition": ["x0.pre", "a0.0", "a0.1", "a0.2", "a0.3", "x0.mid", "x0.post",

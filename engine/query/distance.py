@@ -1,4 +1,4 @@
-"""Distances between a query activation and a candidate's activations (DESIGN.md §2)."""
+"""Distances between a query activation and a candidate's activations (docs/design.md §2)."""
 from __future__ import annotations
 
 import torch

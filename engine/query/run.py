@@ -82,7 +82,7 @@ COLOUR_ROWS = 32  # samples per teacher-forced colouring pass (each pass runs tw
 @torch.inference_mode()
 def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int,
                     pad_id: int) -> torch.Tensor:
-    """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (DESIGN.md §2).
+    """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (docs/design.md §2).
 
     The samples are sorted by length and run in groups of COLOUR_ROWS, each cut to its own
     longest sample (the decoder is causal; 0.52 s to 0.27 s for a counting query's colouring,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-# The paper's "Auto" schedule: (temperature, noise eta), 256 candidates each (DESIGN.md §2).
+# The paper's "Auto" schedule: (temperature, noise eta), 256 candidates each (docs/design.md §2).
 AUTO_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (2.0, 0.1))
 METRICS = ("euclidean", "cosine")  # ||z - z_q|| / ||z_q||, or 1 - cos(z_q, z)
 

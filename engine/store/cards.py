@@ -47,7 +47,7 @@ def probed_card(entry) -> None:
     metric = "exact-match accuracy" if entry.task == "addition" else "accuracy (the count after ':')"
     write_card(entry.path, {
         "What it is": (
-            f"The paper's {entry.task} transformer (InversionView, DESIGN.md §3), built as a TransformerLens 4.x "
+            f"The paper's {entry.task} transformer (InversionView, docs/design.md §3), built as a TransformerLens 4.x "
             f"`TransformerBridge` native model: {pc.n_layers} layers, {pc.n_heads} head(s), d_model {pc.d_model}, "
             f"d_mlp {pc.d_mlp}, n_ctx {pc.n_ctx}, vocabulary {pc.d_vocab} (the paper's token ids), GELU, LayerNorm."),
         "How it was trained": (
@@ -103,7 +103,7 @@ def decoder_sections(dec: dict | None) -> dict[str, str]:
     c, tr = dec["config"], dec.get("training", {})
     sch = tr.get("schedule", {})
     sections = {"Decoder: what it is": (
-        f"The conditional decoder of DESIGN.md §2: d_model {c['d_model']}, {c['n_layers']} layers, "
+        f"The conditional decoder of docs/design.md §2: d_model {c['d_model']}, {c['n_layers']} layers, "
         f"{c['n_heads']} heads, {c['n_cond_blocks']} residual MLP blocks on concat(activation, site embedding), "
         f"one prefix key/value slot per layer, tied embeddings. Trained on {c['n_sites']} sites: "
         f"{', '.join(dec['sites'])}."),

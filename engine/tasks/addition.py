@@ -1,4 +1,4 @@
-"""3-digit addition (DESIGN.md §3): `B` + `abc+def=` + the sum (3 or 4 digits) + `E`, padded to 14."""
+"""3-digit addition (docs/design.md §3): `B` + `abc+def=` + the sum (3 or 4 digits) + `E`, padded to 14."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""Character counting (DESIGN.md §3): how often does the query letter occur?
+"""Character counting (docs/design.md §3): how often does the query letter occur?
 
 `B` + a shuffled string of 3 distinct lowercase letters, each 1-9 times, + `|` + query letter +
 `:` + its count + `E`, padded with `P` to 33 tokens. Token ids are the paper's.
@@ -102,7 +102,7 @@ class CountingTask(Task):
         return tokens == self.colon_id  # the count follows ':'
 
     def decoder_positions(self, tokens: np.ndarray) -> np.ndarray:
-        # the query letter, ':' and the count: the positions after '|' (DESIGN.md §2)
+        # the query letter, ':' and the count: the positions after '|' (docs/design.md §2)
         after_bar = np.cumsum(tokens == self.bar_id, axis=1) - (tokens == self.bar_id) > 0
         return after_bar & ~self.special_mask(tokens)
 
