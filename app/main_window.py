@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QS
                                QWidget)
 
 from engine.probed.sites import all_sites, paper_sites
+from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import get_task
 
 from app.results import export as export_actions
@@ -26,7 +27,7 @@ from app.diagram.view import DiagramPanel
 from app.query.model_picker import ModelPicker
 from app.flow.node_pane import NodeDetailPane
 from app.query.editor import QueryEditor
-from app.workers.query_request import DEFAULT_SITE, QueryRequest, default_position
+from app.workers.query_request import QueryRequest, default_position, default_site
 from app.results.view import ResultsView
 from app.query.run_controls import OptionsBar, RunBar
 from app.settings import AppSettings, SettingsStore
@@ -34,7 +35,6 @@ from app.settings import AppSettings, SettingsStore
 APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100
 SAVE_DELAY_MS = 1500
-DEFAULT_MODEL = "counting"
 NODE_DOCK_WIDTH = 400
 
 
@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         if restoring and self.settings.site in shorts:
             self._site = self.settings.site
         elif self._site not in shorts:
-            self._site = DEFAULT_SITE.get(entry.task, "x0.post")
+            self._site = default_site(entry.task)
         if restoring:
             self._position = self.settings.position
         self.editor.set_task(task, self.settings.query if restoring and self.settings.query else None)

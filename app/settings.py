@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from engine.store.folders import DEFAULT_MODEL
+
 APP_NAME = "inversionview-studio"
 SCHEMA_VERSION = 1
 FILE_NAME = "settings.json"
@@ -21,7 +23,7 @@ FILE_NAME = "settings.json"
 
 @dataclass
 class AppSettings:
-    model: str = "counting"  # a model name, or a folder path for models opened from a folder
+    model: str = DEFAULT_MODEL  # a model name, or a folder path for models opened from a folder
     query: str = ""  # empty: the task's first example
     site: str = ""  # short name; empty: the task's default site
     position: int = -1  # index into the query's tokens; -1: the task's default position

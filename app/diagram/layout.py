@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.probed.sites import aliases, name_as_read_by
+
 ROWS_PER_LAYER = 6
 ROW_HEIGHT = 30.0  # the smallest; the view stretches rows when it has height to spare
 LEFT_MARGIN = 92.0  # room for the row names (drawn at a fixed size, whatever the zoom)
 TOP_MARGIN = 8.0
 TOKEN_BAND = 46.0  # token and position label under the grid
+_MANY = 1 << 30  # overlays repeat x{L}.post on x{L+1}.pre; a drawing without that node ignores it
 
 NodeKey = tuple[str, int]  # (site short name, token position)
 
@@ -111,17 +114,10 @@ class DiagramOverlay:
     dim: set[NodeKey] = field(default_factory=set)  # nodes drawn faded (e.g. off the route)
 
 
-def _layer_of(short: str) -> int:
-    digits = "".join(c if c.isdigit() else " " for c in short).split()
-    return int(digits[0]) if digits else 0
-
-
 def _diagram_key(key, dst=None) -> NodeKey:
     """The flow graph names the residual between blocks x{L}.post; feeding block L+1 we draw x{L+1}.pre."""
     short, pos = key[0], int(key[1])
-    if dst is not None and short.endswith(".post") and _layer_of(dst[0]) == _layer_of(short) + 1:
-        return f"x{_layer_of(short) + 1}.pre", pos
-    return short, pos
+    return (name_as_read_by(short, dst[0]) if dst is not None else short), pos
 
 
 def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOverlay:
@@ -141,10 +137,7 @@ def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOve
         label, tip = _readout(graph, node)
         if label is None:
             continue
-        keys = [key]
-        if key[0].endswith(".post"):
-            keys.append((f"x{_layer_of(key[0]) + 1}.pre", key[1]))
-        for k in keys:
+        for k in [(name, key[1]) for name in aliases(key[0], n_layers=_MANY)]:
             overlay.labels[k] = label
             if tip:
                 overlay.tooltips[k] = tip

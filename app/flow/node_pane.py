@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QScrollAr
 
 from app.flow.attention_heatmap import AttentionHeatmap
 from app.style import ERROR, MUTED
-from app.flow.overlay import incoming, previous_resid, rank_change, token_text
+from app.flow.overlay import incoming, rank_change, token_text
+from engine.probed.sites import previous_resid
 
 PUSH_ROWS = 5  # promoted / suppressed tokens shown (the graph keeps top_k)
 KIND_NAMES = {"resid": "residual stream", "head": "attention head", "mlp": "MLP output"}

@@ -7,10 +7,9 @@ that feeds block L+1 is drawn from x{L+1}.pre, the node the block reads.
 """
 from __future__ import annotations
 
-import re
-
 from app.style import target_prob_hex
 from app.diagram.layout import DiagramOverlay, NodeKey, _diagram_key
+from engine.probed.sites import aliases
 
 TOOLTIP_TOKENS = 5
 MAX_LABEL_CHARS = 6
@@ -30,10 +29,7 @@ def short_label(graph, token_id: int) -> str:
 def diagram_keys(node_key: NodeKey, n_layers: int) -> list[NodeKey]:
     """The diagram nodes that draw one graph node (x{L}.post is also x{L+1}.pre)."""
     short, pos = node_key
-    m = re.fullmatch(r"x(\d+)\.post", short)
-    if m and int(m.group(1)) + 1 < n_layers:
-        return [node_key, (f"x{int(m.group(1)) + 1}.pre", pos)]
-    return [node_key]
+    return [(name, pos) for name in aliases(short, n_layers)]
 
 
 def node_tooltip(graph, node) -> str:
@@ -76,18 +72,6 @@ def flow_overlay(graph, edges, on_route: set | None = None) -> DiagramOverlay:
 def route_nodes(route) -> set:
     """The graph node keys an edge list touches."""
     return {e.src for e in route} | {e.dst for e in route}
-
-
-def previous_resid(short: str) -> str | None:
-    """The residual node before a residual node at the same position, by its graph name:
-    x{L}.mid follows x{L}.pre (= x{L-1}.post, or x0.pre), x{L}.post follows x{L}.mid."""
-    m = re.fullmatch(r"x(\d+)\.(mid|post)", short)
-    if not m:
-        return None
-    layer = int(m.group(1))
-    if m.group(2) == "post":
-        return f"x{layer}.mid"
-    return "x0.pre" if layer == 0 else f"x{layer - 1}.post"
 
 
 def rank_change(token_id: int, rank: int, before) -> str:

@@ -11,11 +11,18 @@ import math
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
+from engine.tasks import TASKS
+
 SAMPLE_ROLE = int(Qt.UserRole.value) + 1  # the row's SampleResult
 
 RANK, MULT, SAMPLE, DISTANCE, FACT = range(5)
 HEADERS = ["#", "×", "Sample (compared token in parentheses)", "Distance", "Fact"]
-FACT_HEADERS = {"counting": "Count", "addition": "Sum"}
+
+
+def fact_header(task_name: str) -> str:
+    """The fact column's heading, as the task names its per-sample fact."""
+    task = TASKS.get(task_name)
+    return task.fact_header if task is not None else "Fact"
 
 
 class ResultsTableModel(QAbstractTableModel):
@@ -37,7 +44,7 @@ class ResultsTableModel(QAbstractTableModel):
         # the result's own epsilon flags, as an array (in_epsilon is distance <= epsilon)
         eps = getattr(result, "epsilon", 0.0)
         self._in_eps = self._distances <= eps if result is not None else np.zeros(0, dtype=bool)
-        self._fact_header = FACT_HEADERS.get(getattr(result, "task", ""), "Fact")
+        self._fact_header = fact_header(getattr(result, "task", ""))
         self._apply_range()
         self.endResetModel()
 

@@ -81,12 +81,12 @@ def real_backend() -> EngineBackend:
         # while "loading" is shown makes the user's first Run as quick as the next ones
         from engine.query.types import QueryOptions
 
-        from app.workers.query_request import DEFAULT_SITE, default_position
+        from app.workers.query_request import default_position
 
         task = inv.probed.task
         ids = task.parse_query(task.examples()[0])
         trained = [s.short for s in inv.sites]
-        site = DEFAULT_SITE.get(task.name) if DEFAULT_SITE.get(task.name) in trained else trained[-1]
+        site = task.default_site if task.default_site in trained else trained[-1]
         options = QueryOptions(candidates=WARM_UP_CANDIDATES, chunk_size=WARM_UP_CANDIDATES)
         run_query(inv, task.examples()[0], site, default_position(task.name, task.position_labels(ids)), options)
 

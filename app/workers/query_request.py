@@ -13,8 +13,6 @@ from engine.probed.sites import get_site
 from engine.tasks import get_task
 
 # Where a new query looks first, per task: the paper's showcase sites.
-DEFAULT_SITE = {"counting": "x1.post", "addition": "x1.post"}
-DEFAULT_POSITION_LABEL = {"counting": ":", "addition": "="}
 
 
 @dataclass
@@ -44,9 +42,11 @@ def result_header(entry, request: QueryRequest) -> QueryResult:
                        metric=opts.metric, epsilon=opts.epsilon, candidates=opts.candidates, samples=[])
 
 
+def default_site(task_name: str) -> str:
+    """The site a new model starts at: the task's showcase site."""
+    return get_task(task_name).default_site
+
+
 def default_position(task_name: str, labels: list[str]) -> int:
     """The task's showcase position in a query, or the last non-EOS position."""
-    want = DEFAULT_POSITION_LABEL.get(task_name)
-    if want in labels:
-        return labels.index(want)
-    return max(0, len(labels) - 2)
+    return get_task(task_name).default_position(labels)

@@ -1,6 +1,8 @@
 """`train-decoder` and `eval-decoder`: make and score InversionView decoders."""
 from __future__ import annotations
 
+from engine.tasks import TASKS
+
 import time
 
 from engine.decoder.config import DecoderTrainConfig
@@ -10,7 +12,7 @@ from engine.cli.probed_cmds import share
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-decoder", help="train a decoder for a probed model (time budget, checkpoints, resume)")
-    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("task", choices=list(TASKS))
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
     p.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
     p.add_argument("--batch-size", type=int, default=DecoderTrainConfig.batch_size)
@@ -33,7 +35,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=train_decoder_cmd)
 
     p = sub.add_parser("eval-decoder", help="per-site in-epsilon rate on held-out queries (the paper's test)")
-    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("task", choices=list(TASKS))
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--epsilon", type=float, default=0.1)
@@ -106,9 +108,10 @@ def eval_decoder_cmd(args) -> int:
     print(f"{'site':<8} {'in-epsilon':>10} {'well-formed':>12}")
     for s in q.sites:
         print(f"{s.site:<8} {s.in_epsilon:>10.2f} {s.well_formed:>12.2f}")
-    if q.count_agreement is not None:
-        print(f"x1.post at ':': {q.count_agreement:.0%} of {q.count_agreement_n} in-epsilon samples "
-              f"share the query's count")
+    probe = inv.probed.task.agreement_probe()
+    if probe is not None and q.count_agreement is not None:
+        print(f"{probe.where}: {q.count_agreement:.0%} of {q.count_agreement_n} in-epsilon samples "
+              f"share {probe.shared}")
     print(f"well-formed samples: {q.well_formed:.0%} ({time.time() - t0:.0f} s)")
     print(f"average in-epsilon rate: {q.average:.2f}")
     if args.record:

@@ -1,12 +1,14 @@
 """`flow`: the flow graph of one input (logit lens per node, contributions, the route), as text or JSON."""
 from __future__ import annotations
 
+from engine.store.folders import DEFAULT_MODEL
+
 import sys
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("flow", help="the flow graph of one input: logit lens per node, contributions and the route")
-    p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--text", required=True, help="a query input, e.g. Baiaigiaaggi|g:3")
     p.add_argument("--threshold", type=float, default=0.04, help="the route keeps edges of at least this weight "
                    "(default 0.04); the JSON keeps the same edges, 0 = every edge")

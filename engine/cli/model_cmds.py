@@ -1,13 +1,15 @@
 """`models`, `sites`: what the store holds and which activation sites a model has."""
 from __future__ import annotations
 
+from engine.store.folders import DEFAULT_MODEL
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("models", help="list bundled and user models")
     p.set_defaults(func=models_cmd)
 
     p = sub.add_parser("sites", help="list a model's activation sites; with --text, read one activation")
-    p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--text", help="an input; prints the activation at --site and --position")
     p.add_argument("--site", default="x1.post", help="site short name or hook name (default: x1.post)")
     p.add_argument("--position", default="-1", help="index or label such as ':' or A1 (default: last before EOS)")
@@ -27,12 +29,13 @@ def models_cmd(args) -> int:
 
 
 def sites_cmd(args) -> int:
-    from engine.probed.sites import PAPER_SITES, all_sites, get_site
+    from engine.probed.sites import all_sites, get_site
+    from engine.tasks import get_task
     from engine.store.folders import find_model
 
     entry = find_model(args.model)
     if args.text is None:
-        paper = set(PAPER_SITES.get(entry.task, []))
+        paper = set(get_task(entry.task).paper_sites)
         print(f"{'site':<8} {'hook':<30} {'layer':>5}  kind        decoder-trained")
         for site in all_sites(entry.probed):
             mark = "yes" if site.short in paper else ""

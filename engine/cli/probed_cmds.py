@@ -1,6 +1,8 @@
 """`train-probed` and `eval-probed`: make and score the probed models."""
 from __future__ import annotations
 
+from engine.tasks import TASKS
+
 import argparse
 import sys
 import time
@@ -34,7 +36,7 @@ def temperature(text: str) -> float:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-probed", help="train a probed model on its task (checkpoints, resume)")
-    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("task", choices=list(TASKS))
     p.add_argument("--steps", type=int, help="optimizer steps (default: the bundled model's schedule)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -59,7 +61,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=train_probed_cmd)
 
     p = sub.add_parser("eval-probed", help="score a probed model on the held-out 25%% split")
-    p.add_argument("task", choices=["counting", "addition"])
+    p.add_argument("task", choices=list(TASKS))
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
     p.add_argument("--limit", type=int, help="score only the first N held-out inputs")
     p.add_argument("--device")
@@ -138,7 +140,6 @@ def eval_probed_cmd(args) -> int:
     t0 = time.time()
     score = score_probed(model.module, model.task, test, progress=lambda d, n: bar.update(d, n, time.time() - t0))
     bar.close()
-    what = "exact-match " if args.task == "addition" else ""
     print(f"model {entry.name} ({entry.path}), held-out {args.task} inputs: {score.n}")
-    print(f"{what}accuracy: {score.accuracy * 100:.2f}%")
+    print(f"{model.task.score_name.split(' (')[0]}: {score.accuracy * 100:.2f}%")
     return 0

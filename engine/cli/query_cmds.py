@@ -1,6 +1,8 @@
 """`query`: one InversionView query from the command line, ranked samples printed, optional CSV."""
 from __future__ import annotations
 
+from engine.store.folders import DEFAULT_MODEL
+
 from pathlib import Path
 
 
@@ -8,7 +10,7 @@ def add_parsers(sub) -> None:
     from engine.query.types import METRICS
 
     p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
-    p.add_argument("--model", default="counting", help="model name or folder (default: counting)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
     p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
@@ -58,7 +60,7 @@ def query_cmd(args) -> int:
     options.check()
     inv = load_inverter(args.model, device=args.device)
     r = run_query(inv, args.text, args.site, args.position, options)
-    fact = getattr(inv.probed.task, "fact_name", "fact")
+    fact = inv.probed.task.fact_name
     label = r.query_labels[r.query_position]
     print(f"query {r.query} at {r.site_short} ({r.site_id}), position {r.query_position} ({label!r}); "
           f"model {r.model}, {r.metric}, epsilon {r.epsilon:g}")

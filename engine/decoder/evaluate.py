@@ -25,7 +25,7 @@ class DecoderQuality:
     n_queries: int
     epsilon: float
     sites: list[SiteQuality] = field(default_factory=list)
-    count_agreement: float | None = None  # counting x1.post at ':': in-epsilon samples with the query's count
+    count_agreement: float | None = None  # the task's agreement probe: in-epsilon samples sharing the query's fact
     count_agreement_n: int = 0
 
     @property
@@ -83,10 +83,11 @@ def measure_quality(probed, decoder, sites, part: str = "test", n_queries: int =
         quality.sites.append(SiteQuality(site.short, float(inside.mean()), float(well.mean())))
         if progress:
             progress(i + 1, len(sites))
-    if task.name == "counting" and any(s.short == "x1.post" for s in sites):
-        index = next(i for i, s in enumerate(sites) if s.short == "x1.post")
-        colon = (queries == task.colon_id).argmax(axis=1)
-        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, colon, epsilon, gen)
+    probe = task.agreement_probe()
+    if probe is not None and any(s.short == probe.site for s in sites):
+        index = next(i for i, s in enumerate(sites) if s.short == probe.site)
+        at = probe.position_of(queries)
+        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, at, epsilon, gen)
         agree = [task.fact(rows[i]) == task.fact(queries[i]) for i in np.flatnonzero(inside)]
         quality.count_agreement_n = len(agree)
         quality.count_agreement = float(np.mean(agree)) if agree else None

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from engine.flow.graph import (DEFAULT_THRESHOLD, FlowEdge, FlowGraph, FlowNode, NeuronReadout, NodeKey, canonical_site,
-                         find_route, flow_sites)
+from engine.flow.graph import DEFAULT_THRESHOLD, FlowEdge, FlowGraph, FlowNode, NeuronReadout, NodeKey, find_route
+from engine.probed.sites import canonical_site, flow_sites, resid_before
 from engine.tasks.base import TaskInputError
 
 __all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronReadout", "build_flow",
@@ -140,7 +140,7 @@ def _edges(layers: list, n_heads: int, t: int) -> list:
     edges = []
     qi, sj = np.tril_indices(t)  # causal pairs: query i, source j <= i
     for L, lf in enumerate(layers):
-        pre, mid, mlp, post = ("x0.pre" if L == 0 else f"x{L - 1}.post"), f"x{L}.mid", f"m{L}", f"x{L}.post"
+        pre, mid, mlp, post = resid_before(L), f"x{L}.mid", f"m{L}", f"x{L}.post"
         aw = lf.attn_weight.cpu().numpy()  # (H, T_i, T_j)
         pairs = list(zip(qi.tolist(), sj.tolist()))
         for h in range(n_heads):

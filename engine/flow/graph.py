@@ -15,30 +15,13 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.errors import SiteError
-from engine.probed.sites import Site
+from engine.probed.sites import Site, canonical_site, flow_sites
 
 JSON_FORMAT = "inversionview-flow"
 JSON_VERSION = 1
 DEFAULT_THRESHOLD = 0.04
 
 NodeKey = tuple  # (site short name, position)
-
-
-def flow_sites(n_layers: int, n_heads: int) -> list[Site]:
-    """The flow graph's sites in forward order: x0.pre, then per layer heads, x.mid, m, x.post."""
-    sites = [Site("x0.pre", "blocks.0.hook_resid_pre", 0, "resid_pre")]
-    for L in range(n_layers):
-        sites += [Site(f"a{L}.{h}", f"blocks.{L}.attn.hook_z", L, "head", h) for h in range(n_heads)]
-        sites.append(Site(f"x{L}.mid", f"blocks.{L}.hook_resid_mid", L, "resid_mid"))
-        sites.append(Site(f"m{L}", f"blocks.{L}.hook_mlp_out", L, "mlp_out"))
-        sites.append(Site(f"x{L}.post", f"blocks.{L}.hook_resid_post", L, "resid_post"))
-    return sites
-
-
-def canonical_site(short: str) -> str:
-    """x{L}.pre for L >= 1 is the same vector as x{L-1}.post; the graph uses the latter name."""
-    m = re.fullmatch(r"x(\d+)\.pre", short)
-    return f"x{int(m.group(1)) - 1}.post" if m and int(m.group(1)) > 0 else short
 
 
 @dataclass(frozen=True)

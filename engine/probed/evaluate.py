@@ -19,23 +19,13 @@ class ProbedScore:
         return self.correct / max(self.n, 1)
 
 
-def scored_positions(task: Task, tokens: np.ndarray) -> np.ndarray:
-    """(N, n_ctx) bool: the predictions that must all be right for an input to count as correct.
-
-    Counting: the count after ':'. Addition: every answer digit and the EOS after it.
-    """
-    if task.name == "addition":
-        return task.answer_mask(tokens)
-    return task.loss_mask(tokens)
-
-
 def correct_rows(task: Task, logits, tokens) -> "np.ndarray":
     """(N,) bool: inputs whose scored next-token predictions are all right (teacher forcing)."""
     import torch
 
     tokens_t = torch.as_tensor(tokens, device=logits.device)
     pred = logits[:, :-1].argmax(-1)  # (N, T-1) prediction for token i+1
-    mask = torch.as_tensor(scored_positions(task, np.asarray(tokens))[:, :-1], device=logits.device)
+    mask = torch.as_tensor(task.scored_positions(np.asarray(tokens))[:, :-1], device=logits.device)
     wrong = (pred != tokens_t[:, 1:]) & mask
     return (~wrong.any(dim=1)).cpu().numpy()
 

@@ -1,48 +1,15 @@
 """Probed models: the small transformers we study, built as TransformerLens native bridges."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
-from engine.tasks import get_task
+from engine.probed.config import ProbedConfig
+from engine.tasks import TASKS, get_task
 from engine.tasks.base import Task
 
 
-@dataclass(frozen=True)
-class ProbedConfig:
-    """The architecture of a probed model (docs/design.md §3 for the paper's sizes)."""
-
-    task: str
-    n_layers: int
-    n_heads: int
-    d_model: int
-    d_mlp: int
-    n_ctx: int
-    d_vocab: int
-    act_fn: str = "gelu"
-
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_heads
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ProbedConfig":
-        names = {f.name for f in fields(cls)}
-        missing = names - set(d) - {"act_fn"}
-        if missing:
-            raise KeyError(f"probed config lacks {', '.join(sorted(missing))}")
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def describe(self) -> str:
-        return f"{self.n_layers} layers, {self.n_heads} head{'s' * (self.n_heads > 1)}, d_model {self.d_model}"
-
-
-PAPER_CONFIGS = {
-    "counting": ProbedConfig("counting", n_layers=2, n_heads=1, d_model=64, d_mlp=256, n_ctx=33, d_vocab=40),
-    "addition": ProbedConfig("addition", n_layers=2, n_heads=4, d_model=32, d_mlp=128, n_ctx=14, d_vocab=15),
-}
+# The paper's sizes, by task name (each task carries its own: engine/tasks/).
+PAPER_CONFIGS = {name: task.probed_config for name, task in TASKS.items()}
 
 
 @dataclass

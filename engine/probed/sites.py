@@ -1,18 +1,28 @@
-"""Activation sites: the paper's short names, TransformerLens hook names, and reading them.
+"""The one site catalogue: the paper's short names, TransformerLens hook names, layers, kinds,
+the alias rule, and reading sites through the bridge (docs/design.md §3, "Site names").
 
 x{L}.pre/mid/post = blocks.L.hook_resid_pre/mid/post; a{L}.{H} = head H's output (hook_z of
 head H times W_O[H]); m{L} = blocks.L.hook_mlp_out; attn{L} = blocks.L.hook_attn_out.
 The identity of a site everywhere (CSV, settings, decoder files) is its hook name, with the
 head index appended for heads: `blocks.0.attn.hook_z[2]`.
+
+The alias rule: x{L+1}.pre is the same vector as x{L}.post. The flow graph names it x{L}.post
+(x0.pre stays the embeddings); the diagram draws it twice, and an edge into block L+1 starts at
+x{L+1}.pre, the node the block reads. Every module that needs the rule asks this one.
+
+Nothing here imports torch except `read_sites`, which does so when called.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from engine.errors import SiteError
-from engine.probed.model import ProbedConfig
 
 KINDS = ("resid_pre", "head", "attn_out", "resid_mid", "mlp_out", "resid_post")
+_HOOKS = {"resid_pre": "hook_resid_pre", "head": "attn.hook_z", "attn_out": "hook_attn_out",
+          "resid_mid": "hook_resid_mid", "mlp_out": "hook_mlp_out", "resid_post": "hook_resid_post"}
+_SHORT = re.compile(r"x(\d+)\.(pre|mid|post)|a(\d+)\.(\d+)|attn(\d+)|m(\d+)")
 
 
 @dataclass(frozen=True)
@@ -33,36 +43,111 @@ class Site:
         return self.layer + 1
 
 
-def all_sites(config: ProbedConfig) -> list[Site]:
-    """Every site of a model, in forward order."""
+def short_name(kind: str, layer: int, head: int | None = None) -> str:
+    """The paper's short name of a site: x1.post, a0.2, attn1, m0."""
+    if kind == "head":
+        return f"a{layer}.{head}"
+    if kind == "attn_out":
+        return f"attn{layer}"
+    if kind == "mlp_out":
+        return f"m{layer}"
+    return f"x{layer}.{kind.removeprefix('resid_')}"
+
+
+def make_site(kind: str, layer: int, head: int | None = None) -> Site:
+    return Site(short_name(kind, layer, head), f"blocks.{layer}.{_HOOKS[kind]}", layer, kind, head)
+
+
+def parse_short(short: str) -> tuple[str, int, int | None] | None:
+    """(kind, layer, head) of a short name, or None when it is not one."""
+    m = _SHORT.fullmatch(short)
+    if not m:
+        return None
+    if m.group(1) is not None:
+        return "resid_" + m.group(2), int(m.group(1)), None
+    if m.group(3) is not None:
+        return "head", int(m.group(3)), int(m.group(4))
+    if m.group(5) is not None:
+        return "attn_out", int(m.group(5)), None
+    return "mlp_out", int(m.group(6)), None
+
+
+def layer_of(short: str) -> int:
+    """The block a short name belongs to (0 for names that are not sites)."""
+    parsed = parse_short(short)
+    return parsed[1] if parsed else 0
+
+
+def all_sites(config) -> list[Site]:
+    """Every site of a model (anything with n_layers and n_heads), in forward order."""
     sites = []
     for L in range(config.n_layers):
-        sites.append(Site(f"x{L}.pre", f"blocks.{L}.hook_resid_pre", L, "resid_pre"))
-        for H in range(config.n_heads):
-            sites.append(Site(f"a{L}.{H}", f"blocks.{L}.attn.hook_z", L, "head", H))
-        sites.append(Site(f"attn{L}", f"blocks.{L}.hook_attn_out", L, "attn_out"))
-        sites.append(Site(f"x{L}.mid", f"blocks.{L}.hook_resid_mid", L, "resid_mid"))
-        sites.append(Site(f"m{L}", f"blocks.{L}.hook_mlp_out", L, "mlp_out"))
-        sites.append(Site(f"x{L}.post", f"blocks.{L}.hook_resid_post", L, "resid_post"))
+        sites.append(make_site("resid_pre", L))
+        sites += [make_site("head", L, H) for H in range(config.n_heads)]
+        sites += [make_site(kind, L) for kind in ("attn_out", "resid_mid", "mlp_out", "resid_post")]
     return sites
 
 
-# The sites the paper trained its decoders on (docs/design.md §3).
-PAPER_SITES = {
-    "counting": ["x0.pre", "a0.0", "x0.mid", "m0", "x0.post", "a1.0", "x1.mid", "m1", "x1.post"],
-    "addition": ["x0.pre", "a0.0", "a0.1", "a0.2", "a0.3", "x0.mid", "x0.post",
-                 "a1.0", "a1.1", "a1.2", "a1.3", "x1.mid", "x1.post"],
-}
+def flow_sites(n_layers: int, n_heads: int) -> list[Site]:
+    """The flow graph's nodes in forward order: x0.pre, then per layer heads, x.mid, m, x.post
+    (x{L}.pre for L >= 1 is x{L-1}.post by the alias rule, and attn{L} is the heads' sum)."""
+    sites = [make_site("resid_pre", 0)]
+    for L in range(n_layers):
+        sites += [make_site("head", L, H) for H in range(n_heads)]
+        sites += [make_site(kind, L) for kind in ("resid_mid", "mlp_out", "resid_post")]
+    return sites
 
 
-def paper_sites(config: ProbedConfig) -> list[Site]:
-    names = PAPER_SITES.get(config.task)
-    if names is None:
-        return all_sites(config)
-    return [get_site(config, n) for n in names]
+def canonical_site(short: str) -> str:
+    """The flow graph's name of a site: x{L}.pre for L >= 1 is the same vector as x{L-1}.post."""
+    parsed = parse_short(short)
+    if parsed and parsed[0] == "resid_pre" and parsed[1] > 0:
+        return short_name("resid_post", parsed[1] - 1)
+    return short
 
 
-def get_site(config: ProbedConfig, name: str) -> Site:
+def aliases(short: str, n_layers: int) -> list[str]:
+    """Every name of the same vector: x{L}.post is also x{L+1}.pre below the last layer."""
+    short = canonical_site(short)
+    parsed = parse_short(short)
+    if parsed and parsed[0] == "resid_post" and parsed[1] + 1 < n_layers:
+        return [short, short_name("resid_pre", parsed[1] + 1)]
+    return [short]
+
+
+def resid_before(layer: int) -> str:
+    """The flow graph's name of the residual stream that block `layer` reads."""
+    return short_name("resid_pre", 0) if layer == 0 else short_name("resid_post", layer - 1)
+
+
+def name_as_read_by(short: str, reader: str) -> str:
+    """The name under which `reader` sees the vector `short`: x{L}.post feeding block L+1 is
+    drawn as x{L+1}.pre."""
+    parsed = parse_short(short)
+    if parsed and parsed[0] == "resid_post" and layer_of(reader) == parsed[1] + 1:
+        return short_name("resid_pre", parsed[1] + 1)
+    return short
+
+
+def previous_resid(short: str) -> str | None:
+    """The residual node before a residual node at the same position, by its graph name:
+    x{L}.mid follows x{L}.pre (= x{L-1}.post, or x0.pre), x{L}.post follows x{L}.mid."""
+    parsed = parse_short(short)
+    if not parsed or parsed[0] not in ("resid_mid", "resid_post"):
+        return None
+    kind, layer, _ = parsed
+    return short_name("resid_mid", layer) if kind == "resid_post" else resid_before(layer)
+
+
+def paper_sites(config) -> list[Site]:
+    """The sites the paper trained its decoder on for this model's task (every site if none)."""
+    from engine.tasks import get_task
+
+    names = get_task(config.task).paper_sites
+    return [get_site(config, n) for n in names] if names else all_sites(config)
+
+
+def get_site(config, name: str) -> Site:
     """A site by short name, hook name or id."""
     for site in all_sites(config):
         if name in (site.short, site.id) or (site.head is None and name == site.hook):

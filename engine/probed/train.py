@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.errors import Cancelled
 from engine.probed.model import PAPER_CONFIGS, ProbedConfig, build_probed
+from engine.tasks import TASKS
 from engine.probed.evaluate import correct_mask, score_probed
 from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 
@@ -62,10 +63,7 @@ class ProbedTrainConfig:
 
 
 # The schedules the bundled models were trained with (see each model's CARD.md).
-DEFAULT_SCHEDULES = {
-    "counting": ProbedTrainConfig("counting", steps=12_000, batch_size=256, lr=2e-3, warmup=500),
-    "addition": ProbedTrainConfig("addition", steps=4_000, batch_size=512, lr=3e-3, warmup=300),
-}
+DEFAULT_SCHEDULES = {name: ProbedTrainConfig(name, **task.train_schedule) for name, task in TASKS.items()}
 
 
 @dataclass

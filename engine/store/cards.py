@@ -42,9 +42,10 @@ def probed_card(entry) -> None:
     sch = tr.get("schedule", {})
     pc = entry.probed
     curve = "\n".join(f"| {s} | {sec / 60:.1f} | {loss:.4f} | {acc:.2%} |" for s, sec, loss, acc in tr.get("history", []))
-    paper = {"counting": "99.53% test accuracy (batch 128, lr 5e-4, 914,100 steps)",
-             "addition": "98.01% test exact match (batch 512, lr 1e-4, 59,350 steps)"}[entry.task]
-    metric = "exact-match accuracy" if entry.task == "addition" else "accuracy (the count after ':')"
+    from engine.tasks import get_task
+
+    task = get_task(entry.task)
+    paper, metric = task.paper_result, task.score_name
     write_card(entry.path, {
         "What it is": (
             f"The paper's {entry.task} transformer (InversionView, docs/design.md §3), built as a TransformerLens 4.x "
@@ -68,11 +69,11 @@ def probed_card(entry) -> None:
             f"Command: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}\n\n"
             f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes." + (f"\n\n{tr['notes']}" if tr.get("notes") else "")),
         "Measured quality": (
-            f"Held-out 25% split ({'390,000' if entry.task == 'counting' else '202,500'} inputs), {metric}: "
+            f"Held-out 25% split ({task.held_out_size():,} inputs), {metric}: "
             f"**{tr.get('test_accuracy', 0) * 100:.2f}%**. Reproduce with `python main.py eval-probed {entry.task}`.\n\n"
             f"The paper reports {paper}."),
         "Training curve (monitoring slice)": "| step | minutes | loss (EMA) | accuracy |\n|---|---|---|---|\n" + curve,
-        **decoder_sections(config.get("decoder")),
+        **decoder_sections(config.get("decoder"), task.agreement_probe()),
     }, title=f"{entry.name}: probed {entry.task} model and its InversionView decoder")
 
 
@@ -96,7 +97,7 @@ def _every_nth(rows: list, about: int = 12) -> list:
     return picks if picks[-1] is rows[-1] else picks + [rows[-1]]
 
 
-def decoder_sections(dec: dict | None) -> dict[str, str]:
+def decoder_sections(dec: dict | None, probe=None) -> dict[str, str]:
     """The decoder's part of a card: design, training record and measured quality."""
     if not dec:
         return {"Decoder": "None yet: `python main.py train-decoder TASK --model NAME --minutes N` makes one."}
@@ -118,9 +119,9 @@ def decoder_sections(dec: dict | None) -> dict[str, str]:
     if q:
         rows = "\n".join(f"| {s['site']} | {s['in_epsilon']:.2f} | {s['well_formed']:.2f} |" for s in q["sites"])
         agree = ""
-        if q.get("count_agreement") is not None:
-            agree = (f"\n\nCounting x1.post at ':': {q['count_agreement']:.0%} of {q['count_agreement_n']} in-epsilon "
-                     f"samples have the query's count.")
+        if probe is not None and q.get("count_agreement") is not None:
+            agree = (f"\n\nAt {probe.where}: {q['count_agreement']:.0%} of {q['count_agreement_n']} in-epsilon "
+                     f"samples share {probe.shared}.")
         sections["Decoder: measured quality"] = (
             f"`{q['command']}`: {q['n_queries']} held-out queries per site, one T = 1 sample each, in epsilon = "
             f"D < {q['epsilon']}.\n\n| site | in-epsilon rate | well-formed |\n|---|---|---|\n{rows}\n\n"

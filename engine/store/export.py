@@ -26,7 +26,7 @@ def neutralise(cell) -> str:
 
 
 def csv_text(result: QueryResult) -> str:
-    fact_name = getattr(get_task(result.task), "fact_name", "fact")
+    fact_name = get_task(result.task).fact_name
     header = [fact_name if c == "fact" else c for c in COLUMNS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -18,6 +18,7 @@ from engine.store.safefiles import atomic_write_text, load_tensors, save_tensors
 
 APP_NAME = "inversionview-studio"
 CONFIG_FORMAT = 1
+DEFAULT_MODEL = "counting"  # the bundled model the app and the commands open when none is named
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
 
 

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from engine.probed.config import ProbedConfig
 from engine.tasks.base import DataSplit, Task, Verdict, Vocabulary
 
 # ids: digits 0-9 = 0-9, B = 10, + = 11, = = 12, E = 13, P = 14
@@ -23,6 +24,18 @@ class AdditionTask(Task):
     eos_id = VOCAB.id_of("E")
     pad_id = VOCAB.id_of("P")
     fact_name = "sum_correct"
+    fact_header = "Sum"
+    probed_config = ProbedConfig("addition", n_layers=2, n_heads=4, d_model=32, d_mlp=128, n_ctx=14, d_vocab=15)
+    paper_sites = ("x0.pre", "a0.0", "a0.1", "a0.2", "a0.3", "x0.mid", "x0.post",
+                   "a1.0", "a1.1", "a1.2", "a1.3", "x1.mid", "x1.post")
+    train_schedule = {"steps": 4_000, "batch_size": 512, "lr": 3e-3, "warmup": 300}
+    score_name = "exact-match accuracy"
+    paper_result = "98.01% test exact match (batch 512, lr 1e-4, 59,350 steps)"
+    default_site = "x1.post"
+    default_position_label = "="
+
+    def scored_positions(self, tokens: np.ndarray) -> np.ndarray:
+        return self.answer_mask(tokens)  # every answer digit and the EOS after it
 
     def format_hint(self) -> str:
         return "an addition input is two 3-digit numbers (100-999) and their sum, e.g. B615+861=1476"

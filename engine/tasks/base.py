@@ -7,6 +7,7 @@ with a BPE tokenizer.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,20 @@ class DataSplit:
     test: np.ndarray
 
 
+@dataclass(frozen=True)
+class AgreementProbe:
+    """A reading a decoder check verifies: at `site`, at the position `position_of(tokens)` gives
+    per row, in-epsilon samples should share the query's fact (counting: its count)."""
+
+    site: str
+    position_of: Callable[[np.ndarray], np.ndarray]  # (N, T) tokens -> (N,) positions
+    where: str  # how the check names the node, e.g. "x1.post at ':'"
+    shared: str  # what the samples should share, e.g. "the query's count"
+
+
 class Task(ABC):
-    """A task the probed models were trained on."""
+    """A task the probed models were trained on; it carries everything that differs by task, so
+    no module outside engine/tasks/ asks which task it has."""
 
     name: str
     vocab: Vocabulary
@@ -73,6 +86,15 @@ class Task(ABC):
     bos_id: int
     eos_id: int
     pad_id: int
+    fact_name: str = "fact"  # the CSV column of the per-sample fact
+    fact_header: str = "Fact"  # the results table's column
+    probed_config: object  # ProbedConfig of the paper's model for this task
+    paper_sites: tuple[str, ...] = ()  # the sites the paper trained its decoder on (empty: all)
+    train_schedule: dict = {}  # ProbedTrainConfig fields of the default probed-model schedule
+    score_name: str = "accuracy"  # what eval-probed reports
+    paper_result: str = ""  # the paper's figure, quoted in model cards
+    default_site: str = "x0.post"  # where the app starts
+    default_position_label: str | None = None  # the position the app starts at (None: the last)
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -155,6 +177,25 @@ class Task(ABC):
     @abstractmethod
     def examples(self) -> list[str]:
         """A few example queries for pickers and help texts."""
+
+    # ---- what a task may refine ---------------------------------------------------------
+    def scored_positions(self, tokens: np.ndarray) -> np.ndarray:
+        """(N, n_ctx) bool: the predictions that must all be right for an input to count as
+        correct (eval-probed); by default the trained positions."""
+        return self.loss_mask(tokens)
+
+    def agreement_probe(self) -> AgreementProbe | None:
+        """The fact-sharing reading a decoder check verifies, if the task has one."""
+        return None
+
+    def default_position(self, labels: list[str]) -> int:
+        """The position the app selects for a new query (given its position labels): the
+        task's showcase label, else the last before EOS."""
+        want = self.default_position_label
+        return labels.index(want) if want in labels else max(0, len(labels) - 2)  # last before EOS
+
+    def held_out_size(self) -> int:
+        return len(self.split(0).test)
 
     # ---- shared helpers -----------------------------------------------------------------
     def special_mask(self, tokens: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from itertools import combinations
 
 import numpy as np
 
-from engine.tasks.base import DataSplit, Task, Verdict, Vocabulary
+from engine.probed.config import ProbedConfig
+from engine.tasks.base import AgreementProbe, DataSplit, Task, Verdict, Vocabulary
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # ids: a-z = 0-25, 1-9 = 26-34, | = 35, : = 36, B = 37, E = 38, P = 39
@@ -30,6 +31,20 @@ class CountingTask(Task):
     bar_id = VOCAB.id_of("|")
     colon_id = VOCAB.id_of(":")
     fact_name = "count"
+    fact_header = "Count"
+    # the paper's sizes and decoder sites, the schedule our bundled model began with (its CARD.md)
+    probed_config = ProbedConfig("counting", n_layers=2, n_heads=1, d_model=64, d_mlp=256, n_ctx=33, d_vocab=40)
+    paper_sites = ("x0.pre", "a0.0", "x0.mid", "m0", "x0.post", "a1.0", "x1.mid", "m1", "x1.post")
+    train_schedule = {"steps": 12_000, "batch_size": 256, "lr": 2e-3, "warmup": 500}
+    score_name = "accuracy (the count after ':')"
+    paper_result = "99.53% test accuracy (batch 128, lr 5e-4, 914,100 steps)"
+    default_site = "x1.post"
+    default_position_label = ":"
+
+    def agreement_probe(self) -> AgreementProbe:
+        # the paper's headline reading: x1.post at ':' holds the count of the query letter
+        return AgreementProbe("x1.post", lambda tokens: (tokens == self.colon_id).argmax(axis=1),
+                              "x1.post at ':'", "the query's count")
 
     def format_hint(self) -> str:
         return ("a counting input is 3 distinct lowercase letters, each 1-9 times, then '|', "

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.diagram.layout import _diagram_key
 from app.workers.engine_thread import real_backend
-from app.flow.overlay import previous_resid, rank_change, token_text
+from app.flow.overlay import rank_change, token_text
+from engine.probed.sites import previous_resid
 from engine.flow.graph import FlowGraph
 from engine.store.folders import user_models_dir
 from tests.app.real_engine import make_tiny_model, requires_real_engine
