@@ -110,7 +110,9 @@ def main() -> None:
 
     from engine.runtime import torch
 
-    torch.set_num_threads(args.threads)
+    from engine.threads import apply_threads
+
+    apply_threads(args.threads)
     (throughput if args.what == "throughput" else quality)(args)
 
 

@@ -73,7 +73,9 @@ def main() -> int:
     from engine.runtime import torch
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from engine.threads import apply_threads
+
+        apply_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
           f"load average {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")

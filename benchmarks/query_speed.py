@@ -45,7 +45,9 @@ def main() -> None:
     from engine.runtime import torch
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from engine.threads import apply_threads
+
+        apply_threads(args.threads)
     gflops = matmul_gflops(torch)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), matmul {gflops:.0f} GFLOP/s fp32")
     for name in args.models:

@@ -5,36 +5,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QSpinBox, QWidget)
 
-from engine.query.types import AUTO_SCHEDULE, METRICS, QueryOptions
+from engine.query.types import AUTO_SCHEDULE, METRICS, QueryOptions, format_schedule, parse_schedule
 
 from app.style import ERROR, MUTED
 
 AUTO_TEXT = "Auto"
 CUSTOM_TEXT = "Chosen"
-
-
-def format_schedule(schedule) -> str:
-    return ", ".join(f"{t:g}:{eta:g}" for t, eta in schedule)
-
-
-def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
-    """'0.5:0, 1:0, 2:0.1' -> ((0.5, 0), (1, 0), (2, 0.1)); ValueError with a readable message."""
-    entries = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        t, _, eta = part.partition(":")
-        try:
-            entry = (float(t), float(eta or 0))
-        except ValueError:
-            raise ValueError(f"{part!r} is not temperature:noise, e.g. 1:0 or 2:0.1") from None
-        if not (entry[0] > 0 and entry[1] >= 0):
-            raise ValueError(f"{part!r}: temperature must be > 0 and noise >= 0")
-        entries.append(entry)
-    if not entries:
-        raise ValueError("give at least one temperature:noise pair, e.g. 1:0")
-    return tuple(entries)
 
 
 class OptionsBar(QWidget):

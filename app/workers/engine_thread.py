@@ -44,26 +44,13 @@ class EngineBackend:
     top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
 
 
-def engine_threads() -> int:
-    """torch threads for the engine: every core but one, which the GUI thread needs.
-
-    Measured on 2 cores while another process trained: a 1,024-candidate counting query took
-    35 s with torch's default of 2 threads (OpenMP workers spinning against each other and the
-    GUI) and 0.5 s with 1. INVERSIONVIEW_THREADS overrides.
-    """
-    override = os.environ.get("INVERSIONVIEW_THREADS", "")
-    if override.isdigit() and int(override) > 0:
-        return int(override)
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
 def real_backend() -> EngineBackend:
     """engine.query, imported lazily: the first call happens on the engine thread."""
 
     def load_inverter(entry):
-        import torch
+        from engine.threads import apply_threads
 
-        torch.set_num_threads(engine_threads())  # on the engine thread, before any torch work
+        apply_threads(with_gui=True)  # on the engine thread, before any torch work
         from engine.query.run import load_inverter as load
         from engine.runtime import flush_denormals
 

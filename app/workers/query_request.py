@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 from engine.query.types import QueryOptions, QueryResult
+from engine.query.types import result_header as engine_header
 from engine.probed.sites import get_site
 from engine.tasks import get_task
 
@@ -33,13 +34,9 @@ def result_header(entry, request: QueryRequest) -> QueryResult:
     """
     task = get_task(entry.task)
     tokens = task.parse_query(request.text)
-    labels = task.position_labels(tokens)
     position = task.resolve_position(tokens, request.position)
     site = get_site(entry.probed, request.site)
-    opts = request.options
-    return QueryResult(model=entry.name, task=entry.task, query=task.detokenize(tokens), query_tokens=tokens,
-                       query_labels=labels, query_position=position, site_short=site.short, site_id=site.id,
-                       metric=opts.metric, epsilon=opts.epsilon, candidates=opts.candidates, samples=[])
+    return engine_header(entry.name, task, tokens, position, site, request.options)
 
 
 def default_site(task_name: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.workers.engine_thread import describe_error, engine_threads
+from app.workers.engine_thread import describe_error
 
 PROGRESS_EVERY_S = 0.1
 
@@ -73,9 +73,9 @@ class TrainWorker(QObject):
     def train(self, job: TrainJob) -> None:
         last = None
         try:
-            import torch
+            from engine.threads import apply_threads
 
-            torch.set_num_threads(engine_threads())  # every core but the GUI's, as the engine thread
+            apply_threads(with_gui=True)  # every core but the GUI's, as the engine thread
             from engine.decoder.job import checkpoint_path, finish, new_user_model, starting_state
             from engine.decoder.train import DecoderTrainConfig, checkpoint_meta, train_decoder
             from engine.errors import Cancelled

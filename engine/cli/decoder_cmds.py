@@ -65,7 +65,9 @@ def train_decoder_cmd(args) -> int:
     from engine.cli.progress import ProgressBar, format_seconds
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from engine.threads import apply_threads
+
+        apply_threads(args.threads)
     entry = _entry(args)
     probed = load_probed(entry, device=args.device)
     cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -80,7 +80,9 @@ def train_probed_cmd(args) -> int:
     from engine.store.cards import probed_card
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from engine.threads import apply_threads
+
+        apply_threads(args.threads)
     from engine.store.safefiles import load_tensors
     from engine.store.folders import find_model
 

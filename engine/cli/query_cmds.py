@@ -26,22 +26,6 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=query_cmd)
 
 
-def parse_schedule(text: str):
-    from engine.query.types import AUTO_SCHEDULE
-    from engine.tasks import TaskInputError
-
-    if text.strip().lower() == "auto":
-        return AUTO_SCHEDULE
-    try:
-        pairs = []
-        for part in text.split(","):
-            t, _, eta = part.partition(":")
-            pairs.append((float(t), float(eta or 0)))
-        return tuple(pairs)
-    except ValueError:
-        raise TaskInputError(f"bad schedule {text!r}; use 'auto' or TEMPERATURE:NOISE pairs like 1:0,2:0.1") from None
-
-
 def text_bar(distance: float, width: int = 20) -> str:
     """The paper's distance bar: length proportional to min(D / 0.5, 1)."""
     n = round(min(distance / 0.5, 1.0) * width)
@@ -51,7 +35,7 @@ def text_bar(distance: float, width: int = 20) -> str:
 def query_cmd(args) -> int:
     from engine.errors import OutputError
     from engine.query.run import load_inverter, run_query
-    from engine.query.types import QueryOptions
+    from engine.query.types import QueryOptions, parse_schedule
 
     if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
         raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")

@@ -37,6 +37,11 @@ from engine.decoder.config import DecoderTrainConfig
 MIN_PADDING_TO_SLICE = 0.15  # slice a batch only when padding is at least this share of it
 
 
+def check_seed(seed: int, index: int) -> int:
+    """The seed of the index-th in-training check: its own stream, never one a batch uses."""
+    return int(np.random.SeedSequence([seed, index, 1]).generate_state(1)[0])
+
+
 @dataclass
 class QualityPoint:
     """One in-training check: the in-epsilon rate per site on training-split queries."""
@@ -170,7 +175,7 @@ def train_decoder(
         loss_ema = meta.get("loss_ema")
     budget = cfg.minutes * 60.0
     train_inputs = task.split(0).train
-    rng = np.random.default_rng(cfg.seed + 7919 * step)
+    rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws fresh pairs
     t0 = time.time()
 
     def elapsed() -> float:
@@ -195,7 +200,7 @@ def train_decoder(
         started = time.time()
         try:
             q = measure_quality(probed, decoder, sites, "train", cfg.check_queries,
-                                seed=cfg.seed + 31 * len(quality) + 1, progress=between_sites)
+                                seed=check_seed(cfg.seed, len(quality)), progress=between_sites)
         except Cancelled:
             return None
         finally:

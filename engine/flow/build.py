@@ -15,12 +15,12 @@ The parts live in flow_contrib.py (forward pass, decomposition, contributions), 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 
 import numpy as np
 
 from engine.flow.graph import DEFAULT_THRESHOLD, FlowEdge, FlowGraph, FlowNode, NeuronReadout, NodeKey, find_route
 from engine.probed.sites import canonical_site, flow_sites, resid_before
+from engine.threads import one_thread_if_small
 from engine.tasks.base import TaskInputError
 
 __all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronReadout", "build_flow",
@@ -39,28 +39,10 @@ def build_flow(bridge, ids: Sequence[int], vocab: Sequence[str], *, position_lab
     """
     from engine.runtime import torch
 
-    with _one_thread_if_small(bridge, torch), torch.inference_mode():
-        return _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast)
-
-
-SMALL_WORK = 1 << 20  # d_model x max(d_mlp, d_vocab) up to this: one CPU thread is faster
-
-
-@contextmanager
-def _one_thread_if_small(bridge, torch):
-    """Tensors of the paper's models are so small that waking a second thread costs more than it
-    saves, and on a busy machine (training in the background) far more: 10x in our measurements."""
     cfg = bridge.cfg
-    small = cfg.d_model * max(cfg.d_mlp or 0, cfg.d_vocab) <= SMALL_WORK
-    before = torch.get_num_threads()
-    if not small or before == 1 or next(bridge.parameters()).device.type != "cpu":
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    small = one_thread_if_small(cfg.d_model, max(cfg.d_mlp or 0, cfg.d_vocab), next(bridge.parameters()).device.type == "cpu")
+    with small, torch.inference_mode():
+        return _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast)
 
 
 def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast) -> FlowGraph:

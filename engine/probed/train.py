@@ -21,6 +21,7 @@ from engine.probed.evaluate import correct_mask, score_probed
 from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 
 MONITOR_SIZE = 10_000
+_ERROR_SAMPLE_STREAM = 1 << 40  # the length-error sample's own stream, apart from every batch stream [seed, step]
 
 
 @dataclass
@@ -189,7 +190,7 @@ def train_probed(
     if cfg.error_focus > 0:
         saved = meta.get("length_errors")
         errors = ({int(k): v for k, v in saved} if saved is not None
-                  else length_errors(module, task, train, np.random.default_rng(cfg.seed + 7)))
+                  else length_errors(module, task, train, np.random.default_rng([cfg.seed, _ERROR_SAMPLE_STREAM])))
         parts.append((cfg.error_focus, error_weights(train, task.pad_id, errors)))
     scales: dict = {}
 
@@ -200,7 +201,7 @@ def train_probed(
                                            "history": history, "optimizer": info, "train": asdict(cfg),
                                            **({"length_errors": sorted(errors.items())} if errors else {})})
 
-    rng = np.random.default_rng(cfg.seed + 1000 * step)  # a resumed run draws fresh batches
+    rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws fresh batches; no two (seed, step) collide
     t0 = time.time()
     last_ckpt = t0
     monitor_acc = history[-1][3] if history else 0.0

@@ -19,7 +19,7 @@ from engine.decoder.sampling import generate
 from engine.query.distance import min_distance, position_distances
 from engine.errors import Cancelled, SiteError
 from engine.probed.model import ProbedModel
-from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
+from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
 from engine.probed.reader import SiteReader
 from engine.probed.sites import Site, get_site
 from engine.store.folders import ModelEntry, find_model, load_probed
@@ -138,11 +138,7 @@ def run_query(
     query = torch.tensor([ids], device=device)
     acts_q = inv.reader.read(query, site)[0]  # (T, d)
     z_q, z_bos = acts_q[pos], acts_q[0]
-    header = QueryResult(
-        model=inv.entry.name, task=task.name, query=task.detokenize(ids), query_tokens=list(ids),
-        query_labels=task.position_labels(ids), query_position=pos, site_short=site.short, site_id=site.id,
-        metric=options.metric, epsilon=options.epsilon, candidates=options.candidates, samples=[])
-    acc = QueryAccumulator(header)
+    acc = QueryAccumulator(result_header(inv.entry.name, task, ids, pos, site, options))
 
     gen = torch.Generator(device=device).manual_seed(options.seed)
     sched = options.schedule

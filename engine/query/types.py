@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from engine.tasks.base import TaskInputError
+
 # The paper's "Auto" schedule: (temperature, noise eta), 256 candidates each (docs/design.md §2).
 AUTO_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (2.0, 0.1))
 METRICS = ("euclidean", "cosine")  # ||z - z_q|| / ||z_q||, or 1 - cos(z_q, z)
@@ -37,8 +39,6 @@ class QueryOptions:
         return bounds
 
     def check(self) -> None:
-        from engine.tasks.base import TaskInputError
-
         if self.metric not in METRICS:
             raise TaskInputError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
         if not 1 <= self.candidates <= 65536:
@@ -152,3 +152,39 @@ class QueryAccumulator:
         eps = self.header.epsilon
         samples = [replace(s, rank=i + 1, in_epsilon=s.distance <= eps) for i, s in enumerate(ranked)]
         return replace(self.header, samples=samples, complete=complete)
+
+
+def format_schedule(schedule) -> str:
+    """((0.5, 0), (1, 0.1)) -> '0.5:0, 1:0.1', the form parse_schedule reads."""
+    return ", ".join(f"{t:g}:{eta:g}" for t, eta in schedule)
+
+
+def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
+    """'0.5:0, 1:0, 2:0.1' -> ((0.5, 0), (1, 0), (2, 0.1)); 'auto' is the paper's schedule.
+    TaskInputError (a ValueError) names the entry that is wrong."""
+    if text.strip().lower() == "auto":
+        return AUTO_SCHEDULE
+    entries = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        t, _, eta = part.partition(":")
+        try:
+            entry = (float(t), float(eta or 0))
+        except ValueError:
+            raise TaskInputError(f"bad schedule {text!r}: {part!r} is not temperature:noise, e.g. 1:0 or 2:0.1") from None
+        if not (math.isfinite(entry[0]) and math.isfinite(entry[1]) and entry[0] > 0 and entry[1] >= 0):
+            raise TaskInputError(f"bad schedule {text!r}: in {part!r} temperature must be > 0 and noise >= 0")
+        entries.append(entry)
+    if not entries:
+        raise TaskInputError(f"bad schedule {text!r}: give at least one temperature:noise pair, e.g. 1:0, or 'auto'")
+    return tuple(entries)
+
+
+def result_header(model: str, task, ids: list[int], position: int, site, options: QueryOptions) -> QueryResult:
+    """An empty QueryResult describing a query; the accumulator fills in the samples."""
+    return QueryResult(model=model, task=task.name, query=task.detokenize(ids), query_tokens=list(ids),
+                       query_labels=task.position_labels(ids), query_position=position, site_short=site.short,
+                       site_id=site.id, metric=options.metric, epsilon=options.epsilon,
+                       candidates=options.candidates, samples=[])
