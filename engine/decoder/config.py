@@ -22,6 +22,17 @@ class DecoderTrainConfig:
     focus: float = 0.5  # share of pairs whose site is drawn in proportion to its miss rate
     check_every_s: float = 120.0  # in-training quality checks (0 = none)
     check_queries: int = 48  # queries per site in each check
+    # A budget in steps instead of minutes (scripts and tests: the same work on a busy machine
+    # as on an idle one). With steps set, the cosine follows steps and checks come every
+    # check_every_steps steps (0 = none); minutes and check_every_s are then not used.
+    steps: int | None = None
+    check_every_steps: int = 0
+
+    def done_frac(self, step: int, seconds: float) -> float:
+        """How much of the budget is spent: steps when the budget is in steps, else time."""
+        if self.steps is not None:
+            return step / max(self.steps, 1)
+        return seconds / (self.minutes * 60.0) if self.minutes > 0 else 1.0
 
     def lr_at(self, step: int, time_frac: float) -> float:
         warm = min(1.0, (step + 1) / self.warmup)

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from engine.errors import Cancelled, StoreError
 from engine.probed.model import ProbedModel
 from engine.runtime import flush_denormals
-from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
+from engine.store.safefiles import load_tensors
+from engine.train.loop import OptimiserSettings, TrainingLoop
 from engine.probed.sites import Site, paper_sites
 from engine.decoder.evaluate import measure_quality
 from engine.decoder.model import ConditionalDecoder, DecoderConfig
@@ -151,7 +152,8 @@ def train_decoder(
     checkpoint_every_s: float = 60.0,
     init_state: dict | None = None,
 ) -> tuple[ConditionalDecoder, DecoderTrainResult]:
-    """Train for cfg.minutes (resuming `checkpoint` when it exists and `resume`).
+    """Train for cfg.minutes, or cfg.steps when set (resuming `checkpoint` when it exists and
+    `resume`).
 
     init_state: decoder weights to start from (same size and sites), e.g. a decoder trained for
     an earlier version of the same probed model; a checkpoint being resumed takes precedence.
@@ -163,30 +165,19 @@ def train_decoder(
     decoder = new_decoder(probed, cfg, sites)
     if init_state is not None:
         decoder.load_state_dict(init_state)
-    opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    step, pairs, seconds_before, history, quality, loss_ema = 0, 0, 0.0, [], [], None
-    if resume and Path(checkpoint).is_file():
-        tensors, meta = load_tensors(checkpoint, device=probed.device)
-        check_size(checkpoint, meta, cfg, Path(checkpoint).stem)
-        decoder.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        restore_optimizer(opt, tensors, meta["optimizer"])
-        step, pairs, seconds_before, history = meta["step"], meta["pairs"], meta["seconds"], meta["history"]
-        quality = [QualityPoint(**q) for q in meta.get("quality", [])]
-        loss_ema = meta.get("loss_ema")
+    pairs, history, quality = 0, [], []
+    loop = TrainingLoop(decoder.parameters(), decoder, OptimiserSettings(cfg.lr, cfg.weight_decay), checkpoint,
+                        record=lambda: {"pairs": pairs, "history": history, "quality": [asdict(q) for q in quality],
+                                        "train": asdict(cfg)},
+                        checkpoint_every_s=checkpoint_every_s)
+    if resume:
+        meta = loop.resume(probed.device, check=lambda m: check_size(checkpoint, m, cfg, Path(checkpoint).stem))
+        if meta:
+            pairs, history = meta["pairs"], meta["history"]
+            quality = [QualityPoint(**q) for q in meta.get("quality", [])]
     budget = cfg.minutes * 60.0
     train_inputs = task.split(0).train
-    rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws fresh pairs
-    t0 = time.time()
-
-    def elapsed() -> float:
-        return seconds_before + time.time() - t0
-
-    def save_checkpoint() -> None:
-        tensors, info = optimizer_tensors(opt)
-        tensors.update({f"model.{k}": v for k, v in decoder.state_dict().items()})
-        save_tensors(checkpoint, tensors, {"step": step, "pairs": pairs, "seconds": elapsed(), "history": history,
-                                           "quality": [asdict(q) for q in quality], "loss_ema": loss_ema,
-                                           "optimizer": info, "train": asdict(cfg)})
+    rng = np.random.default_rng([cfg.seed, loop.step])  # a resumed run draws fresh pairs
 
     def between_sites(done: int, total: int) -> None:
         if should_stop and should_stop():
@@ -194,58 +185,67 @@ def train_decoder(
 
     def check() -> QualityPoint | None:
         # Training-split queries, a fresh draw each time; the seconds spent here are not counted
-        # as training time (the curve is quality against time spent training). A stop request
-        # ends a check between sites (None: no point), so stopping never waits for a whole check.
-        nonlocal t0
-        started = time.time()
+        # as training time. A stop request ends a check between sites (None: no point), so
+        # stopping never waits for a whole check.
         try:
-            q = measure_quality(probed, decoder, sites, "train", cfg.check_queries,
-                                seed=check_seed(cfg.seed, len(quality)), progress=between_sites)
+            with loop.paused():
+                q = measure_quality(probed, decoder, sites, "train", cfg.check_queries,
+                                    seed=check_seed(cfg.seed, len(quality)), progress=between_sites)
         except Cancelled:
             return None
         finally:
-            t0 += time.time() - started
             decoder.train()
-        point = QualityPoint(step, elapsed(), pairs, {s.site: s.in_epsilon for s in q.sites}, q.well_formed)
+        point = QualityPoint(loop.step, loop.elapsed(), pairs, {s.site: s.in_epsilon for s in q.sites},
+                             q.well_formed)
         quality.append(point)
         return point
 
-    decoder.train()
-    last_ckpt = time.time()
+    by_steps = cfg.steps is not None
+    checks_on = cfg.check_every_steps > 0 if by_steps else cfg.check_every_s > 0
     last_check = time.time() if quality else 0.0  # a fresh run checks its starting point first
-    while elapsed() < budget:
-        if should_stop and should_stop():
-            save_checkpoint()
-            raise Cancelled("decoder training stopped; the checkpoint keeps the progress")
+    point = None
+
+    def check_due() -> bool:
+        if not checks_on:
+            return False
+        if by_steps:
+            return not quality or loop.step - quality[-1].step >= cfg.check_every_steps
+        return time.time() - last_check >= cfg.check_every_s
+
+    def before_step() -> None:
+        nonlocal point, last_check
         point = None
-        if cfg.check_every_s > 0 and time.time() - last_check >= cfg.check_every_s:
+        if check_due():
             point = check()
             last_check = time.time()
+
+    def loss_of_step(step: int) -> torch.Tensor:
         probs = site_probabilities(len(sites), cfg.focus, quality[-1] if quality else None, names)
         idx = rng.integers(0, len(train_inputs), size=cfg.batch_size)
         batch = make_pairs(probed, sites, train_inputs[idx], rng, probs)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr_at(step, elapsed() / budget)
-        loss = sequence_loss(decoder, batch, task.pad_id, cfg.buckets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
-        opt.step()
-        step += 1
+        return sequence_loss(decoder, batch, task.pad_id, cfg.buckets)
+
+    def after_step() -> None:
+        nonlocal pairs
         pairs += cfg.batch_size
-        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
-        if step % 100 == 0:
-            history.append((step, elapsed(), loss_ema))
-        if time.time() - last_ckpt > checkpoint_every_s:
-            save_checkpoint()
-            last_ckpt = time.time()
+        if loop.step % 100 == 0:
+            history.append((loop.step, loop.elapsed(), loop.loss_ema))
         if on_progress:
-            on_progress(DecoderProgress(step, elapsed(), budget, loss_ema, pairs, point))
-    if cfg.check_every_s > 0 and not (quality and quality[-1].step == step):
+            on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loop.loss_ema, pairs, point))
+
+    def finished() -> bool:
+        return loop.step >= cfg.steps if by_steps else loop.elapsed() >= budget
+
+    decoder.train()
+    loop.run(loss_of_step, lambda step: cfg.lr_at(step, cfg.done_frac(step, loop.elapsed())), finished,
+             should_stop=should_stop, stop_message="decoder training stopped; the checkpoint keeps the progress",
+             before_step=before_step, after_step=after_step)
+    if checks_on and not (quality and quality[-1].step == loop.step):
         point = check()
         if on_progress and point is not None:
-            on_progress(DecoderProgress(step, elapsed(), budget, loss_ema or 0.0, pairs, point))
-    save_checkpoint()
+            on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loop.loss_ema or 0.0, pairs, point))
+    loop.save()
     decoder.eval()
-    result = DecoderTrainResult(cfg, decoder.cfg, [s.id for s in sites], step, pairs, elapsed(), history, quality)
+    result = DecoderTrainResult(cfg, decoder.cfg, [s.id for s in sites], loop.step, pairs, loop.elapsed(),
+                                history, quality)
     return decoder, result

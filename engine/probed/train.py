@@ -7,18 +7,15 @@ the held-out test split is touched only by `eval-probed`.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from engine.errors import Cancelled
 from engine.probed.model import PAPER_CONFIGS, ProbedConfig, build_probed
 from engine.tasks import TASKS
 from engine.probed.evaluate import correct_mask, score_probed
-from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 
 MONITOR_SIZE = 10_000
 _ERROR_SAMPLE_STREAM = 1 << 40  # the length-error sample's own stream, apart from every batch stream [seed, step]
@@ -163,6 +160,7 @@ def train_probed(
     import torch.nn.functional as F
 
     from engine.runtime import flush_denormals
+    from engine.train.loop import OptimiserSettings, TrainingLoop
 
     flush_denormals()
     model_cfg = PAPER_CONFIGS[cfg.task]
@@ -179,68 +177,49 @@ def train_probed(
     if cfg.balance_lengths > 0:
         parts.append((cfg.balance_lengths, length_balanced_weights(train, task.pad_id)))
 
-    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    step, elapsed_before, history, meta = 0, 0.0, [], {}
-    if resume and Path(checkpoint).is_file():
-        tensors, meta = load_tensors(checkpoint, device=model.device)
-        model.bridge.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        restore_optimizer(opt, tensors, meta["optimizer"])
-        step, elapsed_before, history = meta["step"], meta["seconds"], meta["history"]
+    history: list = []
     errors = None  # {length: error rate} of the starting weights, kept for a resumed run
+    loop = TrainingLoop(module.parameters(), model.bridge, OptimiserSettings(cfg.lr, cfg.weight_decay), checkpoint,
+                        record=lambda: {"history": history, "train": asdict(cfg),
+                                        **({"length_errors": sorted(errors.items())} if errors else {})},
+                        checkpoint_every_s=checkpoint_every_s)
+    meta = loop.resume(model.device) if resume else {}
+    history = meta.get("history", [])
     if cfg.error_focus > 0:
         saved = meta.get("length_errors")
         errors = ({int(k): v for k, v in saved} if saved is not None
                   else length_errors(module, task, train, np.random.default_rng([cfg.seed, _ERROR_SAMPLE_STREAM])))
         parts.append((cfg.error_focus, error_weights(train, task.pad_id, errors)))
     scales: dict = {}
-
-    def save_checkpoint() -> None:
-        tensors, info = optimizer_tensors(opt)
-        tensors.update({f"model.{k}": v for k, v in model.bridge.state_dict().items()})
-        save_tensors(checkpoint, tensors, {"step": step, "seconds": elapsed_before + time.time() - t0,
-                                           "history": history, "optimizer": info, "train": asdict(cfg),
-                                           **({"length_errors": sorted(errors.items())} if errors else {})})
-
-    rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws fresh batches; no two (seed, step) collide
-    t0 = time.time()
-    last_ckpt = t0
+    rng = np.random.default_rng([cfg.seed, loop.step])  # a resumed run draws fresh batches; no two (seed, step) collide
     monitor_acc = history[-1][3] if history else 0.0
-    loss_ema = None
-    while step < cfg.steps:
-        if should_stop and should_stop():
-            save_checkpoint()
-            raise Cancelled("training stopped; the checkpoint keeps the progress")
+
+    def loss_of_step(step: int):
         idx = draw_batch(rng, len(train), cfg.batch_size, parts)
         if cfg.attention_temperature != 1.0:
             set_attention_temperature(module, cfg.temperature_at(step), scales, cfg.soften_layers)
         batch = torch.as_tensor(train[idx], device=model.device)
         mask = torch.as_tensor(loss_mask_all[idx][:, :-1], device=model.device)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr_at(step)
         logits = module(batch)[:, :-1]  # (B, T-1, V) predicting tokens 1..T-1
-        loss = F.cross_entropy(logits[mask], batch[:, 1:][mask])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        opt.step()
-        step += 1
-        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
-        now = time.time()
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        return F.cross_entropy(logits[mask], batch[:, 1:][mask])
+
+    def after_step() -> None:
+        nonlocal monitor_acc
+        if loop.step % cfg.eval_every == 0 or loop.step == cfg.steps:
             module.eval()
             if scales:  # the monitor scores the model as it will be used
                 set_attention_temperature(module, 1.0, scales)
             monitor_acc = score_probed(module, task, monitor).accuracy
             module.train()
-            history.append((step, elapsed_before + now - t0, loss_ema, monitor_acc))
-        if now - last_ckpt > checkpoint_every_s:
-            save_checkpoint()
-            last_ckpt = now
+            history.append((loop.step, loop.elapsed(), loop.loss_ema, monitor_acc))
         if on_progress:
-            on_progress(TrainProgress(step, cfg.steps, loss_ema, elapsed_before + now - t0, monitor_acc))
+            on_progress(TrainProgress(loop.step, cfg.steps, loop.loss_ema, loop.elapsed(), monitor_acc))
+
+    loop.run(loss_of_step, cfg.lr_at, finished=lambda: loop.step >= cfg.steps, should_stop=should_stop,
+             after_step=after_step)
     if scales:
         set_attention_temperature(module, 1.0, scales)
-    save_checkpoint()
+    loop.save()
     module.eval()
-    result = ProbedTrainResult(cfg, model_cfg, step, elapsed_before + time.time() - t0, monitor_acc, history)
+    result = ProbedTrainResult(cfg, model_cfg, loop.step, loop.elapsed(), monitor_acc, history)
     return model, result

@@ -59,8 +59,9 @@ def test_focus_draws_more_pairs_from_weak_sites(counting):
 
 def test_in_training_checks_make_a_curve_that_survives_resume(tmp_path):
     probed = build_probed(PAPER_CONFIGS["addition"], seed=0)
-    cfg = DecoderTrainConfig(minutes=3 / 60, batch_size=32, warmup=5, d_model=32, n_layers=1, n_heads=2,
-                             check_every_s=1.0, check_queries=8)
+    # budgeted in steps, so that a loaded machine does the same work as an idle one
+    cfg = DecoderTrainConfig(minutes=0, steps=6, batch_size=32, warmup=5, d_model=32, n_layers=1, n_heads=2,
+                             check_every_steps=2, check_queries=8)
     ckpt = tmp_path / "dec.safetensors"
     seen = []
     _, result = train_decoder(probed, cfg, ckpt, resume=False,
@@ -72,7 +73,7 @@ def test_in_training_checks_make_a_curve_that_survives_resume(tmp_path):
     assert all(list(q.rates) == names and all(0 <= r <= 1 for r in q.rates.values()) for q in result.quality)
     assert len(load_tensors(ckpt)[1]["quality"]) == len(result.quality)
 
-    longer = DecoderTrainConfig(**{**cfg.__dict__, "minutes": 4 / 60})
+    longer = DecoderTrainConfig(**{**cfg.__dict__, "steps": 8})
     _, again = train_decoder(probed, longer, ckpt, resume=True)
     assert again.quality[: len(result.quality)] == result.quality and len(again.quality) > len(result.quality)
 

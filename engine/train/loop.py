@@ -1,0 +1,131 @@
+"""The training loop both trainers share (the probed model's and the decoder's).
+
+It owns what every run here does the same way: AdamW, the learning rate set from a schedule before
+each step, gradient clipping, a smoothed loss, checkpoints (weights, optimizer state and the
+trainer's own record in one safetensors file) with resume, stop requests, and a training clock
+that checks can pause. A trainer brings only its batch and loss (`loss_of_step`), its schedule
+(`lr_at`), when it is done (`finished`) and what it records around a step.
+
+A stop request is answered before the next step: the checkpoint is written, then `Cancelled` is
+raised, so a stopped run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+from engine.errors import Cancelled
+from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
+
+WEIGHT_PREFIX = "model."  # weight tensors in a checkpoint; the optimizer's are "optim.*"
+LOSS_SMOOTHING = 0.98  # the shown loss: an exponential average over about 50 steps
+
+
+@dataclass
+class OptimiserSettings:
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float] = (0.9, 0.98)
+    clip_norm: float = 1.0
+
+
+class TrainingLoop:
+    """One run's optimiser, step count, clock and checkpoint.
+
+    params: the tensors trained. weights: what the checkpoint keeps and resume restores (its
+    state_dict / load_state_dict); the probed model trains its bare module but saves through
+    the bridge, whose state dict holds the same parameters under the names the app loads.
+    record: the trainer's own fields for the checkpoint's metadata (history, config, ...).
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], weights, settings: OptimiserSettings,
+                 checkpoint: Path, record: Callable[[], dict] = dict, checkpoint_every_s: float = 60.0):
+        self.params = list(params)
+        self.weights = weights
+        self.settings = settings
+        self.checkpoint = Path(checkpoint)
+        self.record = record
+        self.checkpoint_every_s = checkpoint_every_s
+        self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay,
+                                           betas=settings.betas)
+        self.step = 0
+        self.loss_ema: float | None = None
+        self._seconds_before = 0.0  # training seconds of the runs this one resumes
+        self._t0 = time.time()
+        self._last_save = self._t0
+
+    # -- resume and save ------------------------------------------------------------------------
+
+    def resume(self, device=None, check: Callable[[dict], None] | None = None) -> dict:
+        """Restore the checkpoint when there is one; its metadata ({} for a fresh start).
+        check(meta) may refuse a checkpoint (raise) before anything is loaded from it."""
+        if not self.checkpoint.is_file():
+            return {}
+        tensors, meta = load_tensors(self.checkpoint, device=device or "cpu")
+        if check is not None:
+            check(meta)
+        self.weights.load_state_dict({k[len(WEIGHT_PREFIX):]: v for k, v in tensors.items()
+                                      if k.startswith(WEIGHT_PREFIX)})
+        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+        self.step, self._seconds_before = meta["step"], meta["seconds"]
+        self.loss_ema = meta.get("loss_ema")
+        self._t0 = self._last_save = time.time()
+        return meta
+
+    def save(self) -> None:
+        tensors, info = optimizer_tensors(self.optimizer)
+        tensors.update({f"{WEIGHT_PREFIX}{k}": v for k, v in self.weights.state_dict().items()})
+        save_tensors(self.checkpoint, tensors, {"step": self.step, "seconds": self.elapsed(),
+                                                "loss_ema": self.loss_ema, "optimizer": info, **self.record()})
+        self._last_save = time.time()
+
+    # -- the clock ------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Seconds spent training, over this run and the runs it resumes, pauses not counted."""
+        return self._seconds_before + time.time() - self._t0
+
+    @contextmanager
+    def paused(self):
+        """Time spent inside is not training time (in-training checks: the quality curve is
+        quality against time spent training)."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            self._t0 += time.time() - started
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, loss_of_step: Callable[[int], torch.Tensor], lr_at: Callable[[int], float],
+            finished: Callable[[], bool], should_stop: Callable[[], bool] | None = None,
+            stop_message: str = "training stopped; the checkpoint keeps the progress",
+            before_step: Callable[[], None] | None = None, after_step: Callable[[], None] | None = None) -> None:
+        """Step until finished(). The caller saves at the end (after its own last record)."""
+        self._t0 = self._last_save = time.time()
+        while not finished():
+            if should_stop is not None and should_stop():
+                self.save()
+                raise Cancelled(stop_message)
+            if before_step is not None:
+                before_step()
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.step)
+            loss = loss_of_step(self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, self.settings.clip_norm)
+            self.optimizer.step()
+            self.step += 1
+            value = loss.item()
+            self.loss_ema = value if self.loss_ema is None else (
+                LOSS_SMOOTHING * self.loss_ema + (1 - LOSS_SMOOTHING) * value)
+            if after_step is not None:
+                after_step()
+            if time.time() - self._last_save > self.checkpoint_every_s:
+                self.save()
