@@ -180,7 +180,7 @@ class MainWindow(QMainWindow):
         self._entry, self._loaded = entry, None
         self.picker.select(str(entry.path))
         task = get_task(entry.task)
-        self.flow.set_model(None, list(task.vocab.chars))  # computed once the engine has loaded it
+        self.flow.set_model(None, task.vocab.strings())  # computed once the engine has loaded it
         cfg = entry.probed
         self.diagram.set_model(cfg.n_layers, cfg.n_heads, [s.short for s in paper_sites(cfg)])
         shorts = {s.short for s in all_sites(cfg)}
@@ -223,7 +223,7 @@ class MainWindow(QMainWindow):
             return
         labels = self.editor.labels()
         task = get_task(self._entry.task)
-        self.diagram.set_tokens([task.vocab.chars[i] for i in tokens], labels)
+        self.diagram.set_tokens(task.vocab.token_strings(tokens), labels)
         if self._position_label and labels.count(self._position_label) == 1:
             self._position = labels.index(self._position_label)
         elif not 0 <= self._position < len(tokens):

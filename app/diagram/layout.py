@@ -121,7 +121,7 @@ def _diagram_key(key, dst=None) -> NodeKey:
 
 
 def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOverlay:
-    """A DiagramOverlay from engine.flow_graph.FlowGraph (or anything shaped like it).
+    """A DiagramOverlay from engine.flow.graph.FlowGraph (or anything shaped like it).
 
     Nodes: a list of nodes with `.key` and a logit-lens `.top` [(token id, probability)] (read
     through graph.label), or a mapping key -> node with `top_token`/`label`. Edges: FlowEdge-like

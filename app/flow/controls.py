@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePo
 
 from app.style import ERROR, FLOW_EDGE, MUTED, TARGET_SCALE
 
-DEFAULT_THRESHOLD = 0.04  # engine.flow_graph.DEFAULT_THRESHOLD (not imported: it pulls numpy in at start-up)
+DEFAULT_THRESHOLD = 0.04  # engine.flow.graph.DEFAULT_THRESHOLD (not imported: it pulls numpy in at start-up)
 SLIDER_STEPS = 100  # the slider's integer value / 100 is the threshold
 MIN_THRESHOLD, MAX_THRESHOLD = 0.01, 0.6
 PREDICTION = "prediction"  # the model's own prediction at each position

@@ -185,7 +185,7 @@ class FlowView(QObject):
 
     # ---- export ---------------------------------------------------------------------------
     def export_json(self) -> str:
-        """The graph as JSON with exactly the edges on screen (engine.flow_graph.to_json + a 'view').
+        """The graph as JSON with exactly the edges on screen (engine.flow.graph.FlowGraph.to_json + a 'view').
 
         "edges" are the edges drawn: those at or above the slider's threshold, or, in route-only
         mode, the route's. "route" and "threshold" are recomputed at the slider's threshold, and

@@ -102,7 +102,7 @@ class QueryEditor(QWidget):
     def _on_pick(self, index: int) -> None:
         if self.combo.itemText(index) == RANDOM_ITEM and self._task is not None:
             ids = self._task.random_inputs(1, self._rng)[0]
-            self.set_text(self._task.detokenize(ids).rstrip("E"))
+            self.set_text(self._task.query_text(ids))
 
     def _on_text(self, text: str) -> None:
         if self._task is None or text == RANDOM_ITEM:
@@ -112,12 +112,11 @@ class QueryEditor(QWidget):
             self._tokens = task.parse_query(text)
             self._labels = task.position_labels(self._tokens)
             self._error = ""
-            self.strip.set_tokens([task.vocab.chars[i] for i in self._tokens], self._labels, live=True)
+            self.strip.set_tokens(task.vocab.token_strings(self._tokens), self._labels, live=True)
         except TaskInputError as e:
             self._tokens, self._labels, self._error = None, [], str(e)
-            chars = list("".join(text.split()))
-            bad = {i for i, c in enumerate(chars) if c not in task.vocab.chars}
-            self.strip.set_tokens(chars, [], bad=bad, live=False)
+            pieces, bad = task.rejected_pieces(text)
+            self.strip.set_tokens(pieces, [], bad=bad, live=False)
         self.message.setText(self._error)
         self.message.setVisible(bool(self._error))
         self.combo.lineEdit().setStyleSheet(f"border: 1px solid {ERROR};" if self._error else "")

@@ -40,7 +40,7 @@ class TokenMetrics:
     def cells(self, sample, left: int, top: int, height: int) -> list[QRect]:
         """One rect per token; the compared token's is wide enough for its parentheses."""
         rects, x = [], left + CELL_PAD
-        for i in range(len(sample.text)):
+        for i in range(len(sample.tokens)):
             w = (3 * self.char_w + 2 * CELL_PAD) if i == sample.compared_position else self.pitch - 1
             rects.append(QRect(x, top + 2, w, height - 4))
             x += w + 1
@@ -64,7 +64,7 @@ def token_tooltip(sample, i: int) -> str:
     dist = "not compared (BOS/EOS/PAD)" if not math.isfinite(d) else f"D = {d:.4f}"
     mark = " (compared)" if i == sample.compared_position else ""
     diff = f"; p(token | z_q) - p(token | z_BOS) = {pd:+.3f}" if math.isfinite(pd) else ""
-    return f"position {i} {sample.text[i]!r} [{label}]{mark}: {dist}{diff}"
+    return f"position {i} {sample.pieces[i]!r} [{label}]{mark}: {dist}{diff}"
 
 
 class SampleDelegate(QStyledItemDelegate):
@@ -88,17 +88,18 @@ class SampleDelegate(QStyledItemDelegate):
                 painter.fillRect(cell, color)
         cp = sample.compared_position
         painter.setPen(INK if sample.well_formed else MALFORMED_INK)
-        text = sample.text
+        pieces = sample.pieces
         # three runs of text: before the compared token, the compared token in parentheses, after it;
-        # the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell
+        # the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell (one glyph per
+        # token: the synthetic tasks' tokens; wider tokens need cells sized to their text)
         painter.setFont(tm.spaced)
-        for first, run in ((0, text[:cp]), (cp + 1, text[cp + 1:])):
+        for first, run in ((0, "".join(pieces[:cp])), (cp + 1, "".join(pieces[cp + 1:]))):
             if run and first < len(cells):
                 c = cells[first]
                 painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE, run)
         if 0 <= cp < len(cells):
             painter.setFont(tm.font)
-            painter.drawText(cells[cp], Qt.AlignCenter, f"({text[cp]})")
+            painter.drawText(cells[cp], Qt.AlignCenter, f"({pieces[cp]})")
             painter.setPen(COMPARED_PEN)
             painter.drawRect(cells[cp].adjusted(0, 0, -1, -1))
         painter.restore()

@@ -27,7 +27,7 @@ def random_positions(task, tokens: np.ndarray, rng: np.random.Generator) -> np.n
     allowed = task.decoder_positions(tokens)  # (B, T) bool
     keys = rng.random(allowed.shape) + allowed  # allowed positions score in [1, 2)
     pos = keys.argmax(axis=1)
-    pos[rng.random(len(pos)) < BOS_SHARE] = 0
+    pos[rng.random(len(pos)) < BOS_SHARE] = task.bos_position
     return pos
 
 

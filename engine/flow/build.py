@@ -154,9 +154,10 @@ def resolve_target(task, token: str | int | None) -> int | None:
     """A target given as the token's text ('3') or, failing that, its id."""
     if token is None or isinstance(token, int):
         return token
-    if token in task.vocab.chars and len(token) == 1:
-        return task.vocab.id_of(token)
-    if token.isdigit() and int(token) < task.vocab.size:
+    found = task.vocab.token_id(token)
+    if found is not None:
+        return found
+    if token.isdigit() and int(token) < task.vocab.vocab_size:
         return int(token)
     raise TaskInputError(f"unknown target token {token!r}; give a token of {task.vocab.describe()} or an id")
 
@@ -171,7 +172,7 @@ def flow_for_query(model, text: str, *, target: str | int | Sequence[int] | None
     pos = default_output_position(task, ids) if position is None else task.resolve_position(ids, position)
     if isinstance(target, str):
         target = resolve_target(task, target)
-    return build_flow(model.bridge, ids, task.vocab.chars, position_labels=task.position_labels(ids),
+    return build_flow(model.bridge, ids, task.vocab.strings(), position_labels=task.position_labels(ids),
                       target=target, output=(f"x{model.config.n_layers - 1}.post", pos), threshold=threshold,
                       top_k=top_k)
 

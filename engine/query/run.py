@@ -137,7 +137,7 @@ def run_query(
 
     query = torch.tensor([ids], device=device)
     acts_q = inv.reader.read(query, site)[0]  # (T, d)
-    z_q, z_bos = acts_q[pos], acts_q[0]
+    z_q, z_bos = acts_q[pos], acts_q[task.bos_position]
     acc = QueryAccumulator(result_header(inv.entry.name, task, ids, pos, site, options))
 
     gen = torch.Generator(device=device).manual_seed(options.seed)
@@ -145,7 +145,7 @@ def run_query(
     plan = torch.arange(options.candidates) % len(sched)  # round robin: every chunk mixes the schedule
     temps_all = torch.tensor([sched[i][0] for i in plan], device=device)
     etas_all = torch.tensor([sched[i][1] for i in plan], device=device)
-    prob_cache: dict[str, list[float]] = {}
+    prob_cache: dict[tuple[int, ...], list[float]] = {}
     first_chunk = 0.0
     try:
         for start, end in options.chunks():
@@ -197,40 +197,42 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
                  options: QueryOptions, prob_cache: dict) -> list[SampleResult]:
     """Distinct samples of one chunk with distances, facts and prob-diff colouring."""
     task = inv.probed.task
-    first: dict[str, int] = {}  # text -> first row that produced it
-    counts: dict[str, int] = {}
+    # distinct by token ids, not by text: two token sequences may decode to the same string
+    first: dict[tuple[int, ...], int] = {}  # ids -> first row that produced them
+    counts: dict[tuple[int, ...], int] = {}
     rows = sampled.cpu().tolist()
     for i, row in enumerate(rows):
-        text = task.detokenize(row)
-        counts[text] = counts.get(text, 0) + 1
-        first.setdefault(text, i)
+        key = tuple(task.cut(row))
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, i)
 
     # re-run each distinct sample once, without the all-padding columns at the end
-    texts = list(first)
-    length = max(len(t) for t in texts)  # one character per token in both tasks
-    unique = sampled[torch.tensor([first[t] for t in texts], device=sampled.device), :length]  # (U, L)
+    keys = list(first)
+    length = max(len(k) for k in keys)
+    unique = sampled[torch.tensor([first[k] for k in keys], device=sampled.device), :length]  # (U, L)
     compared = torch.as_tensor(~task.special_mask(unique.cpu().numpy()), device=unique.device)
     per_pos = rerun_distances(inv.reader, site, unique, compared, z_q, options.metric, task.pad_id)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
 
-    new = [k for k, t in enumerate(texts) if t not in prob_cache] if options.colour else []
+    new = [u for u, k in enumerate(keys) if k not in prob_cache] if options.colour else []
     if new:
         diffs = token_prob_diff(inv.decoder, unique[new], z_q[None], z_bos[None], site_id,
                                 task.pad_id).cpu().tolist()
-        for k, d in zip(new, diffs):
-            prob_cache[texts[k]] = d[:len(texts[k])]
+        for u, d in zip(new, diffs):
+            prob_cache[keys[u]] = d[:len(keys[u])]
 
     # one conversion to Python lists per chunk, not one per sample (about a thousand per query)
     per_pos = per_pos.masked_fill(per_pos.isinf(), float("nan")).cpu().tolist()  # NaN: not compared
     dist, argmin = dist.cpu().tolist(), argmin.cpu().tolist()
     temps, etas = temps.cpu().tolist(), etas.cpu().tolist()
     samples = []
-    for k, text in enumerate(texts):
-        i, n = first[text], len(text)
-        tokens = rows[i][:n]
+    for u, key in enumerate(keys):
+        i, n, tokens = first[key], len(key), list(key)
+        text = task.vocab.decode(tokens)
         samples.append(SampleResult(
-            text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[text],
-            distance=dist[k], compared_position=argmin[k], position_distances=per_pos[k][:n],
+            text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[key],
+            distance=dist[u], compared_position=argmin[u], position_distances=per_pos[u][:n],
             temperature=temps[i], noise=etas[i], fact=task.fact(tokens),
-            well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(text, [])))
+            well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(key, []),
+            pieces=task.vocab.token_strings(tokens)))
     return samples

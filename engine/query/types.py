@@ -72,12 +72,13 @@ class SampleResult:
     prob_diff: list[float] = field(default_factory=list)  # per token: p(tok | z_q) - p(tok | z_BOS); empty if not asked
     in_epsilon: bool = False
     rank: int = 0  # 1-based, by distance
+    pieces: list[str] = field(default_factory=list)  # each token's text (the tokenizer's token_strings)
 
     def marked(self) -> str:
         """The sample with spaces between tokens and the compared token in parentheses."""
-        chars = list(self.text)
-        chars[self.compared_position] = f"({chars[self.compared_position]})"
-        return " ".join(chars)
+        pieces = list(self.pieces)
+        pieces[self.compared_position] = f"({pieces[self.compared_position]})"
+        return " ".join(pieces)
 
 
 @dataclass
@@ -135,20 +136,21 @@ class QueryAccumulator:
 
     def __init__(self, header: QueryResult):
         self.header = header
-        self._by_text: dict[str, SampleResult] = {}
+        self._by_tokens: dict[tuple[int, ...], SampleResult] = {}  # distinct by ids, not by text
         self.done = 0
 
     def add(self, chunk: QueryChunk) -> None:
         for s in chunk.samples:
-            seen = self._by_text.get(s.text)
+            key = tuple(s.tokens)
+            seen = self._by_tokens.get(key)
             if seen is None:
-                self._by_text[s.text] = replace(s)
+                self._by_tokens[key] = replace(s)
             else:
                 seen.multiplicity += s.multiplicity
         self.done = chunk.done
 
     def result(self, complete: bool = True) -> QueryResult:
-        ranked = sorted(self._by_text.values(), key=lambda s: (s.distance, s.text))
+        ranked = sorted(self._by_tokens.values(), key=lambda s: (s.distance, s.text, s.tokens))
         eps = self.header.epsilon
         samples = [replace(s, rank=i + 1, in_epsilon=s.distance <= eps) for i, s in enumerate(ranked)]
         return replace(self.header, samples=samples, complete=complete)

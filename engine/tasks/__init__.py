@@ -1,6 +1,6 @@
 """The paper's synthetic tasks, by name."""
 from engine.tasks.addition import AdditionTask
-from engine.tasks.base import DataSplit, Task, TaskInputError, Verdict, Vocabulary
+from engine.tasks.base import DataSplit, Task, TaskInputError, Verdict
 from engine.tasks.counting import CountingTask
 
 TASKS: dict[str, Task] = {"counting": CountingTask(), "addition": AdditionTask()}
@@ -13,5 +13,5 @@ def get_task(name: str) -> Task:
         raise TaskInputError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
 
 
-__all__ = ["TASKS", "get_task", "Task", "TaskInputError", "Verdict", "Vocabulary", "DataSplit",
+__all__ = ["TASKS", "get_task", "Task", "TaskInputError", "Verdict", "DataSplit",
            "CountingTask", "AdditionTask"]

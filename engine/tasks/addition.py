@@ -7,10 +7,11 @@ from functools import lru_cache
 import numpy as np
 
 from engine.probed.config import ProbedConfig
-from engine.tasks.base import DataSplit, Task, Verdict, Vocabulary
+from engine.tasks.base import DataSplit, Task, Verdict
+from engine.text import CharTokenizer
 
 # ids: digits 0-9 = 0-9, B = 10, + = 11, = = 12, E = 13, P = 14
-VOCAB = Vocabulary("0123456789" + "B+=EP")
+VOCAB = CharTokenizer("0123456789" + "B+=EP", specials="BEP")
 N_CTX = 14
 _FORM = re.compile(r"^B(\d{3})\+(\d{3})=(\d{1,4})E$")
 _OPERAND_LABELS = ["F1", "F2", "F3", "+", "S1", "S2", "S3", "="]

@@ -12,40 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.text import CharTokenizer, TokenizerInputError
 
-class TaskInputError(ValueError):
+
+class TaskInputError(TokenizerInputError):
     """A string that is not a valid input for a task; the message says what is allowed."""
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """Characters <-> token ids, one character per token (the paper's synthetic tasks)."""
-
-    chars: str  # chars[i] is the text of token id i
-
-    def __post_init__(self) -> None:
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError("vocabulary characters must be distinct")
-
-    @property
-    def size(self) -> int:
-        return len(self.chars)
-
-    def id_of(self, ch: str) -> int:
-        return self.chars.index(ch)
-
-    def encode(self, text: str) -> list[int]:
-        bad = sorted({c for c in text if c not in self.chars})
-        if bad:
-            shown = ", ".join(repr(c) for c in bad)
-            raise TaskInputError(f"characters not in the vocabulary: {shown}; allowed: {self.describe()}")
-        return [self.chars.index(c) for c in text]
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
-
-    def describe(self) -> str:
-        return self.chars
 
 
 @dataclass(frozen=True)
@@ -81,7 +52,7 @@ class Task(ABC):
     no module outside engine/tasks/ asks which task it has."""
 
     name: str
-    vocab: Vocabulary
+    vocab: CharTokenizer  # the synthetic tasks' tokenizer; any engine.text.Tokenizer fills the seam
     n_ctx: int
     bos_id: int
     eos_id: int
@@ -95,27 +66,37 @@ class Task(ABC):
     paper_result: str = ""  # the paper's figure, quoted in model cards
     default_site: str = "x0.post"  # where the app starts
     default_position_label: str | None = None  # the position the app starts at (None: the last)
+    # Where the start token (BOS) sits: its activation carries nothing about the input, so the
+    # decoder is taught that it says nothing and the prob-diff colouring compares against it.
+    bos_position: int = 0
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         """Token ids of a query text (adds BOS and EOS when the text leaves them out)."""
-        return self.vocab.encode(self.normalize(text))
+        return self.encode(self.normalize(text))
 
     def detokenize(self, ids) -> str:
         """Text of a token sequence, cut after the first EOS, without padding."""
+        return self.vocab.decode(self.cut(ids))
+
+    def cut(self, ids) -> list[int]:
+        """The ids of one input in a padded row: up to and including the first EOS after the
+        start token, without padding. A leading BOS is skipped when looking, so that a
+        tokenizer whose BOS, EOS and PAD share an id (GPT-2) cuts the same way."""
         ids = list(map(int, ids))
-        end = ids.index(self.pad_id) if self.pad_id in ids else len(ids)
-        if self.eos_id in ids[:end]:
-            end = ids.index(self.eos_id) + 1
-        chars = self.vocab.chars
-        return "".join([chars[i] for i in ids[:end]])
+        for i in range(1 if ids and ids[0] == self.bos_id else 0, len(ids)):
+            if ids[i] == self.eos_id:
+                return ids[:i + 1]
+            if ids[i] == self.pad_id:
+                return ids[:i]
+        return ids
 
     def normalize(self, text: str) -> str:
         """The canonical form of a user's query: BOS and EOS added, whitespace removed."""
         text = "".join(text.split())
         if not text:
             raise TaskInputError(f"the {self.name} input is empty; {self.format_hint()}")
-        self.vocab.encode(text)  # raises with the allowed characters
+        self.encode(text)  # raises with the allowed characters
         bos, eos = self.vocab.chars[self.bos_id], self.vocab.chars[self.eos_id]
         if not text.startswith(bos):
             text = bos + text
@@ -136,7 +117,25 @@ class Task(ABC):
         verdict = self.check(norm)
         if not verdict.well_formed:
             raise TaskInputError(f"not a well-formed {self.name} input: {verdict.reason}; {self.format_hint()}")
-        return self.vocab.encode(norm)
+        return self.encode(norm)
+
+    def query_text(self, ids) -> str:
+        """An input as the query editor shows it: without the EOS that `normalize` adds back."""
+        ids = self.cut(ids)
+        return self.vocab.decode(ids[:-1] if ids and ids[-1] == self.eos_id else ids)
+
+    def rejected_pieces(self, text: str) -> tuple[list[str], set[int]]:
+        """A text that does not parse, cut into pieces to show, and which pieces the tokenizer
+        rejects (one character per piece: the synthetic tasks' tokenizer)."""
+        chars = list("".join(text.split()))
+        return chars, {i for i, c in enumerate(chars) if self.vocab.token_id(c) is None}
+
+    def encode(self, text: str) -> list[int]:
+        """The tokenizer's ids, its complaint raised as a TaskInputError."""
+        try:
+            return self.vocab.encode(text)
+        except TokenizerInputError as e:
+            raise TaskInputError(str(e)) from None
 
     # ---- what each task defines -------------------------------------------------------
     @abstractmethod

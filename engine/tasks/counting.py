@@ -11,11 +11,12 @@ from itertools import combinations
 import numpy as np
 
 from engine.probed.config import ProbedConfig
-from engine.tasks.base import AgreementProbe, DataSplit, Task, Verdict, Vocabulary
+from engine.tasks.base import AgreementProbe, DataSplit, Task, Verdict
+from engine.text import CharTokenizer
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # ids: a-z = 0-25, 1-9 = 26-34, | = 35, : = 36, B = 37, E = 38, P = 39
-VOCAB = Vocabulary(LETTERS + "123456789" + "|:BEP")
+VOCAB = CharTokenizer(LETTERS + "123456789" + "|:BEP", specials="BEP")
 N_CTX = 33
 MAX_LETTERS = 27  # 3 letters x 9
 COUNT_TRIPLES_PER_LETTER_TRIPLE = 200

@@ -141,7 +141,7 @@ def _fake_samples(task, query: list[int], want_label: str, n: int, temperature: 
         by_text[text] = SampleResult(
             text=text, tokens=ids, labels=labels, multiplicity=1, distance=base, compared_position=cp,
             position_distances=dists, temperature=temperature, noise=noise, fact=task.fact(ids),
-            well_formed=verdict.well_formed,
+            well_formed=verdict.well_formed, pieces=task.vocab.token_strings(ids),
             prob_diff=[float(rng.uniform(-0.6, 0.6)) if a == b else float(rng.uniform(-0.3, 0.1))
                        for a, b in zip(ids, query + [0] * len(ids))])
     return list(by_text.values())
