@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test smoke install-desktop bench clean
+.PHONY: setup run test lint smoke install-desktop bench clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,11 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(PY) main.py
 
-test: $(STAMP)
+test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 smoke: $(STAMP)
 	$(PY) main.py --smoke-test

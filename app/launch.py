@@ -4,22 +4,29 @@ Nothing here imports torch: the window shows first and the engine thread loads t
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
 from pathlib import Path
 
+from engine.logs import log_path, setup_logging
+from engine.store.shipped import shipped_dir
+
 APP_ID = "inversionview-studio"  # the .desktop file's name and the Wayland app id
 DISPLAY_NAME = "InversionView Studio"
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+RESOURCES = shipped_dir("resources")  # icons: the checkout's, or the installed copy
 # Platforms that draw without a windowing system (offscreen tests, VNC, framebuffers).
 GIL_SWITCH_S = 0.0005
 HEADLESS_PLATFORMS = {"offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
 
+SMOKE_SHOT = "build/smoke/screenshot.png"  # ignored by git: a smoke run never changes a tracked file
+
 USAGE = """usage: python main.py [--smoke-test[=PATH]]
 
 Opens InversionView Studio. --smoke-test starts the window offscreen, runs one query on the
-bundled model, saves a screenshot (default docs/screenshot.png) and exits 0 on success.
+bundled model, saves a screenshot (default build/smoke/screenshot.png, outside the tracked docs/)
+and exits 0 on success.
 For the command line, run: python main.py --help"""
 
 
@@ -37,9 +44,9 @@ def parse_args(args: list[str]) -> tuple[str | None, str | None]:
     smoke = None
     for arg in args:
         if arg == "--smoke-test":
-            smoke = "docs/screenshot.png"
+            smoke = SMOKE_SHOT
         elif arg.startswith("--smoke-test="):
-            smoke = arg.split("=", 1)[1] or "docs/screenshot.png"
+            smoke = arg.split("=", 1)[1] or SMOKE_SHOT
         else:
             return None, f"unknown argument {arg!r}"
     return smoke, None
@@ -61,6 +68,7 @@ def _install_excepthook() -> None:
     """An unexpected error in a slot becomes a message, not a silent traceback or an abort."""
 
     def hook(kind, value, tb) -> None:
+        logging.getLogger("app").error("unexpected error in the GUI thread", exc_info=(kind, value, tb))
         traceback.print_exception(kind, value, tb)
         try:
             from PySide6.QtWidgets import QApplication
@@ -69,7 +77,7 @@ def _install_excepthook() -> None:
 
             window = QApplication.activeWindow()
             show_message(window, "Unexpected error",
-                         f"{kind.__name__}: {value}\n\nThe app keeps running; details are on the console.")
+                         f"{kind.__name__}: {value}\n\nThe app keeps running; details are in the log: {log_path()}")
         except Exception:  # noqa: BLE001 - never fail while reporting a failure
             pass
 
@@ -125,6 +133,7 @@ def main(args: list[str] | None = None) -> int:
     from app.main_window import MainWindow
     from app.settings import SettingsStore
 
+    setup_logging()
     app = make_application()
     _install_excepthook()
     if smoke:

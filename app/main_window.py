@@ -3,34 +3,36 @@
 It only shows and asks; every piece of engine work goes through the one EngineClient, so the
 GUI thread never waits for torch. Partial results stream in and are painted at most every
 REPAINT_MS (the first chunk at once, so first results appear quickly).
+
+Why one file of ~460 lines: this is where the rooms meet (query, diagram, flow, results,
+training), and each method is a few lines wiring one room's signal to another's slot. Read top
+to bottom it is the app's whole event flow; the drawing and the engine work live in the rooms.
 """
 from __future__ import annotations
 
 from html import escape
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from app.diagram.view import DiagramPanel
+from app.flow.node_pane import NodeDetailPane
+from app.flow.view import FlowView
+from app.messages import show_message
+from app.query.editor import QueryEditor
+from app.query.model_picker import ModelPicker
+from app.query.run_controls import OptionsBar, RunBar
+from app.results import export as export_actions
+from app.results.compare import CompareView
+from app.results.history import HistoryEntry, HistoryPanel
+from app.results.view import ResultsView
+from app.settings import AppSettings, SettingsStore
+from app.style import ERROR
+from app.workers.engine_thread import EngineBackend, EngineClient
+from app.workers.query_request import QueryRequest, default_position, default_site
 from engine.probed.sites import all_sites, paper_sites
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import get_task
-
-from app.results import export as export_actions
-from app.style import ERROR
-from app.results.compare import CompareView
-from app.workers.engine_thread import EngineBackend, EngineClient
-from app.flow.view import FlowView
-from app.results.history import HistoryEntry, HistoryPanel
-from app.messages import show_message
-from app.diagram.view import DiagramPanel
-from app.query.model_picker import ModelPicker
-from app.flow.node_pane import NodeDetailPane
-from app.query.editor import QueryEditor
-from app.workers.query_request import QueryRequest, default_position, default_site
-from app.results.view import ResultsView
-from app.query.run_controls import OptionsBar, RunBar
-from app.settings import AppSettings, SettingsStore
 
 APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100

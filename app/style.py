@@ -60,4 +60,5 @@ def target_prob_rgb(p: float) -> tuple[int, int, int]:
 
 
 def target_prob_hex(p: float) -> str:
-    return "#%02x%02x%02x" % target_prob_rgb(p)
+    r, g, b = target_prob_rgb(p)
+    return f"#{r:02x}{g:02x}{b:02x}"

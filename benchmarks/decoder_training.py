@@ -30,8 +30,8 @@ def throughput(args) -> None:
 
     from engine.decoder.pairs import make_pairs
     from engine.decoder.train import DecoderTrainConfig, new_decoder, sequence_loss
-    from engine.runtime import torch
     from engine.probed.sites import paper_sites
+    from engine.runtime import torch
     from engine.store.folders import find_model, load_probed
 
     print(f"{'task':<9} {'batch':>5} {'buckets':>7} {'ms/step':>8} {'pairs/s':>8} {'tokens/s':>9}")
@@ -70,7 +70,10 @@ def parse_variant(text: str):
         if key not in types or key == "minutes":
             raise SystemExit(f"unknown field {key!r}; fields: {', '.join(k for k in types if k != 'minutes')}")
         kind = str(types[key])
-        changes[key] = (value.lower() in ("1", "true", "yes")) if "bool" in kind else float(value) if "float" in kind else int(value)
+        if "bool" in kind:
+            changes[key] = value.lower() in ("1", "true", "yes")
+        else:
+            changes[key] = float(value) if "float" in kind else int(value)
     return changes
 
 
@@ -80,7 +83,8 @@ def quality(args) -> None:
 
     probed = load_probed(find_model(args.task))
     for text in args.variant or [""]:
-        cfg = replace(DecoderTrainConfig(minutes=args.minutes, check_every_s=60 * args.check_every), **parse_variant(text))
+        base = DecoderTrainConfig(minutes=args.minutes, check_every_s=60 * args.check_every)
+        cfg = replace(base, **parse_variant(text))
         with tempfile.TemporaryDirectory() as tmp:
             _, result = train_decoder(probed, cfg, Path(tmp) / "ckpt.safetensors", resume=False)
         print(f"\n{args.task} [{text or 'defaults'}]: {result.steps} steps, {result.pairs:,} pairs "
@@ -108,7 +112,6 @@ def main() -> None:
     p.add_argument("--variant", action="append", help="comma list of DecoderTrainConfig changes")
     args = parser.parse_args()
 
-    from engine.runtime import torch
 
     from engine.threads import apply_threads
 

@@ -62,9 +62,11 @@ def main() -> None:
         r = runs[0]
         mean_len = sum(len(s.text) * s.multiplicity for s in r.samples) / r.candidates_done
         floor = flops_per_token(inv.decoder.cfg) * mean_len * args.candidates / (gflops * 1e9)
-        print(f"{name:<9} colour {'on ' if colour else 'off'} {secs:.3f} s per query, {args.candidates / secs:,.0f} candidates/s, "
+        print(f"{name:<9} colour {'on ' if colour else 'off'} {secs:.3f} s per query, "
+              f"{args.candidates / secs:,.0f} candidates/s, "
               f"first chunk {first * 1000:.0f} ms; decoder {inv.decoder.cfg.describe()}, "
-              f"sampling in {inv.sampling_decoder.tok_emb.weight.dtype}, mean sample {mean_len:.1f} tokens, decoder floor {floor * 1000:.0f} ms; {r.summary()}")
+              f"sampling in {inv.sampling_decoder.tok_emb.weight.dtype}, mean sample {mean_len:.1f} tokens, "
+              f"decoder floor {floor * 1000:.0f} ms; {r.summary()}")
 
 
 if __name__ == "__main__":

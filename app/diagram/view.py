@@ -11,9 +11,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from app.style import SELECTED_BAND
 from app.diagram.items import CircleNode, RectNode, TokenLabel, wire
 from app.diagram.layout import ROW_HEIGHT, DiagramLayout, DiagramOverlay, column_edges, fixed_height, layout_for
+from app.style import SELECTED_BAND
 
 WIRE_PEN = QPen(QColor("#c4c9d1"), 1.2)
 RESID_PEN = QPen(QColor("#9aa3af"), 2.2)

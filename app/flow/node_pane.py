@@ -11,12 +11,20 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QScrollArea, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.flow.attention_heatmap import AttentionHeatmap
-from app.style import ERROR, MUTED
 from app.flow.overlay import incoming, rank_change, token_text
+from app.style import ERROR, MUTED
 from engine.probed.sites import previous_resid
 
 PUSH_ROWS = 5  # promoted / suppressed tokens shown (the graph keeps top_k)

@@ -7,8 +7,8 @@ that feeds block L+1 is drawn from x{L+1}.pre, the node the block reads.
 """
 from __future__ import annotations
 
-from app.style import target_prob_hex
 from app.diagram.layout import DiagramOverlay, NodeKey, _diagram_key
+from app.style import target_prob_hex
 from engine.probed.sites import aliases
 
 TOOLTIP_TOKENS = 5

@@ -9,10 +9,9 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from engine.tasks import TaskInputError
-
-from app.style import ERROR
 from app.query.token_strip import TokenStrip
+from app.style import ERROR
+from engine.tasks import TaskInputError
 
 RANDOM_ITEM = "random input"
 

@@ -6,11 +6,10 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from app.messages import show_message
+from app.style import ERROR, MUTED
 from engine.errors import StoreError
 from engine.store.folders import list_models, open_folder
-
-from app.style import ERROR, MUTED
-from app.messages import show_message
 
 
 def describe_entry(entry) -> str:

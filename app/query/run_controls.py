@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSpinBox, QWidget)
-
-from engine.query.types import AUTO_SCHEDULE, METRICS, QueryOptions, format_schedule, parse_schedule
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from app.style import ERROR, MUTED
+from engine.query.types import AUTO_SCHEDULE, METRICS, QueryOptions, format_schedule, parse_schedule
 
 AUTO_TEXT = "Auto"
 CUSTOM_TEXT = "Chosen"

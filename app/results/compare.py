@@ -4,8 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
-from app.style import MUTED
 from app.results.view import ResultsView
+from app.style import MUTED
 
 HINT = "Pin two runs from the History panel (Pin left / Pin right) to compare them here."
 

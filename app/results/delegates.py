@@ -12,8 +12,8 @@ from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QToolTip
 
-from app.style import bar_color, bar_fraction, prob_diff_color
 from app.results.table_model import SAMPLE_ROLE
+from app.style import bar_color, bar_fraction, prob_diff_color
 
 INK = QColor("#111827")
 MALFORMED_INK = QColor("#7f1d1d")  # samples that break the task's grammar

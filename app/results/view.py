@@ -8,10 +8,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
 
-from app.style import DIVIDER, MUTED
-from app.results.histogram import DistanceHistogram
 from app.results.delegates import DistanceBarDelegate, SampleDelegate, TextCellDelegate
+from app.results.histogram import DistanceHistogram
 from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel
+from app.style import DIVIDER, MUTED
 
 
 class ResultsTableView(QTableView):

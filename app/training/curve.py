@@ -166,7 +166,7 @@ class TrainingCurve(QWidget):
         """Replace what is drawn by a recorded training run (a finished model or a checkpoint)."""
         self.clear()
         self.set_title(record.title)
-        for step, seconds, loss in record.history:
+        for _step, seconds, loss in record.history:
             self._loss.append((seconds / 60.0, float(loss)))
         for q in record.quality:
             self.add_quality(q["seconds"], q.get("rates") or {}, q.get("well_formed", 0.0))
@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.png:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from engine.errors import StoreError
     from PySide6.QtWidgets import QApplication
+
+    from engine.errors import StoreError
 
     try:
         record = read_record(Path(args.folder))

@@ -11,12 +11,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from engine.store.folders import list_models
-
 from app.style import ERROR
+from app.training.curve import TrainingCurve, TrainingRecord
 from app.training.form import TrainForm
 from app.workers.train_thread import TrainClient, TrainJob
-from app.training.curve import TrainingCurve, TrainingRecord
+from engine.store.folders import list_models
 
 PROGRESS_STEPS = 1000  # the progress bar's resolution
 

@@ -7,12 +7,21 @@ the run starts (engine.decoder.job.new_user_model).
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QSpinBox, QWidget)
-
-from engine.store.folders import list_models
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from app.style import MUTED
+from engine.store.folders import list_models
 
 D_MODELS = (64, 128, 256)
 DEFAULT_D_MODEL = 128

@@ -15,21 +15,23 @@ fake engine; the real one is imported on the engine thread, never at app start-u
 """
 from __future__ import annotations
 
-import os
+import logging
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
-
-from engine.errors import USER_ERRORS
-from engine.query.types import QueryAccumulator
 
 from app.workers.flow_request import FlowRequest, NeuronRequest
 from app.workers.flow_worker import FlowWorker
 from app.workers.query_request import QueryRequest, result_header
+from engine.errors import USER_ERRORS
+from engine.logs import log_path
+from engine.query.types import QueryAccumulator
+
+log = logging.getLogger(__name__)
 
 PARTIAL_EVERY_S = 0.05  # the worker sends accumulated snapshots at most this often (GUI throttles too)
 WARM_UP_CANDIDATES = 128  # one chunk of the default size
@@ -66,9 +68,8 @@ def real_backend() -> EngineBackend:
     def warm_up(inv):
         # torch pays one-time costs (kernel set-up per shape) on the first queries; paying them
         # while "loading" is shown makes the user's first Run as quick as the next ones
-        from engine.query.types import QueryOptions
-
         from app.workers.query_request import default_position
+        from engine.query.types import QueryOptions
 
         task = inv.probed.task
         ids = task.parse_query(task.examples()[0])
@@ -101,16 +102,18 @@ class LoadedModel:
 
 
 def describe_error(e: BaseException) -> str:
-    """One readable line; unexpected errors also leave their traceback on stderr for bug reports."""
+    """One readable line; unexpected errors also leave their traceback in the log file (and on
+    stderr) for bug reports."""
     if isinstance(e, USER_ERRORS):
         return str(e)
     if isinstance(e, MemoryError):
         return "Out of memory: try fewer candidates or a smaller model."
+    log.error("unexpected error in the engine", exc_info=e)
     traceback.print_exception(e, file=sys.stderr)
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     if text:
         return f"{type(e).__name__}: {text}"
-    return f"Unexpected {type(e).__name__} in the engine (details on stderr)."
+    return f"Unexpected {type(e).__name__} in the engine (details in the log: {log_path()})."
 
 
 class EngineWorker(QObject):
@@ -140,7 +143,7 @@ class EngineWorker(QObject):
                     try:
                         self._backend.warm_up(inv)
                     except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
-                        print(f"engine warm-up skipped: {describe_error(e)}", file=sys.stderr)
+                        log.warning("engine warm-up skipped: %s", describe_error(e))
                 self._inverters[key] = inv
             trained = [s.short for s in getattr(inv, "sites", [])]
             self.modelLoaded.emit(req_id, LoadedModel(entry.name, key, entry.task, trained,

@@ -7,7 +7,7 @@ skipped; every exception becomes `errored` with a readable message.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 

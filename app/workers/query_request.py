@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from engine.probed.sites import get_site
 from engine.query.types import QueryOptions, QueryResult
 from engine.query.types import result_header as engine_header
-from engine.probed.sites import get_site
 from engine.tasks import get_task
 
 # Where a new query looks first, per task: the paper's showcase sites.

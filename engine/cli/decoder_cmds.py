@@ -1,13 +1,12 @@
 """`train-decoder` and `eval-decoder`: make and score InversionView decoders."""
 from __future__ import annotations
 
-from engine.tasks import TASKS
-
 import time
 
-from engine.decoder.config import DecoderTrainConfig
 from engine.cli.invocation import command_line
 from engine.cli.probed_cmds import share
+from engine.decoder.config import DecoderTrainConfig
+from engine.tasks import TASKS
 
 
 def add_parsers(sub) -> None:
@@ -58,11 +57,10 @@ def describe_point(q) -> str:
 
 
 def train_decoder_cmd(args) -> int:
+    from engine.cli.progress import ProgressBar, format_seconds
     from engine.decoder.job import checkpoint_path, finish, starting_state
     from engine.decoder.train import checkpoint_meta, train_decoder
-    from engine.runtime import torch
     from engine.store.folders import find_model, load_probed
-    from engine.cli.progress import ProgressBar, format_seconds
 
     if args.threads:
         from engine.threads import apply_threads

@@ -1,9 +1,9 @@
 """`flow`: the flow graph of one input (logit lens per node, contributions, the route), as text or JSON."""
 from __future__ import annotations
 
-from engine.store.folders import DEFAULT_MODEL
-
 import sys
+
+from engine.store.folders import DEFAULT_MODEL
 
 
 def add_parsers(sub) -> None:

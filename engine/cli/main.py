@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from engine.errors import USER_ERRORS
+    from engine.logs import setup_logging
 
+    setup_logging()
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as e:

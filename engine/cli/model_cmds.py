@@ -30,8 +30,8 @@ def models_cmd(args) -> int:
 
 def sites_cmd(args) -> int:
     from engine.probed.sites import all_sites, get_site
-    from engine.tasks import get_task
     from engine.store.folders import find_model
+    from engine.tasks import get_task
 
     entry = find_model(args.model)
     if args.text is None:
@@ -44,8 +44,8 @@ def sites_cmd(args) -> int:
 
     import numpy as np
 
-    from engine.runtime import torch
     from engine.probed.sites import read_site
+    from engine.runtime import torch
     from engine.store.folders import load_probed
 
     site = get_site(entry.probed, args.site)

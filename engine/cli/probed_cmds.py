@@ -1,8 +1,6 @@
 """`train-probed` and `eval-probed`: make and score the probed models."""
 from __future__ import annotations
 
-from engine.tasks import TASKS
-
 import argparse
 import sys
 import time
@@ -10,6 +8,7 @@ from pathlib import Path
 
 from engine.cli.invocation import command_line
 from engine.cli.progress import ProgressBar, format_seconds
+from engine.tasks import TASKS
 
 
 def share(text: str) -> float:
@@ -71,20 +70,18 @@ def add_parsers(sub) -> None:
 def train_probed_cmd(args) -> int:
     from dataclasses import replace
 
-    from engine.store.cards import hardware_summary
     from engine.probed.evaluate import score_probed
     from engine.probed.model import PAPER_CONFIGS
     from engine.probed.train import DEFAULT_SCHEDULES, train_probed
-    from engine.runtime import torch
+    from engine.store.cards import hardware_summary, probed_card
     from engine.store.folders import save_probed, user_data_dir, user_models_dir
-    from engine.store.cards import probed_card
 
     if args.threads:
         from engine.threads import apply_threads
 
         apply_threads(args.threads)
-    from engine.store.safefiles import load_tensors
     from engine.store.folders import find_model
+    from engine.store.safefiles import load_tensors
 
     cfg = DEFAULT_SCHEDULES[args.task]
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),

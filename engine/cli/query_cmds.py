@@ -1,9 +1,9 @@
 """`query`: one InversionView query from the command line, ranked samples printed, optional CSV."""
 from __future__ import annotations
 
-from engine.store.folders import DEFAULT_MODEL
-
 from pathlib import Path
+
+from engine.store.folders import DEFAULT_MODEL
 
 
 def add_parsers(sub) -> None:

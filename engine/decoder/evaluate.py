@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.query.distance import min_distance, position_distances
-from engine.probed.sites import read_site
 from engine.decoder.pairs import random_positions
 from engine.decoder.sampling import generate
+from engine.probed.sites import read_site
+from engine.query.distance import min_distance, position_distances
 
 
 @dataclass

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.decoder.model import ConditionalDecoder, DecoderConfig
 from engine.errors import SiteError, StoreError
 from engine.probed.model import ProbedModel
-from engine.store.safefiles import load_tensors, save_tensors
 from engine.probed.sites import Site, get_site
 from engine.store.folders import ModelEntry, check_state, read_config, write_config
-from engine.decoder.model import ConditionalDecoder, DecoderConfig
+from engine.store.safefiles import load_tensors, save_tensors
 
 
 def save_decoder(folder: Path, decoder: ConditionalDecoder, site_ids: list[str], training: dict) -> None:

@@ -7,15 +7,23 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.store.cards import hardware_summary, probed_card
-from engine.errors import StoreError
-from engine.store.folders import (ModelEntry, check_new_model_name, open_folder, read_config, user_data_dir, user_models_dir,
-                     write_config)
-from engine.probed.model import ProbedModel
-from engine.probed.sites import paper_sites
 from engine.decoder.files import load_decoder, save_decoder
 from engine.decoder.model import ConditionalDecoder
 from engine.decoder.train import SIZE_FIELDS, DecoderTrainConfig, DecoderTrainResult
+from engine.errors import StoreError
+from engine.probed.model import ProbedModel
+from engine.probed.sites import paper_sites
+from engine.store.cards import hardware_summary, probed_card
+from engine.store.folders import (
+    ModelEntry,
+    check_new_model_name,
+    open_folder,
+    read_config,
+    user_data_dir,
+    user_models_dir,
+    write_config,
+)
+
 
 def checkpoint_path(entry: ModelEntry) -> Path:
     """The resumable checkpoint of a decoder being trained into `entry`'s folder."""

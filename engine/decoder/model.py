@@ -30,7 +30,7 @@ class DecoderConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DecoderConfig":
+    def from_dict(cls, d: dict) -> DecoderConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -106,7 +106,8 @@ class DecoderBlock(nn.Module):
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.attn = PrefixAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model))
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(),
+                                 nn.Linear(4 * cfg.d_model, cfg.d_model))
 
     def step(self, x, cache_k, cache_v, filled: int):
         """Sampling: one new token per row (see PrefixAttention.step)."""
@@ -147,7 +148,8 @@ class ConditionalDecoder(nn.Module):
         """Per layer, the condition's key and value: z (B, d_act), site_ids (B,) -> [(B, H, 1, dh)] * 2."""
         c = torch.cat([z, self.site_emb(site_ids)], dim=-1)  # (B, d_act + n_sites)
         c = self.cond_ln(self.cond_blocks(c))
-        return [blk.attn.prefix_kv(ln(proj(c))) for blk, proj, ln in zip(self.blocks, self.cond_proj, self.cond_proj_ln)]
+        return [blk.attn.prefix_kv(ln(proj(c)))
+                for blk, proj, ln in zip(self.blocks, self.cond_proj, self.cond_proj_ln)]
 
     def embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
         """Input vectors (B, T, d) of tokens (B, T) placed at positions start..start+T-1."""

@@ -7,8 +7,8 @@ import threading
 
 import torch
 
-from engine.errors import Cancelled
 from engine.decoder.model import ConditionalDecoder
+from engine.errors import Cancelled
 
 COMPACT_AT = 0.8  # finished rows are dropped once they are a fifth of the batch
 

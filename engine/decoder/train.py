@@ -15,25 +15,24 @@ the measurements), so the recipe is about pairs per second and about seeing prog
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.errors import Cancelled, StoreError
-from engine.probed.model import ProbedModel
-from engine.runtime import flush_denormals
-from engine.store.safefiles import load_tensors
-from engine.train.loop import OptimiserSettings, TrainingLoop
-from engine.probed.sites import Site, paper_sites
+from engine.decoder.config import DecoderTrainConfig
 from engine.decoder.evaluate import measure_quality
 from engine.decoder.model import ConditionalDecoder, DecoderConfig
 from engine.decoder.pairs import make_pairs
-from engine.decoder.config import DecoderTrainConfig
-
+from engine.errors import Cancelled, StoreError
+from engine.probed.model import ProbedModel
+from engine.probed.sites import Site, paper_sites
+from engine.runtime import flush_denormals
+from engine.store.safefiles import load_tensors
+from engine.train.loop import OptimiserSettings, TrainingLoop
 
 MIN_PADDING_TO_SLICE = 0.15  # slice a batch only when padding is at least this share of it
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from engine.flow.graph import DEFAULT_THRESHOLD, FlowEdge, FlowGraph, FlowNode, NeuronReadout, NodeKey, find_route
 from engine.probed.sites import canonical_site, flow_sites, resid_before
-from engine.threads import one_thread_if_small
 from engine.tasks.base import TaskInputError
+from engine.threads import one_thread_if_small
 
 __all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronReadout", "build_flow",
            "default_output_position", "find_route", "flow_for_query", "flow_sites", "resolve_target", "top_neurons"]
@@ -40,7 +40,8 @@ def build_flow(bridge, ids: Sequence[int], vocab: Sequence[str], *, position_lab
     from engine.runtime import torch
 
     cfg = bridge.cfg
-    small = one_thread_if_small(cfg.d_model, max(cfg.d_mlp or 0, cfg.d_vocab), next(bridge.parameters()).device.type == "cpu")
+    on_cpu = next(bridge.parameters()).device.type == "cpu"
+    small = one_thread_if_small(cfg.d_model, max(cfg.d_mlp or 0, cfg.d_vocab), on_cpu)
     with small, torch.inference_mode():
         return _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast)
 

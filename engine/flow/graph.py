@@ -7,7 +7,6 @@ is the InversionView site its decoder was trained on; `canonical_site` maps x{L+
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -140,7 +139,7 @@ class FlowGraph:
         return entry
 
     @classmethod
-    def from_json(cls, text: str) -> "FlowGraph":
+    def from_json(cls, text: str) -> FlowGraph:
         """A graph read back from to_json (without the neuron activations: top_neurons re-runs the model)."""
         try:
             return cls._from_doc(json.loads(text))
@@ -148,7 +147,7 @@ class FlowGraph:
             raise ValueError(f"not a readable flow graph file ({type(e).__name__}: {e})") from None
 
     @classmethod
-    def _from_doc(cls, doc: dict) -> "FlowGraph":
+    def _from_doc(cls, doc: dict) -> FlowGraph:
         if doc.get("format") != JSON_FORMAT:
             raise ValueError(f"not a flow graph file (format {doc.get('format')!r})")
         vocab: dict = {}

@@ -49,7 +49,7 @@ class FinalNorm:
     eps: float
 
     @classmethod
-    def of(cls, bridge) -> "FinalNorm":
+    def of(cls, bridge) -> FinalNorm:
         cfg = bridge.cfg
         kind = (cfg.normalization_type or "").upper()
         if kind and getattr(cfg, "final_rms", False):  # same rule as the native model's final norm
@@ -91,7 +91,7 @@ class Unembed:
     w_u_mean: torch.Tensor  # (d_model,) mean column of W_U
 
     @classmethod
-    def of(cls, bridge, fast: bool | None = None) -> "Unembed":
+    def of(cls, bridge, fast: bool | None = None) -> Unembed:
         """Prepared once per model and weights (W_U transposed and in bfloat16 is 230 MB for GPT-2)."""
         params = [bridge.W_U, getattr(bridge, "b_U", None), getattr(bridge.ln_final, "weight", None),
                   getattr(bridge.ln_final, "bias", None)]
@@ -104,7 +104,7 @@ class Unembed:
         return made
 
     @classmethod
-    def _make(cls, bridge, fast: bool | None) -> "Unembed":
+    def _make(cls, bridge, fast: bool | None) -> Unembed:
         norm = FinalNorm.of(bridge)
         w_u = bridge.W_U.detach().float()
         b_u = getattr(bridge, "b_U", None)
@@ -122,7 +122,7 @@ class Unembed:
         return self.w_u.shape[1]
 
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # bridge -> (weights key, Unembed)
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # bridge -> (weights key, Unembed)
 
 
 def _fast_bf16(device: torch.device) -> bool:

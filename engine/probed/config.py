@@ -25,7 +25,7 @@ class ProbedConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ProbedConfig":
+    def from_dict(cls, d: dict) -> ProbedConfig:
         names = {f.name for f in fields(cls)}
         missing = names - set(d) - {"act_fn"}
         if missing:

@@ -19,7 +19,7 @@ class ProbedScore:
         return self.correct / max(self.n, 1)
 
 
-def correct_rows(task: Task, logits, tokens) -> "np.ndarray":
+def correct_rows(task: Task, logits, tokens) -> np.ndarray:
     """(N,) bool: inputs whose scored next-token predictions are all right (teacher forcing)."""
     import torch
 

@@ -7,7 +7,6 @@ from engine.probed.config import ProbedConfig
 from engine.tasks import TASKS, get_task
 from engine.tasks.base import Task
 
-
 # The paper's sizes, by task name (each task carries its own: engine/tasks/).
 PAPER_CONFIGS = {name: task.probed_config for name, task in TASKS.items()}
 

@@ -7,15 +7,15 @@ the held-out test split is touched only by `eval-probed`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from engine.probed.evaluate import correct_mask, score_probed
 from engine.probed.model import PAPER_CONFIGS, ProbedConfig, build_probed
 from engine.tasks import TASKS
-from engine.probed.evaluate import correct_mask, score_probed
 
 MONITOR_SIZE = 10_000
 _ERROR_SAMPLE_STREAM = 1 << 40  # the length-error sample's own stream, apart from every batch stream [seed, step]
@@ -108,7 +108,8 @@ def error_weights(tokens: np.ndarray, pad_id: int, errors: dict[int, float], flo
     return _spread_over_lengths(tokens, pad_id, lambda length: errors.get(length, 0.0) + floor)
 
 
-def length_errors(module, task, tokens: np.ndarray, rng: np.random.Generator, sample: int = 100_000) -> dict[int, float]:
+def length_errors(module, task, tokens: np.ndarray, rng: np.random.Generator,
+                  sample: int = 100_000) -> dict[int, float]:
     """{input length: error rate} of a model on a random sample of token grids."""
     idx = rng.choice(len(tokens), size=min(sample, len(tokens)), replace=False)
     was_training = module.training

@@ -8,20 +8,20 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from engine.decoder.files import load_decoder
 from engine.decoder.model import ConditionalDecoder
 from engine.decoder.sampling import generate
-from engine.query.distance import min_distance, position_distances
 from engine.errors import Cancelled, SiteError
 from engine.probed.model import ProbedModel
-from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
 from engine.probed.reader import SiteReader
 from engine.probed.sites import Site, get_site
+from engine.query.distance import min_distance, position_distances
+from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
 from engine.store.folders import ModelEntry, find_model, load_probed
 
 

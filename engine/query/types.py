@@ -125,7 +125,7 @@ class QueryResult:
         return (f"{k:,} of {n:,} candidates within epsilon {self.epsilon:g} ({share:.0%}); "
                 f"{len(self.samples):,} distinct samples")
 
-    def with_epsilon(self, epsilon: float) -> "QueryResult":
+    def with_epsilon(self, epsilon: float) -> QueryResult:
         """The same samples re-flagged for another epsilon (no re-sampling)."""
         samples = [replace(s, in_epsilon=s.distance <= epsilon) for s in self.samples]
         return replace(self, epsilon=epsilon, samples=samples)
@@ -175,7 +175,8 @@ def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
         try:
             entry = (float(t), float(eta or 0))
         except ValueError:
-            raise TaskInputError(f"bad schedule {text!r}: {part!r} is not temperature:noise, e.g. 1:0 or 2:0.1") from None
+            raise TaskInputError(f"bad schedule {text!r}: {part!r} is not temperature:noise, "
+                                 "e.g. 1:0 or 2:0.1") from None
         if not (math.isfinite(entry[0]) and math.isfinite(entry[1]) and entry[0] > 0 and entry[1] >= 0):
             raise TaskInputError(f"bad schedule {text!r}: in {part!r} temperature must be > 0 and noise >= 0")
         entries.append(entry)

@@ -41,7 +41,8 @@ def probed_card(entry) -> None:
     tr = config.get("probed_training", {})
     sch = tr.get("schedule", {})
     pc = entry.probed
-    curve = "\n".join(f"| {s} | {sec / 60:.1f} | {loss:.4f} | {acc:.2%} |" for s, sec, loss, acc in tr.get("history", []))
+    curve = "\n".join(f"| {s} | {sec / 60:.1f} | {loss:.4f} | {acc:.2%} |"
+                      for s, sec, loss, acc in tr.get("history", []))
     from engine.tasks import get_task
 
     task = get_task(entry.task)
@@ -67,10 +68,12 @@ def probed_card(entry) -> None:
             + (f"; started from the weights of `{tr['init_from']}`" if tr.get("init_from") else "")
             + ".\n\n"
             f"Command: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}\n\n"
-            f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes." + (f"\n\n{tr['notes']}" if tr.get("notes") else "")),
+            f"Training time: {tr.get('seconds', 0) / 60:.1f} minutes."
+            + (f"\n\n{tr['notes']}" if tr.get("notes") else "")),
         "Measured quality": (
             f"Held-out 25% split ({task.held_out_size():,} inputs), {metric}: "
-            f"**{tr.get('test_accuracy', 0) * 100:.2f}%**. Reproduce with `python main.py eval-probed {entry.task}`.\n\n"
+            f"**{tr.get('test_accuracy', 0) * 100:.2f}%**. "
+            f"Reproduce with `python main.py eval-probed {entry.task}`.\n\n"
             f"The paper reports {paper}."),
         "Training curve (monitoring slice)": "| step | minutes | loss (EMA) | accuracy |\n|---|---|---|---|\n" + curve,
         **decoder_sections(config.get("decoder"), task.agreement_probe()),
@@ -111,7 +114,8 @@ def decoder_sections(dec: dict | None, probe=None) -> dict[str, str]:
         "Decoder: how it was trained": (
             f"Pairs made on the fly from the training split (one site and position per input, 1% BOS), "
             f"AdamW, batch {sch.get('batch_size')}, peak lr {sch.get('lr')}, cosine over a {sch.get('minutes')}-minute "
-            f"budget: {tr.get('steps', 0):,} steps, {tr.get('pairs', 0):,} pairs in {tr.get('seconds', 0) / 60:.1f} minutes."
+            f"budget: {tr.get('steps', 0):,} steps, {tr.get('pairs', 0):,} pairs in "
+            f"{tr.get('seconds', 0) / 60:.1f} minutes."
             + _recipe(sch, tr)
             + f"\n\nCommand: `{tr.get('command')}`\n\nHardware: {tr.get('hardware')}"
             + (f"\n\n{tr['notes']}" if tr.get("notes") else ""))}
@@ -133,7 +137,8 @@ def decoder_sections(dec: dict | None, probe=None) -> dict[str, str]:
             "In-training checks (the in-epsilon test on training-split queries, "
             f"{sch.get('check_queries', '?')} per site):\n\n"
             "| minutes | pairs | average in-epsilon | well-formed |\n|---|---|---|---|\n" + "\n".join(
-                f"| {c['seconds'] / 60:.1f} | {c['pairs']:,} | {sum(c['rates'].values()) / max(len(c['rates']), 1):.2f} "
+                f"| {c['seconds'] / 60:.1f} | {c['pairs']:,} "
+                f"| {sum(c['rates'].values()) / max(len(c['rates']), 1):.2f} "
                 f"| {c['well_formed']:.0%} |" for c in picks))
     curve = tr.get("history", [])
     if curve:

@@ -15,11 +15,12 @@ from pathlib import Path
 from engine.errors import StoreError
 from engine.probed.model import ProbedConfig, ProbedModel, build_probed
 from engine.store.safefiles import atomic_write_text, load_tensors, save_tensors
+from engine.store.shipped import shipped_dir
 
 APP_NAME = "inversionview-studio"
 CONFIG_FORMAT = 1
 DEFAULT_MODEL = "counting"  # the bundled model the app and the commands open when none is named
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
+BUNDLED_DIR = shipped_dir("models")  # the checkout's models/, or the installed copy
 
 
 def user_data_dir() -> Path:

@@ -12,10 +12,10 @@ raised, so a stopped run resumes where it stopped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 

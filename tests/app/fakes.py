@@ -18,8 +18,8 @@ import numpy as np
 
 from engine.errors import StoreError
 from engine.probed.model import PAPER_CONFIGS
-from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
 from engine.probed.sites import get_site, paper_sites
+from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
 from engine.store.folders import find_model, user_models_dir
 from engine.tasks import get_task
 

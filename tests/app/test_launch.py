@@ -44,19 +44,33 @@ def test_display_detection(monkeypatch):
 
 def test_arguments():
     assert parse_args([]) == (None, None)
-    assert parse_args(["--smoke-test"]) == ("docs/screenshot.png", None)
+    assert parse_args(["--smoke-test"]) == ("build/smoke/screenshot.png", None)  # not the tracked docs/
     assert parse_args(["--smoke-test=/tmp/x.png"]) == ("/tmp/x.png", None)
     assert parse_args(["--bogus"])[1] is not None
 
 
-def test_entry_points_exist():
-    from app import launch
+def test_the_declared_entry_points_start_and_reject_a_bad_flag(monkeypatch, capsys):
+    """The scripts pyproject.toml installs resolve to functions that answer a bad flag in one line."""
+    import importlib
+    import tomllib
 
-    assert callable(launch.main) and callable(launch.console_main)
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    targets = list(project["scripts"].values()) + list(project["gui-scripts"].values())
+    assert len(targets) == 2
+    for target in targets:
+        module, func = target.split(":")
+        monkeypatch.setattr(sys, "argv", ["prog", "--no-such-flag"])
+        with pytest.raises(SystemExit) as stop:
+            getattr(importlib.import_module(module), func)()
+        assert stop.value.code == 2, target
+        err = capsys.readouterr().err
+        named = [line for line in err.splitlines() if "--no-such-flag" in line]
+        assert len(named) == 1 and named[0].startswith(("error", "main.py: error")), (target, err)
+        assert "Traceback" not in err, target
 
 
 STARTUP = """
-import sys, threading, time
+import sys, threading
 importers = []
 
 
@@ -68,18 +82,16 @@ class WhoImports:  # records which thread first imports the heavy packages
 
 
 sys.meta_path.insert(0, WhoImports())
-t0 = time.monotonic()
 from app.launch import make_application
 from app.main_window import MainWindow
 app = make_application()
 w = MainWindow()
 w.show()
 app.processEvents()
-shown = time.monotonic() - t0
 heavy = sorted(m for m in ("torch", "transformer_lens") if m in sys.modules)
 w.start()  # the engine thread may begin loading now; the GUI thread imports nothing heavy
 app.processEvents()
-print(f"shown_after={shown:.2f} heavy={heavy} gui_imports={'MainThread' in importers} "
+print(f"heavy={heavy} gui_imports={'MainThread' in importers} "
       f"title={w.windowTitle()!r} desktop={app.desktopFileName()}")
 w.close()
 if w.engine_stuck:  # still importing torch: leave as app.launch does, without destroying the thread
@@ -97,8 +109,7 @@ def test_the_window_shows_before_torch_is_imported(tmp_path):
     out = done.stdout.strip().splitlines()[-1]
     assert "heavy=[]" in out and "gui_imports=False" in out, out
     assert "title='InversionView Studio'" in out and "desktop=inversionview-studio" in out
-    shown = float(out.split("shown_after=")[1].split()[0])
-    assert shown < 4.0, f"window took {shown:.1f} s (goal 2 s; allowance for a loaded CI machine)"
+    # how soon it shows (goal 2 s) is measured by benchmarks/startup.py, not asserted on a shared machine
 
 
 def _smoke_model_dir(tmp_path) -> Path:

@@ -9,15 +9,15 @@ import threading
 import time
 
 import pytest
-from PySide6.QtCore import QThread, QTimer, Qt
+from PySide6.QtCore import Qt, QThread, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.diagram.layout import _diagram_key
-from app.workers.engine_thread import real_backend
 from app.flow.overlay import rank_change, token_text
-from engine.probed.sites import previous_resid
+from app.workers.engine_thread import real_backend
 from engine.flow.graph import FlowGraph
+from engine.probed.sites import previous_resid
 from engine.store.folders import user_models_dir
 from tests.app.real_engine import make_tiny_model, requires_real_engine
 

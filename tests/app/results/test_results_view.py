@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from app.style import bar_color, bar_fraction, prob_diff_color
 from app.results.delegates import token_tooltip
 from app.results.table_model import DISTANCE, SAMPLE, SAMPLE_ROLE, ResultsTableModel
 from app.results.view import ResultsView
+from app.style import bar_color, bar_fraction, prob_diff_color
 from engine.query.types import QueryOptions
 from tests.app.fakes import FakeEngine
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from app.training.curve import NO_QUALITY_NOTE, TrainingCurve, TrainingRecord, read_record
 from app.training.dialog import TrainDialog
 from app.training.form import decoder_size
-from app.training.curve import NO_QUALITY_NOTE, TrainingCurve, TrainingRecord, read_record
 from engine.store.folders import BUNDLED_DIR, user_models_dir
 
 ROOT = Path(__file__).resolve().parents[3]

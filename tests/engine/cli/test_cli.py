@@ -52,6 +52,7 @@ def test_sites_table_and_one_activation(model_dir, capsys):
     assert main(["sites", "--model", str(model_dir)]) == 0
     out = capsys.readouterr().out
     assert "a1.3     blocks.1.attn.hook_z[3]" in out
-    assert main(["sites", "--model", str(model_dir), "--text", "B615+861=1476", "--site", "m1", "--position", "A2"]) == 0
+    args = ["sites", "--model", str(model_dir), "--text", "B615+861=1476", "--site", "m1", "--position", "A2"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "m1 (blocks.1.hook_mlp_out) at position 10 ('A2'): d=32" in out

@@ -7,14 +7,19 @@ import torch.nn.functional as F
 
 from engine.decoder.job import checkpoint_path, new_user_model
 from engine.decoder.pairs import make_pairs
-from engine.decoder.train import (DecoderTrainConfig, QualityPoint, new_decoder, sequence_loss, site_probabilities,
-                                  train_decoder)
+from engine.decoder.train import (
+    DecoderTrainConfig,
+    QualityPoint,
+    new_decoder,
+    sequence_loss,
+    site_probabilities,
+    train_decoder,
+)
 from engine.errors import Cancelled, StoreError
 from engine.probed.model import PAPER_CONFIGS, build_probed
-from engine.store.safefiles import load_tensors
 from engine.probed.sites import paper_sites
 from engine.store.folders import find_model, open_folder
-
+from engine.store.safefiles import load_tensors
 from tests.engine.helpers import make_model_folder, run_cli
 
 

@@ -79,7 +79,7 @@ def test_contributions_into_every_residual_node_sum_to_one(case):
 
 def test_attention_contributions_match_a_plain_recomputation(case):
     model, _, ids, _, cache, graph = case
-    b, into = model.bridge, incoming(graph)
+    b = model.bridge
     L, i = graph.n_layers - 1, len(ids) - 2
     x_pre, x_mid = cache[f"blocks.{L}.hook_resid_pre"][0, i], cache[f"blocks.{L}.hook_resid_mid"][0, i]
     pattern, v = cache[f"blocks.{L}.attn.hook_pattern"][0], cache[f"blocks.{L}.attn.hook_v"][0]

@@ -4,13 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from engine.probed.model import PAPER_CONFIGS, build_probed
-from engine.probed.train import (ProbedTrainConfig, draw_batch, error_weights, length_balanced_weights,
-                                 length_errors, set_attention_temperature, train_probed)
 from engine.probed.evaluate import score_probed
-from engine.store.safefiles import load_tensors
+from engine.probed.model import PAPER_CONFIGS, build_probed
+from engine.probed.train import (
+    ProbedTrainConfig,
+    draw_batch,
+    error_weights,
+    length_balanced_weights,
+    length_errors,
+    set_attention_temperature,
+    train_probed,
+)
 from engine.store.folders import load_probed
-
+from engine.store.safefiles import load_tensors
 from tests.engine.helpers import run_cli
 
 PAD = 39  # counting's padding token

@@ -10,9 +10,9 @@ import torch
 
 from engine.decoder.sampling import draw, generate
 from engine.errors import Cancelled, OutputError, SiteError, StoreError
-from engine.store.export import write_csv
 from engine.query.run import load_inverter, run_query
 from engine.query.types import QueryAccumulator, QueryOptions
+from engine.store.export import write_csv
 from tests.engine.helpers import make_model_folder
 
 QUERY = "Baiaigiaaggi|g:3"

@@ -61,7 +61,8 @@ def test_weights_that_do_not_match_the_config(saved):
     config = json.loads((saved / "config.json").read_text())
     config["probed"]["d_mlp"] = 64
     (saved / "config.json").write_text(json.dumps(config))
-    with pytest.raises(StoreError, match=r"tensor blocks.0.mlp.in.weight has shape \(128, 32\), config.json implies \(64, 32\)"):
+    want = r"tensor blocks.0.mlp.in.weight has shape \(128, 32\), config.json implies \(64, 32\)"
+    with pytest.raises(StoreError, match=want):
         load_probed(find_model(str(saved)))
 
 

@@ -7,9 +7,9 @@ from engine.decoder.pairs import make_pairs
 from engine.decoder.train import DecoderTrainConfig, sequence_loss, train_decoder
 from engine.errors import Cancelled
 from engine.probed.model import PAPER_CONFIGS, build_probed
+from engine.probed.sites import paper_sites
 from engine.probed.train import ProbedTrainConfig, train_probed
 from engine.store.safefiles import load_tensors
-from engine.probed.sites import paper_sites
 
 
 def held_out_loss(model, tokens) -> float:
