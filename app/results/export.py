@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.messages import show_message
+from engine.errors import OutputError
 
 
 def ask_save_path(parent: QWidget, title: str, suggested: str, filter_text: str) -> str:
@@ -43,10 +44,13 @@ def save_image(image, path: str) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not image.save(str(path), "PNG"):
-        raise OSError(f"could not write {path}")
-    return path
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        raise OSError(f"could not encode {path.name} as PNG")
+    return write_atomic(path, bytes(buffer.data()))  # like every output file: atomic, regular files only
 
 
 def export_samples_csv(window, path: str | None = None):
@@ -79,7 +83,7 @@ def export_png(window, which: str, path: str | None = None):
             written = save_image(window.diagram.render_image(), path)
         else:
             written = save_png(window.tabs.currentWidget(), path)
-    except OSError as e:
+    except (OSError, OutputError) as e:
         show_message(window, "Export failed", str(e))
         return None
     window.statusBar().showMessage(f"Saved {written}", 10000)

@@ -1,10 +1,11 @@
 """`train-decoder` and `eval-decoder`: make and score InversionView decoders."""
 from __future__ import annotations
 
+import sys
 import time
 
+from engine.cli import values
 from engine.cli.invocation import command_line
-from engine.cli.probed_cmds import share
 from engine.decoder.config import DecoderTrainConfig
 from engine.tasks import TASKS
 
@@ -13,34 +14,41 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("train-decoder", help="train a decoder for a probed model (time budget, checkpoints, resume)")
     p.add_argument("task", choices=list(TASKS))
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
-    p.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
-    p.add_argument("--batch-size", type=int, default=DecoderTrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=DecoderTrainConfig.lr)
-    p.add_argument("--d-model", type=int, default=DecoderTrainConfig.d_model)
-    p.add_argument("--layers", type=int, default=DecoderTrainConfig.n_layers)
-    p.add_argument("--heads", type=int, default=DecoderTrainConfig.n_heads)
-    p.add_argument("--buckets", type=int, default=DecoderTrainConfig.buckets,
+    p.add_argument("--into", metavar="NAME",
+                   help="train into a new user model NAME made from --model's probed weights")
+    p.add_argument("--into-bundled", action="store_true",
+                   help="allow replacing a bundled model's decoder (in models/); otherwise bundled models are kept")
+    p.add_argument("--minutes", type=values.positive_minutes, default=10.0, help="training time budget (default 10)")
+    p.add_argument("--steps", type=values.steps, help="a budget in optimizer steps instead of minutes")
+    p.add_argument("--batch-size", type=values.batch_size, default=DecoderTrainConfig.batch_size)
+    p.add_argument("--lr", type=values.learning_rate, default=DecoderTrainConfig.lr)
+    p.add_argument("--d-model", type=values.model_width, default=DecoderTrainConfig.d_model)
+    p.add_argument("--layers", type=values.layer_count, default=DecoderTrainConfig.n_layers)
+    p.add_argument("--heads", type=values.head_count, default=DecoderTrainConfig.n_heads)
+    p.add_argument("--buckets", type=values.buckets, default=DecoderTrainConfig.buckets,
                    help="length slices per batch, to compute less padding (1 = none)")
-    p.add_argument("--focus", type=share, default=DecoderTrainConfig.focus,
+    p.add_argument("--focus", type=values.share, default=DecoderTrainConfig.focus,
                    help="share of pairs drawn toward the sites the last check found weakest (0-1)")
-    p.add_argument("--check-every", type=float, default=DecoderTrainConfig.check_every_s / 60, metavar="MINUTES",
+    p.add_argument("--check-every", type=values.minutes_or_zero, default=DecoderTrainConfig.check_every_s / 60,
+                   metavar="MINUTES",
                    help="test the decoder every N minutes (0 = never; the checks set the focus)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's decoder (same size and sites) instead of random weights")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--device")
+    p.add_argument("--threads", type=values.threads)
+    p.add_argument("--device", type=values.device)
     p.set_defaults(func=train_decoder_cmd)
 
     p = sub.add_parser("eval-decoder", help="per-site in-epsilon rate on held-out queries (the paper's test)")
     p.add_argument("task", choices=list(TASKS))
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
-    p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--epsilon", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device")
+    p.add_argument("--queries", type=values.queries, default=200)
+    p.add_argument("--epsilon", type=values.epsilon, default=0.1)
+    p.add_argument("--seed", type=values.seed, default=0)
+    p.add_argument("--device", type=values.device)
     p.add_argument("--record", action="store_true", help="store the figures in config.json and CARD.md")
+    p.add_argument("--into-bundled", action="store_true", help="allow --record to write into a bundled model")
     p.set_defaults(func=eval_decoder_cmd)
 
 
@@ -56,28 +64,55 @@ def describe_point(q) -> str:
     return f"average in-epsilon {q.average:.2f}, well-formed {q.well_formed:.0%} ({sites})"
 
 
+def refuse_bundled(entry, allowed: bool, what: str, instead: str) -> None:
+    """StoreError when `entry` is a bundled model and the command was not told to write into it."""
+    from engine.errors import StoreError
+    from engine.store.folders import is_bundled
+
+    if is_bundled(entry.path) and not allowed:
+        raise StoreError(f"model {entry.name!r} is bundled ({entry.path}); {what} would change it: "
+                         f"{instead}, or add --into-bundled to write into it")
+
+
+def _check_every_steps(args) -> int:
+    """With a budget in steps, the in-training checks come ten times a run (none with --check-every 0)."""
+    if args.steps is None or args.check_every == 0:
+        return 0
+    return max(1, args.steps // 10)
+
+
 def train_decoder_cmd(args) -> int:
     from engine.cli.progress import ProgressBar, format_seconds
-    from engine.decoder.job import checkpoint_path, finish, starting_state
+    from engine.cli.stopping import StopOnInterrupt
+    from engine.decoder.job import checkpoint_path, finish, new_user_model, starting_state
     from engine.decoder.train import checkpoint_meta, train_decoder
-    from engine.store.folders import find_model, load_probed
+    from engine.errors import Cancelled
+    from engine.store.folders import check_new_model_name, find_model, load_probed
 
+    if args.into:
+        check_new_model_name(args.into)  # before anything is loaded or written
+    base = _entry(args)
+    if not args.into:
+        refuse_bundled(base, args.into_bundled, "training its decoder",
+                       f"give --into NAME to train into a new user model made from {base.name!r}")
     if args.threads:
         from engine.threads import apply_threads
 
         apply_threads(args.threads)
-    entry = _entry(args)
-    probed = load_probed(entry, device=args.device)
+    probed = load_probed(base, device=args.device)
     cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
-                             buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every)
+                             buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every,
+                             steps=args.steps, check_every_steps=_check_every_steps(args))
     init_state = None
     if args.init_from:
         init_state = starting_state(find_model(args.init_from, task=args.task), probed, cfg)
+    entry = new_user_model(base, args.into) if args.into else base
     checkpoint = checkpoint_path(entry)
     if not args.fresh:
         checkpoint_meta(checkpoint, cfg, entry.name)  # a stopped run of another size: say so before loading anything
-    print(f"training a decoder for {entry.name}: {args.minutes:g} minutes, d_model {cfg.d_model}, "
+    budget = f"{args.steps:,} steps" if args.steps else f"{args.minutes:g} minutes"
+    print(f"training a decoder for {entry.name} ({entry.path}): {budget}, d_model {cfg.d_model}, "
           f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
     bar = ProgressBar(f"decoder {entry.task}")
 
@@ -86,8 +121,15 @@ def train_decoder_cmd(args) -> int:
             bar.note(f"check at {p.seconds / 60:.1f} min: {describe_point(p.quality)}")
         bar.update(int(p.seconds), int(p.budget), p.seconds, f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}")
 
-    decoder, result = train_decoder(probed, cfg, checkpoint, resume=not args.fresh, on_progress=show,
-                                    init_state=init_state)
+    with StopOnInterrupt() as interrupt:
+        try:
+            decoder, result = train_decoder(probed, cfg, checkpoint, resume=not args.fresh, on_progress=show,
+                                            init_state=init_state, should_stop=interrupt.requested)
+        except Cancelled:
+            bar.close()
+            print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to "
+                  f"resume; {entry.path} is unchanged", file=sys.stderr)
+            return 130
     bar.close()
     print(f"trained {result.steps} steps ({result.pairs:,} pairs) in {format_seconds(result.seconds)}")
     finish(entry, decoder, result, cfg, command_line(), str(probed.device), args.init_from)
@@ -100,6 +142,8 @@ def eval_decoder_cmd(args) -> int:
     from engine.query.run import load_inverter
 
     entry = _entry(args)
+    if args.record:
+        refuse_bundled(entry, args.into_bundled, "--record", "leave out --record to only print the figures")
     inv = load_inverter(entry, device=args.device)
     t0 = time.time()
     q = evaluate_decoder(inv, n_queries=args.queries, epsilon=args.epsilon, seed=args.seed)
@@ -120,14 +164,16 @@ def eval_decoder_cmd(args) -> int:
 
 
 def _record_quality(entry, q) -> None:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from engine.store.cards import probed_card
     from engine.store.folders import open_folder, read_config, write_config
+    from engine.store.staging import rewrite_folder
 
-    config = read_config(entry.path)
-    config["decoder"]["quality"] = {**asdict(q), "average": q.average, "well_formed": q.well_formed,
-                                    "command": command_line(leave_out=("--record",))}
-    write_config(entry.path, config)
-    probed_card(open_folder(entry.path, entry.source))
+    with rewrite_folder(entry.path) as staging:  # config and card change together
+        config = read_config(staging)
+        config["decoder"]["quality"] = {**asdict(q), "average": q.average, "well_formed": q.well_formed,
+                                        "command": command_line(leave_out=("--record", "--into-bundled"))}
+        write_config(staging, config)
+        probed_card(replace(open_folder(staging, entry.source), name=entry.name))
     print(f"recorded in {entry.path / 'CARD.md'}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
 
 
@@ -10,19 +11,18 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("flow", help="the flow graph of one input: logit lens per node, contributions and the route")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--text", required=True, help="a query input, e.g. Baiaigiaaggi|g:3")
-    p.add_argument("--threshold", type=float, default=0.04, help="the route keeps edges of at least this weight "
+    p.add_argument("--threshold", type=values.share, default=0.04, help="the route keeps edges of at least this weight "
                    "(default 0.04); the JSON keeps the same edges, 0 = every edge")
     p.add_argument("--target", help="target token (its text, or an id) at every position "
                    "(default: the model's own prediction at each position)")
     p.add_argument("--position", help="the route's output position: index or label such as ':' "
                    "(default: the last position the model is trained to predict from)")
-    p.add_argument("--top-k", type=int, default=5, help="tokens per readout (default 5)")
+    p.add_argument("--top-k", type=values.top_k, default=5, help="tokens per readout (default 5)")
     p.add_argument("--json", metavar="PATH", help="write the graph as JSON (written whole or not at all)")
     p.set_defaults(func=flow_cmd)
 
 
 def flow_cmd(args) -> int:
-    from engine.errors import StoreError
     from engine.store.folders import find_model, load_probed
     from engine.tasks.base import TaskInputError
 
@@ -43,10 +43,7 @@ def flow_cmd(args) -> int:
         from engine.store.safefiles import atomic_write_text
 
         path = Path(args.json)
-        try:
-            atomic_write_text(path, graph.to_json())
-        except OSError as e:
-            raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
+        atomic_write_text(path, graph.to_json())  # OutputError, one line, when it cannot be written
     print_summary(graph, entry.name, model.config.describe(), sys.stdout)
     if args.json:
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, "

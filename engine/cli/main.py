@@ -11,8 +11,20 @@ import sys
 from engine.cli import decoder_cmds, flow_cmds, model_cmds, probed_cmds, query_cmds
 
 
+class UsageError(Exception):
+    """A flag or value argparse refused; main() prints it as the usual one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block before its error; the house rule is one line naming
+    what was wrong and what is allowed, so the error names the command's --help instead."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see: python {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="main.py",
         description="InversionView Studio: what does an activation inside a transformer encode? "
                     "Without a command, opens the desktop app.",
@@ -28,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -1,80 +1,61 @@
 """`train-probed` and `eval-probed`: make and score the probed models."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from engine.cli import values
 from engine.cli.invocation import command_line
 from engine.cli.progress import ProgressBar, format_seconds
 from engine.tasks import TASKS
 
 
-def share(text: str) -> float:
-    """An argparse type: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
-
-
-def temperature(text: str) -> float:
-    """An argparse type: a number from 1 to 100."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 1.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"expected a temperature from 1 to 100, got {text!r}")
-    return value
-
-
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-probed", help="train a probed model on its task (checkpoints, resume)")
     p.add_argument("task", choices=list(TASKS))
-    p.add_argument("--steps", type=int, help="optimizer steps (default: the bundled model's schedule)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--warmup", type=int, help="warm-up steps")
-    p.add_argument("--balance-lengths", type=share, metavar="SHARE",
+    p.add_argument("--steps", type=values.steps, help="optimizer steps (default: the bundled model's schedule)")
+    p.add_argument("--batch-size", type=values.batch_size)
+    p.add_argument("--lr", type=values.learning_rate)
+    p.add_argument("--warmup", type=values.warmup, help="warm-up steps")
+    p.add_argument("--balance-lengths", type=values.share, metavar="SHARE",
                    help="share of each batch drawn with every input length equally likely (0-1)")
-    p.add_argument("--error-focus", type=share, metavar="SHARE",
+    p.add_argument("--error-focus", type=values.share, metavar="SHARE",
                    help="share of each batch drawn toward the input lengths the starting weights get wrong "
                         "(in proportion to their error rate; for fine-tuning with --init-from)")
-    p.add_argument("--attention-temperature", type=temperature, metavar="T",
+    p.add_argument("--attention-temperature", type=values.temperature, metavar="T",
                    help="divide attention scores by T at the start, easing to 1 over the first 70%% of steps; "
                         "lets fine-tuning move attention that has saturated on the wrong token")
-    p.add_argument("--soften-layers", type=int, nargs="+", metavar="LAYER",
+    p.add_argument("--soften-layers", type=values.layer_index, nargs="+", metavar="LAYER",
                    help="the layers --attention-temperature applies to (default: all)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's weights (fine-tune with the given schedule)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--out", type=Path, help="model folder to write (default: user models dir / TASK)")
+    p.add_argument("--into-bundled", action="store_true", help="allow --out to be a bundled model's folder")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=values.threads, help="torch CPU threads")
+    p.add_argument("--device", type=values.device, help="cpu or cuda (default: cuda when present)")
     p.set_defaults(func=train_probed_cmd)
 
     p = sub.add_parser("eval-probed", help="score a probed model on the held-out 25%% split")
     p.add_argument("task", choices=list(TASKS))
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
-    p.add_argument("--limit", type=int, help="score only the first N held-out inputs")
-    p.add_argument("--device")
+    p.add_argument("--limit", type=values.limit, help="score only the first N held-out inputs")
+    p.add_argument("--device", type=values.device)
     p.set_defaults(func=eval_probed_cmd)
 
 
 def train_probed_cmd(args) -> int:
     from dataclasses import replace
 
+    from engine.cli.stopping import StopOnInterrupt
+    from engine.errors import Cancelled
     from engine.probed.evaluate import score_probed
     from engine.probed.model import PAPER_CONFIGS
     from engine.probed.train import DEFAULT_SCHEDULES, train_probed
     from engine.store.cards import hardware_summary, probed_card
-    from engine.store.folders import save_probed, user_data_dir, user_models_dir
+    from engine.store.folders import is_bundled, run_path, save_probed, user_models_dir
 
     if args.threads:
         from engine.threads import apply_threads
@@ -100,7 +81,11 @@ def train_probed_cmd(args) -> int:
     if args.init_from:
         init_state, _ = load_tensors(find_model(args.init_from, task=args.task).path / "probed.safetensors")
     out = args.out or user_models_dir() / args.task
-    checkpoint = user_data_dir() / "runs" / f"probed-{args.task}-{Path(out).resolve().name}.safetensors"
+    if is_bundled(out) and not args.into_bundled:
+        print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "
+              "or write elsewhere", file=sys.stderr)
+        return 2
+    checkpoint = run_path("probed", args.task, Path(out))
     print(f"training {args.task}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
     bar = ProgressBar(f"train {args.task}")
 
@@ -108,8 +93,15 @@ def train_probed_cmd(args) -> int:
         acc = f"monitor acc {p.monitor_accuracy:.2%}" if p.monitor_accuracy is not None else ""
         bar.update(p.step, p.total, p.elapsed, f"loss {p.loss:.4f} {acc}")
 
-    model, result = train_probed(cfg, checkpoint, resume=not args.fresh, device=args.device,
-                                 init_state=init_state, on_progress=show)
+    with StopOnInterrupt() as interrupt:
+        try:
+            model, result = train_probed(cfg, checkpoint, resume=not args.fresh, device=args.device,
+                                         init_state=init_state, on_progress=show, should_stop=interrupt.requested)
+        except Cancelled:
+            bar.close()
+            print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to resume; "
+                  f"{out} is unchanged", file=sys.stderr)
+            return 130
     bar.close()
     print(f"trained {result.steps_done} steps in {format_seconds(result.seconds)}; scoring the held-out split...")
     t0 = time.time()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
 
 
@@ -14,15 +15,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
     p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
-    p.add_argument("--candidates", type=int, default=1024)
-    p.add_argument("--epsilon", type=float, default=0.1)
+    p.add_argument("--candidates", type=values.candidates, default=1024)
+    p.add_argument("--epsilon", type=values.epsilon, default=0.1)
     p.add_argument("--metric", choices=METRICS, default="euclidean")
     p.add_argument("--schedule", default="auto",
                    help="'auto' (the paper's 4 settings) or T:NOISE pairs, e.g. 1:0,2:0.1")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top", type=int, default=30, help="rows to print (default 30)")
+    p.add_argument("--seed", type=values.seed, default=0)
+    p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
     p.add_argument("--csv", type=Path, help="write every distinct sample to this CSV file")
-    p.add_argument("--device")
+    p.add_argument("--device", type=values.device)
     p.set_defaults(func=query_cmd)
 
 

@@ -4,7 +4,7 @@ its checkpoint lives, and what is written at the end (weights, config section, m
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from engine.decoder.files import load_decoder, save_decoder
@@ -19,15 +19,17 @@ from engine.store.folders import (
     check_new_model_name,
     open_folder,
     read_config,
-    user_data_dir,
+    run_path,
     user_models_dir,
     write_config,
 )
+from engine.store.staging import rewrite_folder
 
 
 def checkpoint_path(entry: ModelEntry) -> Path:
-    """The resumable checkpoint of a decoder being trained into `entry`'s folder."""
-    return user_data_dir() / "runs" / f"decoder-{entry.task}-{entry.path.resolve().name}.safetensors"
+    """The resumable checkpoint of a decoder being trained into `entry`'s folder: keyed by the
+    folder's full path, so two models with the same folder name never share a run."""
+    return run_path("decoder", entry.task, entry.path)
 
 
 def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
@@ -47,15 +49,12 @@ def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
         if entry.has_decoder and not checkpoint_path(entry).is_file():
             raise StoreError(f"model {name!r} already has a trained decoder; choose another name")
         return entry
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copyfile(source, tmp / "probed.safetensors")
-    config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name")}
-    config["name"] = name
-    config["based_on"] = base.name
-    write_config(tmp, config)
-    tmp.rename(folder)
+    with rewrite_folder(folder) as staging:
+        shutil.copyfile(source, staging / "probed.safetensors")
+        config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name")}
+        config["name"] = name
+        config["based_on"] = base.name
+        write_config(staging, config)
     return open_folder(folder, "user")
 
 
@@ -81,7 +80,7 @@ def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainR
     notes = (read_config(entry.path).get("decoder") or {}).get("training", {}).get("notes")
     if notes:
         training["notes"] = notes
-    save_decoder(entry.path, decoder, result.sites, training)
-    done = open_folder(entry.path, entry.source)
-    probed_card(done)
-    return done
+    with rewrite_folder(entry.path) as staging:  # weights, config and card land together or not at all
+        save_decoder(staging, decoder, result.sites, training)
+        probed_card(replace(open_folder(staging, entry.source), name=entry.name))
+    return open_folder(entry.path, entry.source)

@@ -158,7 +158,7 @@ def resolve_target(task, token: str | int | None) -> int | None:
     found = task.vocab.token_id(token)
     if found is not None:
         return found
-    if token.isdigit() and int(token) < task.vocab.vocab_size:
+    if token.isascii() and token.isdigit() and len(token) < 10 and int(token) < task.vocab.vocab_size:
         return int(token)
     raise TaskInputError(f"unknown target token {token!r}; give a token of {task.vocab.describe()} or an id")
 

@@ -47,8 +47,5 @@ def write_csv(result: QueryResult, path: str | Path) -> Path:
         raise OutputError(f"{path} is a folder; give a file name such as {path / 'samples.csv'}")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        atomic_write_bytes(path, csv_text(result).encode("utf-8"))
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    atomic_write_bytes(path, csv_text(result).encode("utf-8"))  # OutputError when it cannot be written
     return path

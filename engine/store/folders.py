@@ -6,6 +6,7 @@ safetensors only; any problem is a StoreError naming the file and what was expec
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from engine.errors import StoreError
 from engine.probed.model import ProbedConfig, ProbedModel, build_probed
 from engine.store.safefiles import atomic_write_text, load_tensors, save_tensors
 from engine.store.shipped import shipped_dir
+from engine.store.staging import recover, rewrite_folder
 
 APP_NAME = "inversionview-studio"
 CONFIG_FORMAT = 1
@@ -35,6 +37,14 @@ def user_data_dir() -> Path:
 
 def user_models_dir() -> Path:
     return user_data_dir() / "models"
+
+
+def run_path(kind: str, task: str, folder: Path) -> Path:
+    """The resumable checkpoint of a `kind` ("probed" or "decoder") run training into `folder`:
+    keyed by the folder's full path, so two folders of the same name never share a run."""
+    folder = Path(folder).resolve()
+    key = hashlib.sha1(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return user_data_dir() / "runs" / f"{kind}-{task}-{folder.name[:60]}-{key}.safetensors"
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -82,8 +92,18 @@ def read_config(folder: Path) -> dict:
     return config
 
 
+def is_bundled(path: Path) -> bool:
+    """Whether `path` is (inside) the shipped models/ folder, which commands write into only when told to."""
+    try:
+        Path(path).resolve().relative_to(BUNDLED_DIR.resolve())
+        return True
+    except ValueError:
+        return False
+
+
 def open_folder(folder: Path, source: str = "folder") -> ModelEntry:
     folder = Path(folder)
+    _recover(folder)
     config = read_config(folder)
     try:
         probed = ProbedConfig.from_dict(config["probed"])
@@ -99,7 +119,9 @@ def list_models() -> list[ModelEntry]:
     for root, source in ((BUNDLED_DIR, "bundled"), (user_models_dir(), "user")):
         if not root.is_dir():
             continue
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for left in root.glob(".*.previous"):  # a rewrite cut between its two renames
+            _recover(root / left.name[1:-len(".previous")])
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             try:
                 entries.append(open_folder(folder, source))
             except StoreError:
@@ -148,16 +170,23 @@ def check_state(path: Path, expected: dict, found: dict) -> None:
 
 
 def save_probed(model: ProbedModel, folder: Path, name: str | None = None, extra: dict | None = None) -> ModelEntry:
-    """Write probed.safetensors and config.json (keeping any decoder section already there)."""
+    """Write probed.safetensors and config.json (keeping any decoder section already there), as one unit."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(folder / "probed.safetensors", model.bridge.state_dict())
-    config = read_config(folder) if (folder / "config.json").is_file() else {}
-    config.update({"format": CONFIG_FORMAT, "name": name or config.get("name") or folder.name,
-                   "task": model.config.task, "probed": model.config.to_dict()})
-    config.update(extra or {})
-    write_config(folder, config)
+    with rewrite_folder(folder) as staging:
+        save_tensors(staging / "probed.safetensors", model.bridge.state_dict())
+        config = read_config(staging) if (staging / "config.json").is_file() else {}
+        config.update({"format": CONFIG_FORMAT, "name": name or config.get("name") or folder.name,
+                       "task": model.config.task, "probed": model.config.to_dict()})
+        config.update(extra or {})
+        write_config(staging, config)
     return open_folder(folder)
+
+
+def _recover(folder: Path) -> None:
+    try:
+        recover(folder)
+    except OSError:  # a read-only install: nothing to put back there
+        pass
 
 
 def write_config(folder: Path, config: dict) -> None:

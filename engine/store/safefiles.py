@@ -5,28 +5,72 @@ step count and other small facts as JSON in the file's metadata.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
-from engine.errors import StoreError
+from engine.errors import OutputError, StoreError
+
+# The process's umask, read once at import (reading it means setting it, which is not thread-safe later).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+STALE_TEMP_S = 600  # a temp file this old beside its target was left by a killed writer
+
+
+def writable_target(path: Path) -> Path:
+    """The file a write to `path` replaces: a symlink's target; OutputError when something other
+    than a regular file (a folder, a device, a pipe) is there, so a write never replaces it."""
+    path = Path(path)
+    try:
+        if path.is_symlink():
+            path = path.resolve()
+        there = path.exists()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise OutputError(f"cannot write {str(path)[:300]}: {e.strerror or e}") from None
+    if there and not path.is_file():
+        raise OutputError(f"cannot write {path}: it is not a regular file (a folder, device or pipe); "
+                          "give the path of a file")
+    return path
+
+
+def _remove_stale_temps(path: Path) -> None:
+    for old in path.parent.glob(f".{glob.escape(path.name[:200])}.*.tmp"):
+        try:
+            if time.time() - old.stat().st_mtime > STALE_TEMP_S:
+                old.unlink()
+        except OSError:
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that a reader sees the old or the new content, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write a file so that a reader sees the old or the new content, never half of it.
+
+    Only a regular file (or nothing) is replaced; the old file's permissions are kept (a new
+    file gets the usual 0666 less the umask, not mkstemp's 0600); the temp file is removed on
+    any error we can catch, and a killed writer's leftover is removed by the next write."""
+    path = writable_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK
+        _remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
         raise
 
 

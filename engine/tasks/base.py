@@ -205,7 +205,10 @@ class Task(ABC):
         """A position given as an index or as a label (':' or 'A1'), checked against the input."""
         labels = self.position_labels(ids)
         n = len(labels)
-        if isinstance(position, str) and position.lstrip("-").isdigit():
+        if isinstance(position, str) and position.lstrip("-").isascii() and position.lstrip("-").isdigit():
+            if len(position) > 9:  # no input is that long; int() of thousands of digits even fails
+                raise TaskInputError(f"position {position[:12]}... is out of range; "
+                                     f"this input has positions 0-{n - 1}")
             position = int(position)
         if isinstance(position, int):
             if not 0 <= position < n:

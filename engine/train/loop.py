@@ -126,6 +126,10 @@ class TrainingLoop:
             self.loss_ema = value if self.loss_ema is None else (
                 LOSS_SMOOTHING * self.loss_ema + (1 - LOSS_SMOOTHING) * value)
             if after_step is not None:
-                after_step()
+                try:
+                    after_step()
+                except Cancelled:  # a stop asked for during the caller's in-training check
+                    self.save()
+                    raise
             if time.time() - self._last_save > self.checkpoint_every_s:
                 self.save()

@@ -36,7 +36,7 @@ def test_bad_input_in_a_real_process_is_one_line_and_exit_2(model_dir):
     (["query", "--text", "B615+861=1476", "--site", "x1.post", "--position", "A1", "--csv", "/no/such/dir/x.csv"],
      "folder /no/such/dir does not exist"),
     (["query", "--text", "B615+861=1476", "--site", "x1.post", "--position", "A1", "--candidates", "0"],
-     "candidates must be 1-65536"),
+     "--candidates: expected a number of candidates from 1 to 65,536, got '0'"),
     (["query", "--text", "B615+861=1476", "--site", "x1.post", "--position", "A1", "--schedule", "hot"],
      "bad schedule 'hot'"),
 ])

@@ -1,5 +1,7 @@
 """The decoder training recipe: length buckets, hard-site focus, in-training checks, jobs that
 train into a new user model."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -101,7 +103,11 @@ def test_new_user_model_copies_the_probed_weights(tmp_path):
     assert made.source == "user" and made.task == "addition" and not made.has_decoder
     assert (made.path / "probed.safetensors").read_bytes() == (base.path / "probed.safetensors").read_bytes()
     assert new_user_model(base, "addition-try").path == made.path  # same weights: resumable
-    assert checkpoint_path(made).name == "decoder-addition-addition-try.safetensors"
+    # the checkpoint is keyed by the folder's full path: a same-named folder elsewhere has its own run
+    assert checkpoint_path(made).name.startswith("decoder-addition-addition-try-")
+    elsewhere = replace(made, path=tmp_path / "other" / "addition-try")
+    assert checkpoint_path(elsewhere) != checkpoint_path(made)
+    assert checkpoint_path(elsewhere).parent == checkpoint_path(made).parent
     with pytest.raises(StoreError, match="already exists.*other probed weights"):
         new_user_model(find_model("counting"), "addition-try")
     for bad in ("", "../up", "a b", "-x", "x" * 65):
@@ -111,7 +117,8 @@ def test_new_user_model_copies_the_probed_weights(tmp_path):
 
 def test_cli_rejects_bad_recipe_options(tmp_path):
     r = run_cli("train-probed", "counting", "--balance-lengths", "1.5")
-    assert r.returncode == 2 and "expected a share between 0 and 1" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--balance-lengths: expected a share from 0 to 1" in r.stderr
+    assert "Traceback" not in r.stderr
     folder = make_model_folder(tmp_path / "bare", "addition")
     r = run_cli("train-decoder", "addition", "--model", str(folder), "--init-from", str(folder), "--minutes", "0.01")
     assert r.returncode == 2 and "has no decoder" in r.stderr and "Traceback" not in r.stderr

@@ -327,7 +327,7 @@ def test_flow_command_prints_the_route_and_writes_json(model_dir, tmp_path, caps
     (["--text", "Baixigiaaggi|g:3"], "not a well-formed counting input"),
     (["--text", COUNTING_TEXT, "--target", "%"], "unknown target token '%'"),
     (["--text", COUNTING_TEXT, "--position", "Z"], "'Z' is not a position label"),
-    (["--text", COUNTING_TEXT, "--threshold", "2"], "--threshold must be between 0 and 1"),
+    (["--text", COUNTING_TEXT, "--threshold", "2"], "--threshold: expected a share from 0 to 1"),
 ])
 def test_flow_command_bad_input_is_one_line_exit_2_and_no_file(model_dir, tmp_path, capsys, args, message):
     out = tmp_path / "graph.json"

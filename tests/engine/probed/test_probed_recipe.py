@@ -112,5 +112,5 @@ def test_cli_rejects_bad_softening_options():
     r = run_cli("train-probed", "counting", "--soften-layers", "2", "--steps", "1")
     assert r.returncode == 2 and "the counting model has layers 0-1, got 2" in r.stderr
     r = run_cli("train-probed", "counting", "--attention-temperature", "0.5")
-    assert r.returncode == 2 and "expected a temperature from 1 to 100" in r.stderr
+    assert r.returncode == 2 and "--attention-temperature: expected a temperature from 1 to 100" in r.stderr
     assert "Traceback" not in r.stderr

@@ -1,0 +1,92 @@
+"""Argparse types for the command line's numbers: each refuses what it cannot mean, in one line.
+
+float() accepts "nan", "inf" and "-1"; int() accepts "²"-like digits only through str.isdigit
+tricks and any number of digits. These types say what is allowed instead."""
+from __future__ import annotations
+
+import argparse
+import math
+
+MAX_STEPS = 100_000_000  # about a year of the fastest run here; more is a typo
+MAX_MINUTES = 60 * 24 * 30  # a month
+
+
+def _number(text: str, kind: type) -> float | int | None:
+    if len(text) > 32:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _show(bound) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
+
+def in_range(kind: type, low, high, what: str):
+    """A type for a `kind` number from `low` to `high` inclusive."""
+
+    def parse(text: str):
+        value = _number(text, kind)
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {_show(low)} to {_show(high)}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+def positive_minutes(text: str) -> float:
+    """Minutes of training: a finite number above 0 and at most a month."""
+    value = _number(text, float)
+    if value is None or not 0 < value <= MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"expected minutes above 0 and at most {MAX_MINUTES:,}, got {text!r}")
+    return value
+
+
+share = in_range(float, 0.0, 1.0, "a share")
+temperature = in_range(float, 1.0, 100.0, "a temperature")
+steps = in_range(int, 1, MAX_STEPS, "a number of steps")
+seed = in_range(int, 0, 2**32 - 1, "a seed")
+threads = in_range(int, 1, 1024, "a thread count")
+batch_size = in_range(int, 1, 1_048_576, "a batch size")
+learning_rate = in_range(float, 1e-9, 10.0, "a learning rate")
+model_width = in_range(int, 8, 8192, "a width")
+layer_count = in_range(int, 1, 128, "a layer count")
+head_count = in_range(int, 1, 128, "a head count")
+layer_index = in_range(int, 0, 127, "a layer index")
+buckets = in_range(int, 1, 64, "a bucket count")
+minutes_or_zero = in_range(float, 0.0, float(MAX_MINUTES), "minutes")
+warmup = in_range(int, 0, MAX_STEPS, "a number of steps")
+queries = in_range(int, 1, 100_000, "a number of queries")
+candidates = in_range(int, 1, 65_536, "a number of candidates")  # the engine's own limit
+rows = in_range(int, 1, 1_000_000, "a number of rows")
+limit = in_range(int, 1, 1_000_000_000, "a number of inputs")
+top_k = in_range(int, 1, 1000, "a number of tokens")
+epsilon = in_range(float, 1e-6, 100.0, "an epsilon")
+
+
+def device(text: str) -> str:
+    """cpu, cuda, cuda:N or mps, and only one this machine has."""
+    import torch
+
+    name = text.strip().lower()
+    if name == "cpu":
+        return name
+    if name == "mps":
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return name
+        raise argparse.ArgumentTypeError("mps is not available on this machine; use cpu")
+    kind, _, index = name.partition(":")
+    if kind != "cuda" or (index and not (index.isascii() and index.isdigit() and len(index) < 4)):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
+    if not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here (torch {torch.__version__}); "
+                                         "use cpu")
+    if index and int(index) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return name
