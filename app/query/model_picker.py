@@ -28,7 +28,8 @@ class ModelPicker(QWidget):
         self.combo.setToolTip("Bundled models, then your own (user models folder)")
         self.combo.activated.connect(self._on_activated)
         self.open_button = QPushButton("Open model folder…")
-        self.open_button.setToolTip("Use a model folder (config.json, probed.safetensors, decoder.safetensors)")
+        self.open_button.setToolTip("Use a model folder (inversionview.json, probed.safetensors, decoder.safetensors; "
+                                    "or a Hugging Face GPT-2 checkpoint of a task)")
         self.open_button.clicked.connect(self.ask_folder)
         self.state = QLabel()
         self.state.setTextFormat(Qt.PlainText)  # engine messages may hold paths and '<'

@@ -57,15 +57,15 @@ class TrainingRecord:
 
 
 def read_record(folder: Path) -> TrainingRecord:
-    """The decoder training record in a model folder's config.json; StoreError when there is none."""
+    """The decoder training record in a model folder's record (inversionview.json); StoreError when there is none."""
     from engine.errors import StoreError
-    from engine.store.folders import read_config
+    from engine.store.folders import read_config, record_path
 
     config = read_config(Path(folder))
     decoder = config.get("decoder") or {}
     training = decoder.get("training") or {}
     if not training.get("history") and not training.get("quality"):
-        raise StoreError(f"{Path(folder) / 'config.json'}: no decoder training record (train a decoder first)")
+        raise StoreError(f"{record_path(Path(folder))}: no decoder training record (train a decoder first)")
     size = decoder.get("config") or {}
     parts = []
     if size.get("d_model"):
@@ -244,7 +244,7 @@ class TrainingCurve(QWidget):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.training_curve",
                                      description="Show (or save as PNG) a model's decoder training curves.")
-    parser.add_argument("folder", help="a model folder (config.json with a decoder training record)")
+    parser.add_argument("folder", help="a model folder (with a decoder training record)")
     parser.add_argument("--png", help="write the curves to this PNG (offscreen) instead of opening a window")
     parser.add_argument("--size", default="1100x420", help="PNG size in pixels, WIDTHxHEIGHT (default 1100x420)")
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ DEFAULT_CHECK_MINUTES = 2.0
 
 def trainable_bases() -> list:
     """Models whose probed weights are there to copy (bundled first, then the user's)."""
-    return [e for e in list_models() if (e.path / "probed.safetensors").is_file()]
+    return [e for e in list_models() if e.huggingface or (e.path / "probed.safetensors").is_file()]
 
 
 def decoder_size(entry) -> dict:

@@ -47,7 +47,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--device", type=values.device)
-    p.add_argument("--record", action="store_true", help="store the figures in config.json and CARD.md")
+    p.add_argument("--record", action="store_true", help="store the figures in the model's record and CARD.md")
     p.add_argument("--into-bundled", action="store_true", help="allow --record to write into a bundled model")
     p.set_defaults(func=eval_decoder_cmd)
 

@@ -5,11 +5,14 @@ import sys
 
 from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
+from engine.tasks import TASKS
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("flow", help="the flow graph of one input: logit lens per node, contributions and the route")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--task", choices=list(TASKS),
+                   help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--text", required=True, help="a query input, e.g. Baiaigiaaggi|g:3")
     p.add_argument("--threshold", type=values.share, default=0.04, help="the route keeps edges of at least this weight "
                    "(default 0.04); the JSON keeps the same edges, 0 = every edge")
@@ -30,7 +33,7 @@ def flow_cmd(args) -> int:
         raise TaskInputError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if args.top_k < 1:
         raise TaskInputError(f"--top-k must be at least 1, not {args.top_k}")
-    entry = find_model(args.model)
+    entry = find_model(args.model, task=args.task)
     model = load_probed(entry)
 
     from engine.flow.build import flow_for_query

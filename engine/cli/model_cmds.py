@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.store.folders import DEFAULT_MODEL
+from engine.tasks import TASKS
 
 
 def add_parsers(sub) -> None:
@@ -10,6 +11,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("sites", help="list a model's activation sites; with --text, read one activation")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--task", choices=list(TASKS),
+                   help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--text", help="an input; prints the activation at --site and --position")
     p.add_argument("--site", default="x1.post", help="site short name or hook name (default: x1.post)")
     p.add_argument("--position", default="-1", help="index or label such as ':' or A1 (default: last before EOS)")
@@ -33,7 +36,7 @@ def sites_cmd(args) -> int:
     from engine.store.folders import find_model
     from engine.tasks import get_task
 
-    entry = find_model(args.model)
+    entry = find_model(args.model, task=args.task)
     if args.text is None:
         paper = set(get_task(entry.task).paper_sites)
         print(f"{'site':<8} {'hook':<30} {'layer':>5}  kind        decoder-trained")

@@ -61,8 +61,7 @@ def train_probed_cmd(args) -> int:
         from engine.threads import apply_threads
 
         apply_threads(args.threads)
-    from engine.store.folders import find_model
-    from engine.store.safefiles import load_tensors
+    from engine.store.folders import find_model, load_probed
 
     cfg = DEFAULT_SCHEDULES[args.task]
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
@@ -79,7 +78,7 @@ def train_probed_cmd(args) -> int:
         return 2
     init_state = None
     if args.init_from:
-        init_state, _ = load_tensors(find_model(args.init_from, task=args.task).path / "probed.safetensors")
+        init_state = load_probed(find_model(args.init_from, task=args.task)).bridge.state_dict()
     out = args.out or user_models_dir() / args.task
     if is_bundled(out) and not args.into_bundled:
         print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "

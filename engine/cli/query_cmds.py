@@ -5,6 +5,7 @@ from pathlib import Path
 
 from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
+from engine.tasks import TASKS
 
 
 def add_parsers(sub) -> None:
@@ -12,6 +13,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--task", choices=list(TASKS),
+                   help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
     p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
@@ -43,7 +46,9 @@ def query_cmd(args) -> int:
     options = QueryOptions(candidates=args.candidates, schedule=parse_schedule(args.schedule), metric=args.metric,
                            epsilon=args.epsilon, seed=args.seed, colour=False)  # a terminal shows no colours
     options.check()
-    inv = load_inverter(args.model, device=args.device)
+    from engine.store.folders import find_model
+
+    inv = load_inverter(find_model(args.model, task=args.task), device=args.device)
     r = run_query(inv, args.text, args.site, args.position, options)
     fact = inv.probed.task.fact_name
     label = r.query_labels[r.query_position]

@@ -1,4 +1,4 @@
-"""Decoder weights in a model folder: `decoder.safetensors` plus a 'decoder' section in config.json."""
+"""Decoder weights in a model folder: `decoder.safetensors` plus a 'decoder' section in the folder's record."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from engine.decoder.model import ConditionalDecoder, DecoderConfig
 from engine.errors import SiteError, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.sites import Site, get_site
-from engine.store.folders import ModelEntry, check_state, read_config, write_config
+from engine.store.folders import ModelEntry, check_state, read_config, record_path, write_config
 from engine.store.safefiles import load_tensors, save_tensors
 
 
@@ -23,13 +23,13 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
     """The folder's decoder, checked against its probed model."""
     path = entry.path / "decoder.safetensors"
     if not entry.decoder:
-        raise StoreError(f"{entry.path / 'config.json'}: model {entry.name!r} has no decoder; "
+        raise StoreError(f"{record_path(entry.path)}: model {entry.name!r} has no decoder; "
                          f"train one with `python main.py train-decoder {entry.task} --model {entry.name}`")
     try:
         dcfg = DecoderConfig.from_dict(entry.decoder["config"])
         sites = [get_site(probed.config, s) for s in entry.decoder["sites"]]
     except (KeyError, TypeError, SiteError) as e:
-        raise StoreError(f"{entry.path / 'config.json'}: bad 'decoder' section ({e})") from None
+        raise StoreError(f"{record_path(entry.path)}: bad 'decoder' section ({e})") from None
     pc = probed.config
     expected = (pc.d_model, pc.d_vocab, pc.n_ctx, len(sites))
     found = (dcfg.d_act, dcfg.d_vocab, dcfg.n_ctx, dcfg.n_sites)

@@ -3,7 +3,7 @@ where it trains (a model folder, or a new user model made from another's probed 
 its checkpoint lives, and what is written at the end (weights, config section, model card)."""
 from __future__ import annotations
 
-import shutil
+import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from engine.store.folders import (
     user_models_dir,
     write_config,
 )
+from engine.store.safefiles import atomic_write_bytes
 from engine.store.staging import rewrite_folder
 
 
@@ -32,6 +33,19 @@ def checkpoint_path(entry: ModelEntry) -> Path:
     return run_path("decoder", entry.task, entry.path)
 
 
+def probed_file_bytes(base: ModelEntry) -> bytes:
+    """What `base`'s probed.safetensors holds, or would hold for a Hugging Face checkpoint (its
+    weights in our layout), so a user model made from either is an ordinary model folder."""
+    if not base.huggingface:
+        return (base.path / "probed.safetensors").read_bytes()
+    from safetensors.torch import save
+
+    from engine.store.folders import load_probed
+
+    state = {k: v.detach().cpu().contiguous() for k, v in load_probed(base).bridge.state_dict().items()}
+    return save(state, metadata={"meta": json.dumps({"converted_from": "huggingface"})})
+
+
 def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
     """A user model folder holding a copy of `base`'s probed model (no decoder yet) to train into.
 
@@ -39,10 +53,10 @@ def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
     whose decoder is finished (training again would overwrite it)."""
     check_new_model_name(name)
     folder = user_models_dir() / name
-    source = base.path / "probed.safetensors"
+    weights = probed_file_bytes(base)
     if folder.exists():
         mine = folder / "probed.safetensors"
-        if not (mine.is_file() and mine.read_bytes() == source.read_bytes()):
+        if not (mine.is_file() and mine.read_bytes() == weights):
             raise StoreError(f"a model named {name!r} already exists ({folder}) with other probed weights; "
                              "choose another name")
         entry = open_folder(folder, "user")
@@ -50,8 +64,8 @@ def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
             raise StoreError(f"model {name!r} already has a trained decoder; choose another name")
         return entry
     with rewrite_folder(folder) as staging:
-        shutil.copyfile(source, staging / "probed.safetensors")
-        config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name")}
+        atomic_write_bytes(staging / "probed.safetensors", weights)
+        config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name", "huggingface")}
         config["name"] = name
         config["based_on"] = base.name
         write_config(staging, config)

@@ -34,7 +34,7 @@ def write_card(folder: Path, sections: dict[str, str], title: str) -> None:
 
 
 def probed_card(entry) -> None:
-    """CARD.md of a probed model, from the training record in its config.json."""
+    """CARD.md of a probed model, from the training record in its inversionview.json."""
     from engine.store.folders import read_config
 
     config = read_config(entry.path)

@@ -1,8 +1,13 @@
 """The model store: bundled models in the repository's `models/`, user models in the user data dir.
 
-A model folder holds `config.json` (what it is), `probed.safetensors` (the probed model),
+A model folder holds `inversionview.json` (what it is), `probed.safetensors` (the probed model),
 optionally `decoder.safetensors` (its InversionView decoder) and `CARD.md`. Loading reads
 safetensors only; any problem is a StoreError naming the file and what was expected.
+
+The record was once called `config.json`, the name Hugging Face gives its own config; folders
+written that way still open, and the next write moves the record to its own name. A Hugging
+Face GPT-2 folder of a task's model (engine/store/hf_folders.py) opens too: its weights are
+Hugging Face's files, and the studio's record for it is `inversionview.json` beside them.
 """
 from __future__ import annotations
 
@@ -69,6 +74,7 @@ class ModelEntry:
     task: str
     probed: ProbedConfig
     decoder: dict | None  # the decoder's config, when the folder has one
+    huggingface: dict | None = None  # set when the weights are a Hugging Face checkpoint's files
 
     @property
     def has_decoder(self) -> bool:
@@ -79,14 +85,42 @@ class ModelEntry:
         return f"{self.name:<22} {self.source:<8} {self.task:<9} {self.probed.describe()}, {dec}"
 
 
-def read_config(folder: Path) -> dict:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise StoreError(f"{path}: file not found (a model folder needs config.json)")
+STUDIO_FILE = "inversionview.json"  # the studio's record of a model folder
+LEGACY_FILE = "config.json"  # its old name, which Hugging Face folders use for their own config
+
+
+def _load_json(path: Path):
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StoreError(f"{path}: not valid JSON ({e})") from None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise StoreError(f"{path}: not valid JSON ({str(e)[:200]})") from None
+
+
+def record_path(folder: Path) -> Path:
+    """The file holding the folder's studio record: its own name, else the legacy config.json."""
+    own = Path(folder) / STUDIO_FILE
+    return own if own.is_file() or not (Path(folder) / LEGACY_FILE).is_file() else Path(folder) / LEGACY_FILE
+
+
+def read_config(folder: Path, task: str | None = None) -> dict:
+    """The folder's studio record. A Hugging Face task checkpoint without one gets its record
+    made from Hugging Face's config.json (nothing is written)."""
+    folder = Path(folder)
+    path = record_path(folder)
+    if path.name == STUDIO_FILE and path.is_file():
+        config = _load_json(path)
+    elif path.is_file() and isinstance(legacy := _load_json(path), dict) and "probed" in legacy:
+        config = legacy
+    else:
+        from engine.store.hf_folders import probed_section, read_hf_config
+
+        hf = read_hf_config(folder)
+        if hf is None:
+            raise StoreError(f"{folder / STUDIO_FILE}: file not found (a model folder needs {STUDIO_FILE}, "
+                             "or Hugging Face's config.json and weights)")
+        probed = probed_section(hf, folder / LEGACY_FILE, task)
+        return {"format": CONFIG_FORMAT, "name": folder.name, "task": probed["task"], "probed": probed,
+                "huggingface": {"model_type": hf["model_type"]}}
     if not isinstance(config, dict) or "probed" not in config:
         raise StoreError(f"{path}: expected a JSON object with a 'probed' section")
     return config
@@ -101,16 +135,17 @@ def is_bundled(path: Path) -> bool:
         return False
 
 
-def open_folder(folder: Path, source: str = "folder") -> ModelEntry:
+def open_folder(folder: Path, source: str = "folder", task: str | None = None) -> ModelEntry:
+    """The folder as the store sees it; `task` says which task a Hugging Face checkpoint is."""
     folder = Path(folder)
     _recover(folder)
-    config = read_config(folder)
+    config = read_config(folder, task)
     try:
         probed = ProbedConfig.from_dict(config["probed"])
     except (KeyError, TypeError) as e:
-        raise StoreError(f"{folder / 'config.json'}: bad 'probed' section ({e})") from None
+        raise StoreError(f"{record_path(folder)}: bad 'probed' section ({e})") from None
     return ModelEntry(name=config.get("name", folder.name), path=folder, source=source, task=probed.task,
-                      probed=probed, decoder=config.get("decoder"))
+                      probed=probed, decoder=config.get("decoder"), huggingface=config.get("huggingface"))
 
 
 def list_models() -> list[ModelEntry]:
@@ -133,8 +168,8 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
     """A model by name (bundled first, then user) or by folder path; of `task` when given."""
     entry = next((e for e in list_models() if e.name == name_or_path), None)
     path = Path(name_or_path)
-    if entry is None and path.is_dir() and (path / "config.json").is_file():
-        entry = open_folder(path)
+    if entry is None and path.is_dir() and any((path / f).is_file() for f in (STUDIO_FILE, LEGACY_FILE)):
+        entry = open_folder(path, task=task)
     if entry is None:
         known = ", ".join(e.name for e in list_models()) or "none"
         raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path)")
@@ -146,8 +181,14 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
 def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
     if isinstance(entry, str):
         entry = find_model(entry)
-    path = entry.path / "probed.safetensors"
-    tensors, _ = load_tensors(path)
+    if entry.huggingface:
+        from engine.store.hf_folders import gpt2_to_probed, read_hf_tensors
+
+        path = entry.path
+        tensors = gpt2_to_probed(read_hf_tensors(path), entry.probed.n_layers)
+    else:
+        path = entry.path / "probed.safetensors"
+        tensors, _ = load_tensors(path)
     model = build_probed(entry.probed, device=device)
     check_state(path, model.bridge.state_dict(), tensors)
     model.bridge.load_state_dict(tensors)
@@ -161,12 +202,12 @@ def check_state(path: Path, expected: dict, found: dict) -> None:
     extra = sorted(set(found) - set(expected))
     if missing or extra:
         what = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
-        raise StoreError(f"{path}: weights do not match config.json ({what}, "
+        raise StoreError(f"{path}: weights do not match the model's config ({what}, "
                          f"{len(missing)} missing, {len(extra)} unexpected tensors)")
     for key, tensor in expected.items():
         if tuple(found[key].shape) != tuple(tensor.shape):
             raise StoreError(f"{path}: tensor {key} has shape {tuple(found[key].shape)}, "
-                             f"config.json implies {tuple(tensor.shape)}")
+                             f"the config implies {tuple(tensor.shape)}")
 
 
 def save_probed(model: ProbedModel, folder: Path, name: str | None = None, extra: dict | None = None) -> ModelEntry:
@@ -174,7 +215,7 @@ def save_probed(model: ProbedModel, folder: Path, name: str | None = None, extra
     folder = Path(folder)
     with rewrite_folder(folder) as staging:
         save_tensors(staging / "probed.safetensors", model.bridge.state_dict())
-        config = read_config(staging) if (staging / "config.json").is_file() else {}
+        config = read_config(staging) if record_path(staging).is_file() else {}
         config.update({"format": CONFIG_FORMAT, "name": name or config.get("name") or folder.name,
                        "task": model.config.task, "probed": model.config.to_dict()})
         config.update(extra or {})
@@ -190,4 +231,15 @@ def _recover(folder: Path) -> None:
 
 
 def write_config(folder: Path, config: dict) -> None:
-    atomic_write_text(Path(folder) / "config.json", json.dumps(config, indent=2) + "\n")
+    """Write the studio record under its own name; a legacy config.json that held it goes (a
+    Hugging Face config.json, which never has a 'probed' section, stays)."""
+    folder = Path(folder)
+    atomic_write_text(folder / STUDIO_FILE, json.dumps(config, indent=2) + "\n")
+    legacy = folder / LEGACY_FILE
+    if legacy.is_file():
+        try:
+            ours = "probed" in _load_json(legacy)
+        except (StoreError, TypeError):
+            ours = False
+        if ours:
+            legacy.unlink()

@@ -2,7 +2,7 @@
 
 It streams realistic QueryChunks (distinct samples with multiplicities, per-position distances,
 prob_diff, task facts) without torch, and honours cancel within one simulated step. Models are
-real model folders (config.json + an empty decoder file) in the test's user data dir, so the
+real model folders (inversionview.json + an empty decoder file) in the test's user data dir, so the
 app's model picker sees them through engine.store as it would real ones.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def make_fake_models(names=(("fake-counting", "counting"), ("fake-addition", "ad
         folder.mkdir(parents=True, exist_ok=True)
         config = {"format": 1, "name": name, "task": task, "probed": PAPER_CONFIGS[task].to_dict(),
                   "decoder": {"d_model": 128, "n_layers": 2}}
-        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        (folder / "inversionview.json").write_text(json.dumps(config), encoding="utf-8")
         (folder / "decoder.safetensors").write_bytes(b"")
         folders.append(folder)
     return folders

@@ -115,7 +115,7 @@ def test_the_window_shows_before_torch_is_imported(tmp_path):
 def _smoke_model_dir(tmp_path) -> Path:
     """Where 'counting' comes from: the bundled model when it has a decoder, else a tiny one."""
     bundled = BUNDLED_DIR / "counting"
-    if (bundled / "config.json").is_file():
+    if (bundled / "inversionview.json").is_file():
         if not open_folder(bundled).has_decoder:
             pytest.skip("models/counting has no decoder yet; the smoke test needs one")
         return tmp_path / "data"

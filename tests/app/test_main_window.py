@@ -162,7 +162,7 @@ def test_opening_a_folder_that_is_not_a_model_shows_why(qtbot, window, tmp_path)
     w = window
     assert not w.picker.open_path(str(tmp_path))
     boxes = [b for b in w.findChildren(QMessageBox) if b.isVisible()]
-    assert boxes and "config.json" in boxes[0].text()
+    assert boxes and "inversionview.json" in boxes[0].text()
     boxes[0].close()
 
 

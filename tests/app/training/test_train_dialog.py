@@ -90,7 +90,7 @@ def test_a_tiny_run_from_the_menu_draws_curves_and_joins_the_picker(qtbot, windo
 
     folder = user_models_dir() / "tiny-addition-d32-0.05min"
     assert (folder / "decoder.safetensors").is_file() and (folder / "CARD.md").is_file()
-    training = json.loads((folder / "config.json").read_text())["decoder"]["training"]
+    training = json.loads((folder / "inversionview.json").read_text())["decoder"]["training"]
     assert training["init_from"] == "tiny-addition" and training["quality"]
     assert "train-decoder addition --model tiny-addition-d32-0.05min" in training["command"]
     assert "tiny-addition-d32-0.05min" in [e.name for e in window.picker.entries()]

@@ -18,7 +18,7 @@ def test_bundled_model_scores_what_its_card_says(name):
     model = load_probed(entry)
     # a 20,000-input sample of the held-out split (the full split is scored by eval-probed)
     score = score_probed(model.module, model.task, model.task.split(0).test[:20_000])
-    recorded = json.loads((entry.path / "config.json").read_text())["probed_training"]["test_accuracy"]
+    recorded = json.loads((entry.path / "inversionview.json").read_text())["probed_training"]["test_accuracy"]
     assert score.accuracy >= FLOORS[name]
     assert abs(score.accuracy - recorded) < 0.005  # the sample agrees with the full-split figure
 
@@ -28,7 +28,7 @@ def test_model_card_records_command_hardware_and_accuracy(name):
     folder = BUNDLED_DIR / name
     card = (folder / "CARD.md").read_text()
     assert "python main.py train-probed" in card and "Hardware:" in card
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / "inversionview.json").read_text())
     measured = config["probed_training"]["test_accuracy"]
     assert f"{measured * 100:.2f}%" in card and measured >= FLOORS[name]
     assert not list(folder.glob("*.pt")) and not list(folder.glob("*.bin")) and not list(folder.glob("*.pkl"))

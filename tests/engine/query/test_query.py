@@ -265,9 +265,9 @@ def test_decoder_that_does_not_match_the_model(tmp_path):
     import json
 
     folder = make_model_folder(tmp_path / "m", "counting", decoder_steps=0)
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / "inversionview.json").read_text())
     config["decoder"]["config"]["d_act"] = 32
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "inversionview.json").write_text(json.dumps(config))
     with pytest.raises(StoreError, match="the decoder does not match the model"):
         load_inverter(str(folder))
 

@@ -20,7 +20,7 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     model = build_probed(PAPER_CONFIGS["addition"], seed=5)
     entry = save_probed(model, tmp_path / "mine")
     assert (tmp_path / "mine" / "probed.safetensors").is_file()
-    assert json.loads((tmp_path / "mine" / "config.json").read_text())["probed"]["d_model"] == 32
+    assert json.loads((tmp_path / "mine" / "inversionview.json").read_text())["probed"]["d_model"] == 32
     loaded = load_probed(entry)
     torch.testing.assert_close(_logits(loaded), _logits(model), rtol=0, atol=0)
 
@@ -58,17 +58,17 @@ def test_truncated_weights_file(saved):
 
 
 def test_weights_that_do_not_match_the_config(saved):
-    config = json.loads((saved / "config.json").read_text())
+    config = json.loads((saved / "inversionview.json").read_text())
     config["probed"]["d_mlp"] = 64
-    (saved / "config.json").write_text(json.dumps(config))
-    want = r"tensor blocks.0.mlp.in.weight has shape \(128, 32\), config.json implies \(64, 32\)"
+    (saved / "inversionview.json").write_text(json.dumps(config))
+    want = r"tensor blocks.0.mlp.in.weight has shape \(128, 32\), the config implies \(64, 32\)"
     with pytest.raises(StoreError, match=want):
         load_probed(find_model(str(saved)))
 
 
 def test_corrupt_or_missing_config(saved, tmp_path):
-    (saved / "config.json").write_text("{not json")
-    with pytest.raises(StoreError, match="config.json: not valid JSON"):
+    (saved / "inversionview.json").write_text("{not json")
+    with pytest.raises(StoreError, match="inversionview.json: not valid JSON"):
         find_model(str(saved))
     with pytest.raises(StoreError, match="unknown model"):
         find_model(str(tmp_path / "empty"))

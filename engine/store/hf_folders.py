@@ -1,0 +1,163 @@
+"""Hugging Face GPT-2 folders of a task's model: the InversionView paper's own checkpoints.
+
+The paper published its probed models as Hugging Face Trainer folders for `GPT2LMHeadModel`:
+`config.json` (Hugging Face's) with the task's vocabulary size and special ids (counting: 40
+tokens, BOS/EOS/PAD 37/38/39; addition: 15 tokens, 10/13/14) and `pytorch_model.bin`, with no
+tokenizer files. The token ids are exactly our tasks', so such a folder opens as that task. Its
+weights are read without running code (`torch.load(weights_only=True)`, or safetensors, sharded
+too) and laid out as our probed model's; the studio's own record for the folder (a decoder
+trained for it) goes in `inversionview.json` beside Hugging Face's files, never into them.
+
+Text models of any architecture (tokenizers, the bridge's weight processing) are the next step;
+this module opens the GPT-2 shape the toy tasks use and says so for anything else.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.errors import StoreError
+
+HF_CONFIG = "config.json"
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+PICKLED = "pytorch_model.bin"
+ACTIVATIONS = ("gelu", "gelu_new", "relu")
+
+
+def read_hf_config(folder: Path) -> dict | None:
+    """Hugging Face's config.json of `folder` when it is one (it names a model_type), else None."""
+    path = Path(folder) / HF_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise StoreError(f"{path}: not valid JSON ({str(e)[:200]})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        return None
+    return config
+
+
+def _int(config: dict, key: str, path: Path, low: int = 1, high: int = 1_000_000) -> int:
+    value = config.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise StoreError(f"{path}: {key!r} must be a whole number from {low} to {high:,}, got {value!r}")
+    return value
+
+
+def task_of(config: dict, path: Path, task: str | None = None) -> str:
+    """The task whose vocabulary this GPT-2 config has (given `task`, checked against it)."""
+    from engine.tasks import TASKS
+
+    vocab = _int(config, "vocab_size", path)
+    specials = tuple(config.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id"))
+
+    def fits(t) -> bool:
+        return t.vocab.vocab_size == vocab
+
+    if task is not None:
+        if not fits(TASKS[task]):
+            raise StoreError(f"{path}: vocabulary of {vocab} tokens, but the {task} task has "
+                             f"{TASKS[task].vocab.vocab_size}")
+        return task
+    found = [name for name, t in TASKS.items() if fits(t) and specials == (t.bos_id, t.eos_id, t.pad_id)]
+    if len(found) != 1:
+        sizes = ", ".join(f"{name}: {t.vocab.vocab_size} tokens, BOS/EOS/PAD {t.bos_id}/{t.eos_id}/{t.pad_id}"
+                          for name, t in TASKS.items())
+        raise StoreError(f"{path}: a {config.get('model_type')} model with {vocab} tokens and BOS/EOS/PAD "
+                         f"{'/'.join(map(str, specials))} matches no task ({sizes}); give --task, or open a "
+                         "text model when the studio supports its tokenizer")
+    return found[0]
+
+
+def probed_section(config: dict, path: Path, task: str | None = None) -> dict:
+    """The probed-model architecture (ProbedConfig fields) of a GPT-2 task checkpoint."""
+    if config.get("auto_map") or config.get("model_type") != "gpt2":
+        what = "needs its own code (auto_map), which the studio never runs" if config.get("auto_map") else \
+            f"is a {config.get('model_type')!r} model; task checkpoints are GPT-2 (model_type 'gpt2')"
+        raise StoreError(f"{path}: {what}")
+    act = config.get("activation_function", "gelu_new")
+    if act not in ACTIVATIONS:
+        raise StoreError(f"{path}: activation_function {act!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
+    for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention"):
+        if config.get(flag):
+            raise StoreError(f"{path}: {flag} is set; the studio reads plain GPT-2 attention only")
+    d_model, n_heads = _int(config, "n_embd", path, high=16384), _int(config, "n_head", path, high=256)
+    if d_model % n_heads:
+        raise StoreError(f"{path}: n_embd {d_model} is not a multiple of n_head {n_heads}")
+    n_inner = config.get("n_inner")
+    d_mlp = 4 * d_model if n_inner is None else _int(config, "n_inner", path, high=65536)
+    return {"task": task_of(config, path, task), "n_layers": _int(config, "n_layer", path, high=256),
+            "n_heads": n_heads, "d_model": d_model, "d_mlp": d_mlp,
+            "n_ctx": _int(config, "n_positions", path, high=1_000_000),
+            "d_vocab": _int(config, "vocab_size", path), "act_fn": act}
+
+
+def read_hf_tensors(folder: Path) -> dict:
+    """The folder's weights by Hugging Face name: safetensors (one file or shards) first, else
+    pytorch_model.bin read with weights_only=True, so a pickle can never run code."""
+    import torch
+
+    from engine.store.safefiles import load_tensors
+
+    folder = Path(folder)
+    if (folder / SAFETENSORS).is_file():
+        return load_tensors(folder / SAFETENSORS)[0]
+    index = folder / SAFETENSORS_INDEX
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise StoreError(f"{index}: not a safetensors index (expected a 'weight_map' of shard files)") from None
+        tensors: dict = {}
+        for shard in shards:
+            if Path(shard).name != shard:
+                raise StoreError(f"{index}: shard {shard!r} is not a file in this folder")
+            tensors.update(load_tensors(folder / shard)[0])
+        return tensors
+    path = folder / PICKLED
+    if not path.is_file():
+        raise StoreError(f"{folder}: no weights (expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {PICKLED})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file is one message
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise StoreError(f"{path}: not a plain weights file ({first}); nothing in it was run") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise StoreError(f"{path}: expected a dictionary of tensors")
+    return state
+
+
+def gpt2_to_probed(hf: dict, n_layers: int) -> dict:
+    """Hugging Face GPT-2 weights renamed and laid out as our probed model's state dict.
+
+    GPT-2 stores its projections as Conv1D, (in, out); ours are torch Linear, (out, in). The
+    query, key and value projections are one (d, 3d) product there and three here."""
+    import torch
+
+    def get(name: str) -> torch.Tensor:
+        for key in (name, f"transformer.{name}"):
+            if key in hf:
+                return hf[key]
+        raise StoreError(f"the weights lack {name} (is this a GPT2LMHeadModel checkpoint?)")
+
+    out = {"embed.weight": get("wte.weight"), "pos_embed.weight": get("wpe.weight")}
+    for L in range(n_layers):
+        p, q = f"h.{L}.", f"blocks.{L}."
+        w_q, w_k, w_v = get(p + "attn.c_attn.weight").T.chunk(3, dim=0)  # each (d, d): (out, in)
+        b_q, b_k, b_v = get(p + "attn.c_attn.bias").chunk(3)
+        out.update({
+            q + "ln1.weight": get(p + "ln_1.weight"), q + "ln1.bias": get(p + "ln_1.bias"),
+            q + "attn.q.weight": w_q, q + "attn.q.bias": b_q, q + "attn.k.weight": w_k, q + "attn.k.bias": b_k,
+            q + "attn.v.weight": w_v, q + "attn.v.bias": b_v,
+            q + "attn.o.weight": get(p + "attn.c_proj.weight").T, q + "attn.o.bias": get(p + "attn.c_proj.bias"),
+            q + "ln2.weight": get(p + "ln_2.weight"), q + "ln2.bias": get(p + "ln_2.bias"),
+            q + "mlp.in.weight": get(p + "mlp.c_fc.weight").T, q + "mlp.in.bias": get(p + "mlp.c_fc.bias"),
+            q + "mlp.out.weight": get(p + "mlp.c_proj.weight").T, q + "mlp.out.bias": get(p + "mlp.c_proj.bias"),
+        })
+    out["ln_final.weight"], out["ln_final.bias"] = get("ln_f.weight"), get("ln_f.bias")
+    unembed = hf.get("lm_head.weight", get("wte.weight"))  # GPT-2 ties the unembedding to the embedding
+    out["unembed.weight"] = unembed
+    out["unembed.bias"] = torch.zeros(unembed.shape[0])  # GPT-2's output has no bias
+    return {k: v.detach().to(torch.float32).contiguous() for k, v in out.items()}
