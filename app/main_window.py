@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.train_dialog = None  # made on first use (File > Train decoder…)
         self._entry = None  # ModelEntry chosen
         self._loaded = None  # LoadedModel once the engine has it
+        self._restoring = False  # the model being loaded is the last session's (a failure falls back to the default)
         self._site = ""
         self._position = -1
         self._position_label = ""  # followed when the query changes: ':' stays ':' as letters are typed
@@ -177,6 +178,7 @@ class MainWindow(QMainWindow):
 
     # ---- model --------------------------------------------------------------------------
     def choose_model(self, entry, restoring: bool = False) -> None:
+        self._restoring = restoring
         if self._entry is not None and self._entry.task != entry.task:
             self._position, self._position_label = -1, ""  # another task: its own default position
         self._entry, self._loaded = entry, None
@@ -214,6 +216,13 @@ class MainWindow(QMainWindow):
         self.picker.set_state(message, error=True)
         self.model_state.setText("model not loaded")
         self.statusBar().showMessage(message, 20000)
+        fallback = self.picker.find(DEFAULT_MODEL)
+        if self._restoring and fallback is not None and self._entry is not None and self._entry.path != fallback.path:
+            # the last session's model no longer loads: start on the bundled default, and say why
+            broken = self._entry.name
+            self.choose_model(fallback)
+            self.statusBar().showMessage(f"{broken} could not be loaded ({message}); opened {fallback.name} instead",
+                                         30000)
 
     # ---- query, site and position -----------------------------------------------------
     def _on_query_changed(self) -> None:

@@ -2,12 +2,15 @@
 
 Lives under platformdirs.user_config_path('inversionview-studio') (or $INVERSIONVIEW_CONFIG_DIR,
 which tests point at a tmp dir). A file that cannot be read as our settings is renamed aside
-(settings.json.corrupt-<time>) and defaults are used, so a bad file never stops the app.
+(settings.json.corrupt-<time>) and defaults are used, so a bad file never stops the app; a
+value of the wrong type or out of its control's range keeps its default, the rest are used,
+and the file is set aside the same way.
 No Qt here: the window converts geometry to and from the base64 text stored.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -50,37 +53,59 @@ def settings_path() -> Path:
     return config_dir() / FILE_NAME
 
 
+MAX_TEXT = 4096  # model paths, queries, site names
+MAX_STATE = 65536  # Qt's saved geometry and dock state, base64
+MAX_SCHEDULE = 64
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each stored value may be, beyond its type: the ranges the window's controls take, so a
+# hand-edited or damaged file can never overflow a spin box or feed Qt a non-ASCII state.
+LIMITS = {
+    "model": lambda v: 0 < len(v) <= MAX_TEXT,
+    "query": lambda v: len(v) <= MAX_TEXT,
+    "site": lambda v: len(v) <= 64,
+    "position": lambda v: -1 <= v <= 100_000,
+    "epsilon": lambda v: math.isfinite(v) and 0.001 <= v <= 10.0,
+    "metric": lambda v: v in ("euclidean", "cosine"),
+    "candidates": lambda v: 16 <= v <= 65536,
+    "schedule": lambda v: len(v) <= MAX_SCHEDULE and all(
+        isinstance(e, list) and len(e) == 2 and all(_finite(x) for x in e) and e[0] > 0 and e[1] >= 0 for e in v),
+    "seed": lambda v: 0 <= v <= 2**31 - 1,
+    "geometry": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
+    "window_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
+    "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
+}
+
+
 def _coerce(value, default):
     """The stored value when it has the default's type (ints accepted for floats), else None."""
     if isinstance(default, bool):
         return value if isinstance(value, bool) else None
     if isinstance(default, float):
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return float(value) if _finite(value) else None
     if isinstance(default, int):
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     return value if isinstance(value, type(default)) else None
 
 
-def _schedule_ok(schedule) -> bool:
-    try:
-        return all(len(e) == 2 and float(e[0]) > 0 and float(e[1]) >= 0 for e in schedule)
-    except (TypeError, ValueError):
-        return False
-
-
-def from_dict(data: dict) -> AppSettings:
-    """Settings from a stored dict; a field of the wrong type keeps its default."""
+def from_dict(data: dict, rejected: list | None = None) -> AppSettings:
+    """Settings from a stored dict, value by value: one of the wrong type or out of its range
+    keeps its default (and its name goes into `rejected`)."""
     out = AppSettings()
     for f in fields(AppSettings):
         if f.name not in data:
             continue
         value = _coerce(data[f.name], getattr(out, f.name))
-        if value is not None:
+        check = LIMITS.get(f.name)
+        if value is not None and (check is None or check(value)):
             setattr(out, f.name, value)
-    if not _schedule_ok(out.schedule):
-        out.schedule = []
-    if not out.epsilon > 0:
-        out.epsilon = 0.1
+        elif rejected is not None:
+            rejected.append(f.name)
     return out
 
 
@@ -101,19 +126,23 @@ class SettingsStore:
             version = data.get("schema")
             if version != SCHEMA_VERSION:
                 raise ValueError(f"schema version {version!r}, this app reads {SCHEMA_VERSION}")
-            return from_dict(data.get("settings", {}) if isinstance(data.get("settings"), dict) else {})
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            self._set_aside(str(e))
+            rejected: list[str] = []
+            settings = from_dict(data.get("settings", {}) if isinstance(data.get("settings"), dict) else {}, rejected)
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+            self._set_aside(str(e)[:200])
             return AppSettings()
+        if rejected:  # keep the user's file for them to look at; the good values are used
+            self._set_aside(f"{', '.join(rejected)} out of range or of the wrong type", kept="the other values kept")
+        return settings
 
-    def _set_aside(self, why: str) -> None:
+    def _set_aside(self, why: str, kept: str = "defaults used") -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         try:
             os.replace(self.path, aside)
-            self.note = f"Settings file could not be read ({why}); moved to {aside.name}, defaults used."
+            self.note = f"Settings file could not be read ({why}); moved to {aside.name}, {kept}."
         except OSError as e:
-            self.note = f"Settings file could not be read ({why}) nor moved aside ({e}); defaults used."
+            self.note = f"Settings file could not be read ({why}) nor moved aside ({e}); {kept}."
 
     def save(self, settings: AppSettings) -> None:
         """Write to a temp file in the same folder, then os.replace: never a half-written file."""

@@ -48,7 +48,7 @@ class ModelPicker(QWidget):
     def refresh(self) -> None:
         current = self.current()
         self.combo.clear()
-        for entry in list_models():
+        for entry in list_models(include_cache=True):  # the Hugging Face cache's task checkpoints too
             self._add(entry)
         if current is not None:
             self.select(str(current.path))

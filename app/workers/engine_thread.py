@@ -160,7 +160,7 @@ class EngineWorker(QObject):
             inv = self._inverters.get(request.model_key)
             if inv is None:
                 raise RuntimeError("the model is not loaded (see the message about loading it)")
-            acc = QueryAccumulator(result_header(inv.entry, request))
+            acc = QueryAccumulator(result_header(inv.entry, request, inv.precision))
             last = [0.0]
 
             def on_chunk(chunk) -> None:

@@ -26,7 +26,7 @@ class QueryRequest:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def result_header(entry, request: QueryRequest) -> QueryResult:
+def result_header(entry, request: QueryRequest, precision: str = "") -> QueryResult:
     """An empty QueryResult describing the request; the accumulator fills in the samples.
 
     Raises the engine's user errors (TaskInputError, SiteError) for a bad query or site, the
@@ -36,7 +36,7 @@ def result_header(entry, request: QueryRequest) -> QueryResult:
     tokens = task.parse_query(request.text)
     position = task.resolve_position(tokens, request.position)
     site = get_site(entry.probed, request.site)
-    return engine_header(entry.name, task, tokens, position, site, request.options)
+    return engine_header(entry.name, task, tokens, position, site, request.options, precision)
 
 
 def default_site(task_name: str) -> str:

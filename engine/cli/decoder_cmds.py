@@ -68,10 +68,14 @@ def refuse_bundled(entry, allowed: bool, what: str, instead: str) -> None:
     """StoreError when `entry` is a bundled model and the command was not told to write into it."""
     from engine.errors import StoreError
     from engine.store.folders import is_bundled
+    from engine.store.hub_cache import in_hub_cache
 
     if is_bundled(entry.path) and not allowed:
         raise StoreError(f"model {entry.name!r} is bundled ({entry.path}); {what} would change it: "
                          f"{instead}, or add --into-bundled to write into it")
+    if in_hub_cache(entry.path):  # the cache is Hugging Face's to prune; nothing of ours goes there
+        raise StoreError(f"model {entry.name!r} is in the Hugging Face cache ({entry.path}); {what} would "
+                         f"write there: {instead}")
 
 
 def _check_every_steps(args) -> int:
@@ -119,7 +123,8 @@ def train_decoder_cmd(args) -> int:
     def show(p) -> None:
         if p.quality is not None:
             bar.note(f"check at {p.seconds / 60:.1f} min: {describe_point(p.quality)}")
-        bar.update(int(p.seconds), int(p.budget), p.seconds, f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}")
+        done, total = (p.step, cfg.steps) if cfg.steps else (int(p.seconds), int(p.budget))  # steps or seconds
+        bar.update(done, total, p.seconds, f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}")
 
     with StopOnInterrupt() as interrupt:
         try:

@@ -28,7 +28,26 @@ def models_cmd(args) -> int:
     if not entries:
         print("no models found")
     print(f"(user models go in {user_models_dir()})")
+    from engine.store.hub_cache import cached_models, hub_cache_dir
+
+    cached = cached_models()
+    print(f"\nHugging Face cache ({hub_cache_dir()}): {len(cached)} causal language model(s)")
+    for model in cached:
+        print(f"{model.repo_id:<32} {model.model_type:<10} {', '.join(model.architectures):<24} "
+              f"{describe_cached(model)}")
     return 0
+
+
+def describe_cached(model) -> str:
+    """Whether the studio opens a cached model today, and as what."""
+    from engine.errors import StoreError
+    from engine.store.folders import open_folder
+
+    try:
+        entry = open_folder(model.path, "hub")
+    except StoreError as e:
+        return f"not opened yet: {str(e).split(': ', 1)[-1][:100]}"
+    return f"opens as the {entry.task} task ({entry.probed.describe()})"
 
 
 def sites_cmd(args) -> int:

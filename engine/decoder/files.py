@@ -28,7 +28,7 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
     try:
         dcfg = DecoderConfig.from_dict(entry.decoder["config"])
         sites = [get_site(probed.config, s) for s in entry.decoder["sites"]]
-    except (KeyError, TypeError, SiteError) as e:
+    except (KeyError, TypeError, ValueError, SiteError) as e:
         raise StoreError(f"{record_path(entry.path)}: bad 'decoder' section ({e})") from None
     pc = probed.config
     expected = (pc.d_model, pc.d_vocab, pc.n_ctx, len(sites))

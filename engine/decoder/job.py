@@ -15,6 +15,7 @@ from engine.probed.model import ProbedModel
 from engine.probed.sites import paper_sites
 from engine.store.cards import hardware_summary, probed_card
 from engine.store.folders import (
+    STUDIO_FILE,
     ModelEntry,
     check_new_model_name,
     open_folder,
@@ -95,6 +96,10 @@ def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainR
     if notes:
         training["notes"] = notes
     with rewrite_folder(entry.path) as staging:  # weights, config and card land together or not at all
+        if not (staging / STUDIO_FILE).is_file():
+            # a Hugging Face folder's first record (or a legacy one): made from the folder itself,
+            # so it is named after the folder, not after its staging copy
+            write_config(staging, read_config(entry.path))
         save_decoder(staging, decoder, result.sites, training)
         probed_card(replace(open_folder(staging, entry.source), name=entry.name))
     return open_folder(entry.path, entry.source)

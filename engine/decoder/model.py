@@ -8,7 +8,7 @@ query position.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -31,8 +31,26 @@ class DecoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> DecoderConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """From a decoder record; KeyError for a missing size, ValueError for a bad one."""
+        from engine.validate import parameter_budget, whole
+
+        if not isinstance(d, dict):
+            raise ValueError("expected a JSON object")
+        limits = {"d_act": 65536, "n_sites": 100_000, "d_vocab": 1_000_000, "n_ctx": 1_000_000, "d_model": 65536,
+                  "n_layers": 256, "n_heads": 256, "n_cond_blocks": 256}
+        defaults = {f.name: f.default for f in fields(cls)}
+        values = {}
+        for name, high in limits.items():
+            if name not in d and defaults[name] is MISSING:
+                raise KeyError(f"decoder config lacks {name}")
+            values[name] = whole(d.get(name, defaults[name]), name, 1, high)
+        cfg = cls(**values)
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
+        width = cfg.d_model
+        parameter_budget(2 * cfg.d_vocab * width + cfg.n_ctx * width + cfg.n_layers * 12 * width * width
+                         + cfg.n_sites * cfg.d_act + cfg.n_cond_blocks * 2 * cfg.d_act * cfg.d_act, "the decoder")
+        return cfg
 
     def describe(self) -> str:
         return f"d_model {self.d_model}, {self.n_layers} layers, {self.n_heads} heads"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+ACTIVATION_NAMES = ("gelu", "gelu_new", "relu")  # what the model and the fast site reader both run
+
 
 @dataclass(frozen=True)
 class ProbedConfig:
@@ -26,11 +28,32 @@ class ProbedConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ProbedConfig:
+        """From a model record; KeyError for a missing field, ValueError for a bad one (checked
+        before anything is built: engine/validate.py)."""
+        from engine.tasks import TASKS
+        from engine.validate import one_of, parameter_budget, whole
+
         names = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise ValueError("expected a JSON object")
         missing = names - set(d) - {"act_fn"}
         if missing:
             raise KeyError(f"probed config lacks {', '.join(sorted(missing))}")
-        return cls(**{k: v for k, v in d.items() if k in names})
+        cfg = cls(task=one_of(d["task"], "task", tuple(TASKS)),
+                  n_layers=whole(d["n_layers"], "n_layers", 1, 256), n_heads=whole(d["n_heads"], "n_heads", 1, 256),
+                  d_model=whole(d["d_model"], "d_model", 1, 65536), d_mlp=whole(d["d_mlp"], "d_mlp", 1, 262144),
+                  n_ctx=whole(d["n_ctx"], "n_ctx", 1, 1_000_000), d_vocab=whole(d["d_vocab"], "d_vocab", 1, 1_000_000),
+                  act_fn=one_of(d.get("act_fn", "gelu"), "act_fn", ACTIVATION_NAMES))
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
+        parameter_budget(cfg.parameters(), "the probed model")
+        return cfg
+
+    def parameters(self) -> int:
+        """About how many parameters the architecture has (embeddings, blocks, unembedding)."""
+        d = self.d_model
+        block = 4 * d * d + 2 * d * self.d_mlp + 4 * d + self.d_mlp + 5 * d
+        return 2 * self.d_vocab * d + self.n_ctx * d + self.n_layers * block
 
     def describe(self) -> str:
         return f"{self.n_layers} layers, {self.n_heads} head{'s' * (self.n_heads > 1)}, d_model {self.d_model}"

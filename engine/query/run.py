@@ -37,6 +37,11 @@ class Inverter:
     sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
 
     @property
+    def precision(self) -> str:
+        """The sampling decoder's precision, as results record it."""
+        return "fp32" if self.sampler is None else "bf16"  # the only copy load_inverter makes is bfloat16
+
+    @property
     def sampling_decoder(self) -> ConditionalDecoder:
         return self.sampler if self.sampler is not None else self.decoder
 
@@ -138,7 +143,7 @@ def run_query(
     query = torch.tensor([ids], device=device)
     acts_q = inv.reader.read(query, site)[0]  # (T, d)
     z_q, z_bos = acts_q[pos], acts_q[task.bos_position]
-    acc = QueryAccumulator(result_header(inv.entry.name, task, ids, pos, site, options))
+    acc = QueryAccumulator(result_header(inv.entry.name, task, ids, pos, site, options, inv.precision))
 
     gen = torch.Generator(device=device).manual_seed(options.seed)
     sched = options.schedule

@@ -108,6 +108,10 @@ class QueryResult:
     seconds: float = 0.0
     first_chunk_seconds: float = 0.0
     complete: bool = True  # False when cancelled part way
+    # how the samples were drawn, so an export can be reproduced
+    seed: int = 0
+    schedule: str = ""  # format_schedule's "temperature:noise, ..." form
+    precision: str = ""  # the sampling decoder's: "fp32" or "bf16"
 
     @property
     def in_epsilon_count(self) -> int:
@@ -185,9 +189,11 @@ def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
     return tuple(entries)
 
 
-def result_header(model: str, task, ids: list[int], position: int, site, options: QueryOptions) -> QueryResult:
+def result_header(model: str, task, ids: list[int], position: int, site, options: QueryOptions,
+                  precision: str = "") -> QueryResult:
     """An empty QueryResult describing a query; the accumulator fills in the samples."""
     return QueryResult(model=model, task=task.name, query=task.detokenize(ids), query_tokens=list(ids),
                        query_labels=task.position_labels(ids), query_position=position, site_short=site.short,
                        site_id=site.id, metric=options.metric, epsilon=options.epsilon,
-                       candidates=options.candidates, samples=[])
+                       candidates=options.candidates, samples=[], seed=options.seed,
+                       schedule=format_schedule(options.schedule), precision=precision)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import StoreError
@@ -70,7 +70,7 @@ class ModelEntry:
 
     name: str
     path: Path
-    source: str  # "bundled", "user" or "folder"
+    source: str  # "bundled", "user", "folder" or "hub" (the Hugging Face cache)
     task: str
     probed: ProbedConfig
     decoder: dict | None  # the decoder's config, when the folder has one
@@ -142,14 +142,28 @@ def open_folder(folder: Path, source: str = "folder", task: str | None = None) -
     config = read_config(folder, task)
     try:
         probed = ProbedConfig.from_dict(config["probed"])
-    except (KeyError, TypeError) as e:
-        raise StoreError(f"{record_path(folder)}: bad 'probed' section ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise StoreError(f"{record_path(folder)}: bad 'probed' section ({str(e).strip(chr(39))})") from None
     return ModelEntry(name=config.get("name", folder.name), path=folder, source=source, task=probed.task,
                       probed=probed, decoder=config.get("decoder"), huggingface=config.get("huggingface"))
 
 
-def list_models() -> list[ModelEntry]:
-    """Bundled models first, then the user's; folders that cannot be read are skipped."""
+def cached_entries() -> list[ModelEntry]:
+    """The models in the Hugging Face cache that open today (task checkpoints), named by their id."""
+    from engine.store.hub_cache import cached_models
+
+    entries = []
+    for cached in cached_models():
+        try:
+            entries.append(replace(open_folder(cached.path, "hub"), name=cached.repo_id))
+        except StoreError:
+            continue
+    return entries
+
+
+def list_models(include_cache: bool = False) -> list[ModelEntry]:
+    """Bundled models first, then the user's (and with include_cache, the Hugging Face cache's
+    that open); folders that cannot be read are skipped."""
     entries = []
     for root, source in ((BUNDLED_DIR, "bundled"), (user_models_dir(), "user")):
         if not root.is_dir():
@@ -161,7 +175,7 @@ def list_models() -> list[ModelEntry]:
                 entries.append(open_folder(folder, source))
             except StoreError:
                 continue
-    return entries
+    return entries + (cached_entries() if include_cache else [])
 
 
 def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
@@ -171,8 +185,15 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
     if entry is None and path.is_dir() and any((path / f).is_file() for f in (STUDIO_FILE, LEGACY_FILE)):
         entry = open_folder(path, task=task)
     if entry is None:
+        from engine.store.hub_cache import find_cached
+
+        cached = find_cached(name_or_path)
+        if cached is not None:  # a Hugging Face cache id such as "gpt2" or "org/name"
+            entry = replace(open_folder(cached.path, "hub", task=task), name=cached.repo_id)
+    if entry is None:
         known = ", ".join(e.name for e in list_models()) or "none"
-        raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path)")
+        raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path, "
+                         "or the id of a model in the Hugging Face cache)")
     if task is not None and entry.task != task:
         raise StoreError(f"model {entry.name!r} is a {entry.task} model, not {task}")
     return entry

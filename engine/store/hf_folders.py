@@ -40,10 +40,12 @@ def read_hf_config(folder: Path) -> dict | None:
 
 
 def _int(config: dict, key: str, path: Path, low: int = 1, high: int = 1_000_000) -> int:
-    value = config.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise StoreError(f"{path}: {key!r} must be a whole number from {low} to {high:,}, got {value!r}")
-    return value
+    from engine.validate import whole
+
+    try:
+        return whole(config.get(key), repr(key), low, high)
+    except ValueError as e:
+        raise StoreError(f"{path}: {e}") from None
 
 
 def task_of(config: dict, path: Path, task: str | None = None) -> str:

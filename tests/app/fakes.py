@@ -63,7 +63,7 @@ class FakeEngine:
         self.loads += 1
         task = get_task(entry.task)
         return SimpleNamespace(entry=entry, probed=SimpleNamespace(task=task, config=entry.probed),
-                               sites=paper_sites(entry.probed))
+                               sites=paper_sites(entry.probed), precision="fp32")
 
     # ---- run_query --------------------------------------------------------------------
     def run_query(self, inv, text, site, position, options=QueryOptions(), on_chunk=None,

@@ -249,6 +249,27 @@ def test_csv_neutralises_formulas(streamed, tmp_path):
     assert rows[0]["count"] == "'@SUM(A1)" and rows[1]["count"] == "'-2"
 
 
+def test_csv_by_the_book_quotes_breaks_and_records_the_run(streamed, tmp_path):
+    result, _ = streamed
+    nasty = replace(result, model="m\rx;=1+1", samples=[
+        replace(result.samples[0], fact="a\nb", noise=0.10000000149011612),
+        replace(result.samples[1], fact="\0=cmd", temperature=2.0)], complete=False)
+    path = write_csv(nasty, tmp_path / "nasty.csv")
+    raw = path.read_bytes()
+    assert raw.count(b"\r\n") == 3  # header and two rows: the CR and LF inside cells are quoted, not rows
+    for line in raw.split(b"\r\n")[1:-1]:
+        assert line.startswith(b'"') and line.endswith(b'"')  # every field quoted
+    assert b'"m\rx;=1+1"' in raw  # the separator-injection cell stays inside its quotes
+    rows = list(csv.DictReader(open(path, encoding="utf-8", newline="")))
+    assert rows[0]["model"] == "m\rx;=1+1" and rows[0]["count"] == "a\nb"
+    assert rows[1]["count"] == "'\u2400=cmd"  # a leading NUL is neutralised and made visible
+    assert rows[0]["noise"] == "0.1" and rows[1]["temperature"] == "2"
+    assert rows[0]["seed"] == str(result.seed) and rows[0]["schedule"] == result.schedule != ""
+    assert rows[0]["candidates"] == str(result.candidates) and rows[0]["complete"] == "False"
+    assert rows[0]["candidates_done"] == str(nasty.candidates_done)
+    assert rows[0]["precision"] in ("fp32", "bf16")
+
+
 def test_csv_unwritable_path_leaves_nothing(streamed, tmp_path):
     result, _ = streamed
     with pytest.raises(OutputError, match="does not exist"):

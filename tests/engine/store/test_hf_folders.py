@@ -94,6 +94,7 @@ def test_a_decoder_trained_for_a_paper_checkpoint_sits_beside_its_files(tmp_path
     assert ((folder / "config.json").read_bytes(), (folder / "pytorch_model.bin").read_bytes()) == hf_before
     record = json.loads((folder / STUDIO_FILE).read_text())
     assert record["huggingface"] == {"model_type": "gpt2"} and record["decoder"]["training"]["steps"] == 3
+    assert record["name"] == "counting-paper" and record["task"] == "counting"
     entry = open_folder(folder)
     assert entry.has_decoder and entry.huggingface
     capsys.readouterr()
@@ -144,3 +145,51 @@ def test_bad_checkpoints_are_one_line_and_nothing_runs(tmp_path, capsys):
         find_model(str(swapped), task="addition")
     assert find_model(str(swapped), task="counting").task == "counting"  # --task says which it is
     assert cli_main(["sites", "--model", str(swapped), "--task", "counting"]) == 0
+
+
+def cache_repo(cache: Path, repo_id: str, files: dict[str, bytes], revision: str = "0123abcd", main: bool = True):
+    """One repository in the hub cache's layout: blobs, a snapshot of links to them, refs/main."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir(exist_ok=True)
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / name).symlink_to(blob)
+    if main:
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def test_the_hub_cache_is_searched_offline_and_its_models_open_by_id(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    paper = paper_folder(tmp_path / "src")
+    files = {name: (paper / name).read_bytes() for name in ("config.json", "pytorch_model.bin")}
+    snapshot = cache_repo(cache, "someone/counting-paper", files)
+    cache_repo(cache, "someone/counting-paper-old", files, revision="ffff", main=False)  # no refs/main
+    gpt2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 50257, "n_embd": 768,
+            "n_layer": 12, "n_head": 12, "n_positions": 1024}
+    cache_repo(cache, "gpt2", {"config.json": json.dumps(gpt2).encode()})
+    cache_repo(cache, "bert-base", {"config.json": json.dumps({"model_type": "bert",
+                                                                "architectures": ["BertModel"]}).encode()})
+    cache_repo(cache, "broken", {"config.json": b"{not json"})
+    before = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file() and not p.is_symlink()}
+
+    assert cli_main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "3 causal language model(s)" in out and "bert-base" not in out and "broken" not in out
+    line = next(x for x in out.splitlines() if x.startswith("someone/counting-paper "))
+    assert "opens as the counting task" in line
+    assert "not opened yet" in next(x for x in out.splitlines() if x.startswith("gpt2 "))
+
+    entry = find_model("someone/counting-paper")
+    assert entry.source == "hub" and entry.path == snapshot and entry.task == "counting"
+    assert find_model("someone/counting-paper-old").path.name == "ffff"  # the newest snapshot without a ref
+    assert cli_main(["train-decoder", "counting", "--model", "someone/counting-paper", "--steps", "1"]) == 2
+    assert "in the Hugging Face cache" in capsys.readouterr().err
+    assert cli_main(["flow", "--model", "gpt2", "--text", COUNTING_TEXT]) == 2
+    assert "matches no task" in capsys.readouterr().err
+    assert before == {p: p.read_bytes() for p in cache.rglob("*") if p.is_file() and not p.is_symlink()}
