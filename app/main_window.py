@@ -13,7 +13,17 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.diagram.view import DiagramPanel
 from app.flow.node_pane import NodeDetailPane
@@ -31,6 +41,7 @@ from app.style import ERROR
 from app.workers.engine_thread import EngineBackend, EngineClient
 from app.workers.query_request import QueryRequest, default_position, default_site
 from engine.probed.sites import all_sites, paper_sites
+from engine.query.types import format_schedule
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import get_task
 
@@ -38,6 +49,7 @@ APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100
 SAVE_DELAY_MS = 1500
 NODE_DOCK_WIDTH = 400
+DIAGRAM_LEGIBLE = 600  # narrower, row labels overlap the nodes and the flow controls are cut
 
 
 class MainWindow(QMainWindow):
@@ -139,6 +151,8 @@ class MainWindow(QMainWindow):
         self.run_bar.runClicked.connect(self.run_query)
         self.run_bar.cancelClicked.connect(self.cancel_query)
         self.options_bar.epsilonChanged.connect(self._on_epsilon)
+        self.options_bar.optionsChanged.connect(self._mark_if_stale)
+        self.resultShown.connect(lambda _: self._mark_if_stale())
         self.results.epsilonDragged.connect(self.options_bar.epsilon.setValue)
         self.history.entryActivated.connect(self.reopen)
         self.history.pinRequested.connect(self.pin)
@@ -159,8 +173,27 @@ class MainWindow(QMainWindow):
                              (s.splitter_state, self.split.restoreState)):
             if text:
                 setter(QByteArray.fromBase64(text.encode("ascii")))
+        self._fit_to_screen()
         if self.store.note:
             self.statusBar().showMessage(self.store.note, 15000)
+
+    def _fit_to_screen(self) -> None:
+        """A geometry saved on a bigger screen (or at another scale factor) is shrunk (down to the
+        window's minimum size) and moved into this screen's available area."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        room = screen.availableGeometry()
+        width, height = min(self.width(), room.width()), min(self.height(), room.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        frame = self.frameGeometry()
+        # inside the screen where it fits; where even the minimum size does not, the title bar
+        # (top left) stays on screen so the window can still be moved and resized
+        x = max(room.left(), min(frame.x(), room.right() - frame.width() + 1))
+        y = max(room.top(), min(frame.y(), room.bottom() - frame.height() + 1))
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
 
     def start(self):
         """Choose the last used model (the bundled 'counting' by default); the engine loads it.
@@ -196,6 +229,7 @@ class MainWindow(QMainWindow):
             self._position = self.settings.position
         self.editor.set_task(task, self.settings.query if restoring and self.settings.query else None)
         self.engine.load_model(entry)
+        self._update_run_enabled()
 
     def _on_model_loading(self, name: str) -> None:
         self.picker.set_state(f"Loading {name}… (first load imports torch: a few seconds)")
@@ -209,13 +243,22 @@ class MainWindow(QMainWindow):
         self.model_state.setText(f"{info.name}: ready")
         if info.trained_sites:
             self.diagram.set_trained_sites(info.trained_sites)
+            if self._site not in info.trained_sites and not self._restoring:
+                # another model's decoder knows other sites: move to one this one was trained on
+                old, default = self._site, default_site(self._entry.task)
+                self._site = default if default in info.trained_sites else info.trained_sites[0]
+                self.statusBar().showMessage(f"{info.name}'s decoder was not trained on {old}; "
+                                             f"chose {self._site}", 15000)
         self._update_target()
+        self._update_run_enabled()
         self.flow.set_model(info.key)
 
     def _on_model_failed(self, message: str) -> None:
         self.picker.set_state(message, error=True)
         self.model_state.setText("model not loaded")
         self.statusBar().showMessage(message, 20000)
+        self._loaded = None
+        self._update_run_enabled()
         fallback = self.picker.find(DEFAULT_MODEL)
         if self._restoring and fallback is not None and self._entry is not None and self._entry.path != fallback.path:
             # the last session's model no longer loads: start on the bundled default, and say why
@@ -227,7 +270,7 @@ class MainWindow(QMainWindow):
     # ---- query, site and position -----------------------------------------------------
     def _on_query_changed(self) -> None:
         tokens = self.editor.tokens()
-        self.run_bar.run_button.setEnabled(tokens is not None)
+        self._update_run_enabled()
         self.flow.set_query(self.editor.text() if tokens is not None else None)
         if tokens is None:
             self.run_bar.target.setText(f"<span style='color:{ERROR}'>Fix the query to run it.</span>")
@@ -246,11 +289,32 @@ class MainWindow(QMainWindow):
         """Select the site and position to invert, and read the node in the flow graph's pane."""
         self.set_target(site, position)  # the pane follows the selection while it is open
         if self.node_dock.isHidden():
+            diagram_before = self.diagram_panel.width()
             self.node_dock.show()
             self.resizeDocks([self.node_dock], [NODE_DOCK_WIDTH], Qt.Horizontal)
+            QTimer.singleShot(0, lambda: self._keep_diagram_legible(diagram_before))  # after the dock takes space
             if self.node_pane.key != (site, position):
                 self._update_target()
         self.node_dock.raise_()
+
+    def _keep_diagram_legible(self, wanted: int) -> None:
+        """The pane's width comes out of the results side, not the diagram's, down to the
+        results' own minimum; if even that leaves the diagram too narrow, the pane floats."""
+        total = sum(self.split.sizes())
+        results_least = self.tabs.minimumSizeHint().width()
+        diagram = min(max(wanted, DIAGRAM_LEGIBLE), total - results_least)
+        if diagram < DIAGRAM_LEGIBLE and not self.node_dock.isFloating():
+            self.node_dock.setFloating(True)
+            self.node_dock.resize(NODE_DOCK_WIDTH, self.height() * 2 // 3)
+            return
+        self.split.setSizes([diagram, total - diagram])
+
+    def _update_run_enabled(self) -> None:
+        """Run needs a valid query and a model that is loaded or loading (a run waits for the load)."""
+        has_model = self._loaded is not None or self.engine.loading
+        self.run_bar.run_button.setEnabled(self.editor.tokens() is not None and has_model)
+        self.run_bar.run_button.setToolTip(self.run_bar.RUN_TIP if has_model else
+                                           "No model is loaded: choose one in the Model box (the last one failed)")
 
     def _on_node_dock_visible(self, visible: bool) -> None:
         if visible:  # opened from the View menu: show the selected node
@@ -267,6 +331,7 @@ class MainWindow(QMainWindow):
 
     def _update_target(self) -> None:
         self.diagram.set_selection(self._site, self._position)
+        self.flow.set_route_position(self._position if self._position >= 0 else None)
         self.editor.set_selected_position(self._position)
         labels = self.editor.labels()
         if not self.node_dock.isHidden() and 0 <= self._position < len(labels):
@@ -349,6 +414,22 @@ class MainWindow(QMainWindow):
         self.run_bar.set_finished("failed")
         self.results.summary.setText(f"<span style='color:{ERROR}'>{escape(message)}</span>")
         self.statusBar().showMessage(message, 20000)
+
+    def _mark_if_stale(self) -> None:
+        """Options that need a new run and differ from the shown result's are named above it."""
+        shown = self.results.result()
+        try:
+            now = self.options_bar.options()
+        except ValueError:
+            now = None  # a schedule being typed: nothing to compare yet
+        if shown is None or now is None:
+            self.results.set_stale([])
+            return
+        differ = [name for name, was, is_ in (
+            ("candidates", shown.candidates, now.candidates), ("metric", shown.metric, now.metric),
+            ("seed", shown.seed, now.seed), ("schedule", shown.schedule, format_schedule(now.schedule)))
+            if was != is_]
+        self.results.set_stale(differ)
 
     # ---- epsilon, history and compare -----------------------------------------------------
     def _on_epsilon(self, epsilon: float) -> None:

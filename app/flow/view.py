@@ -31,6 +31,7 @@ class FlowView(QObject):
         self._text: str | None = None
         self._pending: FlowRequest | None = None  # sent, not answered yet
         self._selection: tuple[str, int] | None = None
+        self._route_position: int | None = None  # the window's selected position: where the route ends
         self._neuron_request: NeuronRequest | None = None
         self._neurons: dict[tuple, list] = {}  # NeuronRequest.key -> readouts, for the graph shown
         self._timer = QTimer(self)
@@ -128,8 +129,9 @@ class FlowView(QObject):
             return
         threshold = self.controls.threshold()
         if self.controls.route_only():
-            self.shown_edges = graph.route_to(threshold=threshold)
-            on_route = route_nodes(self.shown_edges) | {graph.output}
+            output = self.route_output()
+            self.shown_edges = graph.route_to(output, threshold=threshold)
+            on_route = route_nodes(self.shown_edges) | {output}
         else:
             self.shown_edges, on_route = graph.edges_above(threshold), None
         self.diagram.set_overlay(flow_overlay(graph, self.shown_edges, on_route))
@@ -137,9 +139,24 @@ class FlowView(QObject):
         if self._selection is not None and self.pane.isVisible():
             self.show_detail(*self._selection)
 
+    def route_output(self) -> tuple:
+        """The route's end: the final residual stream at the window's selected position (the
+        last one when none is set), so the route answers for the token the user is looking at."""
+        site, pos = self.graph.output
+        if self._route_position is not None and 0 <= self._route_position < len(self.graph.position_labels):
+            pos = self._route_position
+        return site, pos
+
+    def set_route_position(self, position: int | None) -> None:
+        """The position the window has selected; the route ends there."""
+        if position != self._route_position:
+            self._route_position = position
+            if self.graph is not None and self.controls.route_only():
+                self.redraw()
+
     def _summary(self) -> str:
         g = self.graph
-        site, pos = g.output
+        site, pos = self.route_output()
         what = "route edges" if self.controls.route_only() else "edges"
         return f"{len(self.shown_edges)} {what} · route → {site} @ {pos} '{g.position_labels[pos]}'"
 
@@ -196,7 +213,7 @@ class FlowView(QObject):
         graph, threshold = self.graph, self.controls.threshold()
         if graph is None:
             raise ValueError("no flow graph yet")
-        route = graph.route_to(threshold=threshold)
+        route = graph.route_to(self.route_output(), threshold=threshold)
         doc = json.loads(replace(graph, threshold=threshold, route=route).to_json(threshold=threshold))
         route_only = self.controls.route_only()
         if route_only:

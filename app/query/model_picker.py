@@ -14,7 +14,9 @@ from engine.store.folders import list_models, open_folder
 
 def describe_entry(entry) -> str:
     extra = "" if entry.has_decoder else " · no decoder"
-    return f"{entry.name}  ·  {entry.task}  ·  {entry.probed.describe()}  ·  {entry.source}{extra}"
+    # folders opened by hand can share a name: their path tells them apart
+    where = f"  ·  {entry.path}" if entry.source == "folder" else ""
+    return f"{entry.name}  ·  {entry.task}  ·  {entry.probed.describe()}  ·  {entry.source}{extra}{where}"
 
 
 class ModelPicker(QWidget):
@@ -54,7 +56,12 @@ class ModelPicker(QWidget):
             self.select(str(current.path))
 
     def _add(self, entry) -> int:
+        """The entry's row: a folder already listed (by its resolved path) is not added twice."""
+        for i, known in enumerate(self.entries()):
+            if Path(known.path).resolve() == Path(entry.path).resolve():
+                return i
         self.combo.addItem(describe_entry(entry), entry)
+        self.combo.setItemData(self.combo.count() - 1, str(entry.path), Qt.ToolTipRole)
         return self.combo.count() - 1
 
     def entries(self) -> list:

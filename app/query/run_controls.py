@@ -116,6 +116,7 @@ class OptionsBar(QWidget):
 
 
 class RunBar(QWidget):
+    RUN_TIP = "Sample inputs whose activation at the chosen site and position comes close to the query's"
     runClicked = Signal()
     cancelClicked = Signal()
 
@@ -123,8 +124,7 @@ class RunBar(QWidget):
         super().__init__(parent)
         self.run_button = QPushButton("Run  (Ctrl+Enter)")
         self.run_button.setDefault(True)
-        self.run_button.setToolTip("Sample inputs whose activation at the chosen site and position "
-                                   "comes close to the query's")
+        self.run_button.setToolTip(self.RUN_TIP)
         self.run_button.clicked.connect(self.runClicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)

@@ -61,9 +61,7 @@ class DistanceHistogram(pg.PlotWidget):
         self._edges = bin_edges(distances, epsilon)
         clipped = np.minimum(distances, self._edges[-1] - 1e-9)  # beyond the top: the last bin
         self._counts, _ = np.histogram(clipped, bins=self._edges, weights=np.asarray(weights, dtype=float))
-        self._eps_line.blockSignals(True)
-        self._eps_line.setValue(epsilon)
-        self._eps_line.blockSignals(False)
+        self._eps_line.setValue(epsilon)  # not under blockSignals: the line's label follows sigPositionChanged
         if self._selected_bin is not None and self._counts[self._selected_bin] == 0:
             self._selected_bin = None
         self._redraw()
@@ -72,9 +70,7 @@ class DistanceHistogram(pg.PlotWidget):
 
     def set_epsilon(self, epsilon: float) -> None:
         self._epsilon = epsilon
-        self._eps_line.blockSignals(True)
-        self._eps_line.setValue(epsilon)
-        self._eps_line.blockSignals(False)
+        self._eps_line.setValue(epsilon)  # not under blockSignals: the line's label follows sigPositionChanged
         self._redraw()
 
     def _redraw(self) -> None:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter,
 from app.results.delegates import DistanceBarDelegate, SampleDelegate, TextCellDelegate
 from app.results.histogram import DistanceHistogram
 from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel
-from app.style import DIVIDER, MUTED
+from app.style import DIVIDER, ERROR, MUTED
 
 
 class ResultsTableView(QTableView):
@@ -65,6 +65,11 @@ class ResultsView(QWidget):
         self.filter_label.setStyleSheet(f"color: {MUTED};")
         self.filter_label.linkActivated.connect(lambda _: self.show_all_rows())
         self.filter_label.hide()
+        self.stale_label = QLabel()  # the options changed since this result ran
+        self.stale_label.setObjectName("stale")
+        self.stale_label.setStyleSheet(f"color: {ERROR};")
+        self.stale_label.setWordWrap(True)
+        self.stale_label.hide()
         self.histogram = DistanceHistogram()
         self.histogram.setMinimumHeight(90 if compact else 120)
         self.histogram.binSelected.connect(self._on_bin)
@@ -104,12 +109,19 @@ class ResultsView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.title)
         lay.addWidget(self.summary)
+        lay.addWidget(self.stale_label)
         lay.addWidget(self.legend)
         lay.addWidget(self.filter_label)
         lay.addWidget(split, 1)
         self.histogram.set_data(np.zeros(0), np.zeros(0), 0.1)
 
     # ---- content ------------------------------------------------------------------------
+    def set_stale(self, differences: list[str]) -> None:
+        """Say which options now differ from the ones the shown result ran with (none: hide)."""
+        self.stale_label.setText("Options changed since this run (" + ", ".join(differences) +
+                                 "): Run again to apply them." if differences else "")
+        self.stale_label.setVisible(bool(differences))
+
     def show_result(self, result, epsilon: float | None = None, status: str = "") -> None:
         """Show a (possibly partial) result; with epsilon, re-flag it for that epsilon first."""
         if result is not None and epsilon is not None and abs(result.epsilon - epsilon) > 1e-12:

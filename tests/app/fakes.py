@@ -19,7 +19,7 @@ import numpy as np
 from engine.errors import StoreError
 from engine.probed.model import PAPER_CONFIGS
 from engine.probed.sites import get_site, paper_sites
-from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult
+from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
 from engine.store.folders import find_model, user_models_dir
 from engine.tasks import get_task
 
@@ -45,6 +45,7 @@ class FakeEngine:
         self.chunk_delay = chunk_delay
         self.load_delay = load_delay
         self.fail_run: BaseException | None = None  # raised by the next run_query
+        self.fail_load: BaseException | None = None  # raised by the next load_inverter
         self.loads = 0
         self.runs = 0
 
@@ -58,6 +59,9 @@ class FakeEngine:
         entry = find_model(entry_or_name) if isinstance(entry_or_name, str) else entry_or_name
         if self.load_delay:
             time.sleep(self.load_delay)  # the engine thread, not the test, waits here
+        if self.fail_load is not None:
+            err, self.fail_load = self.fail_load, None
+            raise err
         if not entry.has_decoder:
             raise StoreError(f"{entry.path / 'decoder.safetensors'}: file not found (this model has no decoder yet)")
         self.loads += 1
@@ -78,10 +82,7 @@ class FakeEngine:
         labels = task.position_labels(tokens)
         pos = task.resolve_position(tokens, position)
         s = get_site(inv.entry.probed, site)
-        header = QueryResult(model=inv.entry.name, task=task.name, query=task.detokenize(tokens),
-                             query_tokens=tokens, query_labels=labels, query_position=pos, site_short=s.short,
-                             site_id=s.id, metric=options.metric, epsilon=options.epsilon,
-                             candidates=options.candidates, samples=[])
+        header = result_header(inv.entry.name, task, tokens, pos, s, options, inv.precision)
         acc = QueryAccumulator(header)
         rng = np.random.default_rng(options.seed)
         start = time.monotonic()

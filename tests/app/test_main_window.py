@@ -1,10 +1,12 @@
 """The real main window driven as a user would, on the fake engine (pure UI behaviour)."""
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
 from app.settings import SettingsStore
+from engine.errors import StoreError
 from tests.app.conftest import open_window
 
 
@@ -158,6 +160,42 @@ def test_engine_errors_become_messages_and_the_app_keeps_working(qtbot, window, 
     assert run_and_wait(qtbot, w).complete
 
 
+def test_switching_model_moves_to_a_site_the_new_decoder_has(qtbot, window):
+    w = window
+    w.set_target("m1", 14)  # counting's decoder has m1; addition's does not
+    with qtbot.waitSignal(w.engine.modelLoaded, timeout=60000):
+        w.choose_model(w.picker.find("fake-addition"))
+    assert w.target()[0] != "m1" and w.diagram.is_trained(w.target()[0])
+    assert "not trained on m1" in w.statusBar().currentMessage()
+    assert w.run_bar.run_button.isEnabled()
+
+
+def test_a_result_is_marked_when_the_options_change_after_it_ran(qtbot, window):
+    w = window
+    run_and_wait(qtbot, w)
+    assert w.results.stale_label.isHidden()
+    w.options_bar.seed.setValue(w.options_bar.seed.value() + 5)
+    w.options_bar.candidates.setValue(256)
+    assert not w.results.stale_label.isHidden()
+    assert "seed" in w.results.stale_label.text() and "candidates" in w.results.stale_label.text()
+    w.options_bar.epsilon.setValue(0.25)  # epsilon re-ranks at once: never stale
+    assert "epsilon" not in w.results.stale_label.text()
+    run_and_wait(qtbot, w)  # a new run with the new options is current again
+    assert w.results.stale_label.isHidden()
+
+
+def test_run_is_disabled_while_no_model_is_loaded(qtbot, window, fake_engine):
+    w = window
+    fake_engine.fail_load = StoreError("weights.safetensors: not a readable safetensors file")
+    with qtbot.waitSignal(w.engine.modelFailed, timeout=60000):
+        w.choose_model(w.picker.find("fake-addition"))
+    assert not w.run_bar.run_button.isEnabled()
+    assert "No model is loaded" in w.run_bar.run_button.toolTip()
+    with qtbot.waitSignal(w.engine.modelLoaded, timeout=60000):
+        w.choose_model(w.picker.find("fake-counting"))
+    assert w.run_bar.run_button.isEnabled()
+
+
 def test_opening_a_folder_that_is_not_a_model_shows_why(qtbot, window, tmp_path):
     w = window
     assert not w.picker.open_path(str(tmp_path))
@@ -277,3 +315,41 @@ def test_a_chosen_schedule_is_used_and_a_bad_one_is_explained(qtbot, window):
     w.options_bar.schedule.setText("hot")
     assert w.run_query() is None
     assert "temperature:noise" in w.statusBar().currentMessage()
+
+
+def test_a_window_larger_than_the_screen_is_fitted_inside_it(qtbot, fake_models):
+    """What runs after the saved geometry is restored: Qt itself only moves a window that is
+    off-screen, not one saved at another scale factor (QT_SCALE_FACTOR=2) that is too big."""
+    from PySide6.QtGui import QGuiApplication
+
+    from tests.app.fakes import FakeEngine
+
+    room = QGuiApplication.primaryScreen().availableGeometry()
+    w = MainWindow(SettingsStore(), backend=FakeEngine().backend(), save_settings=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.resize(room.width() * 3, room.height() * 3)
+    w.move(room.right() + 500, room.bottom() + 500)
+    assert w.width() > room.width()  # the platform let it be too big
+    w._fit_to_screen()
+    least = w.minimumSizeHint().expandedTo(w.minimumSize())
+    assert w.width() <= max(room.width(), least.width()) and w.height() <= max(room.height(), least.height())
+    assert w.width() < room.width() * 3 and w.height() < room.height() * 3
+    assert room.contains(w.frameGeometry().topLeft())  # the title bar is reachable
+    w.close()
+
+
+@pytest.mark.parametrize("width", [1480, 1100])
+def test_opening_the_node_pane_keeps_the_diagram_legible(qtbot, window, width):
+    from app.main_window import DIAGRAM_LEGIBLE
+
+    w = window
+    w.resize(width, 900)
+    qtbot.waitUntil(lambda: w.width() == width or w.width() == w.minimumSizeHint().width(), timeout=2000)
+    click_node(qtbot, w, "x1.post", 14)
+    qtbot.waitUntil(lambda: w.node_dock.isVisible(), timeout=2000)
+    # the pane takes its width from the results, or floats when the window is too narrow for both
+    qtbot.waitUntil(lambda: w.node_dock.isFloating() or w.diagram_panel.width() >= DIAGRAM_LEGIBLE, timeout=2000)
+    if not w.node_dock.isFloating():
+        assert w.diagram_panel.width() >= DIAGRAM_LEGIBLE
+        assert w.tabs.width() >= w.tabs.minimumSizeHint().width()

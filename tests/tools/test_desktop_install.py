@@ -46,3 +46,30 @@ def test_install_and_uninstall_for_the_current_user(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "install_desktop.py"), "--uninstall"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not entry.exists()
+
+
+# The Desktop Entry Specification's main categories: a launcher names exactly one.
+MAIN_CATEGORIES = {"AudioVideo", "Audio", "Video", "Development", "Education", "Game", "Graphics", "Network",
+                   "Office", "Science", "Settings", "System", "Utility"}
+
+
+def test_the_launcher_follows_the_desktop_entry_spec(tmp_path):
+    import shutil
+
+    text = desktop_entry(Path(sys.executable), Path("/opt/ivs"))
+    entry = configparser.ConfigParser(interpolation=None, strict=True)
+    entry.optionxform = str  # keys are case-sensitive
+    entry.read_string(text)
+    e = entry["Desktop Entry"]
+    assert e["Type"] == "Application" and e["Version"] in ("1.0", "1.1", "1.2", "1.3", "1.4")
+    for key in ("Name", "Exec", "Icon", "Categories"):
+        assert e[key], key
+    categories = [c for c in e["Categories"].split(";") if c]
+    assert len([c for c in categories if c in MAIN_CATEGORIES]) == 1, categories
+    assert e["Categories"].endswith(";") and e["Keywords"].endswith(";")
+    validator = shutil.which("desktop-file-validate")
+    if validator:  # the reference checker, where the machine has it
+        path = tmp_path / f"{NAME}.desktop"
+        path.write_text(text)
+        done = subprocess.run([validator, str(path)], capture_output=True, text=True)
+        assert done.returncode == 0 and "error" not in done.stdout.lower(), done.stdout

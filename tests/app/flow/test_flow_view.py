@@ -154,14 +154,29 @@ def test_route_only_shows_exactly_the_route(qtbot, flow_window):
     graph, controls = w.flow.graph, w.diagram_panel.flow_controls
     controls.slider.setValue(8)
     controls.route.setChecked(True)
-    route = graph.route_to(threshold=0.08)
+    end = (graph.output[0], w.target()[1])  # the route ends at the selected position, not the last
+    assert w.flow.route_output() == end
+    route = graph.route_to(end, threshold=0.08)
     assert 0 < len(route) < len(graph.edges_above(0.08))
     assert drawn(w) == as_drawn(route)
     off_route = next(n for n in graph.nodes if n.key not in {e.src for e in route} | {e.dst for e in route}
-                     and n.key != graph.output)
+                     and n.key != end)
     assert w.diagram.node(*off_route.key).opacity() < 1
     controls.route.setChecked(False)
     assert drawn(w) == as_drawn(graph.edges_above(0.08))
+
+
+def test_the_route_follows_the_selected_position(qtbot, flow_window):
+    w = flow_window
+    graph, controls = w.flow.graph, w.diagram_panel.flow_controls
+    controls.route.setChecked(True)
+    for position in (3, len(graph.position_labels) - 1):
+        w.set_target(w.target()[0], position)
+        end = (graph.output[0], position)
+        assert w.flow.route_output() == end
+        assert drawn(w) == as_drawn(graph.route_to(end, threshold=controls.threshold()))
+        assert f"route → {graph.output[0]} @ {position} " in controls.status.text()
+    controls.route.setChecked(False)
 
 
 def test_clicking_a_node_opens_the_detail_pane_with_its_top_tokens(qtbot, flow_window):

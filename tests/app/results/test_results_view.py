@@ -89,6 +89,11 @@ def test_changing_epsilon_reranks_without_resampling(qtbot, result):
     assert new.epsilon == 0.3 and new.samples[0].text == result.samples[0].text
     assert v.table_model.in_epsilon_rows() > before
     assert "epsilon 0.3" in v.summary.text()
+    assert v.histogram._eps_line.label.textItem.toPlainText() == "ε 0.3"  # the line's label follows too
+    dragged = []
+    v.epsilonDragged.connect(dragged.append)
+    v.set_epsilon(0.25)
+    assert dragged == [] and v.histogram._eps_line.label.textItem.toPlainText() == "ε 0.25"
 
 
 def test_clicking_a_histogram_bar_filters_the_rows(qtbot, result):
