@@ -36,7 +36,7 @@ from app.results import export as export_actions
 from app.results.compare import CompareView
 from app.results.history import HistoryEntry, HistoryPanel
 from app.results.view import ResultsView
-from app.settings import AppSettings, SettingsStore
+from app.settings import MAX_FOLDERS, AppSettings, SettingsStore
 from app.style import ERROR
 from app.workers.engine_thread import EngineBackend, EngineClient
 from app.workers.query_request import QueryRequest, default_position, default_site
@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
 
         build_menus(self)
         self._connect()
+        self.picker.remember(self.settings.folders)
         self._restore_options()
 
     # ---- construction -------------------------------------------------------------------
@@ -533,6 +534,7 @@ class MainWindow(QMainWindow):
         s.geometry = self.saveGeometry().toBase64().data().decode("ascii")
         s.window_state = self.saveState().toBase64().data().decode("ascii")
         s.splitter_state = self.split.saveState().toBase64().data().decode("ascii")
+        s.folders = self.picker.opened_folders()[-MAX_FOLDERS:]
         try:
             self.store.save(s)
         except OSError as e:

@@ -38,6 +38,7 @@ class AppSettings:
     geometry: str = ""  # QMainWindow.saveGeometry(), base64
     window_state: str = ""  # QMainWindow.saveState(), base64
     splitter_state: str = ""
+    folders: list = field(default_factory=list)  # model folders opened by hand (Hugging Face ones too), newest last
 
 
 def config_dir() -> Path:
@@ -56,6 +57,7 @@ def settings_path() -> Path:
 MAX_TEXT = 4096  # model paths, queries, site names
 MAX_STATE = 65536  # Qt's saved geometry and dock state, base64
 MAX_SCHEDULE = 64
+MAX_FOLDERS = 20  # remembered model folders
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
@@ -79,6 +81,7 @@ LIMITS = {
     "geometry": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "window_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
+    "folders": lambda v: len(v) <= MAX_FOLDERS and all(isinstance(p, str) and 0 < len(p) <= MAX_TEXT for p in v),
 }
 
 

@@ -55,6 +55,18 @@ class ModelPicker(QWidget):
         if current is not None:
             self.select(str(current.path))
 
+    def remember(self, folders: list[str]) -> None:
+        """List the model folders opened in earlier sessions; ones that no longer open are skipped."""
+        for folder in folders:
+            try:
+                self._add(open_folder(Path(folder)))
+            except (StoreError, OSError):
+                continue
+
+    def opened_folders(self) -> list[str]:
+        """The folders listed that were opened by hand, for the settings to remember."""
+        return [str(e.path) for e in self.entries() if e.source == "folder"]
+
     def _add(self, entry) -> int:
         """The entry's row: a folder already listed (by its resolved path) is not added twice."""
         for i, known in enumerate(self.entries()):

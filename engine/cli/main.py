@@ -38,6 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warnings_to_stderr() -> None:
+    """The engine's warnings (a weights conversion, say) reach the terminal too, one line each."""
+    import logging
+
+    class CurrentStderr(logging.StreamHandler):
+        def emit(self, record) -> None:
+            self.stream = sys.stderr  # whatever stderr is now (tests replace it)
+            super().emit(record)
+
+    logger = logging.getLogger("engine")
+    if not any(type(h).__name__ == "CurrentStderr" for h in logger.handlers):
+        handler = CurrentStderr()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -52,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.logs import setup_logging
 
     setup_logging()
+    _warnings_to_stderr()
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as e:

@@ -8,7 +8,7 @@ from engine.errors import SiteError, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.sites import Site, get_site
 from engine.store.folders import ModelEntry, check_state, read_config, record_path, write_config
-from engine.store.safefiles import load_tensors, save_tensors
+from engine.store.safefiles import checked_weights, load_tensors, save_tensors
 
 
 def save_decoder(folder: Path, decoder: ConditionalDecoder, site_ids: list[str], training: dict) -> None:
@@ -37,6 +37,7 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
         raise StoreError(f"{path}: the decoder does not match the model (d_act, vocab, n_ctx, sites = {found}; "
                          f"the probed model needs {expected})")
     tensors, _ = load_tensors(path, device=probed.device)
+    tensors = checked_weights(path, tensors)
     decoder = ConditionalDecoder(dcfg).to(probed.device)
     check_state(path, decoder.state_dict(), tensors)
     decoder.load_state_dict(tensors)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.probed.model import ProbedConfig, ProbedModel, build_probed
-from engine.store.safefiles import atomic_write_text, load_tensors, save_tensors
+from engine.store.safefiles import atomic_write_text, checked_weights, load_tensors, save_tensors
 from engine.store.shipped import shipped_dir
 from engine.store.staging import recover, rewrite_folder
 
@@ -210,6 +210,7 @@ def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
     else:
         path = entry.path / "probed.safetensors"
         tensors, _ = load_tensors(path)
+    tensors = checked_weights(path, tensors)
     model = build_probed(entry.probed, device=device)
     check_state(path, model.bridge.state_dict(), tensors)
     model.bridge.load_state_dict(tensors)

@@ -106,6 +106,31 @@ def load_tensors(path: Path, device="cpu") -> tuple[dict, dict]:
         raise StoreError(f"{path}: not a readable safetensors file ({first}); it may be truncated") from None
 
 
+def checked_weights(path: Path, tensors: dict) -> dict:
+    """Weights as float32, checked: StoreError for a tensor that is not floating point or holds
+    NaN or infinite values (a model that would answer every query with NaN distances); a
+    conversion from another float type is said aloud in the log (the command line prints it)."""
+    import logging
+
+    import torch
+
+    out, converted = {}, set()
+    for key, tensor in tensors.items():
+        if not tensor.is_floating_point():
+            raise StoreError(f"{path}: tensor {key} is {str(tensor.dtype).removeprefix('torch.')}, "
+                             "not floating-point weights")
+        if tensor.dtype != torch.float32:
+            converted.add(str(tensor.dtype).removeprefix("torch."))
+            tensor = tensor.to(torch.float32)
+        if not bool(torch.isfinite(tensor).all()):
+            raise StoreError(f"{path}: tensor {key} holds NaN or infinite values")
+        out[key] = tensor
+    if converted:
+        logging.getLogger("engine.store").warning(
+            "%s: weights stored as %s were converted to float32", path, ", ".join(sorted(converted)))
+    return out
+
+
 def optimizer_tensors(optimizer) -> tuple[dict, dict]:
     """Flatten a torch optimizer's state to (named tensors, JSON-able rest)."""
     import torch

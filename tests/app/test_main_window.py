@@ -353,3 +353,24 @@ def test_opening_the_node_pane_keeps_the_diagram_legible(qtbot, window, width):
     if not w.node_dock.isFloating():
         assert w.diagram_panel.width() >= DIAGRAM_LEGIBLE
         assert w.tabs.width() >= w.tabs.minimumSizeHint().width()
+
+
+def test_opened_folders_are_remembered_across_sessions(qtbot, fake_models, tmp_path):
+    from tests.app.fakes import FakeEngine
+    from tests.engine.store.test_hf_folders import paper_folder
+
+    checkpoint = paper_folder(tmp_path / "paper-counting")  # a Hugging Face checkpoint of the counting task
+    first = open_window(qtbot, FakeEngine().backend())
+    assert first.picker.open_path(str(checkpoint))
+    first.save_settings()
+    first.close()
+    second = MainWindow(SettingsStore(), backend=FakeEngine().backend())
+    qtbot.addWidget(second)
+    listed = [e for e in second.picker.entries() if e.source == "folder"]
+    assert [e.path for e in listed] == [checkpoint] and listed[0].huggingface
+    checkpoint.joinpath("config.json").unlink()  # a folder that no longer opens is skipped, not an error
+    third = MainWindow(SettingsStore(), backend=FakeEngine().backend())
+    qtbot.addWidget(third)
+    assert not [e for e in third.picker.entries() if e.source == "folder"]
+    second.close()
+    third.close()

@@ -80,3 +80,35 @@ def test_deeply_nested_json_is_one_line(source, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "inversionview.json" in err and "Traceback" not in err
     assert cli_main(["models"]) == 0  # one broken folder breaks nothing else
+
+
+@pytest.mark.parametrize("what", ["nan", "inf", "int64", "bool", "float16"])
+def test_weights_are_checked_as_they_load(what, source, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from engine.store.safefiles import load_tensors, save_tensors
+
+    folder = tmp_path / "w"
+    shutil.copytree(source, folder)
+    tensors, meta = load_tensors(folder / "probed.safetensors")
+    key = "blocks.0.mlp.in.weight"
+    if what in ("nan", "inf"):
+        tensors[key][0, 0] = float(what)
+    elif what == "float16":
+        tensors = {k: v.to(torch.float16) for k, v in tensors.items()}
+    else:
+        tensors[key] = tensors[key].to(getattr(torch, what))
+    save_tensors(folder / "probed.safetensors", tensors, meta)
+    before = digest(folder)
+    code = cli_main(["flow", "--model", str(folder), "--text", TEXT])
+    err = capsys.readouterr().err
+    if what == "float16":  # converted, and said so
+        assert code == 0 and err.count("\n") == 1
+        assert err.startswith("warning: ") and "float16 were converted to float32" in err
+    else:
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+        assert "probed.safetensors" in err and key in err
+        assert ("NaN or infinite" in err) if what in ("nan", "inf") else ("not floating-point" in err)
+    assert digest(folder) == before
