@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.picker.modelChosen.connect(self.choose_model)
+        self.diagram.nodeSelected.connect(self.set_target)  # the arrow keys choose a site, no pane
         self.editor.queryChanged.connect(self._on_query_changed)
         self.editor.positionClicked.connect(self.set_position)
         self.diagram.nodeClicked.connect(self._on_node_clicked)

@@ -31,6 +31,7 @@ LEGEND = ("● residual stream &nbsp; ■ written into it (heads, attention, MLP
 
 class ModelDiagram(QGraphicsView):
     nodeClicked = Signal(str, int)  # site short name, position
+    nodeSelected = Signal(str, int)  # moved to with the arrow keys (Enter then "clicks" it)
     positionClicked = Signal(int)
 
     def __init__(self, parent=None):
@@ -40,6 +41,7 @@ class ModelDiagram(QGraphicsView):
         self.setDragMode(QGraphicsView.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
         self.setBackgroundBrush(QColor("#fbfbfc"))
+        self.setFocusPolicy(Qt.StrongFocus)  # Tab reaches the diagram; arrows move, Enter picks
         self._layout: DiagramLayout | None = None
         self._n_layers = self._n_heads = 0
         self._trained: set[str] | None = None
@@ -223,6 +225,37 @@ class ModelDiagram(QGraphicsView):
 
     def position_clicked(self, position: int) -> None:
         self.positionClicked.emit(position)
+
+    # ---- the keyboard: a site can be chosen without the mouse ------------------------
+    def neighbour(self, key, direction: str):
+        """The node next to `key` ("left", "right": the same site at the next position; "up",
+        "down": the next node drawn above or below at the same position), or None at an edge."""
+        short, pos = key
+        if direction in ("left", "right"):
+            step = -1 if direction == "left" else 1
+            target = (short, pos + step)
+            return target if target in self._nodes else None
+        column = sorted((k for k in self._nodes if k[1] == pos),
+                        key=lambda k: (-self._nodes[k].sceneBoundingRect().center().y(),
+                                       self._nodes[k].sceneBoundingRect().center().x()))  # bottom (x0.pre) first
+        i = column.index(key) + (1 if direction == "up" else -1)
+        return column[i] if 0 <= i < len(column) else None
+
+    def keyPressEvent(self, event) -> None:
+        moves = {Qt.Key_Left: "left", Qt.Key_Right: "right", Qt.Key_Up: "up", Qt.Key_Down: "down"}
+        if event.key() in moves and self._nodes:
+            start = self._selection if self._selection in self._nodes else min(self._nodes, key=lambda k: k[1])
+            target = self.neighbour(start, moves[event.key()]) if self._selection in self._nodes else start
+            if target is not None:
+                self.set_selection(*target)
+                self.ensureVisible(self._nodes[target], 40, 40)
+                self.nodeSelected.emit(*target)
+            event.accept()
+        elif event.key() in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space) and self._selection in self._nodes:
+            self.node_clicked(*self._selection)
+            event.accept()
+        else:
+            super().keyPressEvent(event)
 
     # ---- zoom and pan -------------------------------------------------------------------
     def _fit_if_auto(self) -> None:

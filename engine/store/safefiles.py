@@ -101,7 +101,7 @@ def load_tensors(path: Path, device="cpu") -> tuple[dict, dict]:
             for key in f.keys():
                 tensors[key] = f.get_tensor(key)
         return tensors, meta
-    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise StoreError(f"{path}: not a readable safetensors file ({first}); it may be truncated") from None
 

@@ -374,3 +374,22 @@ def test_opened_folders_are_remembered_across_sessions(qtbot, fake_models, tmp_p
     assert not [e for e in third.picker.entries() if e.source == "folder"]
     second.close()
     third.close()
+
+
+def test_a_site_can_be_chosen_with_the_keyboard(qtbot, window):
+    w = window
+    w.set_target("x0.pre", 5)
+    w.diagram.setFocus()
+    qtbot.keyClick(w.diagram, Qt.Key_Right)
+    assert w.target() == ("x0.pre", 6)
+    qtbot.keyClick(w.diagram, Qt.Key_Up)
+    up = w.target()
+    assert up[1] == 6 and up[0] != "x0.pre"  # the node drawn above x0.pre at the same position
+    qtbot.keyClick(w.diagram, Qt.Key_Down)
+    assert w.target() == ("x0.pre", 6)
+    qtbot.keyClick(w.diagram, Qt.Key_Down)  # nothing below the embeddings: stays
+    assert w.target() == ("x0.pre", 6)
+    assert w.node_dock.isHidden()  # moving does not open the pane
+    qtbot.keyClick(w.diagram, Qt.Key_Return)
+    qtbot.waitUntil(lambda: w.node_dock.isVisible(), timeout=2000)  # Enter does, like a click
+    assert w.target() == ("x0.pre", 6)

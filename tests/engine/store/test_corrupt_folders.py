@@ -112,3 +112,19 @@ def test_weights_are_checked_as_they_load(what, source, tmp_path, capsys):
         assert "probed.safetensors" in err and key in err
         assert ("NaN or infinite" in err) if what in ("nan", "inf") else ("not floating-point" in err)
     assert digest(folder) == before
+
+
+def test_deeply_nested_safetensors_metadata_is_one_line(source, tmp_path, capsys):
+    import shutil
+
+    from engine.store.safefiles import load_tensors
+
+    folder = tmp_path / "meta"
+    shutil.copytree(source, folder)
+    tensors, _ = load_tensors(folder / "probed.safetensors")
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(folder / "probed.safetensors"), metadata={"meta": "[" * 100_000 + "]" * 100_000})
+    assert cli_main(["flow", "--model", str(folder), "--text", TEXT]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "probed.safetensors" in err
