@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.diagram.view import DiagramPanel
 from app.flow.node_pane import NodeDetailPane
 from app.flow.view import FlowView
+from app.launch import HEADLESS_PLATFORMS
 from app.messages import show_message
 from app.query.editor import QueryEditor
 from app.query.model_picker import ModelPicker
@@ -179,13 +180,16 @@ class MainWindow(QMainWindow):
         if self.store.note:
             self.statusBar().showMessage(self.store.note, 15000)
 
-    def _fit_to_screen(self) -> None:
+    def _fit_to_screen(self, room=None) -> None:
         """A geometry saved on a bigger screen (or at another scale factor) is shrunk (down to the
-        window's minimum size) and moved into this screen's available area."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            return
-        room = screen.availableGeometry()
+        window's minimum size) and moved into this screen's available area (or `room`)."""
+        if room is None:
+            if QGuiApplication.platformName() in HEADLESS_PLATFORMS:
+                return  # an offscreen "screen" is a made-up size: keep the designed one (smoke screenshots)
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            if screen is None:
+                return
+            room = screen.availableGeometry()
         width, height = min(self.width(), room.width()), min(self.height(), room.height())
         if (width, height) != (self.width(), self.height()):
             self.resize(width, height)

@@ -331,7 +331,7 @@ def test_a_window_larger_than_the_screen_is_fitted_inside_it(qtbot, fake_models)
     w.resize(room.width() * 3, room.height() * 3)
     w.move(room.right() + 500, room.bottom() + 500)
     assert w.width() > room.width()  # the platform let it be too big
-    w._fit_to_screen()
+    w._fit_to_screen(room)  # offscreen, the window is fitted only when told the screen's size
     least = w.minimumSizeHint().expandedTo(w.minimumSize())
     assert w.width() <= max(room.width(), least.width()) and w.height() <= max(room.height(), least.height())
     assert w.width() < room.width() * 3 and w.height() < room.height() * 3
