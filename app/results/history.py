@@ -1,4 +1,8 @@
-"""Every run of the session, kept in memory so any of them reopens instantly; pin two to compare."""
+"""The session's runs, kept in memory so any of them reopens instantly; pin two to compare.
+
+The last MAX_ENTRIES runs are kept: a long session must not hold every result it ever made (a
+1,000-query session otherwise kept growing). A run pinned in Compare stays there when it
+leaves the list."""
 from __future__ import annotations
 
 import itertools
@@ -9,6 +13,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 _ids = itertools.count(1)
+MAX_ENTRIES = 200
 
 
 @dataclass
@@ -62,6 +67,9 @@ class HistoryPanel(QWidget):
         item.setToolTip(entry.result.summary())
         self.list.insertItem(0, item)  # newest first
         self.list.setCurrentItem(item)
+        while self.list.count() > MAX_ENTRIES:  # the oldest goes
+            oldest = self.list.takeItem(self.list.count() - 1)
+            self._entries.pop(oldest.data(Qt.UserRole), None)
 
     def update_entry(self, entry: HistoryEntry) -> None:
         for i in range(self.list.count()):
