@@ -4,7 +4,7 @@ It only shows and asks; every piece of engine work goes through the one EngineCl
 GUI thread never waits for torch. Partial results stream in and are painted at most every
 REPAINT_MS (the first chunk at once, so first results appear quickly).
 
-Why one file of ~460 lines: this is where the rooms meet (query, diagram, flow, results,
+Why one file of ~560 lines: this is where the rooms meet (query, diagram, flow, results,
 training), and each method is a few lines wiring one room's signal to another's slot. Read top
 to bottom it is the app's whole event flow; the drawing and the engine work live in the rooms.
 """

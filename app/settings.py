@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from engine.query.types import METRICS
 from engine.store.folders import DEFAULT_MODEL
 
 APP_NAME = "inversionview-studio"
@@ -73,7 +74,7 @@ LIMITS = {
     "site": lambda v: len(v) <= 64,
     "position": lambda v: -1 <= v <= 100_000,
     "epsilon": lambda v: math.isfinite(v) and 0.001 <= v <= 10.0,
-    "metric": lambda v: v in ("euclidean", "cosine"),
+    "metric": lambda v: v in METRICS,
     "candidates": lambda v: 16 <= v <= 65536,
     "schedule": lambda v: len(v) <= MAX_SCHEDULE and all(
         isinstance(e, list) and len(e) == 2 and all(_finite(x) for x in e) and e[0] > 0 and e[1] >= 0 for e in v),

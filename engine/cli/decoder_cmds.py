@@ -169,16 +169,13 @@ def eval_decoder_cmd(args) -> int:
 
 
 def _record_quality(entry, q) -> None:
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
-    from engine.store.cards import probed_card
-    from engine.store.folders import open_folder, read_config, write_config
-    from engine.store.staging import rewrite_folder
+    from engine.store.folders import read_config, rewrite_model, write_config
 
-    with rewrite_folder(entry.path) as staging:  # config and card change together
+    with rewrite_model(entry) as staging:  # record and card change together
         config = read_config(staging)
         config["decoder"]["quality"] = {**asdict(q), "average": q.average, "well_formed": q.well_formed,
                                         "command": command_line(leave_out=("--record", "--into-bundled"))}
         write_config(staging, config)
-        probed_card(replace(open_folder(staging, entry.source), name=entry.name))
     print(f"recorded in {entry.path / 'CARD.md'}")

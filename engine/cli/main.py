@@ -6,6 +6,7 @@ Errors a user can fix (bad input, unknown model or site, unreadable file) print 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from engine.cli import decoder_cmds, flow_cmds, model_cmds, probed_cmds, query_cmds
@@ -38,18 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (tests replace it)."""
+
+    def emit(self, record) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _warnings_to_stderr() -> None:
     """The engine's warnings (a weights conversion, say) reach the terminal too, one line each."""
-    import logging
-
-    class CurrentStderr(logging.StreamHandler):
-        def emit(self, record) -> None:
-            self.stream = sys.stderr  # whatever stderr is now (tests replace it)
-            super().emit(record)
-
     logger = logging.getLogger("engine")
-    if not any(type(h).__name__ == "CurrentStderr" for h in logger.handlers):
-        handler = CurrentStderr()
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         logger.addHandler(handler)

@@ -1,7 +1,7 @@
 """Argparse types for the command line's numbers: each refuses what it cannot mean, in one line.
 
-float() accepts "nan", "inf" and "-1"; int() accepts "²"-like digits only through str.isdigit
-tricks and any number of digits. These types say what is allowed instead."""
+float() accepts "nan" and "inf", int() any number of digits, and neither knows a range; these
+types take only finite numbers in a stated range and say what is allowed when they refuse."""
 from __future__ import annotations
 
 import argparse

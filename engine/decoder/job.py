@@ -4,7 +4,7 @@ its checkpoint lives, and what is written at the end (weights, config section, m
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from engine.decoder.files import load_decoder, save_decoder
@@ -13,13 +13,13 @@ from engine.decoder.train import SIZE_FIELDS, DecoderTrainConfig, DecoderTrainRe
 from engine.errors import StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.sites import paper_sites
-from engine.store.cards import hardware_summary, probed_card
+from engine.store.cards import hardware_summary
 from engine.store.folders import (
-    STUDIO_FILE,
     ModelEntry,
     check_new_model_name,
     open_folder,
     read_config,
+    rewrite_model,
     run_path,
     user_models_dir,
     write_config,
@@ -95,11 +95,6 @@ def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainR
     notes = (read_config(entry.path).get("decoder") or {}).get("training", {}).get("notes")
     if notes:
         training["notes"] = notes
-    with rewrite_folder(entry.path) as staging:  # weights, config and card land together or not at all
-        if not (staging / STUDIO_FILE).is_file():
-            # a Hugging Face folder's first record (or a legacy one): made from the folder itself,
-            # so it is named after the folder, not after its staging copy
-            write_config(staging, read_config(entry.path))
+    with rewrite_model(entry) as staging:  # weights, record and card land together or not at all
         save_decoder(staging, decoder, result.sites, training)
-        probed_card(replace(open_folder(staging, entry.source), name=entry.name))
     return open_folder(entry.path, entry.source)

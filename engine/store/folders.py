@@ -15,6 +15,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -148,6 +150,11 @@ def open_folder(folder: Path, source: str = "folder", task: str | None = None) -
                       probed=probed, decoder=config.get("decoder"), huggingface=config.get("huggingface"))
 
 
+def open_cached(cached, task: str | None = None) -> ModelEntry:
+    """A Hugging Face cache entry (hub_cache.CachedModel) opened, and named by its repository id."""
+    return replace(open_folder(cached.path, "hub", task=task), name=cached.repo_id)
+
+
 def cached_entries() -> list[ModelEntry]:
     """The models in the Hugging Face cache that open today (task checkpoints), named by their id."""
     from engine.store.hub_cache import cached_models
@@ -155,7 +162,7 @@ def cached_entries() -> list[ModelEntry]:
     entries = []
     for cached in cached_models():
         try:
-            entries.append(replace(open_folder(cached.path, "hub"), name=cached.repo_id))
+            entries.append(open_cached(cached))
         except StoreError:
             continue
     return entries
@@ -189,7 +196,7 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
 
         cached = find_cached(name_or_path)
         if cached is not None:  # a Hugging Face cache id such as "gpt2" or "org/name"
-            entry = replace(open_folder(cached.path, "hub", task=task), name=cached.repo_id)
+            entry = open_cached(cached, task)
     if entry is None:
         known = ", ".join(e.name for e in list_models()) or "none"
         raise StoreError(f"unknown model {name_or_path!r}; known models: {known} (or give a model folder path, "
@@ -243,6 +250,21 @@ def save_probed(model: ProbedModel, folder: Path, name: str | None = None, extra
         config.update(extra or {})
         write_config(staging, config)
     return open_folder(folder)
+
+
+@contextmanager
+def rewrite_model(entry: ModelEntry) -> Iterator[Path]:
+    """Change a model folder as one unit (staging.rewrite_folder): yields a staging copy that holds
+    the folder's record, made from the folder itself on a first write (a Hugging Face checkpoint,
+    a legacy config.json), so it is named after the folder, not after the copy; CARD.md is
+    refreshed from the new record before the copy is swapped in."""
+    from engine.store.cards import probed_card
+
+    with rewrite_folder(entry.path) as staging:
+        if not (staging / STUDIO_FILE).is_file():
+            write_config(staging, read_config(entry.path))
+        yield staging
+        probed_card(replace(open_folder(staging, entry.source), name=entry.name))
 
 
 def _recover(folder: Path) -> None:

@@ -22,7 +22,6 @@ HF_CONFIG = "config.json"
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLED = "pytorch_model.bin"
-ACTIVATIONS = ("gelu", "gelu_new", "relu")
 
 
 def read_hf_config(folder: Path) -> dict | None:
@@ -79,9 +78,12 @@ def probed_section(config: dict, path: Path, task: str | None = None) -> dict:
         what = "needs its own code (auto_map), which the studio never runs" if config.get("auto_map") else \
             f"is a {config.get('model_type')!r} model; task checkpoints are GPT-2 (model_type 'gpt2')"
         raise StoreError(f"{path}: {what}")
+    from engine.probed.config import ACTIVATION_NAMES
+
     act = config.get("activation_function", "gelu_new")
-    if act not in ACTIVATIONS:
-        raise StoreError(f"{path}: activation_function {act!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
+    if act not in ACTIVATION_NAMES:
+        raise StoreError(f"{path}: activation_function {act!r} is not supported; "
+                         f"use one of {', '.join(ACTIVATION_NAMES)}")
     for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention"):
         if config.get(flag):
             raise StoreError(f"{path}: {flag} is set; the studio reads plain GPT-2 attention only")
