@@ -41,10 +41,11 @@ from app.settings import MAX_FOLDERS, AppSettings, SettingsStore
 from app.style import ERROR
 from app.workers.engine_thread import EngineBackend, EngineClient
 from app.workers.query_request import QueryRequest, default_position, default_site
+from engine.errors import USER_ERRORS
 from engine.probed.sites import all_sites, paper_sites
 from engine.query.types import format_schedule
 from engine.store.folders import DEFAULT_MODEL
-from engine.tasks import get_task
+from engine.tasks import TEXT_TASK
 
 APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.train_dialog = None  # made on first use (File > Train decoder…)
         self._entry = None  # ModelEntry chosen
         self._loaded = None  # LoadedModel once the engine has it
+        self._task = None  # the chosen model's task (a text model's carries its tokenizer)
         self._restoring = False  # the model being loaded is the last session's (a failure falls back to the default)
         self._site = ""
         self._position = -1
@@ -218,14 +220,21 @@ class MainWindow(QMainWindow):
     # ---- model --------------------------------------------------------------------------
     def choose_model(self, entry, restoring: bool = False) -> None:
         self._restoring = restoring
-        if self._entry is not None and self._entry.task != entry.task:
-            self._position, self._position_label = -1, ""  # another task: its own default position
-        self._entry, self._loaded = entry, None
+        try:
+            task = entry.load_task()  # a text model's tokenizer, read from its folder
+        except USER_ERRORS as e:
+            self.picker.select(str(entry.path))
+            self._entry, self._loaded = entry, None
+            self._on_model_failed(f"Could not load model {entry.name!r}: {e}")
+            return
+        if self._entry is not None and (self._entry.task != entry.task or task.name == TEXT_TASK):
+            self._position, self._position_label = -1, ""  # another task or tokenizer: its own default position
+        self._entry, self._loaded, self._task = entry, None, task
         self.picker.select(str(entry.path))
-        task = get_task(entry.task)
         self.flow.set_model(None, task.vocab.strings())  # computed once the engine has loaded it
         cfg = entry.probed
-        self.diagram.set_model(cfg.n_layers, cfg.n_heads, [s.short for s in paper_sites(cfg)])
+        marked = [s.short for s in paper_sites(cfg)] if task.paper_sites else []  # none for a text model
+        self.diagram.set_model(cfg.n_layers, cfg.n_heads, marked)
         shorts = {s.short for s in all_sites(cfg)}
         if restoring and self.settings.site in shorts:
             self._site = self.settings.site
@@ -245,7 +254,8 @@ class MainWindow(QMainWindow):
         if self._entry is None or info.key != str(self._entry.path):
             return
         self._loaded = info
-        self.picker.set_state(f"{info.name} ready ({info.seconds:.1f} s)")
+        note = "; no decoder yet: the flow graph and sites work, Run needs a decoder" if info.no_query else ""
+        self.picker.set_state(f"{info.name} ready ({info.seconds:.1f} s){note}")
         self.model_state.setText(f"{info.name}: ready")
         if info.trained_sites:
             self.diagram.set_trained_sites(info.trained_sites)
@@ -282,8 +292,7 @@ class MainWindow(QMainWindow):
             self.run_bar.target.setText(f"<span style='color:{ERROR}'>Fix the query to run it.</span>")
             return
         labels = self.editor.labels()
-        task = get_task(self._entry.task)
-        self.diagram.set_tokens(task.vocab.token_strings(tokens), labels)
+        self.diagram.set_tokens(self._task.vocab.token_strings(tokens), labels)
         if self._position_label and labels.count(self._position_label) == 1:
             self._position = labels.index(self._position_label)
         elif not 0 <= self._position < len(tokens):
@@ -318,9 +327,13 @@ class MainWindow(QMainWindow):
     def _update_run_enabled(self) -> None:
         """Run needs a valid query and a model that is loaded or loading (a run waits for the load)."""
         has_model = self._loaded is not None or self.engine.loading
-        self.run_bar.run_button.setEnabled(self.editor.tokens() is not None and has_model)
-        self.run_bar.run_button.setToolTip(self.run_bar.RUN_TIP if has_model else
-                                           "No model is loaded: choose one in the Model box (the last one failed)")
+        no_query = self._loaded.no_query if self._loaded is not None else ""
+        self.run_bar.run_button.setEnabled(self.editor.tokens() is not None and has_model and not no_query)
+        if not has_model:
+            tip = "No model is loaded: choose one in the Model box (the last one failed)"
+        else:
+            tip = f"Cannot run: {no_query}" if no_query else self.run_bar.RUN_TIP
+        self.run_bar.run_button.setToolTip(tip)
 
     def _on_node_dock_visible(self, visible: bool) -> None:
         if visible:  # opened from the View menu: show the selected node

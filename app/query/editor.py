@@ -69,7 +69,9 @@ class QueryEditor(QWidget):
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItems(task.examples())
-        self.combo.addItem(RANDOM_ITEM)
+        if task.has_generator:
+            self.combo.addItem(RANDOM_ITEM)
+        self.combo.setToolTip(f"The query input: {task.format_hint()}")
         self.combo.blockSignals(False)
         try:
             task.parse_query(keep)

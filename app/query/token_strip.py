@@ -126,7 +126,7 @@ class TokenStrip(QWidget):
             p.setPen(color)
             token_rect = QRect(r.x(), r.y() + sfm.height() + 2, r.width(), r.height() - 2 * sfm.height() - 6)
             p.drawText(token_rect, Qt.AlignCenter, self._chars[i])
-            if i < len(self._labels):
+            if i < len(self._labels) and self._labels[i] != self._chars[i]:  # a text model's label is its token
                 p.setFont(self._small_font)
                 p.setPen(QColor(SELECTED) if i == self._selected else QColor(MUTED))
                 p.drawText(QRect(r.x(), r.bottom() - sfm.height() - 2, r.width(), sfm.height()),

@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,9 +31,11 @@ from app.workers.query_request import QueryRequest, result_header
 from engine.errors import USER_ERRORS
 from engine.logs import log_path
 from engine.query.types import QueryAccumulator
+from engine.store.folders import no_decoder_message
 
 log = logging.getLogger(__name__)
 
+MAX_LOADED = 2  # models kept loaded on the engine thread
 PARTIAL_EVERY_S = 0.05  # the worker sends accumulated snapshots at most this often (GUI throttles too)
 WARM_UP_CANDIDATES = 128  # one chunk of the default size
 
@@ -58,7 +61,7 @@ def real_backend() -> EngineBackend:
 
         flush_denormals()  # a per-thread mode: this thread may not be the one that imported engine.runtime
 
-        return load(entry)
+        return load(entry, decoder_optional=True)  # without a decoder: sites and the flow graph still work
 
     def run_query(inv, text, site, position, options, on_chunk=None, cancel=None):
         from engine.query.run import run_query as run
@@ -71,6 +74,8 @@ def real_backend() -> EngineBackend:
         from app.workers.query_request import default_position
         from engine.query.types import QueryOptions
 
+        if not inv.can_query:
+            return
         task = inv.probed.task
         ids = task.parse_query(task.examples()[0])
         trained = [s.short for s in inv.sites]
@@ -99,6 +104,7 @@ class LoadedModel:
     task: str
     trained_sites: list[str] = field(default_factory=list)  # short names the decoder was trained on
     seconds: float = 0.0
+    no_query: str = ""  # why the model cannot be queried (no decoder yet); empty when it can
 
 
 def describe_error(e: BaseException) -> str:
@@ -129,7 +135,9 @@ class EngineWorker(QObject):
     def __init__(self, backend: EngineBackend):
         super().__init__()
         self._backend = backend
-        self._inverters: dict[str, object] = {}  # model folder -> Inverter; switching back is instant
+        # model folder -> Inverter, most recent last; switching back is instant, and at most
+        # MAX_LOADED stay in memory (a GPT-2 small is half a gigabyte)
+        self._inverters: OrderedDict[str, object] = OrderedDict()
 
     @Slot(int, object)
     def load_model(self, req_id: int, entry) -> None:
@@ -145,9 +153,13 @@ class EngineWorker(QObject):
                     except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
                         log.warning("engine warm-up skipped: %s", describe_error(e))
                 self._inverters[key] = inv
+                while len(self._inverters) > MAX_LOADED:
+                    self._inverters.popitem(last=False)  # the least recently chosen model goes
+            self._inverters.move_to_end(key)
             trained = [s.short for s in getattr(inv, "sites", [])]
+            no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
             self.modelLoaded.emit(req_id, LoadedModel(entry.name, key, entry.task, trained,
-                                                      time.monotonic() - start))
+                                                      time.monotonic() - start, no_query))
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, f"Could not load model {entry.name!r}: {describe_error(e)}")
 
@@ -160,7 +172,7 @@ class EngineWorker(QObject):
             inv = self._inverters.get(request.model_key)
             if inv is None:
                 raise RuntimeError("the model is not loaded (see the message about loading it)")
-            acc = QueryAccumulator(result_header(inv.entry, request, inv.precision))
+            acc = QueryAccumulator(result_header(inv, request))
             last = [0.0]
 
             def on_chunk(chunk) -> None:

@@ -26,17 +26,18 @@ class QueryRequest:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def result_header(entry, request: QueryRequest, precision: str = "") -> QueryResult:
-    """An empty QueryResult describing the request; the accumulator fills in the samples.
+def result_header(inv, request: QueryRequest) -> QueryResult:
+    """An empty QueryResult describing the request to a loaded model (an Inverter: its entry,
+    its task with the model's own tokenizer, its precision); the accumulator fills in the samples.
 
     Raises the engine's user errors (TaskInputError, SiteError) for a bad query or site, the
     same ones run_query would raise.
     """
-    task = get_task(entry.task)
+    task = inv.probed.task
     tokens = task.parse_query(request.text)
     position = task.resolve_position(tokens, request.position)
-    site = get_site(entry.probed, request.site)
-    return engine_header(entry.name, task, tokens, position, site, request.options, precision)
+    site = get_site(inv.entry.probed, request.site)
+    return engine_header(inv.entry.name, task, tokens, position, site, request.options, inv.precision)
 
 
 def default_site(task_name: str) -> str:

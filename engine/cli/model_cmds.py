@@ -42,11 +42,18 @@ def describe_cached(model) -> str:
     """Whether the studio opens a cached model today, and as what."""
     from engine.errors import StoreError
     from engine.store.folders import open_folder
+    from engine.tasks import TEXT_TASK
 
     try:
         entry = open_folder(model.path, "hub")
+        if entry.task == TEXT_TASK:
+            from engine.store.text_models import check_supported
+
+            check_supported(entry.huggingface["architecture"], model.path / "config.json")
     except StoreError as e:
-        return f"not opened yet: {str(e).split(': ', 1)[-1][:100]}"
+        return f"does not open: {str(e).split(': ', 1)[-1][:100]}"
+    if entry.task == TEXT_TASK:
+        return f"opens as a text model ({entry.probed.describe()})"
     return f"opens as the {entry.task} task ({entry.probed.describe()})"
 
 
@@ -73,7 +80,8 @@ def sites_cmd(args) -> int:
     site = get_site(entry.probed, args.site)
     model = load_probed(entry)
     ids = model.task.parse_query(args.text)
-    position = len(ids) - 2 if args.position == "-1" else model.task.resolve_position(ids, args.position)
+    last = len(ids) - 2 if ids[-1] == model.task.eos_id and len(ids) > 1 else len(ids) - 1  # last before EOS
+    position = last if args.position == "-1" else model.task.resolve_position(ids, args.position)
     acts = read_site(model.bridge, torch.tensor([ids], device=model.device), site)  # (1, T, d_model)
     vec = acts[0, position].float().cpu().numpy()
     label = model.task.position_labels(ids)[position]

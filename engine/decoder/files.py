@@ -7,7 +7,7 @@ from engine.decoder.model import ConditionalDecoder, DecoderConfig
 from engine.errors import SiteError, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.sites import Site, get_site
-from engine.store.folders import ModelEntry, check_state, read_config, record_path, write_config
+from engine.store.folders import ModelEntry, check_state, no_decoder_message, read_config, record_path, write_config
 from engine.store.safefiles import checked_weights, load_tensors, save_tensors
 
 
@@ -23,8 +23,7 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
     """The folder's decoder, checked against its probed model."""
     path = entry.path / "decoder.safetensors"
     if not entry.decoder:
-        raise StoreError(f"{record_path(entry.path)}: model {entry.name!r} has no decoder; "
-                         f"train one with `python main.py train-decoder {entry.task} --model {entry.name}`")
+        raise StoreError(f"{record_path(entry.path)}: {no_decoder_message(entry)}")
     try:
         dcfg = DecoderConfig.from_dict(entry.decoder["config"])
         sites = [get_site(probed.config, s) for s in entry.decoder["sites"]]

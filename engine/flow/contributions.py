@@ -105,7 +105,7 @@ def layer_flow(bridge, cap: ForwardCapture, layer: int) -> LayerFlow:
     x_mid, x_post, mlp = cap.resid_mid[layer], cap.resid_post[layer], cap.mlp_out[layer]
     attn = bridge.blocks[layer].attn  # per block: the bridge's W_O stacks every layer on each call
     w_o = attn.W_O.detach().float()  # (H, d_head, d)
-    b_o = attn.b_O.detach().float()  # (d,)
+    b_o = attn.b_O.detach().float() if attn.b_O is not None else torch.zeros_like(x_mid[0])  # (d,); Llama has none
     pattern = cap.pattern[layer]  # (H, T_query, T_source)
     n_heads, t = pattern.shape[0], pattern.shape[1]
     vo = head_values(cap.v[layer], w_o)  # (H, T_source, d)

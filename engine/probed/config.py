@@ -30,7 +30,7 @@ class ProbedConfig:
     def from_dict(cls, d: dict) -> ProbedConfig:
         """From a model record; KeyError for a missing field, ValueError for a bad one (checked
         before anything is built: engine/validate.py)."""
-        from engine.tasks import TASKS
+        from engine.tasks import TASKS, TEXT_TASK
         from engine.validate import one_of, parameter_budget, whole
 
         names = {f.name for f in fields(cls)}
@@ -39,11 +39,17 @@ class ProbedConfig:
         missing = names - set(d) - {"act_fn"}
         if missing:
             raise KeyError(f"probed config lacks {', '.join(sorted(missing))}")
-        cfg = cls(task=one_of(d["task"], "task", tuple(TASKS)),
+        task = one_of(d["task"], "task", (*TASKS, TEXT_TASK))
+        # a text model's activation is the bridge's business (any Hugging Face name); ours must be one we run
+        act = d.get("act_fn", "gelu")
+        if task != TEXT_TASK or not isinstance(act, str):
+            act = one_of(act, "act_fn", ACTIVATION_NAMES)
+        cfg = cls(task=task,
                   n_layers=whole(d["n_layers"], "n_layers", 1, 256), n_heads=whole(d["n_heads"], "n_heads", 1, 256),
                   d_model=whole(d["d_model"], "d_model", 1, 65536), d_mlp=whole(d["d_mlp"], "d_mlp", 1, 262144),
-                  n_ctx=whole(d["n_ctx"], "n_ctx", 1, 1_000_000), d_vocab=whole(d["d_vocab"], "d_vocab", 1, 1_000_000),
-                  act_fn=one_of(d.get("act_fn", "gelu"), "act_fn", ACTIVATION_NAMES))
+                  n_ctx=whole(d["n_ctx"], "n_ctx", 1, 10_000_000),
+                  d_vocab=whole(d["d_vocab"], "d_vocab", 1, 10_000_000),
+                  act_fn=act)
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
         parameter_budget(cfg.parameters(), "the probed model")

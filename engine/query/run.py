@@ -16,13 +16,13 @@ import torch
 from engine.decoder.files import load_decoder
 from engine.decoder.model import ConditionalDecoder
 from engine.decoder.sampling import generate
-from engine.errors import Cancelled, SiteError
+from engine.errors import Cancelled, SiteError, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.reader import SiteReader
 from engine.probed.sites import Site, get_site
 from engine.query.distance import min_distance, position_distances
 from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
-from engine.store.folders import ModelEntry, find_model, load_probed
+from engine.store.folders import ModelEntry, find_model, load_probed, no_decoder_message
 
 
 @dataclass
@@ -31,10 +31,15 @@ class Inverter:
 
     entry: ModelEntry
     probed: ProbedModel
-    decoder: ConditionalDecoder  # fp32: prob-diff colouring and evaluation
+    decoder: ConditionalDecoder | None  # fp32: prob-diff colouring and evaluation; None: not trained yet
     sites: list[Site]  # the sites the decoder was trained on, in its site-embedding order
-    reader: SiteReader  # re-runs samples through the probed model without the bridge's hooks
+    reader: SiteReader | None  # re-runs samples through the probed model without the bridge's hooks
     sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
+
+    @property
+    def can_query(self) -> bool:
+        """Whether there is a decoder to sample from (a model without one still has sites and a flow graph)."""
+        return self.decoder is not None
 
     @property
     def precision(self) -> str:
@@ -54,9 +59,11 @@ class Inverter:
                         f"trained sites: {trained}")
 
 
-def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto") -> Inverter:
+def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
+                  decoder_optional: bool = False) -> Inverter:
     """precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on
-    CUDA and on CPUs with bfloat16 instructions).
+    CUDA and on CPUs with bfloat16 instructions). decoder_optional: a model without a decoder
+    loads too (the app's flow graph and sites need none); its queries say how to train one.
 
     Distances are always computed in fp32, so bf16 only changes which inputs are drawn. Sampling
     reads the whole key/value cache at every step, so halving its bytes pays: on this project's
@@ -64,6 +71,8 @@ def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto")
     (benchmarks/query_speed.py --precision)."""
     entry = find_model(entry) if isinstance(entry, str) else entry
     probed = load_probed(entry, device=device)
+    if decoder_optional and not entry.decoder:
+        return Inverter(entry, probed, None, [], None)
     decoder, sites = load_decoder(entry, probed)
     inv = Inverter(entry, probed, decoder, sites, SiteReader(probed))
     if precision == "bf16" or (precision == "auto" and bf16_pays(probed.device)):
@@ -134,6 +143,8 @@ def run_query(
     """
     t0 = time.time()
     options.check()
+    if not inv.can_query:
+        raise StoreError(no_decoder_message(inv.entry))
     task, device = inv.probed.task, inv.probed.device
     ids = task.parse_query(text)
     site = site if isinstance(site, Site) else get_site(inv.probed.config, site)

@@ -25,6 +25,7 @@ from engine.probed.model import ProbedConfig, ProbedModel, build_probed
 from engine.store.safefiles import atomic_write_text, checked_weights, load_tensors, save_tensors
 from engine.store.shipped import shipped_dir
 from engine.store.staging import recover, rewrite_folder
+from engine.tasks.text import TEXT_TASK
 
 APP_NAME = "inversionview-studio"
 CONFIG_FORMAT = 1
@@ -84,7 +85,29 @@ class ModelEntry:
 
     def describe(self) -> str:
         dec = "with decoder" if self.has_decoder else "no decoder"
-        return f"{self.name:<22} {self.source:<8} {self.task:<9} {self.probed.describe()}, {dec}"
+        arch = (self.huggingface or {}).get("architecture")
+        arch = f"{arch}, " if arch else ""
+        return f"{self.name:<22} {self.source:<8} {self.task:<9} {arch}{self.probed.describe()}, {dec}"
+
+    def load_task(self):
+        """The task this model's inputs follow: a synthetic task, or a text model's own text task
+        (its tokenizer read from the folder; no torch needed)."""
+        if self.task == TEXT_TASK:
+            from engine.store.text_models import text_task
+
+            return text_task(self)
+        from engine.tasks import get_task
+
+        return get_task(self.task)
+
+
+def no_decoder_message(entry: ModelEntry) -> str:
+    """What to do about a model without a decoder: the command that trains one."""
+    if entry.task == TEXT_TASK:  # text decoders come with their own data sets (IOI and others)
+        return (f"model {entry.name!r} has no decoder yet: InversionView needs one trained for it; "
+                "its sites and flow graph work without one")
+    return (f"model {entry.name!r} has no decoder; "
+            f"train one with `python main.py train-decoder {entry.task} --model {entry.name}`")
 
 
 STUDIO_FILE = "inversionview.json"  # the studio's record of a model folder
@@ -114,12 +137,17 @@ def read_config(folder: Path, task: str | None = None) -> dict:
     elif path.is_file() and isinstance(legacy := _load_json(path), dict) and "probed" in legacy:
         config = legacy
     else:
-        from engine.store.hf_folders import probed_section, read_hf_config
+        from engine.store.hf_folders import looks_like_task_checkpoint, probed_section, read_hf_config
+        from engine.store.text_models import text_record
+        from engine.text.hf_tokenizer import tokenizer_files
 
         hf = read_hf_config(folder)
         if hf is None:
             raise StoreError(f"{folder / STUDIO_FILE}: file not found (a model folder needs {STUDIO_FILE}, "
                              "or Hugging Face's config.json and weights)")
+        # a folder with tokenizer files is a text model; the paper's task checkpoints have none
+        if task is None and (tokenizer_files(folder) is not None or not looks_like_task_checkpoint(hf)):
+            return text_record(hf, folder)
         probed = probed_section(hf, folder / LEGACY_FILE, task)
         return {"format": CONFIG_FORMAT, "name": folder.name, "task": probed["task"], "probed": probed,
                 "huggingface": {"model_type": hf["model_type"]}}
@@ -209,6 +237,10 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
 def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
     if isinstance(entry, str):
         entry = find_model(entry)
+    if entry.task == TEXT_TASK:
+        from engine.store.text_models import load_text_model
+
+        return load_text_model(entry, device)
     if entry.huggingface:
         from engine.store.hf_folders import gpt2_to_probed, read_hf_tensors
 

@@ -8,8 +8,8 @@ weights are read without running code (`torch.load(weights_only=True)`, or safet
 too) and laid out as our probed model's; the studio's own record for the folder (a decoder
 trained for it) goes in `inversionview.json` beside Hugging Face's files, never into them.
 
-Text models of any architecture (tokenizers, the bridge's weight processing) are the next step;
-this module opens the GPT-2 shape the toy tasks use and says so for anything else.
+Real text models (a tokenizer beside the weights, any architecture TransformerLens boots) open
+through engine/store/text_models.py instead.
 """
 from __future__ import annotations
 
@@ -67,9 +67,17 @@ def task_of(config: dict, path: Path, task: str | None = None) -> str:
         sizes = ", ".join(f"{name}: {t.vocab.vocab_size} tokens, BOS/EOS/PAD {t.bos_id}/{t.eos_id}/{t.pad_id}"
                           for name, t in TASKS.items())
         raise StoreError(f"{path}: a {config.get('model_type')} model with {vocab} tokens and BOS/EOS/PAD "
-                         f"{'/'.join(map(str, specials))} matches no task ({sizes}); give --task, or open a "
-                         "text model when the studio supports its tokenizer")
+                         f"{'/'.join(map(str, specials))} matches no task ({sizes}); give --task, or add the "
+                         "model's tokenizer files to open it as a text model")
     return found[0]
+
+
+def looks_like_task_checkpoint(config: dict) -> bool:
+    """A GPT-2 config whose vocabulary is a task's size (the paper's checkpoints have no tokenizer)."""
+    from engine.tasks import TASKS
+
+    return config.get("model_type") == "gpt2" and config.get("vocab_size") in {
+        t.vocab.vocab_size for t in TASKS.values()}
 
 
 def probed_section(config: dict, path: Path, task: str | None = None) -> dict:

@@ -69,6 +69,7 @@ class Task(ABC):
     # Where the start token (BOS) sits: its activation carries nothing about the input, so the
     # decoder is taught that it says nothing and the prob-diff colouring compares against it.
     bos_position: int = 0
+    has_generator: bool = True  # random_inputs works (a text model's inputs are only what is typed)
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

@@ -44,3 +44,55 @@ def make_model_folder(folder: Path, task: str, decoder_steps: int | None = None,
         decoder.eval()
         save_decoder(folder, decoder, [s.id for s in sites], {"command": "tests"})
     return folder
+
+
+TEXT_CORPUS = ["When Mary and John went to the store, John gave a drink to Mary.",
+               "The quick brown fox jumps over the lazy dog.\nThen it slept.",
+               "Friends, Romans, countrymen, lend me your ears."] * 20
+
+
+def train_tokenizer(vocab_size: int = 300):
+    """A byte-level BPE tokenizer (GPT-2's kind) trained here on a few sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(TEXT_CORPUS, trainer)
+    return tok
+
+
+def make_text_folder(folder: Path, family: str = "gpt2", n_layers: int = 2, n_heads: int = 4, d_model: int = 64,
+                     n_ctx: int = 64, weights: str = "safetensors", tokenizer: str = "json", seed: int = 0,
+                     tok=None) -> Path:
+    """A Hugging Face text-model folder as `save_pretrained` writes it: random weights, a config
+    of `family` ("gpt2", or "llama": RMSNorm, rotary positions, grouped-query attention), and a
+    tokenizer trained on the spot (tokenizer.json, or GPT-2's vocab.json + merges.txt)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    tok = tok or train_tokenizer()
+    vocab = tok.get_vocab_size()
+    bos = tok.token_to_id("<|endoftext|>")
+    torch.manual_seed(seed)
+    if family == "gpt2":
+        config = GPT2Config(vocab_size=vocab, n_positions=n_ctx, n_embd=d_model, n_layer=n_layers, n_head=n_heads,
+                            bos_token_id=bos, eos_token_id=bos)
+        model = GPT2LMHeadModel(config)
+    elif family == "llama":
+        config = LlamaConfig(vocab_size=vocab, hidden_size=d_model, intermediate_size=2 * d_model,
+                             num_hidden_layers=n_layers, num_attention_heads=n_heads,
+                             num_key_value_heads=max(1, n_heads // 2), max_position_embeddings=n_ctx,
+                             bos_token_id=bos, eos_token_id=bos, tie_word_embeddings=False)
+        model = LlamaForCausalLM(config)
+    else:
+        raise ValueError(family)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.eval().save_pretrained(str(folder), safe_serialization=weights == "safetensors")
+    if tokenizer == "json":
+        tok.save(str(folder / "tokenizer.json"))
+    else:
+        tok.model.save(str(folder))  # vocab.json and merges.txt
+    return folder

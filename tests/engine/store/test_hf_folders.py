@@ -132,7 +132,7 @@ def test_bad_checkpoints_are_one_line_and_nothing_runs(tmp_path, capsys):
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_x.XModel"}
     (remote / "config.json").write_text(json.dumps(config))
     swapped = paper_folder(tmp_path / "swapped", bos_token_id=0)  # counting's size, other special ids
-    cases = [(evil, "nothing in it was run"), (no_weights, "no weights"), (other_vocab, "matches no task"),
+    cases = [(evil, "nothing in it was run"), (no_weights, "no weights"), (other_vocab, "no tokenizer"),
              (remote, "never runs"), (swapped, "give --task")]
     for folder, says in cases:
         before = digest(folder)
@@ -183,7 +183,7 @@ def test_the_hub_cache_is_searched_offline_and_its_models_open_by_id(tmp_path, m
     assert "3 causal language model(s)" in out and "bert-base" not in out and "broken" not in out
     line = next(x for x in out.splitlines() if x.startswith("someone/counting-paper "))
     assert "opens as the counting task" in line
-    assert "not opened yet" in next(x for x in out.splitlines() if x.startswith("gpt2 "))
+    assert "does not open: no weights" in next(x for x in out.splitlines() if x.startswith("gpt2 "))
 
     entry = find_model("someone/counting-paper")
     assert entry.source == "hub" and entry.path == snapshot and entry.task == "counting"
@@ -191,5 +191,5 @@ def test_the_hub_cache_is_searched_offline_and_its_models_open_by_id(tmp_path, m
     assert cli_main(["train-decoder", "counting", "--model", "someone/counting-paper", "--steps", "1"]) == 2
     assert "in the Hugging Face cache" in capsys.readouterr().err
     assert cli_main(["flow", "--model", "gpt2", "--text", COUNTING_TEXT]) == 2
-    assert "matches no task" in capsys.readouterr().err
+    assert "no weights (expected one of model.safetensors" in capsys.readouterr().err
     assert before == {p: p.read_bytes() for p in cache.rglob("*") if p.is_file() and not p.is_symlink()}

@@ -1,0 +1,177 @@
+"""Real language models from Hugging Face folders: any causal LM TransformerLens supports.
+
+A folder (one the user opened, or a snapshot in the local hub cache) holds Hugging Face's
+`config.json`, weights (`model.safetensors`, sharded safetensors, or `pytorch_model.bin`) and
+tokenizer files. Opening it reads only config.json (cheap: the model picker lists many);
+loading boots it through `TransformerBridge.boot_transformers` from the local path, offline and
+without `trust_remote_code`, then applies HookedTransformer's weight processing
+(`enable_compatibility_mode()`: fold LayerNorm, centre writing weights, centre the unembedding,
+fold value biases) so that activations and hook names follow the field's convention
+(docs/design.md §7).
+
+Each refusal is one line naming the file or the architecture: a folder without weights or a
+tokenizer, an architecture that needs its own code (auto_map), one TransformerLens does not
+support (the message lists what it does), weights that cannot be read.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import StoreError
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+# Hugging Face spells the same quantity differently by family; the first key present wins.
+_KEYS = {
+    "n_layers": ("n_layer", "num_hidden_layers", "num_layers", "n_layers"),
+    "n_heads": ("n_head", "num_attention_heads", "num_heads", "n_heads"),
+    "d_model": ("n_embd", "hidden_size", "d_model"),
+    "n_ctx": ("n_positions", "max_position_embeddings", "n_ctx", "seq_length", "max_sequence_length"),
+    "d_mlp": ("n_inner", "intermediate_size", "ffn_dim", "d_ff"),
+    "act_fn": ("activation_function", "hidden_act", "hidden_activation", "activation"),
+}
+
+
+def _first(config: dict, field: str):
+    return next((config[k] for k in _KEYS[field] if config.get(k) is not None), None)
+
+
+def architecture_of(config: dict, path: Path) -> str:
+    """The one architecture a config names; StoreError for remote code or a non-causal model."""
+    if config.get("auto_map"):
+        raise StoreError(f"{path}: the model needs its own code (auto_map), which the studio never runs")
+    archs = [a for a in config.get("architectures") or () if isinstance(a, str)]
+    if not archs:
+        raise StoreError(f"{path}: names no architecture (expected an 'architectures' list such as "
+                         "['GPT2LMHeadModel'])")
+    causal = [a for a in archs if a.endswith(CAUSAL_SUFFIXES)]
+    if not causal:
+        raise StoreError(f"{path}: {archs[0]} is not a causal language model (the studio reads models ending "
+                         f"in {' or '.join(CAUSAL_SUFFIXES)})")
+    return causal[0]
+
+
+def weights_file(folder: Path) -> Path | None:
+    return next((Path(folder) / f for f in WEIGHT_FILES if (Path(folder) / f).is_file()), None)
+
+
+def text_record(config: dict, folder: Path) -> dict:
+    """The studio's record of a text model, made from Hugging Face's config.json (nothing is
+    written): architecture, sizes, and the probed section every model has."""
+    from engine.tasks import TEXT_TASK
+    from engine.text.hf_tokenizer import MERGES_TXT, TOKENIZER_JSON, VOCAB_JSON, tokenizer_files
+    from engine.validate import whole
+
+    folder = Path(folder)
+    path = folder / "config.json"
+    arch = architecture_of(config, path)
+    if weights_file(folder) is None:
+        raise StoreError(f"{folder}: no weights (expected one of {', '.join(WEIGHT_FILES)})")
+    if tokenizer_files(folder) is None:
+        raise StoreError(f"{folder}: no tokenizer (expected {TOKENIZER_JSON}, or {VOCAB_JSON} and {MERGES_TXT}); "
+                         "a task checkpoint without one is named with --task")
+    sizes = {}
+    try:
+        for field, high in (("n_layers", 1024), ("n_heads", 1024), ("d_model", 65536), ("n_ctx", 10_000_000)):
+            value = _first(config, field)
+            sizes[field] = whole(value, f"{field} ({'/'.join(_KEYS[field][:2])})", 1, high)
+        sizes["d_vocab"] = whole(config.get("vocab_size"), "vocab_size", 1, 10_000_000)
+        d_mlp = _first(config, "d_mlp")
+        sizes["d_mlp"] = 4 * sizes["d_model"] if d_mlp is None else whole(d_mlp, "d_mlp", 1, 1_000_000)
+    except ValueError as e:
+        raise StoreError(f"{path}: {e}") from None
+    act = _first(config, "act_fn")
+    probed = {"task": TEXT_TASK, **sizes, "act_fn": act if isinstance(act, str) else "gelu_new"}
+    return {"format": 1, "name": folder.name, "task": TEXT_TASK, "probed": probed,
+            "huggingface": {"model_type": str(config.get("model_type", "?")), "architecture": arch}}
+
+
+def supported_architectures() -> list[str]:
+    """The causal-LM architectures TransformerLens boots (imports transformer_lens: seconds)."""
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+
+    return sorted(a for a in SUPPORTED_ARCHITECTURES if a.endswith(CAUSAL_SUFFIXES))
+
+
+def check_supported(architecture: str, path: Path) -> None:
+    supported = supported_architectures()
+    if architecture not in supported:
+        raise StoreError(f"{path}: TransformerLens does not support {architecture}; it supports "
+                         f"{', '.join(supported)}")
+
+
+def _check_weights(folder: Path) -> None:
+    """Safetensors headers parse (a damaged file is named before the bridge tries it)."""
+    import json
+
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    files = [folder / "model.safetensors"] if (folder / "model.safetensors").is_file() else []
+    index = folder / "model.safetensors.index.json"
+    if not files and index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise StoreError(f"{index}: not a safetensors index (expected a 'weight_map' of shard files)") from None
+        if any(Path(s).name != s for s in shards):
+            raise StoreError(f"{index}: names a shard outside this folder")
+        files = [folder / s for s in shards]
+    for file in files:
+        if not file.is_file():
+            raise StoreError(f"{file}: file not found (the index names it)")
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except Exception as e:  # noqa: BLE001 - any header the library refuses is damaged
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise StoreError(f"{file}: not a readable safetensors file ({first})") from None
+
+
+def text_task(entry):
+    """The text task of a text model's entry: its tokenizer and BOS convention, read from the
+    folder without torch (the app tokenizes while the model itself still loads)."""
+    import json
+
+    from engine.tasks.text import TextTask
+    from engine.text.hf_tokenizer import HFTokenizer
+    from engine.text.tokenizer import TokenizerInputError
+
+    folder = Path(entry.path)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    specials = [config.get(k) if isinstance(config.get(k), int) else None
+                for k in ("bos_token_id", "eos_token_id", "pad_token_id")]
+    try:
+        tokenizer = HFTokenizer.from_folder(folder, entry.probed.d_vocab, specials)
+    except TokenizerInputError as e:
+        raise StoreError(str(e)) from None
+    return TextTask.bound(tokenizer, entry.probed.n_ctx, *specials)
+
+
+def load_text_model(entry, device=None):
+    """The model booted through the bridge, weights processed, with its text task bound."""
+    from engine.probed.model import ProbedModel
+    from engine.runtime import TransformerBridge, pick_device
+
+    folder = Path(entry.path)
+    arch = (entry.huggingface or {}).get("architecture") or "?"
+    check_supported(arch, folder / "config.json")
+    _check_weights(folder)
+    task = text_task(entry)
+    from transformers import PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a progress bar per file would fill the command line's output
+    hf_logging.set_verbosity_error()
+    try:
+        wrapped = PreTrainedTokenizerFast(tokenizer_object=task.vocab.backend)
+        bridge = TransformerBridge.boot_transformers(str(folder), device=pick_device(device), tokenizer=wrapped)
+        bridge.enable_compatibility_mode(disable_warnings=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise StoreError(f"{weights_file(folder) or folder}: the model could not be loaded ({first})") from None
+    bridge.eval()
+    task.n_ctx = min(task.n_ctx, int(bridge.cfg.n_ctx))
+    return ProbedModel(bridge=bridge, config=entry.probed, task=task)
