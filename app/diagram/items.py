@@ -11,6 +11,8 @@ NODE_FILL = QColor("#ffffff")
 RESID_FILL = QColor("#f3f4f6")
 OUTLINE = QColor("#374151")
 LABEL_COLOR = QColor("#111827")
+TOKEN_FONT = QFont("DejaVu Sans Mono", 13, QFont.Bold)
+LABEL_FONT = QFont("DejaVu Sans", 7)
 
 
 class _NodeMixin:
@@ -22,16 +24,14 @@ class _NodeMixin:
         self.readout_fill: QColor | None = None
         self.selected = False
         self.hovered = False
-        self.label_item = QGraphicsSimpleTextItem(self)
-        small = self.rect().width() < 12  # heads: labels go above, in a smaller font
-        self.label_item.setFont(QFont("DejaVu Sans Mono", 7 if small else 9, QFont.Normal if small else QFont.Bold))
-        self.label_item.setBrush(LABEL_COLOR)
-        self.label_item.hide()
+        self.label_item: QGraphicsSimpleTextItem | None = None  # made on the first readout: most never get one
+        self.has_readout = False
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.PointingHandCursor)
         self.setZValue(2)
         note = "" if trained else "\nThe decoder was not trained on this site: results may be poor."
-        self.base_tooltip = f"{short} at position {position}{note}\nClick to invert this activation."
+        heads = diagram.heads_note(short)
+        self.base_tooltip = f"{short} at position {position}{note}\nClick to invert this activation.{heads}"
         self.setToolTip(self.base_tooltip)
         self.restyle()
 
@@ -58,8 +58,18 @@ class _NodeMixin:
 
     def set_readout(self, label: str | None, fill: QColor | None, tooltip: str | None = None) -> None:
         """Per-node readout (e.g. the logit lens's top-1 token) and fill colour; None clears."""
+        shown = bool(label or fill is not None or tooltip)
+        if not shown and not self.has_readout:
+            return  # nothing to clear: clearing a GPT-2-sized diagram touches thousands of nodes
+        self.has_readout = shown
         self.readout_fill = fill
         if label:
+            if self.label_item is None:
+                self.label_item = QGraphicsSimpleTextItem(self)
+                small = self.rect().width() < 12  # heads: labels go above, in a smaller font
+                self.label_item.setFont(QFont("DejaVu Sans Mono", 7 if small else 9,
+                                              QFont.Normal if small else QFont.Bold))
+                self.label_item.setBrush(LABEL_COLOR)
             self.label_item.setText(label)
             r, size = self.rect(), self.label_item.boundingRect()
             if r.width() < 12:  # a head: centred above it
@@ -67,7 +77,7 @@ class _NodeMixin:
             else:  # to the right, vertically centred
                 self.label_item.setPos(r.right() + 2, r.center().y() - size.height() / 2)
             self.label_item.show()
-        else:
+        elif self.label_item is not None:
             self.label_item.hide()
         self.setToolTip(self.base_tooltip + (f"\n{tooltip}" if tooltip else ""))
         self.restyle()
@@ -87,6 +97,12 @@ class _NodeMixin:
         else:
             event.ignore()
 
+    def mouseDoubleClickEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton and self.diagram.node_double_clicked(self.short, self.position):
+            event.accept()
+        else:
+            super().mouseDoubleClickEvent(event)
+
 
 class CircleNode(_NodeMixin, QGraphicsEllipseItem):
     def __init__(self, diagram, short, position, trained, rect: QRectF):
@@ -100,11 +116,24 @@ class RectNode(_NodeMixin, QGraphicsRectItem):
         self._init_node(diagram, short, position, trained, NODE_FILL)
 
 
-def wire(a: QPointF, b: QPointF, pen: QPen, z: float = 0.0) -> QGraphicsPathItem:
-    """A smooth curve from a to b (bottom to top), bending vertically so columns stay readable."""
-    path = QPainterPath(a)
+def _curve(path: QPainterPath, a: QPointF, b: QPointF) -> None:
+    """Add a smooth curve from a to b (bottom to top), bending vertically so columns stay readable."""
+    path.moveTo(a)
     dy = (b.y() - a.y()) * 0.5
     path.cubicTo(QPointF(a.x(), a.y() + dy), QPointF(b.x(), b.y() - dy), b)
+
+
+def wire(a: QPointF, b: QPointF, pen: QPen, z: float = 0.0) -> QGraphicsPathItem:
+    """One curve as its own item (a flow edge: it has a tooltip and a weight of its own)."""
+    return wires([(a, b)], pen, z)
+
+
+def wires(ends: list[tuple[QPointF, QPointF]], pen: QPen, z: float = 0.0) -> QGraphicsPathItem:
+    """Many curves drawn with one pen as one item: a column's fixed wiring is hundreds of
+    curves, and one item each made a GPT-2-sized diagram take seconds to build."""
+    path = QPainterPath()
+    for a, b in ends:
+        _curve(path, a, b)
     item = QGraphicsPathItem(path)
     item.setPen(pen)
     item.setZValue(z)
@@ -120,14 +149,25 @@ class TokenLabel(QGraphicsRectItem):
         self.setPen(QPen(Qt.NoPen))
         self.setBrush(QBrush(Qt.transparent))
         self.setCursor(Qt.PointingHandCursor)
+        self._token = QGraphicsSimpleTextItem(self)
+        self._token.setFont(TOKEN_FONT)
+        self._label = QGraphicsSimpleTextItem(self)
+        self._label.setFont(LABEL_FONT)
+        self._label.setBrush(QColor("#6b7280"))
+        self.text = (None, None)
+        self.set_text(token, label)
+
+    def set_text(self, token: str, label: str) -> None:
+        """Show another token here (typing changes a column's token; the column stays)."""
+        if (token, label) == self.text:
+            return
+        self.text = (token, label)
+        rect, position = self.rect(), self.position
         self.setToolTip(f"position {position}: {token!r} ({label})")
-        tok = QGraphicsSimpleTextItem(token, self)
-        tok.setFont(QFont("DejaVu Sans Mono", 13, QFont.Bold))
-        tok.setPos(rect.center().x() - tok.boundingRect().width() / 2, rect.top() + 2)
-        lab = QGraphicsSimpleTextItem(f"{label} {position}" if label != token else str(position), self)
-        lab.setFont(QFont("DejaVu Sans", 7))
-        lab.setBrush(QColor("#6b7280"))
-        lab.setPos(rect.center().x() - lab.boundingRect().width() / 2, rect.top() + 24)
+        self._token.setText(token)
+        self._token.setPos(rect.center().x() - self._token.boundingRect().width() / 2, rect.top() + 2)
+        self._label.setText(f"{label} {position}" if label != token else str(position))
+        self._label.setPos(rect.center().x() - self._label.boundingRect().width() / 2, rect.top() + 24)
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.LeftButton:

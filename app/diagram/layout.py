@@ -5,6 +5,10 @@ rows from the bottom are: x{L}.pre, the heads a{L}.{H}, attn{L}, x{L}.mid, m{L},
 Residual-stream nodes sit on the column's left line, the parts that write into it (heads,
 attention and MLP outputs) to the right, so the residual stream reads as one vertical line.
 
+A real model has too many heads to draw them all (GPT-2 small: 144 per token, XL: 1,200), so a
+layer's heads can be collapsed into its attention node: the layer then has no head row, and the
+columns narrow when no layer shows its heads. Models with few heads show them all.
+
 A node's identity is (site short name, position): the key the flow-graph feature uses for its
 nodes and edges, so its readouts and weighted edges can be laid over this drawing unchanged.
 """
@@ -14,7 +18,9 @@ from dataclasses import dataclass, field
 
 from engine.probed.sites import aliases, name_as_read_by
 
-ROWS_PER_LAYER = 6
+ROWS_PER_LAYER = 6  # with the heads shown; 5 with them collapsed into attn{L}
+HEADS_SHOWN_UP_TO = 4  # models with more heads than this open with every layer's heads collapsed
+COLLAPSED_COLUMN = 52.0
 ROW_HEIGHT = 30.0  # the smallest; the view stretches rows when it has height to spare
 LEFT_MARGIN = 92.0  # room for the row names (drawn at a fixed size, whatever the zoom)
 TOP_MARGIN = 8.0
@@ -44,6 +50,15 @@ class DiagramLayout:
     row_height: float
     nodes: tuple[NodeSpec, ...]  # one column's nodes; every token column has the same
     row_names: tuple[tuple[int, str], ...]
+    collapsed: frozenset[int] = frozenset()  # layers whose heads are drawn as their attn{L} node
+
+    def drawn_as(self, short: str) -> str:
+        """The node that draws a site: a collapsed layer's head a{L}.{H} is drawn by attn{L}."""
+        if short.startswith("a") and "." in short:
+            layer = int(short[1:short.index(".")])
+            if layer in self.collapsed:
+                return f"attn{layer}"
+        return short
 
     def center(self, spec: NodeSpec, position: int) -> tuple[float, float]:
         return LEFT_MARGIN + position * self.column_width + spec.dx, self.row_y(spec.row)
@@ -64,25 +79,34 @@ class DiagramLayout:
         return self.grid_bottom() + TOKEN_BAND
 
 
-def layout_for(n_layers: int, n_heads: int, row_height: float = ROW_HEIGHT) -> DiagramLayout:
-    col = max(52.0, 38.0 + 14.0 * n_heads)
+def layout_for(n_layers: int, n_heads: int, row_height: float = ROW_HEIGHT,
+               collapsed: frozenset[int] | set[int] = frozenset()) -> DiagramLayout:
+    """One column's nodes; `collapsed` names the layers drawn without their head row."""
+    collapsed = frozenset(L for L in collapsed if 0 <= L < n_layers)
+    wide = len(collapsed) < n_layers  # some layer shows its heads: make room for them
+    col = max(COLLAPSED_COLUMN, 38.0 + 14.0 * n_heads) if wide else COLLAPSED_COLUMN
     resid_x, part_x = 0.27 * col, 0.68 * col
     span_lo, span_hi = 0.44 * col, 0.94 * col
     nodes: list[NodeSpec] = []
     names: list[tuple[int, str]] = []
+    base = 0
     for L in range(n_layers):
-        base = L * ROWS_PER_LAYER
+        heads = L not in collapsed
+        up = 1 if heads else 0  # the rows above x{L}.pre move up by the head row, when there is one
         nodes.append(NodeSpec(f"x{L}.pre", "resid_pre", L, None, base, resid_x, "circle", 14, 14))
-        for H in range(n_heads):
-            dx = part_x if n_heads == 1 else span_lo + (span_hi - span_lo) * (H + 0.5) / n_heads
-            nodes.append(NodeSpec(f"a{L}.{H}", "head", L, H, base + 1, dx, "rect", 10, 10))
-        nodes.append(NodeSpec(f"attn{L}", "attn_out", L, None, base + 2, part_x, "rect", 26, 14))
-        nodes.append(NodeSpec(f"x{L}.mid", "resid_mid", L, None, base + 3, resid_x, "circle", 14, 14))
-        nodes.append(NodeSpec(f"m{L}", "mlp_out", L, None, base + 4, part_x, "rect", 26, 14))
-        nodes.append(NodeSpec(f"x{L}.post", "resid_post", L, None, base + 5, resid_x, "circle", 14, 14))
-        names += [(base, f"x{L}.pre"), (base + 1, f"a{L}.0-{n_heads - 1}" if n_heads > 1 else f"a{L}.0"),
-                  (base + 2, f"attn{L}"), (base + 3, f"x{L}.mid"), (base + 4, f"m{L}"), (base + 5, f"x{L}.post")]
-    return DiagramLayout(col, n_layers * ROWS_PER_LAYER, row_height, tuple(nodes), tuple(names))
+        if heads:
+            for H in range(n_heads):
+                dx = part_x if n_heads == 1 else span_lo + (span_hi - span_lo) * (H + 0.5) / n_heads
+                nodes.append(NodeSpec(f"a{L}.{H}", "head", L, H, base + 1, dx, "rect", 10, 10))
+            names.append((base + 1, f"a{L}.0-{n_heads - 1}" if n_heads > 1 else f"a{L}.0"))
+        nodes.append(NodeSpec(f"attn{L}", "attn_out", L, None, base + 1 + up, part_x, "rect", 26, 14))
+        nodes.append(NodeSpec(f"x{L}.mid", "resid_mid", L, None, base + 2 + up, resid_x, "circle", 14, 14))
+        nodes.append(NodeSpec(f"m{L}", "mlp_out", L, None, base + 3 + up, part_x, "rect", 26, 14))
+        nodes.append(NodeSpec(f"x{L}.post", "resid_post", L, None, base + 4 + up, resid_x, "circle", 14, 14))
+        names += [(base, f"x{L}.pre"), (base + 1 + up, f"attn{L}" if heads else f"attn{L} +{n_heads}h"),
+                  (base + 2 + up, f"x{L}.mid"), (base + 3 + up, f"m{L}"), (base + 4 + up, f"x{L}.post")]
+        base += 5 + up
+    return DiagramLayout(col, base, row_height, tuple(nodes), tuple(sorted(names)), collapsed)
 
 
 def fixed_height() -> float:
@@ -90,17 +114,26 @@ def fixed_height() -> float:
     return TOP_MARGIN + TOKEN_BAND
 
 
-def column_edges(n_layers: int, n_heads: int) -> list[tuple[str, str]]:
+def column_edges(n_layers: int, n_heads: int,
+                 collapsed: frozenset[int] | set[int] = frozenset()) -> list[tuple[str, str]]:
     """The fixed wiring inside one token's column, as (from short, to short)."""
     edges = []
     for L in range(n_layers):
-        heads = [f"a{L}.{H}" for H in range(n_heads)]
-        edges += [(f"x{L}.pre", h) for h in heads] + [(h, f"attn{L}") for h in heads]
+        if L in collapsed:
+            edges.append((f"x{L}.pre", f"attn{L}"))
+        else:
+            heads = [f"a{L}.{H}" for H in range(n_heads)]
+            edges += [(f"x{L}.pre", h) for h in heads] + [(h, f"attn{L}") for h in heads]
         edges += [(f"attn{L}", f"x{L}.mid"), (f"x{L}.pre", f"x{L}.mid"), (f"x{L}.mid", f"m{L}"),
                   (f"m{L}", f"x{L}.post"), (f"x{L}.mid", f"x{L}.post")]
         if L + 1 < n_layers:
             edges.append((f"x{L}.post", f"x{L + 1}.pre"))
     return edges
+
+
+def default_collapsed(n_layers: int, n_heads: int) -> frozenset[int]:
+    """Every layer collapsed when the model has many heads, none when it has few."""
+    return frozenset(range(n_layers)) if n_heads > HEADS_SHOWN_UP_TO else frozenset()
 
 
 @dataclass

@@ -2,17 +2,29 @@
 
 Clicking a node chooses the site and position to invert; clicking a token label chooses the
 position. Sites the decoder was not trained on are drawn dashed but stay clickable. Ctrl+wheel
-zooms, dragging pans, double-click fits. A DiagramOverlay (diagram_layout.py) adds per-node
-readouts and weighted edges on top, for the flow-graph feature.
+zooms, dragging pans, double-click fits; double-clicking a layer's attention node shows or hides
+its heads (models with many heads open with them collapsed). Typing changes only the columns
+that changed, so a GPT-2-sized diagram is not rebuilt on every keystroke. A DiagramOverlay
+(layout.py) adds per-node readouts and weighted edges on top, for the flow-graph feature.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.diagram.items import CircleNode, RectNode, TokenLabel, wire
-from app.diagram.layout import ROW_HEIGHT, DiagramLayout, DiagramOverlay, column_edges, fixed_height, layout_for
+from app.diagram.items import CircleNode, RectNode, TokenLabel, wire, wires
+from app.diagram.layout import (
+    ROW_HEIGHT,
+    DiagramLayout,
+    DiagramOverlay,
+    column_edges,
+    default_collapsed,
+    fixed_height,
+    layout_for,
+)
 from app.style import SELECTED_BAND
 
 WIRE_PEN = QPen(QColor("#c4c9d1"), 1.2)
@@ -26,13 +38,27 @@ ROW_NAME_FONT = QFont("DejaVu Sans Mono", 8)
 
 LEGEND = ("● residual stream &nbsp; ■ written into it (heads, attention, MLP) &nbsp; "
           "<span style='color:#9ca3af'>dashed: decoder not trained on this site</span> &nbsp; "
-          "<span style='color:#6b7280'>Ctrl+wheel zooms, drag pans, double-click fits</span>")
+          "<span style='color:#6b7280'>Ctrl+wheel zooms, drag pans, double-click fits; "
+          "double-click attn to show or hide its heads</span>")
+
+
+@dataclass
+class _Column:
+    """The items of one token's column, kept so that typing can change one column alone."""
+
+    nodes: list = field(default_factory=list)
+    wires: list = field(default_factory=list)
+    label: TokenLabel | None = None
+
+    def items(self) -> list:
+        return self.nodes + self.wires + ([self.label] if self.label is not None else [])
 
 
 class ModelDiagram(QGraphicsView):
     nodeClicked = Signal(str, int)  # site short name, position
     nodeSelected = Signal(str, int)  # moved to with the arrow keys (Enter then "clicks" it)
     positionClicked = Signal(int)
+    headsChanged = Signal()  # a layer's heads were shown or collapsed
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -48,6 +74,8 @@ class ModelDiagram(QGraphicsView):
         self._tokens: list[str] = []
         self._labels: list[str] = []
         self._nodes: dict[tuple[str, int], CircleNode | RectNode] = {}
+        self._columns: list[_Column] = []
+        self._collapsed: frozenset[int] = frozenset()
         self._overlay_items = []
         self._overlay: DiagramOverlay | None = None
         self._band = None
@@ -63,8 +91,10 @@ class ModelDiagram(QGraphicsView):
     def set_model(self, n_layers: int, n_heads: int, trained_sites: list[str] | None) -> None:
         self._n_layers, self._n_heads = n_layers, n_heads
         self._trained = set(trained_sites) if trained_sites is not None else None
-        self._layout = layout_for(n_layers, n_heads, self._row_height)
+        self._collapsed = default_collapsed(n_layers, n_heads)
+        self._layout = layout_for(n_layers, n_heads, self._row_height, self._collapsed)
         self._rebuild()
+        self.headsChanged.emit()
 
     def set_trained_sites(self, trained_sites: list[str] | None) -> None:
         self._trained = set(trained_sites) if trained_sites is not None else None
@@ -74,15 +104,70 @@ class ModelDiagram(QGraphicsView):
         if tokens == self._tokens and labels == self._labels:
             return
         self._tokens, self._labels = list(tokens), list(labels)
-        self._rebuild()
+        if self._layout is None or not self._columns:
+            self._rebuild()
+            return
+        self._sync_columns()
+        self._after_change()
 
-    def set_selection(self, short: str | None, position: int | None) -> None:
-        if self._selection in self._nodes:
-            self._nodes[self._selection].set_selected(False)
-        self._selection = (short, position) if short is not None and position is not None else None
-        if self._selection in self._nodes:
-            self._nodes[self._selection].set_selected(True)
+    def set_selection(self, short: str | None, position: int | None, reveal: bool = True) -> None:
+        """Select a site at a position; a head in a collapsed layer shows its layer's heads when
+        it is newly chosen (reveal), and is marked on its attention node otherwise."""
+        new = (short, position) if short is not None and position is not None else None
+        drawn = self._drawn(self._selection)
+        if drawn in self._nodes:
+            self._nodes[drawn].set_selected(False)
+        changed, self._selection = new != self._selection, new
+        layer = self._head_layer(short)
+        if reveal and changed and layer is not None and layer in self._collapsed:
+            self.set_heads_shown(layer, True)  # rebuilds, and selects on the way
+            return
+        drawn = self._drawn(self._selection)
+        if drawn in self._nodes:
+            self._nodes[drawn].set_selected(True)
         self._place_band()
+
+    # ---- heads: shown per layer, or collapsed into the layer's attention node ----------
+    def set_heads_shown(self, layer: int | None, shown: bool) -> None:
+        """Show or collapse one layer's heads (layer None: every layer's)."""
+        layers = set(range(self._n_layers)) if layer is None else {layer}
+        collapsed = self._collapsed - layers if shown else self._collapsed | layers
+        if collapsed == self._collapsed:
+            return
+        self._collapsed = frozenset(collapsed)
+        self._layout = layout_for(self._n_layers, self._n_heads, self._row_height, self._collapsed)
+        self._rebuild()
+        self.headsChanged.emit()
+
+    def collapsed_layers(self) -> frozenset[int]:
+        return self._collapsed
+
+    def heads_note(self, short: str) -> str:
+        """The tooltip's line on showing or hiding the heads of an attention node."""
+        if not short.startswith("attn") or self._n_heads < 2:
+            return ""
+        layer = int(short[4:])
+        what = "show" if layer in self._collapsed else "hide"
+        return f"\nDouble-click to {what} its {self._n_heads} heads."
+
+    def node_double_clicked(self, short: str, position: int) -> bool:
+        if not short.startswith("attn") or self._n_heads < 2:
+            return False
+        layer = int(short[4:])
+        self.set_heads_shown(layer, layer in self._collapsed)
+        return True
+
+    @staticmethod
+    def _head_layer(short: str | None) -> int | None:
+        if short and short.startswith("a") and "." in short and short[1:short.index(".")].isdigit():
+            return int(short[1:short.index(".")])
+        return None
+
+    def _drawn(self, key):
+        """The key of the node that draws `key` (a collapsed head is drawn by its attn node)."""
+        if key is None or self._layout is None:
+            return key
+        return self._layout.drawn_as(key[0]), key[1]
 
     def is_trained(self, short: str) -> bool:
         return self._trained is None or short in self._trained
@@ -116,7 +201,7 @@ class ModelDiagram(QGraphicsView):
                 node.set_readout(overlay.labels.get(key), QColor(color) if color else None, overlay.tooltips.get(key))
             if key in overlay.dim:
                 node.setOpacity(DIM_OPACITY)
-        for src, dst, weight in overlay.edges:
+        for src, dst, weight in self._drawn_edges(overlay.edges):
             a, b = self._nodes.get(src), self._nodes.get(dst)
             if a is None or b is None or weight <= 0:
                 continue
@@ -131,40 +216,80 @@ class ModelDiagram(QGraphicsView):
             self.scene().addItem(item)
             self._overlay_items.append(item)
 
+    def _drawn_edges(self, edges) -> list:
+        """Edges between drawn nodes: those of collapsed heads join their attention node's
+        (weights added, at most 1), and a head's edge into its own attention node goes."""
+        if not self._collapsed:
+            return edges
+        merged: dict = {}
+        for src, dst, weight in edges:
+            a, b = self._drawn(src), self._drawn(dst)
+            if a != b:
+                merged[a, b] = min(1.0, merged.get((a, b), 0.0) + weight)
+        return [(a, b, w) for (a, b), w in merged.items()]
+
     def edge_items(self) -> list:
         """The flow edges drawn now (each item's .flow_edge is (src key, dst key, weight))."""
         return list(self._overlay_items)
 
     # ---- drawing ------------------------------------------------------------------------
     def _rebuild(self) -> None:
-        scene = self.scene()
-        scene.clear()
-        self._nodes, self._overlay_items, self._band = {}, [], None
-        lay = self._layout
-        if lay is None or not self._tokens:
+        """Draw everything again: on a new model, on showing or hiding heads, on new row heights."""
+        self.scene().clear()
+        self._nodes, self._columns, self._overlay_items, self._band = {}, [], [], None
+        if self._layout is None or not self._tokens:
             return
-        n = len(self._tokens)
+        self._settle_rows()
+        self._sync_columns()
+        self._after_change()
+
+    def _sync_columns(self) -> None:
+        """Make the columns match the tokens: new ones at the end, extra ones gone, the rest
+        relabelled in place (their nodes do not depend on the token)."""
+        lay, scene, n = self._layout, self.scene(), len(self._tokens)
+        while len(self._columns) > n:
+            column = self._columns.pop()
+            for item in column.items():
+                scene.removeItem(item)
+            for item in column.nodes:
+                del self._nodes[item.key]
+        for pos, column in enumerate(self._columns):
+            column.label.set_text(self._tokens[pos], self._label(pos))
+        for pos in range(len(self._columns), n):
+            self._columns.append(self._add_column(pos))
         scene.setSceneRect(QRectF(0, 0, lay.width(n), lay.height()))
+
+    def _label(self, pos: int) -> str:
+        return self._labels[pos] if pos < len(self._labels) else ""
+
+    def _add_column(self, pos: int) -> _Column:
+        lay, scene, column = self._layout, self.scene(), _Column()
         specs = {s.short: s for s in lay.nodes}
-        for pos in range(n):
-            for spec in lay.nodes:
-                x, y = lay.center(spec, pos)
-                rect = QRectF(x - spec.width / 2, y - spec.height / 2, spec.width, spec.height)
-                cls = CircleNode if spec.shape == "circle" else RectNode
-                item = cls(self, spec.short, pos, self.is_trained(spec.short), rect)
-                scene.addItem(item)
-                self._nodes[(spec.short, pos)] = item
-            for a, b in column_edges(self._n_layers, self._n_heads):
-                pa, pb = QPointF(*lay.center(specs[a], pos)), QPointF(*lay.center(specs[b], pos))
-                resid = specs[a].shape == "circle" and specs[b].shape == "circle"
-                scene.addItem(wire(pa, pb, RESID_PEN if resid else WIRE_PEN, z=-1))
-            left = lay.column_left(pos)
-            label = self._labels[pos] if pos < len(self._labels) else ""
-            scene.addItem(TokenLabel(self, pos, QRectF(left + 2, lay.grid_bottom() + 4, lay.column_width - 4, 38),
-                                     self._tokens[pos], label))
+        for spec in lay.nodes:
+            x, y = lay.center(spec, pos)
+            rect = QRectF(x - spec.width / 2, y - spec.height / 2, spec.width, spec.height)
+            cls = CircleNode if spec.shape == "circle" else RectNode
+            item = cls(self, spec.short, pos, self.is_trained(spec.short), rect)
+            scene.addItem(item)
+            self._nodes[(spec.short, pos)] = item
+            column.nodes.append(item)
+        resid, other = [], []
+        for a, b in column_edges(self._n_layers, self._n_heads, self._collapsed):
+            ends = QPointF(*lay.center(specs[a], pos)), QPointF(*lay.center(specs[b], pos))
+            (resid if specs[a].shape == "circle" and specs[b].shape == "circle" else other).append(ends)
+        column.wires = [wires(resid, RESID_PEN, z=-1), wires(other, WIRE_PEN, z=-1)]
+        for item in column.wires:
+            scene.addItem(item)
+        left = lay.column_left(pos)
+        column.label = TokenLabel(self, pos, QRectF(left + 2, lay.grid_bottom() + 4, lay.column_width - 4, 38),
+                                  self._tokens[pos], self._label(pos))
+        scene.addItem(column.label)
+        return column
+
+    def _after_change(self) -> None:
         if self._overlay is not None:
             self.set_overlay(self._overlay)
-        self.set_selection(*(self._selection or (None, None)))
+        self.set_selection(*(self._selection or (None, None)), reveal=False)
         self._fit_if_auto()
 
     def _place_band(self) -> None:
@@ -258,22 +383,35 @@ class ModelDiagram(QGraphicsView):
             super().keyPressEvent(event)
 
     # ---- zoom and pan -------------------------------------------------------------------
+    def _scale_for_width(self) -> float:
+        rect, view = self.scene().sceneRect(), self.viewport().rect()
+        return max(MIN_LEGIBLE_SCALE, min(view.width() / max(rect.width(), 1.0), MAX_AUTO_SCALE))
+
+    def _settle_rows(self) -> bool:
+        """Stretch the rows into the view's spare height (when fitting); True if they changed."""
+        lay = self._layout
+        if not self._auto_fit or lay is None or not self._tokens:
+            return False
+        view = self.viewport().rect()
+        scale = max(MIN_LEGIBLE_SCALE, min(view.width() / lay.width(len(self._tokens)), MAX_AUTO_SCALE))
+        spare = (view.height() / scale - fixed_height() - 6) / lay.n_rows
+        row_height = min(max(spare, ROW_HEIGHT), ROW_HEIGHT * MAX_ROW_STRETCH)
+        if abs(row_height - self._row_height) <= 1.5:
+            return False
+        self._row_height = row_height
+        self._layout = layout_for(self._n_layers, self._n_heads, row_height, self._collapsed)
+        return True
+
     def _fit_if_auto(self) -> None:
         """Fit the width when legible (else scroll to the selection); stretch rows into spare height."""
         rect = self.scene().sceneRect()
         if not self._auto_fit or rect.isEmpty() or self._layout is None:
             return
-        view = self.viewport().rect()
-        scale = max(MIN_LEGIBLE_SCALE, min(view.width() / rect.width(), MAX_AUTO_SCALE))
-        rows = self._layout.n_rows
-        spare = (view.height() / scale - fixed_height() - 6) / rows
-        row_height = min(max(spare, ROW_HEIGHT), ROW_HEIGHT * MAX_ROW_STRETCH)
-        if abs(row_height - self._row_height) > 1.5:
-            self._row_height = row_height
-            self._layout = layout_for(self._n_layers, self._n_heads, row_height)
+        if self._settle_rows():
             self._rebuild()  # calls back here once, with the row height settled
             return
-        scale = min(scale, max(view.height() / rect.height(), 0.05))
+        view = self.viewport().rect()
+        scale = min(self._scale_for_width(), max(view.height() / rect.height(), 0.05))
         self.resetTransform()
         self.scale(scale, scale)
         self.centerOn(self._band.rect().center() if self._band is not None else rect.center())
@@ -315,12 +453,28 @@ class DiagramPanel(QWidget):
         self.legend.setWordWrap(True)
         self.legend.setStyleSheet("color: #374151; font-size: 8pt;")
         self.flow_legend = TargetLegend()
+        self.heads_button = QPushButton()
+        self.heads_button.setFlat(True)
+        self.heads_button.setToolTip("Show every layer's heads, or collapse them into the attention nodes "
+                                     "(double-click one attention node for its layer alone)")
+        self.heads_button.clicked.connect(self._toggle_heads)
+        self.view.headsChanged.connect(self._update_heads_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.flow_controls)
         lay.addWidget(self.view, 1)
         bottom = QHBoxLayout()
+        bottom.addWidget(self.heads_button, 0, Qt.AlignTop)
         bottom.addWidget(self.legend, 1)
         bottom.addWidget(self.flow_legend, 0, Qt.AlignTop)
         lay.addLayout(bottom)
+        self._update_heads_button()
+
+    def _toggle_heads(self) -> None:
+        self.view.set_heads_shown(None, bool(self.view.collapsed_layers()))
+
+    def _update_heads_button(self) -> None:
+        v = self.view
+        self.heads_button.setVisible(v._n_heads > 1)
+        self.heads_button.setText("Show all heads" if v.collapsed_layers() else "Collapse heads")

@@ -3,13 +3,24 @@
 Threshold: edges whose contribution is below it are not drawn (docs/design.md §4, default 0.04).
 Route only: only the edges from which the output node can be reached above the threshold.
 Target: the token whose logit-lens probability colours the residual nodes (default: what the
-model predicts at each position).
+model predicts at each position). It is typed with completion or picked from the list: a real
+model's vocabulary has 50,257 tokens, too many to scroll through, so the list lives in one model
+shared by the drop-down and the completer (filled in one call, not one item at a time).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QStringListModel, Qt, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QWidget,
+)
 
 from app.style import ERROR, FLOW_EDGE, MUTED, TARGET_SCALE
 
@@ -17,6 +28,8 @@ DEFAULT_THRESHOLD = 0.04  # engine.flow.graph.DEFAULT_THRESHOLD (not imported: i
 SLIDER_STEPS = 100  # the slider's integer value / 100 is the threshold
 MIN_THRESHOLD, MAX_THRESHOLD = 0.01, 0.6
 PREDICTION = "prediction"  # the model's own prediction at each position
+TARGET_TIP = ("The token whose probability colours the residual nodes: type part of it for completion\n"
+              "(prediction: the model's own prediction at each position)")
 
 
 class FlowControls(QWidget):
@@ -36,10 +49,20 @@ class FlowControls(QWidget):
         self.route = QCheckBox("route only")
         self.route.setToolTip("Only the edges that lead to the output node (the route), at this threshold")
         self.target = QComboBox()
-        self.target.setToolTip("The token whose probability colours the residual nodes\n"
-                               "(prediction: the model's own prediction at each position)")
-        self.target.setMinimumContentsLength(6)
-        self.target.addItem(PREDICTION, None)
+        self.target.setEditable(True)
+        self.target.setInsertPolicy(QComboBox.NoInsert)  # typing chooses a token, never adds one
+        self.target.setToolTip(TARGET_TIP)
+        self.target.setMinimumContentsLength(8)
+        self.target.setMaxVisibleItems(20)
+        self._tokens = QStringListModel([PREDICTION], self)
+        self._index: dict[str, int] = {}
+        self._chosen: str | None = None
+        self.target.setModel(self._tokens)
+        completer = QCompleter(self._tokens, self)
+        completer.setFilterMode(Qt.MatchContains)  # "Mary" finds "␣Mary" and "Mary"
+        completer.setCaseSensitivity(Qt.CaseSensitive)
+        completer.setMaxVisibleItems(15)
+        self.target.setCompleter(completer)
         self.status = QLabel()
         self.status.setStyleSheet(f"color: {MUTED};")
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long messages never widen the panel
@@ -54,7 +77,9 @@ class FlowControls(QWidget):
         lay.addWidget(self.status, 1)
         self.slider.valueChanged.connect(self._on_slider)
         self.route.toggled.connect(self.routeOnlyChanged)
-        self.target.currentIndexChanged.connect(lambda _: self.targetChanged.emit(self.target_token()))
+        self.target.currentIndexChanged.connect(lambda _: self._on_target())
+        self.target.lineEdit().editingFinished.connect(self._on_target)
+        completer.activated.connect(lambda _: self._on_target())
         self._on_slider(self.slider.value(), emit=False)
 
     def threshold(self) -> float:
@@ -67,19 +92,41 @@ class FlowControls(QWidget):
         return self.route.isChecked()
 
     def target_token(self) -> str | None:
-        return self.target.currentData()
+        """The chosen target token's text, or None for the model's own prediction."""
+        return self._chosen
 
     def set_vocabulary(self, tokens: list[str]) -> None:
         """Offer each token of the model's vocabulary as a target (keeps the choice when it still exists)."""
-        keep = self.target_token()
+        self._index = {}
+        for i, token in enumerate(tokens):
+            self._index.setdefault(token, i + 1)
         self.target.blockSignals(True)
-        self.target.clear()
-        self.target.addItem(PREDICTION, None)
-        for token in tokens:
-            self.target.addItem(repr(token), token)
-        index = self.target.findData(keep) if keep is not None else 0
-        self.target.setCurrentIndex(max(index, 0))
+        self._tokens.setStringList([PREDICTION, *tokens])
+        keep = self._index.get(self._chosen, 0) if self._chosen is not None else 0
+        self.target.setCurrentIndex(keep)
+        self._chosen = tokens[keep - 1] if keep else None
         self.target.blockSignals(False)
+        self._mark(True)
+
+    def _on_target(self) -> None:
+        text = self.target.currentText()
+        if text in ("", PREDICTION):
+            chosen = None
+        elif text in self._index:
+            chosen = text
+        else:
+            self._mark(False, f"{text!r} is not a token of this model: type part of one and pick it from the list")
+            return
+        self._mark(True)
+        if chosen != self._chosen:
+            self._chosen = chosen
+            self.targetChanged.emit(chosen)
+
+    def _mark(self, ok: bool, why: str = "") -> None:
+        self.target.setStyleSheet("" if ok else f"QComboBox {{ border: 1px solid {ERROR}; }}")
+        self.target.setToolTip(TARGET_TIP if ok else why)
+        if not ok:
+            self.set_status(why, error=True)
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet(f"color: {ERROR if error else MUTED};")

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.probed.model import ProbedModel
-from engine.probed.sites import Site
+from engine.probed.sites import Site, read_site
+from engine.tasks.text import TEXT_TASK
 
 ACTIVATIONS = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
 
@@ -101,3 +102,22 @@ class SiteReader:
             if L == site.layer and site.kind == "resid_post":
                 return x
         raise ValueError(f"site {site.short} is not in this {len(self.layers)}-layer model")
+
+
+class BridgeReader:
+    """The same reads through the bridge's hooks: for real models, whose weights are too large
+    to copy a second time (GPT-2 small: 0.5 GB) and whose architectures (RMSNorm, rotary
+    positions, grouped-query attention) the fused path does not implement."""
+
+    def __init__(self, probed: ProbedModel):
+        self.bridge = probed.bridge
+
+    def read(self, tokens: torch.Tensor, site: Site) -> torch.Tensor:
+        return read_site(self.bridge, tokens, site)  # (B, T, d_model), run up to the site's layer
+
+
+def reader_for(probed: ProbedModel) -> SiteReader | BridgeReader:
+    """The fused reader for the small GPT-2-style models it implements, else the bridge."""
+    if probed.task.name == TEXT_TASK or probed.config.act_fn not in ACTIVATIONS:
+        return BridgeReader(probed)
+    return SiteReader(probed)

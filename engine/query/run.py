@@ -18,7 +18,7 @@ from engine.decoder.model import ConditionalDecoder
 from engine.decoder.sampling import generate
 from engine.errors import Cancelled, SiteError, StoreError
 from engine.probed.model import ProbedModel
-from engine.probed.reader import SiteReader
+from engine.probed.reader import BridgeReader, SiteReader, reader_for
 from engine.probed.sites import Site, get_site
 from engine.query.distance import min_distance, position_distances
 from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
@@ -33,7 +33,7 @@ class Inverter:
     probed: ProbedModel
     decoder: ConditionalDecoder | None  # fp32: prob-diff colouring and evaluation; None: not trained yet
     sites: list[Site]  # the sites the decoder was trained on, in its site-embedding order
-    reader: SiteReader | None  # re-runs samples through the probed model without the bridge's hooks
+    reader: SiteReader | BridgeReader | None  # re-runs samples (without the bridge's hooks where it can)
     sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
 
     @property
@@ -74,7 +74,7 @@ def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
     if decoder_optional and not entry.decoder:
         return Inverter(entry, probed, None, [], None)
     decoder, sites = load_decoder(entry, probed)
-    inv = Inverter(entry, probed, decoder, sites, SiteReader(probed))
+    inv = Inverter(entry, probed, decoder, sites, reader_for(probed))
     if precision == "bf16" or (precision == "auto" and bf16_pays(probed.device)):
         inv.sampler = copy.deepcopy(decoder).to(torch.bfloat16)
     return inv
@@ -193,7 +193,8 @@ def run_query(
 RERUN_ROWS = 128  # samples per re-run group
 
 
-def rerun_distances(reader: SiteReader, site: Site, tokens, compared, z_q, metric: str, pad_id: int) -> torch.Tensor:
+def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, compared, z_q, metric: str,
+                    pad_id: int) -> torch.Tensor:
     """(U, L) per-position distances of re-run samples, +inf where not compared.
 
     The samples are sorted by length and re-run in groups of RERUN_ROWS, each cut to its own

@@ -102,3 +102,78 @@ def test_ctrl_wheel_zooms_and_double_click_fits_again(qtbot):
     empty = d.mapFromScene(QPointF(2, 2))  # the top-left corner holds no item
     qtbot.mouseDClick(d.viewport(), Qt.LeftButton, pos=empty)
     assert abs(d.transform().m11() - before) < 1e-6
+
+
+def gpt2_diagram(qtbot, n_tokens=8):
+    """A GPT-2-small-shaped diagram (12 layers x 12 heads) with text tokens."""
+    from app.diagram.view import DiagramPanel
+
+    panel = DiagramPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    d = panel.view
+    d.set_model(12, 12, None)
+    d.set_tokens([f"␣w{i}" for i in range(n_tokens)], [f"␣w{i}" for i in range(n_tokens)])
+    panel.show()
+    return panel, d
+
+
+def test_many_heads_open_collapsed_and_a_double_click_shows_one_layers(qtbot):
+    panel, d = gpt2_diagram(qtbot)
+    assert d.node_count() == 12 * 5 * 8  # x.pre, attn, x.mid, m, x.post per layer: no heads yet
+    assert d.node("a3.4", 0) is None and d.node("attn3", 0) is not None
+    attn = d.node("attn3", 2)
+    assert "Double-click to show its 12 heads" in attn.toolTip()
+    assert not panel.heads_button.isHidden() and panel.heads_button.text() == "Show all heads"
+    d.centerOn(attn)
+    qtbot.mouseDClick(d.viewport(), Qt.LeftButton, pos=d.mapFromScene(attn.sceneBoundingRect().center()))
+    assert d.collapsed_layers() == frozenset(range(12)) - {3}
+    assert d.node_count() == (12 * 5 + 12) * 8
+    assert d.node("a3.11", 7) is not None and d.node("a4.0", 7) is None
+    # the heads' row sits between x3.pre and attn3, as in a fully drawn layer
+    y = {k: d.node(k, 0).sceneBoundingRect().center().y() for k in ("x3.pre", "a3.0", "attn3")}
+    assert y["x3.pre"] > y["a3.0"] > y["attn3"]
+    assert "Double-click to hide" in d.node("attn3", 0).toolTip()
+    panel.heads_button.click()
+    assert d.collapsed_layers() == frozenset() and d.node_count() == (12 * 5 + 144) * 8
+    assert panel.heads_button.text() == "Collapse heads"
+    panel.heads_button.click()
+    assert d.collapsed_layers() == frozenset(range(12))
+
+
+def test_choosing_a_collapsed_head_shows_its_layer_and_collapsing_marks_attn(qtbot):
+    _, d = gpt2_diagram(qtbot)
+    d.set_selection("a7.5", 3)  # e.g. chosen from the site list
+    assert 7 not in d.collapsed_layers() and d.node("a7.5", 3).selected
+    d.set_heads_shown(7, False)
+    assert d.node("a7.5", 3) is None
+    assert d.node("attn7", 3).selected  # the selection stays visible, on the node that holds the head
+    d.set_tokens([f"␣w{i}" for i in range(9)], [f"␣w{i}" for i in range(9)])
+    assert 7 in d.collapsed_layers()  # typing does not undo what the user collapsed
+
+
+def test_typing_changes_only_the_columns_that_changed(qtbot):
+    _, d = gpt2_diagram(qtbot, n_tokens=5)
+    kept = d.node("m5", 2)
+    d.set_tokens(["a", "b", "c", "d", "e", "f"], ["a", "b", "c", "d", "e", "f"])
+    assert d.node("m5", 2) is kept  # the same item: the column was not rebuilt
+    assert d.node("m5", 5) is not None and d.node_count() == 12 * 5 * 6
+    label = [i for i in d.scene().items() if getattr(i, "position", None) == 1 and hasattr(i, "set_text")][0]
+    assert label.text == ("b", "b") and "'b'" in label.toolTip()
+    d.set_tokens(["a", "b"], ["a", "b"])
+    assert d.node("m5", 2) is None and d.node_count() == 12 * 5 * 2
+    assert d.scene().sceneRect().width() == d._layout.width(2)
+    assert not [i for i in d.scene().items() if getattr(i, "position", None) == 3]
+
+
+def test_flow_edges_of_collapsed_heads_join_their_attention_node(qtbot):
+    from app.diagram.layout import DiagramOverlay
+
+    _, d = gpt2_diagram(qtbot)
+    overlay = DiagramOverlay(edges=[(("x2.pre", 1), ("a2.0", 4), 0.25), (("x2.pre", 1), ("a2.7", 4), 0.5),
+                                    (("a2.7", 4), ("attn2", 4), 0.9), (("m2", 4), ("x2.post", 4), 0.3)])
+    d.set_overlay(overlay)
+    drawn = sorted(i.flow_edge for i in d.edge_items())
+    assert drawn == [(("m2", 4), ("x2.post", 4), 0.3), (("x2.pre", 1), ("attn2", 4), 0.75)]
+    d.set_heads_shown(2, True)  # shown heads get their own edges back
+    assert len(d.edge_items()) == 4

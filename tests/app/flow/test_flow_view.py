@@ -291,9 +291,10 @@ def test_helpers_name_the_node_before_and_rank_changes():
 def test_choosing_a_target_token_recolours_by_its_probability(qtbot, flow_window):
     w = flow_window
     combo = w.diagram_panel.flow_controls.target
-    assert combo.currentData() is None  # the model's own prediction by default
+    controls = w.diagram_panel.flow_controls
+    assert controls.target_token() is None  # the model's own prediction by default
     with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
-        combo.setCurrentIndex(combo.findData("g"))
+        combo.setCurrentIndex(combo.findText("g"))
     graph = blocker.args[0]
     g = list(graph.vocab).index("g")
     assert set(graph.targets) == {g}
@@ -302,3 +303,33 @@ def test_choosing_a_target_token_recolours_by_its_probability(qtbot, flow_window
 
     node = graph.node("x0.mid", 2)
     assert w.diagram.node("x0.mid", 2).readout_fill.name() == target_prob_hex(node.target_prob)
+
+
+def test_a_50k_token_target_is_typed_with_completion_and_unknown_tokens_are_refused(qtbot):
+    from app.flow.controls import FlowControls
+
+    controls = FlowControls()
+    qtbot.addWidget(controls)
+    controls.show()
+    vocabulary = [f"tok{i}" for i in range(50_000)] + ["␣Mary", "Mary", "␣the"]
+    controls.set_vocabulary(vocabulary)
+    combo = controls.target
+    assert combo.count() == len(vocabulary) + 1  # the list and the completer share one model
+    completer = combo.completer()
+    completer.setCompletionPrefix("Mary")
+    matches = {completer.completionModel().index(r, 0).data() for r in range(completer.completionModel().rowCount())}
+    assert matches == {"␣Mary", "Mary"}  # found inside tokens, not only at their start
+    emitted = []
+    controls.targetChanged.connect(emitted.append)
+    combo.lineEdit().setText("␣nobody")
+    combo.lineEdit().editingFinished.emit()
+    assert emitted == [] and controls.target_token() is None
+    assert "not a token of this model" in controls.status.text() and "'␣nobody'" in combo.toolTip()
+    combo.lineEdit().setText("␣Mary")
+    combo.lineEdit().editingFinished.emit()
+    assert emitted == ["␣Mary"] and controls.target_token() == "␣Mary"
+    assert combo.styleSheet() == ""  # the error mark is gone
+    controls.set_vocabulary(["␣Mary", "other"])  # another model that also has the token keeps the choice
+    assert controls.target_token() == "␣Mary" and combo.currentText() == "␣Mary"
+    controls.set_vocabulary(["a", "b"])
+    assert controls.target_token() is None and combo.currentText() == "prediction"

@@ -15,7 +15,7 @@ import torch
 from engine.cli.main import main as cli_main
 from engine.errors import StoreError
 from engine.probed.model import PAPER_CONFIGS
-from engine.probed.reader import SiteReader
+from engine.probed.reader import SiteReader, reader_for
 from engine.probed.sites import all_sites, read_sites
 from engine.store.folders import STUDIO_FILE, find_model, load_probed, open_folder
 from engine.tasks import TASKS
@@ -66,7 +66,8 @@ def test_a_paper_checkpoint_opens_as_its_task_and_reads_like_the_bridge(tmp_path
     tokens = torch.tensor([ids, ids[:-3] + [t.pad_id] * 3])
     sites = all_sites(ours.config)
     expected = read_sites(theirs, tokens, sites)
-    reader = SiteReader(ours)
+    reader = reader_for(ours)  # a toy task's model, whatever its folder: the fused reader
+    assert isinstance(reader, SiteReader)
     for site in sites:
         got = reader.read(tokens, site)
         assert torch.allclose(got, expected[site.short], atol=1e-5), site.short

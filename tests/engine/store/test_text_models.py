@@ -12,6 +12,7 @@ import torch
 
 from engine.cli.main import main as cli_main
 from engine.flow.build import flow_for_query
+from engine.probed.reader import BridgeReader, reader_for
 from engine.probed.sites import all_sites, read_sites
 from engine.store.folders import find_model, list_models, load_probed
 from tests.engine.helpers import make_text_folder, train_tokenizer
@@ -67,6 +68,13 @@ def test_a_cached_text_model_opens_by_id_and_its_sites_equal_the_bridges(cached,
         b_o = model.bridge.blocks[L].attn.b_O
         total = heads + (b_o if b_o is not None else 0)
         assert torch.allclose(total, cache_[f"blocks.{L}.hook_attn_out"], atol=1e-5), L
+
+    # a query's re-runs read through the bridge: no second copy of the weights, same values
+    reader = reader_for(model)
+    assert isinstance(reader, BridgeReader)
+    assert not [v for v in vars(reader).values() if isinstance(v, torch.Tensor)]
+    mid = next(s for s in sites if s.kind == "resid_mid")
+    assert torch.allclose(reader.read(tokens, mid), cache_[mid.hook], atol=1e-5)
 
     # the last layer's logit lens is the model's own next-token distribution (unprocessed Hugging Face)
     graph = flow_for_query(model, PROMPT, top_k=3)
