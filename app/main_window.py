@@ -505,7 +505,7 @@ class MainWindow(QMainWindow):
         return export_actions.export_png(self, which, path)
 
     def export_flow(self, which: str, path: str | None = None):
-        """'json' (the graph with the edges on screen) or 'png' (the diagram panel as shown)."""
+        """'json' (the graph with the edges on screen), 'neuronpedia' (graph JSON pruned by influence) or 'png'."""
         return export_actions.export_flow(self, which, path)
 
     # ---- decoder training -----------------------------------------------------------------

@@ -29,6 +29,9 @@ def build_menus(w) -> None:
     w.export_diagram_png_action = _action(w, file_menu, "Export &diagram as PNG…", lambda: w.export_png("diagram"))
     w.export_flow_json_action = _action(w, file_menu, "Export flow graph as &JSON…", lambda: w.export_flow("json"),
                                         tip="The flow graph with the edges the diagram shows (threshold, route only)")
+    w.export_flow_np_action = _action(w, file_menu, "Export flow graph for &Neuronpedia…",
+                                      lambda: w.export_flow("neuronpedia"),
+                                      tip="Graph JSON that attribution-graph viewers read, pruned by influence")
     w.export_flow_png_action = _action(w, file_menu, "Export flow graph as P&NG…", lambda: w.export_flow("png"),
                                        tip="The diagram panel as it looks now")
     file_menu.addSeparator()

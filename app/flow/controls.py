@@ -2,6 +2,9 @@
 
 Threshold: edges whose contribution is below it are not drawn (docs/design.md §4, default 0.04).
 Route only: only the edges from which the output node can be reached above the threshold.
+By influence: instead of the threshold, keep the fewest nodes that hold a share of the influence
+on the output (the slider then sets that share, 80% by default) and the edges between them that
+hold 98% of theirs, as attribution-graph tools prune (engine/flow/prune.py).
 Target: the token whose logit-lens probability colours the residual nodes (default: what the
 model predicts at each position). It is typed with completion or picked from the list: a real
 model's vocabulary has 50,257 tokens, too many to scroll through, so the list lives in one model
@@ -32,9 +35,14 @@ TARGET_TIP = ("The token whose probability colours the residual nodes: type part
               "(prediction: the model's own prediction at each position)")
 
 
+DEFAULT_NODE_SHARE = 0.8  # engine.flow.prune.DEFAULT_NODE_SHARE (kept here for the same reason)
+MIN_SHARE = 0.1
+
+
 class FlowControls(QWidget):
     thresholdChanged = Signal(float)
     routeOnlyChanged = Signal(bool)
+    pruningChanged = Signal()  # influence pruning switched, or its share moved
     targetChanged = Signal(object)  # a token's text, or None for the model's own prediction
 
     def __init__(self, parent=None):
@@ -48,6 +56,17 @@ class FlowControls(QWidget):
         self.value_label.setMinimumWidth(34)
         self.route = QCheckBox("route only")
         self.route.setToolTip("Only the edges that lead to the output node (the route), at this threshold")
+        self.by_influence = QCheckBox("by influence")
+        self.by_influence.setToolTip("Keep the fewest nodes that hold the slider's share of the influence on the "
+                                     "output,\nand the edges between them that hold 98% of theirs "
+                                     "(attribution-graph pruning)")
+        self.share_slider = QSlider(Qt.Horizontal)
+        self.share_slider.setRange(round(MIN_SHARE * SLIDER_STEPS), SLIDER_STEPS)
+        self.share_slider.setValue(round(DEFAULT_NODE_SHARE * SLIDER_STEPS))
+        self.share_slider.setMinimumWidth(90)
+        self.share_slider.setToolTip("The share of the influence on the output that the nodes kept hold")
+        self.share_slider.hide()
+        self.lead = QLabel("<b>Flow</b> edges ≥")
         self.target = QComboBox()
         self.target.setEditable(True)
         self.target.setInsertPolicy(QComboBox.NoInsert)  # typing chooses a token, never adds one
@@ -68,15 +87,19 @@ class FlowControls(QWidget):
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long messages never widen the panel
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
-        lay.addWidget(QLabel("<b>Flow</b> edges ≥"))
+        lay.addWidget(self.lead)
         lay.addWidget(self.slider, 1)
+        lay.addWidget(self.share_slider, 1)
         lay.addWidget(self.value_label)
         lay.addWidget(self.route)
+        lay.addWidget(self.by_influence)
         lay.addWidget(QLabel("target"))
         lay.addWidget(self.target)
         lay.addWidget(self.status, 1)
         self.slider.valueChanged.connect(self._on_slider)
         self.route.toggled.connect(self.routeOnlyChanged)
+        self.by_influence.toggled.connect(self._on_pruning)
+        self.share_slider.valueChanged.connect(self._on_share)
         self.target.currentIndexChanged.connect(lambda _: self._on_target())
         self.target.lineEdit().editingFinished.connect(self._on_target)
         completer.activated.connect(lambda _: self._on_target())
@@ -89,7 +112,32 @@ class FlowControls(QWidget):
         self.slider.setValue(round(value * SLIDER_STEPS))
 
     def route_only(self) -> bool:
-        return self.route.isChecked()
+        return self.route.isChecked() and not self.pruned()
+
+    def pruned(self) -> bool:
+        """Edges chosen by influence on the output rather than by the threshold."""
+        return self.by_influence.isChecked()
+
+    def node_share(self) -> float:
+        return self.share_slider.value() / SLIDER_STEPS
+
+    def set_node_share(self, value: float) -> None:
+        self.share_slider.setValue(round(value * SLIDER_STEPS))
+
+    def _on_pruning(self, on: bool) -> None:
+        self.slider.setVisible(not on)
+        self.share_slider.setVisible(on)
+        self.route.setEnabled(not on)  # influence pruning keeps only what leads to the output already
+        self.lead.setText("<b>Flow</b> nodes holding" if on else "<b>Flow</b> edges ≥")
+        self._show_value()
+        self.pruningChanged.emit()
+
+    def _on_share(self, _value: int) -> None:
+        self._show_value()
+        self.pruningChanged.emit()
+
+    def _show_value(self) -> None:
+        self.value_label.setText(f"{self.node_share():.0%}" if self.pruned() else f"{self.threshold():.2f}")
 
     def target_token(self) -> str | None:
         """The chosen target token's text, or None for the model's own prediction."""
@@ -134,7 +182,7 @@ class FlowControls(QWidget):
         self.status.setToolTip(text)
 
     def _on_slider(self, value: int, emit: bool = True) -> None:
-        self.value_label.setText(f"{value / SLIDER_STEPS:.2f}")
+        self._show_value()
         if emit:
             self.thresholdChanged.emit(value / SLIDER_STEPS)
 

@@ -2,8 +2,8 @@
 
 Whenever the model or a valid query text changes, a FlowRequest goes to the engine thread after
 DEBOUNCE_MS of quiet (typing does not queue a forward pass per key); only the newest request's
-graph is shown. The threshold slider and the route-only toggle only redraw: the graph holds
-every edge. The node detail pane follows the selected site and position.
+graph is shown. The threshold slider, the route-only toggle and influence pruning only redraw:
+the graph holds every edge. The node detail pane follows the selected site and position.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.flow.overlay import flow_overlay, route_nodes
 from app.workers.flow_request import FlowRequest, NeuronRequest
+from engine.flow.graph import edge_json
+from engine.flow.prune import influence_on, prune_by_influence
 
 DEBOUNCE_MS = 300
 
@@ -27,6 +29,8 @@ class FlowView(QObject):
         self.graph = None  # the FlowGraph on screen
         self._graph_key: tuple | None = None  # FlowRequest.key it answered
         self.shown_edges: list = []  # the FlowEdges drawn now
+        self.pruned = None  # the PrunedGraph drawn, when pruning by influence
+        self._influence: tuple = (None, None, None)  # (graph, output node, influence_on(graph, output))
         self._model_key: str | None = None
         self._text: str | None = None
         self._pending: FlowRequest | None = None  # sent, not answered yet
@@ -40,6 +44,7 @@ class FlowView(QObject):
         self._timer.timeout.connect(self.request_now)
         controls.thresholdChanged.connect(lambda _: self.redraw())
         controls.routeOnlyChanged.connect(lambda _: self.redraw())
+        controls.pruningChanged.connect(self.redraw)
         controls.targetChanged.connect(lambda _: self._schedule())
         engine.flowReady.connect(self._on_flow)
         engine.flowFailed.connect(self._on_flow_failed)
@@ -128,7 +133,17 @@ class FlowView(QObject):
         if graph is None:
             return
         threshold = self.controls.threshold()
-        if self.controls.route_only():
+        self.pruned = None
+        if self.controls.pruned():
+            output = self.route_output()
+            cached_graph, cached_output, influence = self._influence
+            if cached_graph is not graph or cached_output != output:  # a slider move changes only the shares
+                influence = influence_on(graph, output)
+                self._influence = (graph, output, influence)
+            self.pruned = prune_by_influence(graph, output, node_share=self.controls.node_share(),
+                                             influence=influence)
+            self.shown_edges, on_route = self.pruned.edges, set(self.pruned.nodes)
+        elif self.controls.route_only():
             output = self.route_output()
             self.shown_edges = graph.route_to(output, threshold=threshold)
             on_route = route_nodes(self.shown_edges) | {output}
@@ -151,11 +166,13 @@ class FlowView(QObject):
         """The position the window has selected; the route ends there."""
         if position != self._route_position:
             self._route_position = position
-            if self.graph is not None and self.controls.route_only():
+            if self.graph is not None and (self.controls.route_only() or self.controls.pruned()):
                 self.redraw()
 
     def _summary(self) -> str:
         g = self.graph
+        if self.pruned is not None:
+            return self.pruned.summary()
         site, pos = self.route_output()
         what = "route edges" if self.controls.route_only() else "edges"
         return f"{len(self.shown_edges)} {what} · route → {site} @ {pos} '{g.position_labels[pos]}'"
@@ -218,7 +235,23 @@ class FlowView(QObject):
         route_only = self.controls.route_only()
         if route_only:
             doc["edges"] = doc["route"]
+        edges = "the route to the output node" if route_only else "every edge >= edge_threshold"
+        if self.pruned is not None:
+            doc["edges"] = [edge_json(e) for e in self.pruned.edges]
+            edges = f"pruned by influence: {self.pruned.summary()}"
         doc["view"] = {"app": "InversionView Studio", "edge_threshold": threshold, "route_only": route_only,
-                       "edges": "the route to the output node" if route_only else "every edge >= edge_threshold",
+                       "edges": edges, "node_share": self.pruned.node_share if self.pruned else None,
+                       "edge_share": self.pruned.edge_share if self.pruned else None,
                        "target": self.controls.target_token() or "the model's prediction at each position"}
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+    def export_neuronpedia(self, slug: str, scan: str) -> str:
+        """The graph pruned by influence (the slider's share, or 80% when not pruning on screen)
+        as graph JSON for attribution-graph viewers (engine/flow/neuronpedia.py)."""
+        from engine.flow.neuronpedia import neuronpedia_graph
+
+        if self.graph is None:
+            raise ValueError("no flow graph yet")
+        pruned = self.pruned or prune_by_influence(self.graph, self.route_output())
+        doc = neuronpedia_graph(self.graph, pruned, slug=slug, scan=scan, prompt=self._text or "")
+        return json.dumps(doc, ensure_ascii=False, indent=1)

@@ -123,8 +123,11 @@ def export_flow(window, which: str, path: str | None = None):
     if flow.graph is None:
         window.statusBar().showMessage("No flow graph yet: choose a model and type a valid query.", 8000)
         return None
-    suffix, title, filter_text = ((".json", "Export flow graph as JSON", "JSON (*.json)") if which == "json"
-                                  else (".png", "Export flow graph as PNG", "PNG image (*.png)"))
+    suffix, title, filter_text = {
+        "json": (".json", "Export flow graph as JSON", "JSON (*.json)"),
+        "neuronpedia": (".json", "Export flow graph for attribution-graph viewers", "Graph JSON (*.json)"),
+        "png": (".png", "Export flow graph as PNG", "PNG image (*.png)"),
+    }[which]
     path = path or ask_save_path(window, title, _flow_name(window, suffix), filter_text)
     if not path:
         return None
@@ -132,12 +135,19 @@ def export_flow(window, which: str, path: str | None = None):
     if target.suffix.lower() != suffix:
         target = target.with_suffix(suffix)
     try:
-        data = flow.export_json().encode("utf-8") if which == "json" else png_bytes(window.diagram_panel.grab())
+        if which == "json":
+            data = flow.export_json().encode("utf-8")
+        elif which == "neuronpedia":
+            slug = "".join(c if c.isalnum() else "-" for c in target.stem.lower()).strip("-") or "flow-graph"
+            data = flow.export_neuronpedia(slug, window._entry.name if window._entry else "model").encode("utf-8")
+        else:
+            data = png_bytes(window.diagram_panel.grab())
         written = write_atomic(target, data)
     except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
         show_message(window, "Export failed", f"Could not write {target}: {e}")
         return None
     route = "route " if flow.controls.route_only() else ""
-    what = f"{len(flow.shown_edges)} {route}edges" if which == "json" else "image"
+    what = {"json": f"{len(flow.shown_edges)} {route}edges", "neuronpedia": "graph JSON, pruned by influence",
+            "png": "image"}[which]
     window.statusBar().showMessage(f"Saved the flow graph ({what}) to {written}", 10000)
     return written

@@ -22,7 +22,16 @@ def add_parsers(sub) -> None:
                    "(default: the last position the model is trained to predict from)")
     p.add_argument("--top-k", type=values.top_k, default=5, help="tokens per readout (default 5)")
     p.add_argument("--json", metavar="PATH", help="write the graph as JSON (written whole or not at all)")
+    p.add_argument("--node-share", type=influence_share, help="prune by influence on the output: keep the "
+                   "fewest nodes that hold this share of it (attribution-graph tools use 0.8)")
+    p.add_argument("--edge-share", type=influence_share, help="and the edges between them that hold this share "
+                   "(default 0.98)")
+    p.add_argument("--neuronpedia", metavar="PATH", help="write the graph pruned by influence as graph JSON for "
+                   "attribution-graph viewers (Neuronpedia, circuit-tracer)")
     p.set_defaults(func=flow_cmd)
+
+
+influence_share = values.in_range(float, 0.01, 1.0, "an influence share")
 
 
 def flow_cmd(args) -> int:
@@ -40,18 +49,49 @@ def flow_cmd(args) -> int:
 
     graph = flow_for_query(model, args.text, target=args.target, position=args.position,
                            threshold=args.threshold, top_k=args.top_k)
+    from pathlib import Path
+
+    from engine.store.safefiles import atomic_write_text
+
+    pruned = None
+    if args.node_share is not None or args.edge_share is not None or args.neuronpedia:
+        from engine.flow.prune import DEFAULT_EDGE_SHARE, DEFAULT_NODE_SHARE, prune_by_influence
+
+        pruned = prune_by_influence(graph, node_share=args.node_share or DEFAULT_NODE_SHARE,
+                                    edge_share=args.edge_share or DEFAULT_EDGE_SHARE)
     if args.json:
-        from pathlib import Path
+        atomic_write_text(Path(args.json), graph.to_json())  # OutputError, one line, when it cannot be written
+    if args.neuronpedia:
+        import json
+        import re
 
-        from engine.store.safefiles import atomic_write_text
+        from engine.flow.neuronpedia import neuronpedia_graph
 
-        path = Path(args.json)
-        atomic_write_text(path, graph.to_json())  # OutputError, one line, when it cannot be written
+        path = Path(args.neuronpedia)
+        slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "flow-graph"
+        doc = neuronpedia_graph(graph, pruned, slug=slug, scan=entry.name, prompt=args.text)
+        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=1))
     print_summary(graph, entry.name, model.config.describe(), sys.stdout)
+    if pruned is not None:
+        print_pruned(graph, pruned, sys.stdout)
     if args.json:
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, "
               f"{sum(e.weight >= graph.threshold for e in graph.edges)} edges of weight >= {graph.threshold}")
+    if args.neuronpedia:
+        print(f"wrote {args.neuronpedia}: graph JSON for attribution-graph viewers, {len(doc['nodes'])} nodes "
+              f"(with {len(doc['nodes']) - len(pruned.nodes)} output tokens), {len(doc['links'])} links")
     return 0
+
+
+def print_pruned(graph, pruned, out) -> None:
+    """The influence pruning in one line, then its most influential nodes."""
+    print(f"\npruned by influence: {pruned.summary()}", file=out)
+    ranked = sorted(pruned.nodes, key=lambda k: -pruned.influence[k])
+    for key in ranked[:12]:
+        print(f"  {key[0]:<9} @ {key[1]:<3} {graph.token_labels[key[1]]!r:<12} influence {pruned.influence[key]:.3f}",
+              file=out)
+    if len(ranked) > 12:
+        print(f"  ... {len(ranked) - 12} more nodes", file=out)
 
 
 def print_summary(graph, name: str, described: str, out) -> None:

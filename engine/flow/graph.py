@@ -127,8 +127,8 @@ class FlowGraph:
             "n_layers": self.n_layers, "n_heads": self.n_heads, "targets": [tok(t) for t in self.targets],
             "output": {"site": self.output[0], "position": self.output[1]}, "threshold": self.threshold,
             "edge_threshold": thr, "nodes": nodes,
-            "edges": [_edge_json(e) for e in self.edges if e.weight >= thr],
-            "route": [_edge_json(e) for e in self.route],
+            "edges": [edge_json(e) for e in self.edges if e.weight >= thr],
+            "route": [edge_json(e) for e in self.route],
             "attention": np.round(self.attention.astype(np.float64), 6).tolist(),
         }
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
@@ -173,7 +173,7 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
-def _edge_json(e: FlowEdge) -> dict:
+def edge_json(e: FlowEdge) -> dict:
     return {"src": [e.src[0], e.src[1]], "dst": [e.dst[0], e.dst[1]], "weight": _r(e.weight)}
 
 

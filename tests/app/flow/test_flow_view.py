@@ -333,3 +333,44 @@ def test_a_50k_token_target_is_typed_with_completion_and_unknown_tokens_are_refu
     assert controls.target_token() == "␣Mary" and combo.currentText() == "␣Mary"
     controls.set_vocabulary(["a", "b"])
     assert controls.target_token() is None and combo.currentText() == "prediction"
+
+
+def test_pruning_by_influence_draws_the_pruned_graph_and_exports_it_for_neuronpedia(qtbot, flow_window, tmp_path):
+    from engine.flow.prune import influence_on
+
+    w = flow_window
+    graph, controls = w.flow.graph, w.diagram_panel.flow_controls
+    controls.by_influence.setChecked(True)
+    assert not controls.route.isEnabled() and controls.share_slider.isVisible() and not controls.slider.isVisible()
+    assert controls.value_label.text() == "80%"
+    end = w.flow.route_output()
+    influence = influence_on(graph, end)
+    kept = w.flow.pruned.nodes
+    total = sum(influence.values())
+    assert sum(influence[k] for k in kept) >= 0.8 * total - 1e-9
+    assert drawn(w) == as_drawn(w.flow.pruned.edges) and w.flow.shown_edges == w.flow.pruned.edges
+    assert all(e.src in kept and e.dst in kept for e in w.flow.pruned.edges)
+    faded = next(n.key for n in graph.nodes if n.key not in kept)
+    assert w.diagram.node(*faded).opacity() < 1
+    assert "nodes hold 80%" in controls.status.text()
+    controls.set_node_share(0.5)
+    assert len(w.flow.pruned.nodes) < len(kept) and "nodes hold 50%" in controls.status.text()
+
+    written = w.export_flow("neuronpedia", str(tmp_path / "My Graph"))
+    assert written == tmp_path / "My Graph.json"
+    doc = json.loads(written.read_text(encoding="utf-8"))
+    assert doc["metadata"]["slug"] == "my-graph" and doc["metadata"]["prompt"] == QUERY
+    assert doc["metadata"]["prompt_tokens"] == graph.token_labels and doc["metadata"]["node_threshold"] == 0.5
+    ids = [n["node_id"] for n in doc["nodes"]]
+    assert len(ids) == len(set(ids))  # every node named once
+    assert all(link["source"] in ids and link["target"] in ids for link in doc["links"])
+    kinds = {n["feature_type"] for n in doc["nodes"]}
+    assert {"embedding", "logit", "residual"} <= kinds
+    logits = [n for n in doc["nodes"] if n["feature_type"] == "logit"]
+    top = graph.node(*end).top
+    assert [n["feature"] for n in logits] == [t for t, _ in top[:len(logits)]]
+    assert sum(n["is_target_logit"] for n in logits) <= 1
+    embeddings = {("x0.pre", p) for p in range(len(graph.tokens))}  # the prompt's tokens stay, as in circuit-tracer
+    assert len(doc["nodes"]) - len(logits) == len(set(w.flow.pruned.nodes) | embeddings)
+    controls.by_influence.setChecked(False)
+    assert controls.route.isEnabled() and drawn(w) == as_drawn(graph.edges_above(controls.threshold()))

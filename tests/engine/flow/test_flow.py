@@ -322,12 +322,55 @@ def test_flow_command_prints_the_route_and_writes_json(model_dir, tmp_path, caps
     assert graph.output == ("x1.post", 14) and len(graph.nodes) == 9 * 17
 
 
+def test_flow_command_prunes_by_influence_and_writes_neuronpedia_graph_json(model_dir, tmp_path, capsys):
+    from engine.flow.prune import prune_by_influence
+
+    out = tmp_path / "Counting Route.json"
+    assert cli_main(["flow", "--model", str(model_dir), "--text", COUNTING_TEXT, "--node-share", "0.7",
+                     "--neuronpedia", str(out)]) == 0
+    printed = capsys.readouterr().out
+    graph = flow_for_query(load_probed(str(model_dir)), COUNTING_TEXT)
+    pruned = prune_by_influence(graph, node_share=0.7)
+    assert f"pruned by influence: {len(pruned.nodes)} nodes hold 70% and {len(pruned.edges)} edges 98%" in printed
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["metadata"]["slug"] == "counting-route" and doc["metadata"]["scan"] == "tiny-counting"
+    ids = {n["node_id"]: n for n in doc["nodes"]}
+    by_key = {("x0.pre", p): f"E_{t}_{p}" for p, t in enumerate(graph.tokens)}
+    assert all(ids[i]["feature_type"] == "embedding" and ids[i]["layer"] == "E" for i in by_key.values())
+    links = {(link["source"], link["target"]) for link in doc["links"]}
+    assert len(links) == len(pruned.edges) + sum(n["feature_type"] == "logit" for n in doc["nodes"])
+    h = graph.n_heads
+
+    def expected_id(key):  # the naming the module's docstring promises, written out again
+        short, pos = key
+        if short == "x0.pre":
+            return by_key[key], "embedding"
+        if short.startswith("a") and "." in short:
+            layer, head = short[1:].split(".")
+            return f"{layer}_{head}_{pos}", "attention head"
+        if short.startswith("attn"):
+            return f"{short[4:]}_{h}_{pos}", "attention"
+        if short.startswith("m"):
+            return f"{short[1:]}_{h + 1}_{pos}", "mlp"
+        layer, part = short[1:].split(".")
+        return f"{layer}_{h + 2 if part == 'mid' else h + 3}_{pos}", "residual"
+
+    for key in pruned.nodes:
+        nid, kind = expected_id(key)
+        assert ids[nid]["feature_type"] == kind and ids[nid]["ctx_idx"] == key[1], key
+        assert ids[nid]["clerp"].startswith(f"{key[0]} @ {key[1]}")
+    assert {(expected_id(e.src)[0], expected_id(e.dst)[0]) for e in pruned.edges} <= links
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Counting Route.json"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--text", "Baiaigiaaggi|q:3"], "not a well-formed counting input"),
     (["--text", "Baixigiaaggi|g:3"], "not a well-formed counting input"),
     (["--text", COUNTING_TEXT, "--target", "%"], "unknown target token '%'"),
     (["--text", COUNTING_TEXT, "--position", "Z"], "'Z' is not a position label"),
     (["--text", COUNTING_TEXT, "--threshold", "2"], "--threshold: expected a share from 0 to 1"),
+    (["--text", COUNTING_TEXT, "--node-share", "0"], "--node-share: expected an influence share from 0.01 to 1"),
+    (["--text", COUNTING_TEXT, "--edge-share", "1.5"], "--edge-share: expected an influence share from 0.01 to 1"),
 ])
 def test_flow_command_bad_input_is_one_line_exit_2_and_no_file(model_dir, tmp_path, capsys, args, message):
     out = tmp_path / "graph.json"

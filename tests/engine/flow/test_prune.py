@@ -1,0 +1,98 @@
+"""Pruning the flow graph by influence on the output (engine/flow/prune.py).
+
+The influence is recomputed here by linear algebra, (I - A^T)^-1 e_out over the renormalised
+weight matrix, not by the backward sweep under test.
+"""
+import numpy as np
+import pytest
+import torch
+
+from engine.flow.build import flow_for_query
+from engine.flow.graph import FlowEdge
+from engine.flow.prune import influence_on, prune_by_influence
+from engine.probed.model import PAPER_CONFIGS, build_probed
+
+
+@pytest.fixture(scope="module", params=["counting", "addition"])
+def graph(request):
+    model = build_probed(PAPER_CONFIGS[request.param], seed=5)
+    text = "Baiaigiaaggi|g:3" if request.param == "counting" else "B615+861=1476"
+    with torch.no_grad():
+        return flow_for_query(model, text)
+
+
+def solved_influence(graph, output):
+    keys = [n.key for n in graph.nodes]
+    index = {k: i for i, k in enumerate(keys)}
+    a = np.zeros((len(keys), len(keys)))  # a[dst, src] = the share of dst's input that src supplies
+    for e in graph.edges:
+        a[index[e.dst], index[e.src]] += e.weight
+    totals = a.sum(axis=1, keepdims=True)
+    a = np.divide(a, totals, out=np.zeros_like(a), where=totals > 0)
+    target = np.zeros(len(keys))
+    target[index[output]] = 1.0
+    return dict(zip(keys, np.linalg.solve(np.eye(len(keys)) - a.T, target)))
+
+
+def test_influence_is_the_share_of_the_output_through_every_path(graph):
+    got = influence_on(graph)
+    want = solved_influence(graph, graph.output)
+    assert got.keys() == want.keys()
+    assert all(abs(got[k] - want[k]) < 1e-9 for k in got)
+    # every residual stream at the output position carries it all: the output is a sum of them
+    site, pos = graph.output
+    assert got[("x0.pre", pos)] + sum(got[("x0.pre", p)] for p in range(pos)) == pytest.approx(1.0)
+    later = [k for k in got if k[1] > pos]
+    assert later and all(got[k] == 0 for k in later)  # a causal model: later tokens cannot matter
+
+
+def test_the_kept_nodes_are_the_fewest_that_hold_the_share(graph):
+    influence = influence_on(graph)
+    total = sum(influence.values())
+    pruned = prune_by_influence(graph, node_share=0.8, edge_share=0.98)
+    kept = sorted(pruned.nodes, key=lambda k: -influence[k])
+    held = sum(influence[k] for k in kept)
+    assert held >= 0.8 * total - 1e-9
+    assert held - influence[kept[-1]] < 0.8 * total  # one node fewer would not do
+    dropped = [k for k in influence if k not in pruned.nodes and influence[k] > 0]
+    assert dropped and max(influence[k] for k in dropped) <= influence[kept[-1]] + 1e-12
+    assert graph.output in pruned.nodes
+    assert max(pruned.cumulative.values()) == pytest.approx(held / total)
+
+
+def test_the_kept_edges_join_kept_nodes_and_hold_the_edge_share(graph):
+    pruned = prune_by_influence(graph, node_share=0.8, edge_share=0.9)
+    influence, into = pruned.influence, {}
+    for e in graph.edges:
+        into[e.dst] = into.get(e.dst, 0.0) + e.weight
+    score = {e: e.weight / into[e.dst] * influence[e.dst] for e in graph.edges
+             if e.weight > 0 and e.src in pruned.nodes and e.dst in pruned.nodes}
+    kept = set(pruned.edges)
+    assert kept <= set(score)
+    assert sum(score[e] for e in kept) >= 0.9 * sum(score.values()) - 1e-9
+    assert min(score[e] for e in kept) >= max((score[e] for e in score if e not in kept), default=0) - 1e-12
+    order = {e: i for i, e in enumerate(graph.edges)}
+    assert [order[e] for e in pruned.edges] == sorted(order[e] for e in pruned.edges)
+    everything = prune_by_influence(graph, node_share=1.0, edge_share=1.0)
+    assert len(everything.edges) > len(pruned.edges) and len(everything.nodes) > len(pruned.nodes)
+
+
+def test_a_hand_made_graph(graph):
+    """x feeds h (all of h's input) and y; y's input is 1/4 from h and 3/4 from x: x's influence
+    is 3/4 + 1/4 x 1 = 1, h's 1/4."""
+    from dataclasses import replace
+
+    nodes = [n for n in graph.nodes if n.key in {("x0.pre", 0), ("a0.0", 0), ("x0.mid", 0)}]
+    edges = [FlowEdge(("x0.pre", 0), ("a0.0", 0), 0.3), FlowEdge(("a0.0", 0), ("x0.mid", 0), 0.25),
+             FlowEdge(("x0.pre", 0), ("x0.mid", 0), 0.75)]
+    tiny = replace(graph, nodes=nodes, edges=edges, output=("x0.mid", 0))
+    assert influence_on(tiny) == {("x0.pre", 0): 1.0, ("a0.0", 0): 0.25, ("x0.mid", 0): 1.0}
+    pruned = prune_by_influence(tiny, node_share=0.5, edge_share=1.0)
+    assert pruned.nodes == {("x0.pre", 0), ("x0.mid", 0)}
+    assert pruned.edges == [edges[2]]
+
+
+@pytest.mark.parametrize("share", [0, -0.1, 1.5])
+def test_a_share_outside_0_1_is_one_clear_error(graph, share):
+    with pytest.raises(ValueError, match=r"must be a share in \(0, 1\]"):
+        prune_by_influence(graph, node_share=share)
