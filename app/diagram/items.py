@@ -26,6 +26,7 @@ class _NodeMixin:
         self.hovered = False
         self.label_item: QGraphicsSimpleTextItem | None = None  # made on the first readout: most never get one
         self.has_readout = False
+        self.readout_tooltip = None  # str, or a callable formatting it when the node is hovered
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.PointingHandCursor)
         self.setZValue(2)
@@ -56,8 +57,9 @@ class _NodeMixin:
         self.setZValue(3 if on else 2)
         self.restyle()
 
-    def set_readout(self, label: str | None, fill: QColor | None, tooltip: str | None = None) -> None:
-        """Per-node readout (e.g. the logit lens's top-1 token) and fill colour; None clears."""
+    def set_readout(self, label: str | None, fill: QColor | None, tooltip=None) -> None:
+        """Per-node readout (e.g. the logit lens's top-1 token) and fill colour; None clears.
+        tooltip: text, or a callable giving it (formatted only when the node is hovered)."""
         shown = bool(label or fill is not None or tooltip)
         if not shown and not self.has_readout:
             return  # nothing to clear: clearing a GPT-2-sized diagram touches thousands of nodes
@@ -79,11 +81,20 @@ class _NodeMixin:
             self.label_item.show()
         elif self.label_item is not None:
             self.label_item.hide()
-        self.setToolTip(self.base_tooltip + (f"\n{tooltip}" if tooltip else ""))
+        self.readout_tooltip = tooltip
+        self.setToolTip(self.base_tooltip + (f"\n{tooltip}" if isinstance(tooltip, str) and tooltip else ""))
         self.restyle()
+
+    def tooltip_text(self) -> str:
+        """The whole tooltip, a lazy readout's formatted now (as hovering does before it shows)."""
+        if callable(self.readout_tooltip):
+            self.readout_tooltip = self.readout_tooltip()
+            self.setToolTip(self.base_tooltip + (f"\n{self.readout_tooltip}" if self.readout_tooltip else ""))
+        return self.toolTip()
 
     def hoverEnterEvent(self, event) -> None:
         self.hovered = True
+        self.tooltip_text()  # before Qt asks for the tooltip
         self.restyle()
 
     def hoverLeaveEvent(self, event) -> None:

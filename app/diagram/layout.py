@@ -142,7 +142,7 @@ class DiagramOverlay:
 
     labels: dict[NodeKey, str] = field(default_factory=dict)  # e.g. the logit lens's top-1 token
     colors: dict[NodeKey, str] = field(default_factory=dict)  # node fill, any QColor name '#rrggbb'
-    tooltips: dict[NodeKey, str] = field(default_factory=dict)
+    tooltips: dict[NodeKey, str] = field(default_factory=dict)  # or a callable giving it, called on hover
     edges: list[tuple[NodeKey, NodeKey, float]] = field(default_factory=list)  # weight in [0, 1]
     dim: set[NodeKey] = field(default_factory=set)  # nodes drawn faded (e.g. off the route)
 

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.diagram.items import CircleNode, RectNode, TokenLabel, wire, wires
 from app.diagram.layout import (
@@ -33,7 +43,9 @@ FLOW_COLOR = QColor(109, 40, 217)  # overlay edges (violet: distinct from prob_d
 DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
+OVERLAY_SLICE = 400  # node readouts or edges drawn per turn of the event loop (about 10 ms on 2 cores)
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
+ROW_SETTLE = 0.12  # rows are re-stretched (a full redraw) only when the fit moves them by more than this share
 ROW_NAME_FONT = QFont("DejaVu Sans Mono", 8)
 
 LEGEND = ("● residual stream &nbsp; ■ written into it (heads, attention, MLP) &nbsp; "
@@ -59,6 +71,7 @@ class ModelDiagram(QGraphicsView):
     nodeSelected = Signal(str, int)  # moved to with the arrow keys (Enter then "clicks" it)
     positionClicked = Signal(int)
     headsChanged = Signal()  # a layer's heads were shown or collapsed
+    overlayDrawn = Signal()  # the last overlay set is drawn whole (large ones take a few turns)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -77,6 +90,8 @@ class ModelDiagram(QGraphicsView):
         self._columns: list[_Column] = []
         self._collapsed: frozenset[int] = frozenset()
         self._overlay_items = []
+        self._edge_layer = None  # the flow edges' parent item: removing it removes them all
+        self._overlay_work = None  # the rest of the overlay to draw (a generator), or None
         self._overlay: DiagramOverlay | None = None
         self._band = None
         self._selection: tuple[str, int] | None = None
@@ -180,27 +195,77 @@ class ModelDiagram(QGraphicsView):
         return len(self._nodes)
 
     # ---- overlay (flow graph) ---------------------------------------------------------
-    def set_overlay(self, overlay: DiagramOverlay | None) -> None:
+    def set_overlay(self, overlay: DiagramOverlay | None, refresh: bool = False) -> None:
         """Draw per-node readouts and weighted edges over the diagram (None clears them).
 
         Edge width and opacity grow with the square root of the weight, so the many weak
-        attention edges stay thin and faint while the strong ones carry the eye.
+        attention edges stay thin and faint while the strong ones carry the eye. An overlay that
+        shares its readouts (the same label, colour and tooltip dicts) with the one drawn only
+        redraws edges and fading: the threshold and share sliders move over one graph. refresh:
+        apply the readouts anyway (new nodes were drawn).
+
+        A GPT-2-sized overlay is thousands of readouts and edges; they are drawn OVERLAY_SLICE at
+        a time, one slice per turn of the event loop, so the window never freezes while they go
+        on. Small overlays (the toy models') are drawn at once. `overlay_pending()` says whether
+        some is still to come.
         """
-        for item in self._overlay_items:
-            self.scene().removeItem(item)
-        self._overlay_items = []
-        self._overlay = overlay
-        for node in self._nodes.values():
-            node.set_readout(None, None)
-            node.setOpacity(1.0)
+        if self._edge_layer is not None:
+            self.scene().removeItem(self._edge_layer)  # every edge at once: they are its children
+        self._edge_layer, self._overlay_items = None, []
+        old, self._overlay = self._overlay, overlay
+        unfinished = self._overlay_work is not None  # the last one's readouts may be half drawn
+        same = (not refresh and not unfinished and old is not None and overlay is not None
+                and old.labels is overlay.labels and old.colors is overlay.colors and old.tooltips is overlay.tooltips)
+        for key, node in self._nodes.items():
+            dim = overlay is not None and key in overlay.dim
+            if node.opacity() != (DIM_OPACITY if dim else 1.0):
+                node.setOpacity(DIM_OPACITY if dim else 1.0)
+        self._overlay_work = self._overlay_steps(overlay, same)
+        self._drain_overlay()
+
+    def overlay_pending(self) -> bool:
+        return self._overlay_work is not None
+
+    def finish_overlay(self) -> None:
+        """Draw what is left of the overlay now (export and tests want it whole)."""
+        while self._overlay_work is not None:
+            self._drain_overlay(again=False)
+
+    def _drain_overlay(self, again: bool = True) -> None:
+        work = self._overlay_work
+        if work is None:
+            return
+        for _ in range(OVERLAY_SLICE):
+            if next(work, None) is None:
+                self._overlay_work = None
+                self.overlayDrawn.emit()
+                return
+        if again:
+            QTimer.singleShot(0, lambda: self._drain_overlay() if self._overlay_work is work else None)
+
+    def _overlay_steps(self, overlay: DiagramOverlay | None, same: bool):
+        """The overlay's work, one node readout or one edge per step (yields True per step)."""
+        if not same:
+            for key, node in self._nodes.items():
+                if node.has_readout and (overlay is None or key not in overlay.labels and key not in overlay.colors
+                                         and key not in overlay.tooltips):
+                    node.set_readout(None, None)
+                    yield True
         if overlay is None:
             return
-        for key, node in self._nodes.items():
-            if key in overlay.labels or key in overlay.colors or key in overlay.tooltips:
-                color = overlay.colors.get(key)
-                node.set_readout(overlay.labels.get(key), QColor(color) if color else None, overlay.tooltips.get(key))
-            if key in overlay.dim:
-                node.setOpacity(DIM_OPACITY)
+        if not same:
+            for key, node in self._nodes.items():
+                if key in overlay.labels or key in overlay.colors or key in overlay.tooltips:
+                    color = overlay.colors.get(key)
+                    node.set_readout(overlay.labels.get(key), QColor(color) if color else None,
+                                     overlay.tooltips.get(key))
+                    yield True
+        layer = QGraphicsRectItem()
+        layer.setPen(QPen(Qt.NoPen))
+        layer.setFlag(QGraphicsItem.ItemHasNoContents)
+        layer.setZValue(1)  # above the wiring, under the nodes
+        self.scene().addItem(layer)
+        self._edge_layer = layer
         for src, dst, weight in self._drawn_edges(overlay.edges):
             a, b = self._nodes.get(src), self._nodes.get(dst)
             if a is None or b is None or weight <= 0:
@@ -210,11 +275,12 @@ class ModelDiagram(QGraphicsView):
             color.setAlphaF(0.12 + 0.83 * strength)
             pen = QPen(color, 0.4 + 3.6 * strength)
             pen.setCapStyle(Qt.RoundCap)
-            item = wire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(), pen, z=1 + strength)
+            item = wire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(), pen, z=strength)
             item.setToolTip(f"{src[0]} @ {src[1]} → {dst[0]} @ {dst[1]}: contribution {weight:.3f}")
             item.flow_edge = (src, dst, weight)
-            self.scene().addItem(item)
+            item.setParentItem(layer)
             self._overlay_items.append(item)
+            yield True
 
     def _drawn_edges(self, edges) -> list:
         """Edges between drawn nodes: those of collapsed heads join their attention node's
@@ -237,6 +303,7 @@ class ModelDiagram(QGraphicsView):
         """Draw everything again: on a new model, on showing or hiding heads, on new row heights."""
         self.scene().clear()
         self._nodes, self._columns, self._overlay_items, self._band = {}, [], [], None
+        self._edge_layer, self._overlay_work = None, None
         if self._layout is None or not self._tokens:
             return
         self._settle_rows()
@@ -288,7 +355,7 @@ class ModelDiagram(QGraphicsView):
 
     def _after_change(self) -> None:
         if self._overlay is not None:
-            self.set_overlay(self._overlay)
+            self.set_overlay(self._overlay, refresh=True)
         self.set_selection(*(self._selection or (None, None)), reveal=False)
         self._fit_if_auto()
 
@@ -329,6 +396,7 @@ class ModelDiagram(QGraphicsView):
         """The whole diagram (not just the visible part) as a QImage, for export."""
         from PySide6.QtGui import QImage
 
+        self.finish_overlay()
         rect = self.scene().sceneRect()
         image = QImage(int(rect.width() * scale), int(rect.height() * scale), QImage.Format_ARGB32)
         image.fill(QColor("#ffffff"))
@@ -396,8 +464,8 @@ class ModelDiagram(QGraphicsView):
         scale = max(MIN_LEGIBLE_SCALE, min(view.width() / lay.width(len(self._tokens)), MAX_AUTO_SCALE))
         spare = (view.height() / scale - fixed_height() - 6) / lay.n_rows
         row_height = min(max(spare, ROW_HEIGHT), ROW_HEIGHT * MAX_ROW_STRETCH)
-        if abs(row_height - self._row_height) <= 1.5:
-            return False
+        if abs(row_height - self._row_height) <= ROW_SETTLE * self._row_height:
+            return False  # typing a token moves the fit a little: not worth redrawing every row
         self._row_height = row_height
         self._layout = layout_for(self._n_layers, self._n_heads, row_height, self._collapsed)
         return True

@@ -47,24 +47,50 @@ def node_tooltip(graph, node) -> str:
     return "\n".join(lines)
 
 
-def flow_overlay(graph, edges, on_route: set | None = None) -> DiagramOverlay:
-    """The overlay of `graph` showing `edges` (FlowEdges, weights 0..1 as computed: not rescaled).
-
-    Every node is labelled by its logit lens's top-1 token; residual nodes are filled by the
-    target's probability. on_route: graph node keys on the route; the others are drawn faded.
-    """
+def flow_readouts(graph) -> DiagramOverlay:
+    """The per-node part of a graph's overlay, made once per graph: every node labelled by its
+    logit lens's top-1 token, residual nodes filled by the target's probability. Tooltips are
+    written when hovered (a GPT-2-sized graph has thousands of nodes; formatting every tooltip
+    on each redraw held the GUI thread for a quarter of a second)."""
     overlay = DiagramOverlay()
     for node in graph.nodes:
         label = short_label(graph, node.top[0][0]) if node.top else None
-        tip = node_tooltip(graph, node)
+        tip = _LazyTooltip(graph, node)
         for key in diagram_keys(node.key, graph.n_layers):
             if label:
                 overlay.labels[key] = label
             overlay.tooltips[key] = tip
             if node.kind == "resid":
                 overlay.colors[key] = target_prob_hex(node.target_prob)
-            if on_route is not None and node.key not in on_route:
-                overlay.dim.add(key)
+    return overlay
+
+
+class _LazyTooltip:
+    """node_tooltip(graph, node), formatted on first use."""
+
+    __slots__ = ("graph", "node", "text")
+
+    def __init__(self, graph, node):
+        self.graph, self.node, self.text = graph, node, None
+
+    def __call__(self) -> str:
+        if self.text is None:
+            self.text = node_tooltip(self.graph, self.node)
+        return self.text
+
+
+def flow_overlay(graph, edges, on_route: set | None = None, readouts: DiagramOverlay | None = None) -> DiagramOverlay:
+    """The overlay of `graph` showing `edges` (FlowEdges, weights 0..1 as computed: not rescaled).
+
+    readouts: flow_readouts(graph), when the caller keeps it between redraws (the diagram then
+    only redraws edges and fading). on_route: graph node keys on the route; the others are faded.
+    """
+    readouts = readouts or flow_readouts(graph)
+    overlay = DiagramOverlay(labels=readouts.labels, colors=readouts.colors, tooltips=readouts.tooltips)
+    if on_route is not None:
+        for node in graph.nodes:
+            if node.key not in on_route:
+                overlay.dim.update(diagram_keys(node.key, graph.n_layers))
     overlay.edges = [(_diagram_key(e.src, e.dst), _diagram_key(e.dst), float(e.weight)) for e in edges]
     return overlay
 

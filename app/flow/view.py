@@ -11,7 +11,7 @@ import json
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.flow.overlay import flow_overlay, route_nodes
+from app.flow.overlay import flow_overlay, flow_readouts, route_nodes
 from app.workers.flow_request import FlowRequest, NeuronRequest
 from engine.flow.graph import edge_json
 from engine.flow.prune import influence_on, prune_by_influence
@@ -20,7 +20,7 @@ DEBOUNCE_MS = 300
 
 
 class FlowView(QObject):
-    graphShown = Signal(object)  # the FlowGraph now drawn
+    graphShown = Signal(object)  # the FlowGraph now drawn, whole
     neuronsShown = Signal(object)  # [NeuronReadout] now in the detail pane
 
     def __init__(self, engine, diagram, controls, pane, parent=None):
@@ -31,6 +31,9 @@ class FlowView(QObject):
         self.shown_edges: list = []  # the FlowEdges drawn now
         self.pruned = None  # the PrunedGraph drawn, when pruning by influence
         self._influence: tuple = (None, None, None)  # (graph, output node, influence_on(graph, output))
+        self._readouts: tuple = (None, None)  # (graph, flow_readouts(graph)): made once per graph
+        self._announce = None  # a graph whose overlay is still being drawn: graphShown once it is
+        diagram.overlayDrawn.connect(self._on_overlay_drawn)
         self._model_key: str | None = None
         self._text: str | None = None
         self._pending: FlowRequest | None = None  # sent, not answered yet
@@ -110,7 +113,15 @@ class FlowView(QObject):
         self.graph, self._graph_key = graph, request.key
         self._neurons.clear()
         self.redraw()
-        self.graphShown.emit(graph)
+        if self.diagram.overlay_pending():  # a large graph is drawn over a few turns of the event loop
+            self._announce = graph
+        else:
+            self.graphShown.emit(graph)
+
+    def _on_overlay_drawn(self) -> None:
+        graph, self._announce = self._announce, None
+        if graph is not None and graph is self.graph:
+            self.graphShown.emit(graph)
 
     def _on_flow_failed(self, request: FlowRequest, message: str) -> None:
         wanted = self.wanted()
@@ -149,7 +160,9 @@ class FlowView(QObject):
             on_route = route_nodes(self.shown_edges) | {output}
         else:
             self.shown_edges, on_route = graph.edges_above(threshold), None
-        self.diagram.set_overlay(flow_overlay(graph, self.shown_edges, on_route))
+        if self._readouts[0] is not graph:
+            self._readouts = (graph, flow_readouts(graph))
+        self.diagram.set_overlay(flow_overlay(graph, self.shown_edges, on_route, readouts=self._readouts[1]))
         self.controls.set_status(self._summary())
         if self._selection is not None and self.pane.isVisible():
             self.show_detail(*self._selection)

@@ -141,6 +141,7 @@ def export_flow(window, which: str, path: str | None = None):
             slug = "".join(c if c.isalnum() else "-" for c in target.stem.lower()).strip("-") or "flow-graph"
             data = flow.export_neuronpedia(slug, window._entry.name if window._entry else "model").encode("utf-8")
         else:
+            window.diagram.finish_overlay()  # the picture shows every edge, even of a graph still being drawn
             data = png_bytes(window.diagram_panel.grab())
         written = write_atomic(target, data)
     except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash

@@ -45,6 +45,7 @@ class EngineBackend:
     load_inverter: Callable  # (ModelEntry) -> Inverter
     run_query: Callable  # run_query(inv, text, site, position, options, on_chunk, cancel) -> QueryResult
     warm_up: Callable | None = None  # (Inverter) -> None, run once after loading
+    settle_heap: bool = False  # freeze long-lived objects after a load (engine/heap.py); the real engine does
     flow_graph: Callable | None = None  # (Inverter, text, target, top_k) -> FlowGraph (flow_worker.py)
     top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
 
@@ -94,7 +95,7 @@ def real_backend() -> EngineBackend:
         return neurons(inv.probed.bridge, graph, layer, position)
 
     return EngineBackend(load_inverter=load_inverter, run_query=run_query, warm_up=warm_up,
-                         flow_graph=flow_graph, top_neurons=top_neurons)
+                         flow_graph=flow_graph, top_neurons=top_neurons, settle_heap=True)
 
 
 @dataclass
@@ -153,8 +154,13 @@ class EngineWorker(QObject):
                     except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
                         log.warning("engine warm-up skipped: %s", describe_error(e))
                 self._inverters[key] = inv
-                while len(self._inverters) > MAX_LOADED:
-                    self._inverters.popitem(last=False)  # the least recently chosen model goes
+                if len(self._inverters) > MAX_LOADED:
+                    from engine import heap
+
+                    while len(self._inverters) > MAX_LOADED:
+                        self._inverters.popitem(last=False)  # the least recently chosen model goes
+                    heap.release()  # its frozen objects collected (engine/heap.py)
+                self._settle_heap()
             self._inverters.move_to_end(key)
             trained = [s.short for s in getattr(inv, "sites", [])]
             no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
@@ -162,6 +168,12 @@ class EngineWorker(QObject):
                                                       time.monotonic() - start, no_query))
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, f"Could not load model {entry.name!r}: {describe_error(e)}")
+
+    def _settle_heap(self) -> None:
+        if self._backend.settle_heap:
+            from engine import heap
+
+            heap.settle()
 
     @Slot(int, object)
     def run_query(self, req_id: int, request: QueryRequest) -> None:

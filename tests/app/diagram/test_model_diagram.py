@@ -177,3 +177,31 @@ def test_flow_edges_of_collapsed_heads_join_their_attention_node(qtbot):
     assert drawn == [(("m2", 4), ("x2.post", 4), 0.3), (("x2.pre", 1), ("attn2", 4), 0.75)]
     d.set_heads_shown(2, True)  # shown heads get their own edges back
     assert len(d.edge_items()) == 4
+
+
+def test_a_large_overlay_is_drawn_over_several_turns_and_a_newer_one_replaces_it(qtbot):
+    from app.diagram.layout import DiagramOverlay
+    from app.diagram.view import OVERLAY_SLICE
+
+    _, d = gpt2_diagram(qtbot, n_tokens=30)
+    labels = {(f"x{L}.post", p): "tok" for L in range(12) for p in range(30)}
+    edges = [((f"x{L}.pre", j), (f"attn{L}", i), 0.5)
+             for L in range(12) for i in range(30) for j in range(i + 1)][:3000]
+    big = DiagramOverlay(labels=labels, edges=edges)
+    d.set_overlay(big)
+    assert d.overlay_pending()  # 360 readouts and 3,000 edges: more than one slice
+    assert len(d.edge_items()) < len(edges)
+    assert sum(n.has_readout for n in d._nodes.values()) <= OVERLAY_SLICE
+    with qtbot.waitSignal(d.overlayDrawn, timeout=10_000):
+        pass
+    assert not d.overlay_pending() and len(d.edge_items()) == len(edges)
+    assert d.node("x5.post", 29).label_item.text() == "tok"
+
+    d.set_overlay(big)
+    small = DiagramOverlay(labels={("m0", 0): "m"}, edges=[(("m0", 0), ("x0.post", 0), 1.0)])
+    d.set_overlay(small)  # before the big one is finished: nothing of it may stay
+    assert not d.overlay_pending()
+    assert [i.flow_edge for i in d.edge_items()] == small.edges
+    assert not d.node("x5.post", 29).has_readout and d.node("m0", 0).label_item.text() == "m"
+    qtbot.wait(50)  # the big one's queued slices find themselves superseded
+    assert len(d.edge_items()) == 1

@@ -67,8 +67,18 @@ def flow_window(qtbot, tiny_counting):
     assert not w.engine.thread.isRunning()
 
 
+def edges_drawn(w) -> list:
+    """The edge items once the overlay is drawn whole (a large one takes a few turns of the event loop)."""
+    for _ in range(1000):
+        if not w.diagram.overlay_pending():
+            break
+        QApplication.processEvents()
+    assert not w.diagram.overlay_pending()
+    return w.diagram.edge_items()
+
+
 def drawn(w) -> list:
-    return sorted(item.flow_edge for item in w.diagram.edge_items())
+    return sorted(item.flow_edge for item in edges_drawn(w))
 
 
 def as_drawn(edges) -> list:
@@ -98,7 +108,7 @@ def test_typing_a_query_draws_its_flow_graph_computed_on_the_engine_thread(qtbot
     qthread, ident, text = w.recorder.calls[-1]
     assert qthread is w.engine.thread and ident != threading.get_ident()
     assert text == "Bvvzccvczvvvzvcvc|v:8"
-    assert len(w.diagram.edge_items()) == len(graph.edges_above(0.04)) > 0
+    assert len(edges_drawn(w)) == len(graph.edges_above(0.04)) > 0
     assert drawn(w) == as_drawn(graph.edges_above(0.04))
     node = graph.node("x1.post", 3)  # every residual node: its top-1 token, coloured by the target's probability
     item = w.diagram.node("x1.post", 3)
@@ -107,6 +117,8 @@ def test_typing_a_query_draws_its_flow_graph_computed_on_the_engine_thread(qtbot
 
     assert item.readout_fill.name() == target_prob_hex(node.target_prob)
     assert w.diagram.node("x1.pre", 3).label_item.text() == w.diagram.node("x0.post", 3).label_item.text()
+    assert f"{node.top[0][1]:.3f}" not in item.toolTip()  # formatted when hovered, not for every node
+    item.hoverEnterEvent(None)  # what the scene calls when the pointer enters the node, before any tooltip
     assert f"{node.top[0][1]:.3f}" in item.toolTip()  # hover: the top tokens with probabilities
 
 
@@ -141,12 +153,12 @@ def test_the_threshold_slider_changes_the_edges_drawn(qtbot, flow_window):
     w = flow_window
     graph, controls = w.flow.graph, w.diagram_panel.flow_controls
     assert controls.threshold() == pytest.approx(0.04)
-    default = len(w.diagram.edge_items())
+    default = len(edges_drawn(w))
     controls.slider.setValue(15)
-    assert len(w.diagram.edge_items()) == len(graph.edges_above(0.15)) < default
+    assert len(edges_drawn(w)) == len(graph.edges_above(0.15)) < default
     assert drawn(w) == as_drawn(graph.edges_above(0.15))
     controls.slider.setValue(1)
-    assert len(w.diagram.edge_items()) == len(graph.edges_above(0.01)) > default
+    assert len(edges_drawn(w)) == len(graph.edges_above(0.01)) > default
 
 
 def test_route_only_shows_exactly_the_route(qtbot, flow_window):
@@ -250,7 +262,7 @@ def test_export_json_holds_exactly_the_edges_on_screen(qtbot, flow_window, tmp_p
     shown = [(tuple(e["src"]), tuple(e["dst"]), e["weight"]) for e in doc["edges"]]
     assert [(s, d) for s, d, _ in shown] == [(e.src, e.dst) for e in w.flow.shown_edges]
     assert [wt for _, _, wt in shown] == pytest.approx([e.weight for e in w.flow.shown_edges], abs=1e-6)
-    assert len(shown) == len(w.diagram.edge_items())
+    assert len(shown) == len(edges_drawn(w))
     assert doc["view"]["route_only"] is route_only and doc["view"]["edge_threshold"] == 0.06
     assert doc["threshold"] == 0.06 and len(doc["route"]) == len(w.flow.graph.route_to(threshold=0.06))
     again = FlowGraph.from_json(target.read_text(encoding="utf-8"))
