@@ -1,14 +1,17 @@
-"""The one long-lived engine thread: a QObject worker moved to a QThread, and its GUI-side client.
+"""The engine's two long-lived threads: QObject workers moved to QThreads, and their GUI-side client.
 
-Why this shape (STYLE.md): torch work must never run on the GUI thread, and one thread is
-enough because the engine does one query at a time. Every request carries an id; the client
+Why this shape (STYLE.md): torch work must never run on the GUI thread. One thread runs model
+loads and queries, one at a time; a second runs flow graphs and neuron readouts, so that a GPT-2
+flow graph (a second or more) never waits behind a query nor holds one up. Every request carries an id; the client
 forgets ids it no longer cares about, so stale results are dropped. Cancel is a
 threading.Event the GUI thread sets and run_query checks between decoding steps. Every
 exception in the worker becomes an `errored` signal with a message a person can act on.
 
-Flow-graph requests (FlowRequest, NeuronRequest) go to a FlowWorker on the same thread
+Flow-graph requests (FlowRequest, NeuronRequest) go to a FlowWorker on the flow thread
 (flow_worker.py); only the newest request of each kind is answered, older ones are skipped or
-their replies dropped.
+their replies dropped. The two threads share the loaded models: the flow view asks for a graph
+only once its model has loaded, and hooked passes on one bridge take turns
+(engine.probed.sites.hooked_pass).
 
 The engine entry points are injectable (EngineBackend) so tests of pure UI behaviour can use a
 fake engine; the real one is imported on the engine thread, never at app start-up.
@@ -86,7 +89,9 @@ def real_backend() -> EngineBackend:
 
     def flow_graph(inv, text, target=None, top_k=10):
         from engine.flow.build import flow_for_query
+        from engine.runtime import flush_denormals
 
+        flush_denormals()  # per thread: the flow thread's own setting
         return flow_for_query(inv.probed, text, target=target, top_k=top_k)
 
     def top_neurons(inv, graph, layer, position):
@@ -240,9 +245,11 @@ class EngineClient(QObject):
         self._worker.moveToThread(self._thread)
         self._load.connect(self._worker.load_model)
         self._run.connect(self._worker.run_query)
-        # the flow graph's worker shares the thread (one request at a time) and the loaded models
+        # the flow graph's worker has a thread of its own and shares the loaded models
+        self._flow_thread = QThread()
+        self._flow_thread.setObjectName("flow")
         self._flow_worker = FlowWorker(self._worker._backend, self._worker.loaded, describe_error)
-        self._flow_worker.moveToThread(self._thread)
+        self._flow_worker.moveToThread(self._flow_thread)
         self._flow.connect(self._flow_worker.flow)
         self._neurons.connect(self._flow_worker.neurons)
         self._flow_worker.flowReady.connect(self._on_flow)
@@ -261,6 +268,7 @@ class EngineClient(QObject):
         self._request: QueryRequest | None = None
         self._side: dict[int, object] = {}  # id -> the newest FlowRequest / NeuronRequest (one of each)
         self._thread.start()
+        self._flow_thread.start()
 
     # ---- requests (GUI thread) --------------------------------------------------------
     def _new_id(self) -> int:
@@ -325,11 +333,17 @@ class EngineClient(QObject):
         self._side.clear()
         self._run_id = self._load_id = None
         self._thread.quit()
-        return self._thread.wait(timeout_ms)
+        self._flow_thread.quit()
+        engine_done = self._thread.wait(timeout_ms)
+        return self._flow_thread.wait(timeout_ms) and engine_done
 
     @property
     def thread(self) -> QThread:
         return self._thread
+
+    @property
+    def flow_thread(self) -> QThread:
+        return self._flow_thread
 
     # ---- replies (delivered on the GUI thread) --------------------------------------
     def _on_loaded(self, req_id: int, info: LoadedModel) -> None:

@@ -1,9 +1,8 @@
-"""The flow graph's half of the engine thread: a second QObject living on the same QThread.
+"""The flow graph's worker: a QObject on the flow thread, beside the engine thread.
 
-It shares the engine worker's loaded models and its one-request-at-a-time queue (both objects'
-slots run on the one thread, in the order the requests were sent), so a flow graph asked for
-while a model loads is computed once it has loaded. A request superseded while it waited is
-skipped; every exception becomes `errored` with a readable message.
+It shares the engine worker's loaded models (looked up by key when a request runs; the flow
+view asks only for models that have loaded) and answers one request at a time. A request
+superseded while it waited is skipped; every exception becomes `errored` with a readable message.
 """
 from __future__ import annotations
 

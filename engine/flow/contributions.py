@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.probed.sites import hooked_pass
 from engine.runtime import torch
 
 
@@ -49,7 +50,7 @@ def capture(bridge, tokens: torch.Tensor) -> ForwardCapture:
             return tensor
         return grab
 
-    with torch.inference_mode():
+    with hooked_pass(bridge), torch.inference_mode():  # a query's re-runs may use the bridge on another thread
         logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, grabber(key)) for name, key in wanted.items()])
     per_layer = {slot: [got[(slot, layer)] for layer in range(n_layers)]
                  for slot in ("mid", "post", "mlp", "pattern", "v", "acts")}

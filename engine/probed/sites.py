@@ -11,10 +11,17 @@ The alias rule: x{L+1}.pre is the same vector as x{L}.post. The flow graph names
 x{L+1}.pre, the node the block reads. Every module that needs the rule asks this one.
 
 Nothing here imports torch except `read_sites`, which does so when called.
+
+Hooks attach to a bridge's shared modules, so a hooked pass sees every forward pass that runs
+on that bridge meanwhile: `hooked_pass(bridge)` lets one thread at a time run one (the app
+computes flow graphs on their own thread while a query's re-runs read sites on the engine
+thread). Every hooked pass in the engine takes it: `read_sites` and the flow graph's capture.
 """
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 
 from engine.errors import SiteError
@@ -182,9 +189,22 @@ def read_sites(bridge, tokens, sites: list[Site]) -> dict:
         return grab
 
     stop = max(site.stop_layer for site in sites)
-    with torch.inference_mode():
+    with hooked_pass(bridge), torch.inference_mode():
         bridge.run_with_hooks(tokens, fwd_hooks=[(h, grabber(ss)) for h, ss in wanted.items()], stop_at_layer=stop)
     return out
+
+
+_PASS_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # bridge -> its lock
+_PASS_LOCKS_GUARD = threading.Lock()
+
+
+def hooked_pass(bridge) -> threading.Lock:
+    """The lock that one hooked forward pass on `bridge` holds (see the module docstring)."""
+    with _PASS_LOCKS_GUARD:
+        lock = _PASS_LOCKS.get(bridge)
+        if lock is None:
+            lock = _PASS_LOCKS[bridge] = threading.Lock()
+        return lock
 
 
 def read_site(bridge, tokens, site: Site):

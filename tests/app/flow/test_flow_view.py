@@ -1,7 +1,7 @@
 """The flow graph over the model diagram, on the real engine (a small random counting model).
 
 The engine's flow function is wrapped to record the thread it runs on and how often it runs;
-everything else is the real app: debounce, engine thread, overlay, detail pane, export.
+everything else is the real app: debounce, flow thread, overlay, detail pane, export.
 """
 import json
 import shutil
@@ -40,7 +40,7 @@ class RecordingFlow:
     def __call__(self, inv, text, target=None, top_k=10):
         self.calls.append((QThread.currentThread(), threading.get_ident(), text))
         if self.delay:
-            time.sleep(self.delay)  # on the engine thread: the GUI must keep running meanwhile
+            time.sleep(self.delay)  # on the flow thread: the GUI must keep running meanwhile
         return self.real(inv, text, target, top_k)
 
 
@@ -64,7 +64,7 @@ def flow_window(qtbot, tiny_counting):
         w.start()
     yield w
     w.close()
-    assert not w.engine.thread.isRunning()
+    assert not w.engine.thread.isRunning() and not w.engine.flow_thread.isRunning()
 
 
 def edges_drawn(w) -> list:
@@ -97,7 +97,7 @@ def type_query(qtbot, w, text):
     qtbot.keyClicks(line, text)
 
 
-def test_typing_a_query_draws_its_flow_graph_computed_on_the_engine_thread(qtbot, flow_window):
+def test_typing_a_query_draws_its_flow_graph_computed_on_the_flow_thread(qtbot, flow_window):
     w = flow_window
     before = len(w.recorder.calls)
     with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
@@ -106,7 +106,7 @@ def test_typing_a_query_draws_its_flow_graph_computed_on_the_engine_thread(qtbot
     assert graph.tokens == w.editor.tokens()
     assert len(w.recorder.calls) == before + 1  # one forward pass for the whole typed text (debounced)
     qthread, ident, text = w.recorder.calls[-1]
-    assert qthread is w.engine.thread and ident != threading.get_ident()
+    assert qthread is w.engine.flow_thread and ident != threading.get_ident()
     assert text == "Bvvzccvczvvvzvcvc|v:8"
     assert len(edges_drawn(w)) == len(graph.edges_above(0.04)) > 0
     assert drawn(w) == as_drawn(graph.edges_above(0.04))
@@ -145,7 +145,7 @@ def test_the_gui_stays_responsive_and_stale_requests_are_dropped(qtbot, flow_win
     w.flow.request_now()  # queued behind it; the first becomes stale
     qtbot.waitUntil(lambda: bool(shown) and shown[-1].tokens == w.editor.tokens(), timeout=30_000)
     timer.stop()
-    assert len(ticks) >= 10  # the GUI thread ran its timer while the engine thread computed
+    assert len(ticks) >= 10  # the GUI thread ran its timer while the flow thread computed
     assert [g.tokens for g in shown] == [w.editor.tokens()]  # the stale graph never reached the screen
 
 

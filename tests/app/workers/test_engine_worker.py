@@ -1,4 +1,4 @@
-"""The engine thread: one worker, request ids, stale results dropped, cancel, readable errors."""
+"""The engine threads: request ids, stale results dropped, cancel, readable errors, flow graphs beside queries."""
 import threading
 
 import pytest
@@ -15,15 +15,15 @@ from tests.app.fakes import FakeEngine
 def client(qtbot, fake_models):
     engines = []
 
-    def make(engine: FakeEngine):
-        c = EngineClient(engine.backend())
+    def make(engine):  # a FakeEngine, or an EngineBackend made by the test
+        c = EngineClient(engine.backend() if isinstance(engine, FakeEngine) else engine)
         engines.append(c)
         return c
 
     yield make
     for c in engines:
         assert c.shutdown(2000)
-        assert not c.thread.isRunning()
+        assert not c.thread.isRunning() and not c.flow_thread.isRunning()
 
 
 def request(text="Baiaigiaaggi|g:3", site="x1.post", position=14, candidates=256, **kw):
@@ -71,6 +71,36 @@ def test_the_work_runs_on_the_engine_thread_not_the_gui_thread(qtbot, client):
     with qtbot.waitSignal(c.runFinished, timeout=10000):
         c.run(request())
     assert threads and threads[0] is not threading.main_thread()
+
+
+def test_a_flow_graph_is_answered_while_a_query_runs_on_its_own_thread(qtbot, client):
+    """The query below cannot finish until the test lets it; a flow graph computed on the engine
+    thread would wait behind it and never arrive."""
+    from app.workers.engine_thread import EngineBackend
+    from app.workers.flow_request import FlowRequest
+
+    engine, release, threads = FakeEngine(), threading.Event(), {}
+
+    def blocked_query(*a, **kw):
+        threads["query"] = threading.current_thread()
+        release.wait(30)  # a safety net only: the test releases it
+        return engine.run_query(*a, **kw)
+
+    def flow_graph(inv, text, target=None, top_k=10):
+        threads["flow"] = threading.current_thread()
+        return ("graph of", text)
+
+    c = client(EngineBackend(load_inverter=engine.load_inverter, run_query=blocked_query, flow_graph=flow_graph))
+    loaded(qtbot, c)
+    c.run(request())
+    qtbot.waitUntil(lambda: "query" in threads, timeout=5000)
+    with qtbot.waitSignal(c.flowReady, timeout=5000) as blocker:
+        c.compute_flow(FlowRequest(str(find_model("fake-counting").path), "Babcab|a:2"))
+    assert blocker.args[1] == ("graph of", "Babcab|a:2")
+    assert c.running  # the query is still waiting
+    assert threads["flow"] is not threads["query"] and threads["flow"] is not threading.main_thread()
+    with qtbot.waitSignal(c.runFinished, timeout=10000):
+        release.set()
 
 
 def test_a_new_run_supersedes_the_old_and_its_results_are_dropped(qtbot, client):

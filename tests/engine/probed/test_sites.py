@@ -77,3 +77,41 @@ def test_reading_stops_at_the_site_layer(model):
         assert fired
     finally:
         model.bridge.reset_hooks()
+
+
+def test_hooked_passes_on_one_bridge_from_two_threads_do_not_see_each_other(model):
+    """The app reads sites on the engine thread while the flow thread captures a graph's forward
+    pass on the same bridge: each must get its own input's activations."""
+    import threading
+
+    from engine.flow.contributions import capture
+
+    task = model.task
+    a = torch.tensor([task.parse_query(task.examples()[0])])
+    b = torch.tensor([task.parse_query(task.examples()[1])])
+    site = get_site(model.config, "x1.mid")
+    with torch.no_grad():
+        want_a = read_site(model.bridge, a, site).clone()
+        want_b = capture(model.bridge, b).resid_mid[1].clone()
+    assert a.shape != b.shape or not torch.equal(a, b)
+    wrong = []
+
+    def reads():
+        for _ in range(60):
+            with torch.no_grad():
+                if not torch.allclose(read_site(model.bridge, a, site), want_a):
+                    wrong.append("read_sites")
+
+    def captures():
+        for _ in range(60):
+            with torch.no_grad():
+                got = capture(model.bridge, b).resid_mid[1]
+                if got.shape != want_b.shape or not torch.allclose(got, want_b):
+                    wrong.append("capture")
+
+    threads = [threading.Thread(target=reads), threading.Thread(target=captures)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
