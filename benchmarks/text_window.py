@@ -111,6 +111,7 @@ def measure(folder: Path, screenshot: Path | None) -> int:
         probe.longest(), probe.over(STALL_GOAL_MS), time.perf_counter() - t0)
     summary = window.flow._summary()
     controls.set_node_share(0.8)
+    controls.by_influence.setChecked(False)  # the picture shows the default view
 
     graph = window.flow.graph
     print(f"model {folder.name}: {graph.n_layers} layers x {graph.n_heads} heads, {len(graph.tokens)} tokens; "

@@ -244,9 +244,11 @@ class ModelDiagram(QGraphicsView):
             QTimer.singleShot(0, lambda: self._drain_overlay() if self._overlay_work is work else None)
 
     def _overlay_steps(self, overlay: DiagramOverlay | None, same: bool):
-        """The overlay's work, one node readout or one edge per step (yields True per step)."""
+        """The overlay's work, one node readout or one edge per step (yields True per step).
+        It walks a snapshot of the nodes: typing may add or drop columns between two steps."""
+        nodes = list(self._nodes.items())
         if not same:
-            for key, node in self._nodes.items():
+            for key, node in nodes:
                 if node.has_readout and (overlay is None or key not in overlay.labels and key not in overlay.colors
                                          and key not in overlay.tooltips):
                     node.set_readout(None, None)
@@ -254,7 +256,7 @@ class ModelDiagram(QGraphicsView):
         if overlay is None:
             return
         if not same:
-            for key, node in self._nodes.items():
+            for key, node in nodes:
                 if key in overlay.labels or key in overlay.colors or key in overlay.tooltips:
                     color = overlay.colors.get(key)
                     node.set_readout(overlay.labels.get(key), QColor(color) if color else None,
@@ -479,7 +481,8 @@ class ModelDiagram(QGraphicsView):
             self._rebuild()  # calls back here once, with the row height settled
             return
         view = self.viewport().rect()
-        scale = min(self._scale_for_width(), max(view.height() / rect.height(), 0.05))
+        # fit the height too, but never below legible: a 12-layer model scrolls up and down instead
+        scale = min(self._scale_for_width(), max(view.height() / rect.height(), MIN_LEGIBLE_SCALE))
         self.resetTransform()
         self.scale(scale, scale)
         self.centerOn(self._band.rect().center() if self._band is not None else rect.center())

@@ -205,3 +205,23 @@ def test_a_large_overlay_is_drawn_over_several_turns_and_a_newer_one_replaces_it
     assert not d.node("x5.post", 29).has_readout and d.node("m0", 0).label_item.text() == "m"
     qtbot.wait(50)  # the big one's queued slices find themselves superseded
     assert len(d.edge_items()) == 1
+
+
+def test_typing_while_a_large_overlay_is_drawn_keeps_drawing_it(qtbot):
+    from app.diagram.layout import DiagramOverlay
+
+    _, d = gpt2_diagram(qtbot, n_tokens=30)
+    labels = {(short, p): "tok" for L in range(12) for short in (f"x{L}.post", f"m{L}") for p in range(30)}
+    d.set_overlay(DiagramOverlay(labels=labels))
+    assert d.overlay_pending()
+    d.set_tokens([f"t{i}" for i in range(31)], [str(i) for i in range(31)])  # a column more, mid-way
+    d.set_tokens([f"t{i}" for i in range(20)], [str(i) for i in range(20)])  # ten fewer
+    with qtbot.waitSignal(d.overlayDrawn, timeout=10_000):
+        pass
+    assert d.node("m11", 19).label_item.text() == "tok" and d.node("m11", 25) is None
+    d.set_overlay(None)  # a new query clears the readouts, a slice at a time ...
+    assert d.overlay_pending()
+    d.set_tokens([f"t{i}" for i in range(25)], [str(i) for i in range(25)])  # ... while the tokens change
+    with qtbot.waitSignal(d.overlayDrawn, timeout=10_000):
+        pass
+    assert not any(n.has_readout for n in d._nodes.values())
