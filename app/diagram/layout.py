@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.probed.sites import aliases, name_as_read_by
+from engine.probed.sites import aliases, name_as_read_by, parse_short
 
 ROWS_PER_LAYER = 6  # with the heads shown; 5 with them collapsed into attn{L}
 HEADS_SHOWN_UP_TO = 4  # models with more heads than this open with every layer's heads collapsed
@@ -54,10 +54,9 @@ class DiagramLayout:
 
     def drawn_as(self, short: str) -> str:
         """The node that draws a site: a collapsed layer's head a{L}.{H} is drawn by attn{L}."""
-        if short.startswith("a") and "." in short:
-            layer = int(short[1:short.index(".")])
-            if layer in self.collapsed:
-                return f"attn{layer}"
+        parsed = parse_short(short)
+        if parsed and parsed[0] == "head" and parsed[1] in self.collapsed:
+            return f"attn{parsed[1]}"
         return short
 
     def center(self, spec: NodeSpec, position: int) -> tuple[float, float]:

@@ -36,6 +36,7 @@ from app.diagram.layout import (
     layout_for,
 )
 from app.style import SELECTED_BAND
+from engine.probed.sites import parse_short
 
 WIRE_PEN = QPen(QColor("#c4c9d1"), 1.2)
 RESID_PEN = QPen(QColor("#9aa3af"), 2.2)
@@ -159,24 +160,32 @@ class ModelDiagram(QGraphicsView):
 
     def heads_note(self, short: str) -> str:
         """The tooltip's line on showing or hiding the heads of an attention node."""
-        if not short.startswith("attn") or self._n_heads < 2:
+        layer = self._attn_layer(short)
+        if layer is None:
             return ""
-        layer = int(short[4:])
         what = "show" if layer in self._collapsed else "hide"
         return f"\nDouble-click to {what} its {self._n_heads} heads."
 
     def node_double_clicked(self, short: str, position: int) -> bool:
-        if not short.startswith("attn") or self._n_heads < 2:
+        layer = self._attn_layer(short)
+        if layer is None:
             return False
-        layer = int(short[4:])
         self.set_heads_shown(layer, layer in self._collapsed)
         return True
 
+    @property
+    def n_heads(self) -> int:
+        return self._n_heads
+
+    def _attn_layer(self, short: str) -> int | None:
+        """The layer of an attention node whose heads can be shown or hidden, else None."""
+        parsed = parse_short(short)
+        return parsed[1] if parsed and parsed[0] == "attn_out" and self._n_heads > 1 else None
+
     @staticmethod
     def _head_layer(short: str | None) -> int | None:
-        if short and short.startswith("a") and "." in short and short[1:short.index(".")].isdigit():
-            return int(short[1:short.index(".")])
-        return None
+        parsed = parse_short(short) if short else None
+        return parsed[1] if parsed and parsed[0] == "head" else None
 
     def _drawn(self, key):
         """The key of the node that draws `key` (a collapsed head is drawn by its attn node)."""
@@ -547,5 +556,5 @@ class DiagramPanel(QWidget):
 
     def _update_heads_button(self) -> None:
         v = self.view
-        self.heads_button.setVisible(v._n_heads > 1)
+        self.heads_button.setVisible(v.n_heads > 1)
         self.heads_button.setText("Show all heads" if v.collapsed_layers() else "Collapse heads")

@@ -138,8 +138,10 @@ def export_flow(window, which: str, path: str | None = None):
         if which == "json":
             data = flow.export_json().encode("utf-8")
         elif which == "neuronpedia":
-            slug = "".join(c if c.isalnum() else "-" for c in target.stem.lower()).strip("-") or "flow-graph"
-            data = flow.export_neuronpedia(slug, window._entry.name if window._entry else "model").encode("utf-8")
+            from engine.flow.neuronpedia import slug_for
+
+            data = flow.export_neuronpedia(slug_for(target.stem),
+                                           window._entry.name if window._entry else "model").encode("utf-8")
         else:
             window.diagram.finish_overlay()  # the picture shows every edge, even of a graph still being drawn
             data = png_bytes(window.diagram_panel.grab())

@@ -159,13 +159,11 @@ class EngineWorker(QObject):
                     except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
                         log.warning("engine warm-up skipped: %s", describe_error(e))
                 self._inverters[key] = inv
-                if len(self._inverters) > MAX_LOADED:
-                    from engine import heap
-
-                    while len(self._inverters) > MAX_LOADED:
-                        self._inverters.popitem(last=False)  # the least recently chosen model goes
-                    heap.release()  # its frozen objects collected (engine/heap.py)
-                self._settle_heap()
+                evicted = False
+                while len(self._inverters) > MAX_LOADED:
+                    self._inverters.popitem(last=False)  # the least recently chosen model goes
+                    evicted = True
+                self._settle_heap(release=evicted)
             self._inverters.move_to_end(key)
             trained = [s.short for s in getattr(inv, "sites", [])]
             no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
@@ -174,11 +172,15 @@ class EngineWorker(QObject):
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, f"Could not load model {entry.name!r}: {describe_error(e)}")
 
-    def _settle_heap(self) -> None:
+    def _settle_heap(self, release: bool) -> None:
+        """Freeze what lives long (engine/heap.py); after a model went, let its objects be collected first."""
         if self._backend.settle_heap:
             from engine import heap
 
-            heap.settle()
+            if release:
+                heap.release()
+            else:
+                heap.settle()
 
     @Slot(int, object)
     def run_query(self, req_id: int, request: QueryRequest) -> None:

@@ -63,13 +63,11 @@ def flow_cmd(args) -> int:
         atomic_write_text(Path(args.json), graph.to_json())  # OutputError, one line, when it cannot be written
     if args.neuronpedia:
         import json
-        import re
 
-        from engine.flow.neuronpedia import neuronpedia_graph
+        from engine.flow.neuronpedia import neuronpedia_graph, slug_for
 
         path = Path(args.neuronpedia)
-        slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "flow-graph"
-        doc = neuronpedia_graph(graph, pruned, slug=slug, scan=entry.name, prompt=args.text)
+        doc = neuronpedia_graph(graph, pruned, slug=slug_for(path.stem), scan=entry.name, prompt=args.text)
         atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=1))
     print_summary(graph, entry.name, model.config.describe(), sys.stdout)
     if pruned is not None:

@@ -21,10 +21,17 @@ circuit-tracer's files, the cumulative share of the total influence up to and in
 """
 from __future__ import annotations
 
+import re
+
 from engine.flow.graph import FlowGraph
 from engine.flow.prune import PrunedGraph
 
 SCHEMA_VERSION = 1
+
+
+def slug_for(name: str) -> str:
+    """A graph's slug (lowercase words joined by hyphens) from a file name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "flow-graph"
 LOGITS = 5  # output tokens drawn as logit nodes
 
 

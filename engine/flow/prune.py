@@ -51,14 +51,22 @@ def check_share(name: str, value: float) -> float:
     return float(value)
 
 
+def _incoming_totals(graph: FlowGraph) -> dict:
+    """node key -> the sum of the positive weights into it (what edge shares are taken of)."""
+    totals: dict = {}
+    for e in graph.edges:
+        if e.weight > 0:
+            totals[e.dst] = totals.get(e.dst, 0.0) + e.weight
+    return totals
+
+
 def influence_on(graph: FlowGraph, output: NodeKey | None = None) -> dict:
     """Each node's influence on `output` (default: the graph's output node)."""
     output = _output(graph, output)
-    incoming_total: dict = {}
+    incoming_total = _incoming_totals(graph)
     outgoing: dict = {}
     for e in graph.edges:
         if e.weight > 0:
-            incoming_total[e.dst] = incoming_total.get(e.dst, 0.0) + e.weight
             outgoing.setdefault(e.src, []).append(e)
     influence = {n.key: 0.0 for n in graph.nodes}
     influence[output] = 1.0
@@ -90,10 +98,7 @@ def prune_by_influence(graph: FlowGraph, output: NodeKey | None = None, node_sha
     kept.add(output)
     cumulative.setdefault(output, influence[output] / total if total else 1.0)
 
-    incoming_total: dict = {}
-    for e in graph.edges:
-        if e.weight > 0:
-            incoming_total[e.dst] = incoming_total.get(e.dst, 0.0) + e.weight
+    incoming_total = _incoming_totals(graph)
     scored = [(i, e.weight / incoming_total[e.dst] * influence[e.dst]) for i, e in enumerate(graph.edges)
               if e.weight > 0 and e.src in kept and e.dst in kept]
     scored.sort(key=lambda item: -item[1])
