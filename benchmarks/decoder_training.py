@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def throughput(args) -> None:
     import numpy as np
 
+    from engine.decoder.loss import sequence_loss
     from engine.decoder.pairs import make_pairs
-    from engine.decoder.train import DecoderTrainConfig, new_decoder, sequence_loss
+    from engine.decoder.train import DecoderTrainConfig, new_decoder
     from engine.probed.sites import paper_sites
     from engine.runtime import torch
     from engine.store.folders import find_model, load_probed

@@ -3,17 +3,28 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from engine.cli import values
 from engine.cli.invocation import command_line
 from engine.decoder.config import DecoderTrainConfig
 from engine.tasks import TASKS
+from engine.tasks.text import TEXT_TASK
+
+TASK_HELP = "the task (a text model needs only --model)"
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-decoder", help="train a decoder for a probed model (time budget, checkpoints, resume)")
-    p.add_argument("task", choices=list(TASKS))
-    p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
+    p.add_argument("task", nargs="?", choices=[*TASKS, TEXT_TASK], help=TASK_HELP)
+    p.add_argument("--model", help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
+    p.add_argument("--corpus", type=Path, metavar="FILE",
+                   help="text to train on, for a text model: plain text (one text per line) or JSON Lines "
+                        "with a \"text\" field")
+    p.add_argument("--sites", type=values.site_list, metavar="A,B,...",
+                   help="sites to train on (default: the paper's choice for the model)")
+    p.add_argument("--length", type=values.decoder_length,
+                   help="a text model's decoder length in tokens, BOS and EOS included (default 40)")
     p.add_argument("--into", metavar="NAME",
                    help="train into a new user model NAME made from --model's probed weights")
     p.add_argument("--into-bundled", action="store_true",
@@ -41,8 +52,10 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=train_decoder_cmd)
 
     p = sub.add_parser("eval-decoder", help="per-site in-epsilon rate on held-out queries (the paper's test)")
-    p.add_argument("task", choices=list(TASKS))
-    p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
+    p.add_argument("task", nargs="?", choices=[*TASKS, TEXT_TASK], help=TASK_HELP)
+    p.add_argument("--model", help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
+    p.add_argument("--corpus", type=Path, metavar="FILE",
+                   help="a text model's held-out texts (default: the held-out part of the corpus it was trained on)")
     p.add_argument("--queries", type=values.queries, default=200)
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
     p.add_argument("--seed", type=values.seed, default=0)
@@ -53,8 +66,16 @@ def add_parsers(sub) -> None:
 
 
 def _entry(args):
+    from engine.errors import StoreError
     from engine.store.folders import find_model
 
+    if args.task in (None, TEXT_TASK):
+        if not args.model:
+            raise StoreError(f"name a task ({', '.join(TASKS)}) or give --model (a text model needs only --model)")
+        entry = find_model(args.model)
+        if args.task == TEXT_TASK and entry.task != TEXT_TASK:
+            raise StoreError(f"model {entry.name!r} is a {entry.task} model, not a text model")
+        return entry
     return find_model(args.model or args.task, task=args.task)
 
 
@@ -86,13 +107,27 @@ def _check_every_steps(args) -> int:
 
 
 def train_decoder_cmd(args) -> int:
+    """One process, or one rank of a torchrun launch (engine/train/distributed.py)."""
+    from engine.train.distributed import join, leave
+
+    ranks, device = join(args.device)
+    try:
+        return _train_decoder(args, ranks, device)
+    finally:
+        leave(ranks)
+
+
+def _train_decoder(args, ranks, device) -> int:
     from engine.cli.progress import ProgressBar, format_seconds
     from engine.cli.stopping import StopOnInterrupt
+    from engine.decoder.inputs import decoder_length, inputs_for
     from engine.decoder.job import checkpoint_path, finish, new_user_model, starting_state
     from engine.decoder.train import checkpoint_meta, train_decoder
     from engine.errors import Cancelled
-    from engine.store.folders import check_new_model_name, find_model, load_probed
+    from engine.probed.sites import chosen_sites
+    from engine.store.folders import check_new_model_name, find_model, load_probed, open_folder, user_models_dir
 
+    say = print if ranks.main else (lambda *a, **k: None)  # one rank speaks for the run
     if args.into:
         check_new_model_name(args.into)  # before anything is loaded or written
     base = _entry(args)
@@ -103,22 +138,32 @@ def train_decoder_cmd(args) -> int:
         from engine.threads import apply_threads
 
         apply_threads(args.threads)
-    probed = load_probed(base, device=args.device)
+    probed = load_probed(base, device=device)
     cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                              buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every,
-                             steps=args.steps, check_every_steps=_check_every_steps(args))
+                             steps=args.steps, check_every_steps=_check_every_steps(args), sites=args.sites,
+                             length=args.length)
+    chosen_sites(probed.config, cfg.sites)  # an unknown site name: say so before anything is written
+    inputs = inputs_for(probed.task, args.corpus, decoder_length(probed.task, cfg.length), args.seed)
     init_state = None
     if args.init_from:
         init_state = starting_state(find_model(args.init_from, task=args.task), probed, cfg)
-    entry = new_user_model(base, args.into) if args.into else base
+    if args.into:  # rank 0 makes the folder; the others open it once it is there
+        entry = new_user_model(base, args.into) if ranks.main else None
+        ranks.broadcast(None)
+        entry = entry or open_folder(user_models_dir() / args.into, "user")
+    else:
+        entry = base
     checkpoint = checkpoint_path(entry)
     if not args.fresh:
         checkpoint_meta(checkpoint, cfg, entry.name)  # a stopped run of another size: say so before loading anything
     budget = f"{args.steps:,} steps" if args.steps else f"{args.minutes:g} minutes"
-    print(f"training a decoder for {entry.name} ({entry.path}): {budget}, d_model {cfg.d_model}, "
-          f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
-    bar = ProgressBar(f"decoder {entry.task}")
+    processes = f" on {ranks.world} processes" if ranks.active else ""
+    say(f"training a decoder for {entry.name} ({entry.path}): {budget}{processes}, d_model {cfg.d_model}, "
+        f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
+    say(f"inputs: {inputs.describe()}")
+    bar = ProgressBar(f"decoder {entry.task}") if ranks.main else None
 
     def show(p) -> None:
         if p.quality is not None:
@@ -128,16 +173,20 @@ def train_decoder_cmd(args) -> int:
 
     with StopOnInterrupt() as interrupt:
         try:
-            decoder, result = train_decoder(probed, cfg, checkpoint, resume=not args.fresh, on_progress=show,
-                                            init_state=init_state, should_stop=interrupt.requested)
+            decoder, result = train_decoder(probed, cfg, checkpoint, resume=not args.fresh,
+                                            on_progress=show if bar else None, init_state=init_state,
+                                            should_stop=interrupt.requested, inputs=inputs, ranks=ranks)
         except Cancelled:
-            bar.close()
-            print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to "
-                  f"resume; {entry.path} is unchanged", file=sys.stderr)
+            if bar:
+                bar.close()
+            say(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to "
+                f"resume; {entry.path} is unchanged", file=sys.stderr)
             return 130
+    if not ranks.main:
+        return 0
     bar.close()
     print(f"trained {result.steps} steps ({result.pairs:,} pairs) in {format_seconds(result.seconds)}")
-    finish(entry, decoder, result, cfg, command_line(), str(probed.device), args.init_from)
+    finish(entry, decoder, result, cfg, command_line(), str(probed.device), args.init_from, inputs.source)
     print(f"saved {entry.path / 'decoder.safetensors'}")
     return 0
 
@@ -151,9 +200,11 @@ def eval_decoder_cmd(args) -> int:
         refuse_bundled(entry, args.into_bundled, "--record", "leave out --record to only print the figures")
     inv = load_inverter(entry, device=args.device)
     t0 = time.time()
-    q = evaluate_decoder(inv, n_queries=args.queries, epsilon=args.epsilon, seed=args.seed)
+    q = evaluate_decoder(inv, held_out_inputs(inv, args.corpus).test, n_queries=args.queries, epsilon=args.epsilon,
+                         seed=args.seed)
+    metric = "1 - cosine" if inv.probed.task.query_metric == "cosine" else "normalised Euclidean"
     print(f"model {entry.name}: {q.n_queries} held-out queries per site, one T = 1 sample each, "
-          f"in epsilon = D < {q.epsilon:g}")
+          f"in epsilon = D < {q.epsilon:g} ({metric})")
     print(f"{'site':<8} {'in-epsilon':>10} {'well-formed':>12}")
     for s in q.sites:
         print(f"{s.site:<8} {s.in_epsilon:>10.2f} {s.well_formed:>12.2f}")
@@ -166,6 +217,25 @@ def eval_decoder_cmd(args) -> int:
     if args.record:
         _record_quality(entry, q)
     return 0
+
+
+def held_out_inputs(inv, corpus: Path | None):
+    """The inputs eval-decoder queries: the task's held-out split, or for a text model the
+    corpus given, else the held-out windows of the corpus its decoder was trained on."""
+    from engine.decoder.inputs import inputs_for
+    from engine.errors import StoreError
+
+    task = inv.probed.task
+    if corpus is None and not task.has_generator:
+        source = (inv.entry.decoder or {}).get("training", {}).get("inputs") or {}
+        if source.get("kind") != "corpus":
+            raise StoreError(f"model {inv.entry.name!r}: give --corpus FILE, the texts to test its decoder on")
+        corpus = Path(source["path"])
+        if not corpus.is_file():
+            raise StoreError(f"the corpus {inv.entry.name!r}'s decoder was trained on is gone ({corpus}); "
+                             "give --corpus FILE")
+        return inputs_for(task, corpus, inv.decoder.cfg.n_ctx, int(source.get("seed", 0)))
+    return inputs_for(task, corpus, inv.decoder.cfg.n_ctx)
 
 
 def _record_quality(entry, q) -> None:

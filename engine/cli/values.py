@@ -68,6 +68,15 @@ rows = in_range(int, 1, 1_000_000, "a number of rows")
 limit = in_range(int, 1, 1_000_000_000, "a number of inputs")
 top_k = in_range(int, 1, 1000, "a number of tokens")
 epsilon = in_range(float, 1e-6, 100.0, "an epsilon")
+decoder_length = in_range(int, 3, 1_000_000, "a decoder length")
+
+
+def site_list(text: str) -> tuple[str, ...]:
+    """Comma-separated site names (checked against the model once it is open)."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected site names separated by commas, e.g. x0.pre,a1.0,m1, got {text!r}")
+    return names
 
 
 def device(text: str) -> str:

@@ -27,6 +27,8 @@ class DecoderTrainConfig:
     # check_every_steps steps (0 = none); minutes and check_every_s are then not used.
     steps: int | None = None
     check_every_steps: int = 0
+    sites: tuple[str, ...] | None = None  # the sites trained on (None: the task's default choice)
+    length: int | None = None  # a text model's decoder context (None: TEXT_DECODER_LENGTH)
 
     def done_frac(self, step: int, seconds: float) -> float:
         """How much of the budget is spent: steps when the budget is in steps, else time."""

@@ -39,39 +39,41 @@ class DecoderQuality:
 
 @torch.inference_mode()
 def _sample_once(probed, decoder, site_index: int, site, queries: np.ndarray, positions: np.ndarray,
-                 epsilon: float, gen):
-    """For each query, one T = 1 sample; returns (in-epsilon flags, well-formed flags, sample rows)."""
+                 epsilon: float, gen, metric: str):
+    """For each query (decoder rows), one T = 1 sample; returns (in-epsilon flags, well-formed
+    flags, the samples' model inputs)."""
     task, device = probed.task, probed.device
-    toks = torch.as_tensor(queries, device=device)
+    toks = torch.as_tensor(task.model_grid(queries), device=device)
     acts = read_site(probed.bridge, toks, site)  # (N, T, d)
     z = acts[torch.arange(len(queries), device=device), torch.as_tensor(positions, device=device)]  # (N, d)
     n = len(queries)
     site_ids = torch.full((n,), site_index, device=device)
     sampled = generate(decoder, z, site_ids, torch.ones(n, device=device),
-                       task.bos_id, task.eos_id, task.pad_id, generator=gen)
-    s_acts = read_site(probed.bridge, sampled, site)
-    compared = torch.as_tensor(~task.special_mask(sampled.cpu().numpy()), device=device)
-    dist, _ = min_distance(position_distances(z, s_acts, compared, "euclidean"))
-    rows = sampled.cpu().tolist()
+                       task.bos_id, task.decoder_eos_id, task.decoder_pad_id, generator=gen).cpu().numpy()
+    s_acts = read_site(probed.bridge, torch.as_tensor(task.model_grid(sampled), device=device), site)
+    compared = torch.as_tensor(~task.special_mask(sampled), device=device)
+    dist, _ = min_distance(position_distances(z, s_acts, compared, metric))
+    rows = [task.sample_ids(r) for r in sampled]
     well = np.array([task.check(task.detokenize(r)).well_formed for r in rows])
     return (dist < epsilon).cpu().numpy(), well, rows
 
 
-def evaluate_decoder(inv, n_queries: int = 200, epsilon: float = 0.1, seed: int = 0, progress=None) -> DecoderQuality:
-    """The paper's test on the held-out split, for a loaded Inverter."""
-    return measure_quality(inv.probed, inv.decoder, inv.sites, "test", n_queries, epsilon, seed, progress)
+def evaluate_decoder(inv, held_out: np.ndarray, n_queries: int = 200, epsilon: float = 0.1, seed: int = 0,
+                     progress=None) -> DecoderQuality:
+    """The paper's test on held-out inputs (decoder rows), for a loaded Inverter."""
+    return measure_quality(inv.probed, inv.decoder, inv.sites, held_out, n_queries, epsilon, seed, progress)
 
 
-def measure_quality(probed, decoder, sites, part: str = "test", n_queries: int = 200, epsilon: float = 0.1,
+def measure_quality(probed, decoder, sites, pool: np.ndarray, n_queries: int = 200, epsilon: float = 0.1,
                     seed: int = 0, progress=None) -> DecoderQuality:
-    """Per-site in-epsilon rates of `decoder` (its site embedding in the order of `sites`).
-
-    part: the split the queries come from: 'test' for the reported figures, 'train' for the
-    checks during training (the held-out split stays untouched until the end)."""
+    """Per-site in-epsilon rates of `decoder` (its site embedding in the order of `sites`) on
+    queries drawn from `pool` (decoder rows): held-out inputs for the reported figures,
+    training inputs for the checks during training (the held-out ones stay untouched).
+    Distances are the task's metric (1 - cosine for text models, as the paper's GPT-2 test)."""
     task = probed.task
     rng = np.random.default_rng(seed)
-    pool = getattr(task.split(0), part)
-    queries = pool[rng.choice(len(pool), size=n_queries, replace=False)]
+    queries = pool[rng.choice(len(pool), size=min(n_queries, len(pool)), replace=False)]
+    n_queries = len(queries)
     gen = torch.Generator(device=probed.device).manual_seed(seed)
     quality = DecoderQuality(n_queries, epsilon)
     was_training = decoder.training
@@ -79,7 +81,7 @@ def measure_quality(probed, decoder, sites, part: str = "test", n_queries: int =
     for i, site in enumerate(sites):
         positions = random_positions(task, queries, rng)
         positions = np.where(positions == 0, task.decoder_positions(queries).argmax(axis=1), positions)  # no BOS
-        inside, well, _ = _sample_once(probed, decoder, i, site, queries, positions, epsilon, gen)
+        inside, well, _ = _sample_once(probed, decoder, i, site, queries, positions, epsilon, gen, task.query_metric)
         quality.sites.append(SiteQuality(site.short, float(inside.mean()), float(well.mean())))
         if progress:
             progress(i + 1, len(sites))
@@ -87,7 +89,8 @@ def measure_quality(probed, decoder, sites, part: str = "test", n_queries: int =
     if probe is not None and any(s.short == probe.site for s in sites):
         index = next(i for i, s in enumerate(sites) if s.short == probe.site)
         at = probe.position_of(queries)
-        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, at, epsilon, gen)
+        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, at, epsilon, gen,
+                                       task.query_metric)
         agree = [task.fact(rows[i]) == task.fact(queries[i]) for i in np.flatnonzero(inside)]
         quality.count_agreement_n = len(agree)
         quality.count_agreement = float(np.mean(agree)) if agree else None

@@ -29,8 +29,10 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
         sites = [get_site(probed.config, s) for s in entry.decoder["sites"]]
     except (KeyError, TypeError, ValueError, SiteError) as e:
         raise StoreError(f"{record_path(entry.path)}: bad 'decoder' section ({e})") from None
-    pc = probed.config
-    expected = (pc.d_model, pc.d_vocab, pc.n_ctx, len(sites))
+    pc, task = probed.config, probed.task
+    # a text model's decoder may be shorter than the model's context; a task decoder writes whole grids
+    n_ctx = dcfg.n_ctx if not task.has_generator and dcfg.n_ctx <= pc.n_ctx else pc.n_ctx
+    expected = (pc.d_model, task.decoder_vocab_size, n_ctx, len(sites))
     found = (dcfg.d_act, dcfg.d_vocab, dcfg.n_ctx, dcfg.n_sites)
     if expected != found:
         raise StoreError(f"{path}: the decoder does not match the model (d_act, vocab, n_ctx, sites = {found}; "

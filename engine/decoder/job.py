@@ -12,7 +12,7 @@ from engine.decoder.model import ConditionalDecoder
 from engine.decoder.train import SIZE_FIELDS, DecoderTrainConfig, DecoderTrainResult
 from engine.errors import StoreError
 from engine.probed.model import ProbedModel
-from engine.probed.sites import paper_sites
+from engine.probed.sites import chosen_sites
 from engine.store.cards import hardware_summary
 from engine.store.folders import (
     ModelEntry,
@@ -77,7 +77,7 @@ def starting_state(source: ModelEntry, probed: ProbedModel, cfg: DecoderTrainCon
     """The weights of `source`'s decoder, to start a run from (`--init-from`); StoreError unless
     it was trained on the same sites at the size cfg asks for."""
     decoder, sites = load_decoder(source, probed)
-    if [s.id for s in sites] != [s.id for s in paper_sites(probed.config)]:
+    if [s.id for s in sites] != [s.id for s in chosen_sites(probed.config, cfg.sites)]:
         raise StoreError(f"{source.name!r}'s decoder was trained on other sites; start from random weights instead")
     if any(getattr(decoder.cfg, key) != getattr(cfg, key) for key, _ in SIZE_FIELDS):
         raise StoreError(f"{source.name!r}'s decoder is {decoder.cfg.describe()}: choose that size to start from it")
@@ -85,11 +85,14 @@ def starting_state(source: ModelEntry, probed: ProbedModel, cfg: DecoderTrainCon
 
 
 def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainResult, cfg: DecoderTrainConfig,
-           command: str, device: str, init_from: str | None = None) -> ModelEntry:
-    """Write the trained decoder and its training record into the folder; refresh CARD.md."""
+           command: str, device: str, init_from: str | None = None, inputs: dict | None = None) -> ModelEntry:
+    """Write the trained decoder and its training record into the folder; refresh CARD.md.
+    inputs: where its training inputs came from (DecoderInputs.source), so eval-decoder finds
+    the same held-out part."""
     training = {"command": command, "schedule": asdict(cfg), "steps": result.steps, "pairs": result.pairs,
                 "seconds": result.seconds, "hardware": hardware_summary(device),
-                "history": result.history, "quality": [asdict(q) for q in result.quality]}
+                "history": result.history, "quality": [asdict(q) for q in result.quality],
+                "inputs": inputs or {"kind": "task"}}
     if init_from:
         training["init_from"] = init_from
     notes = (read_config(entry.path).get("decoder") or {}).get("training", {}).get("notes")

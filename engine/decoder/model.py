@@ -176,12 +176,16 @@ class ConditionalDecoder(nn.Module):
     def logits_of(self, x: torch.Tensor) -> torch.Tensor:
         return self.ln_f(x) @ self.tok_emb.weight.T  # tied embeddings, (B, T, V)
 
-    def forward(self, tokens: torch.Tensor, z: torch.Tensor, site_ids: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, T, V) for tokens (B, T) given the condition."""
+    def hidden(self, tokens: torch.Tensor, z: torch.Tensor, site_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced final states (B, T, d), after ln_f: logits are these times the embedding."""
         x = self.embed(tokens, 0)
         for blk, (pk, pv) in zip(self.blocks, self.prefixes(z, site_ids)):
             x, _, _ = blk(x, pk, pv, causal=True)
-        return self.logits_of(x)
+        return self.ln_f(x)
+
+    def forward(self, tokens: torch.Tensor, z: torch.Tensor, site_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) for tokens (B, T) given the condition."""
+        return self.hidden(tokens, z, site_ids) @ self.tok_emb.weight.T
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

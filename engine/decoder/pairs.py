@@ -1,6 +1,9 @@
 """Training pairs for the decoder, made on the fly: (input, activation at a random site and
 position of that input). 1% of positions are replaced by BOS, which teaches the decoder that
-the BOS activation says nothing (the prob-diff colouring relies on it)."""
+the BOS activation says nothing (the prob-diff colouring relies on it).
+
+Each batch runs the model once, only as deep as the deepest site drawn, and keeps only the one
+vector per input that the pair needs (sites.read_rows)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,14 +12,14 @@ import numpy as np
 import torch
 
 from engine.probed.model import ProbedModel
-from engine.probed.sites import Site, read_sites
+from engine.probed.sites import Site, read_rows
 
 BOS_SHARE = 0.01
 
 
 @dataclass
 class PairBatch:
-    tokens: torch.Tensor  # (B, n_ctx) the inputs to generate
+    tokens: torch.Tensor  # (B, n_ctx) the inputs to generate, in the decoder's ids
     z: torch.Tensor  # (B, d_act) activation of each input at its site and position
     site_ids: torch.Tensor  # (B,) index into the decoder's site list
     positions: torch.Tensor  # (B,) where z was read
@@ -32,14 +35,18 @@ def random_positions(task, tokens: np.ndarray, rng: np.random.Generator) -> np.n
 
 
 def make_pairs(probed: ProbedModel, sites: list[Site], tokens: np.ndarray, rng: np.random.Generator,
-               site_probs: np.ndarray | None = None) -> PairBatch:
-    """One pair per input; its site drawn from `site_probs` (uniform when None)."""
+               site_probs: np.ndarray | None = None, rows: slice = slice(None)) -> PairBatch:
+    """One pair per input (decoder rows, (B, T)); its site drawn from `site_probs` (uniform when None).
+
+    rows: the part of the batch to make (a rank's share under torchrun); the draws are made for
+    the whole batch, so the pairs do not depend on how many processes share it."""
     device = probed.device
-    toks = torch.as_tensor(tokens, device=device)
-    acts = read_sites(probed.bridge, toks, sites)  # {short: (B, T, d)}
-    stacked = torch.stack([acts[s.short] for s in sites])  # (S, B, T, d)
+    task = probed.task
     B = len(tokens)
-    site_ids = torch.as_tensor(rng.choice(len(sites), size=B, p=site_probs), device=device)
-    positions = torch.as_tensor(random_positions(probed.task, tokens, rng), device=device)
-    z = stacked[site_ids, torch.arange(B, device=device), positions]  # (B, d)
-    return PairBatch(toks, z.clone(), site_ids, positions)
+    site_ids = rng.choice(len(sites), size=B, p=site_probs)[rows]
+    positions = random_positions(task, tokens, rng)[rows]
+    tokens = tokens[rows]
+    site_ids, positions = torch.as_tensor(site_ids, device=device), torch.as_tensor(positions, device=device)
+    model_input = torch.as_tensor(task.model_grid(tokens), device=device)
+    z = read_rows(probed.bridge, model_input, sites, site_ids, positions)  # (b, d)
+    return PairBatch(torch.as_tensor(tokens, device=device), z.clone(), site_ids, positions)

@@ -21,20 +21,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from engine.decoder.config import DecoderTrainConfig
 from engine.decoder.evaluate import measure_quality
+from engine.decoder.inputs import DecoderInputs, decoder_length, task_inputs
+from engine.decoder.loss import sequence_sums
 from engine.decoder.model import ConditionalDecoder, DecoderConfig
-from engine.decoder.pairs import make_pairs
+from engine.decoder.pairs import PairBatch, make_pairs
 from engine.errors import Cancelled, StoreError
 from engine.probed.model import ProbedModel
-from engine.probed.sites import Site, paper_sites
+from engine.probed.sites import Site, chosen_sites
 from engine.runtime import flush_denormals
 from engine.store.safefiles import load_tensors
+from engine.train.distributed import Ranks
 from engine.train.loop import OptimiserSettings, TrainingLoop
-
-MIN_PADDING_TO_SLICE = 0.15  # slice a batch only when padding is at least this share of it
 
 
 def check_seed(seed: int, index: int) -> int:
@@ -79,36 +79,27 @@ class DecoderTrainResult:
 
 
 def new_decoder(probed: ProbedModel, cfg: DecoderTrainConfig, sites: list[Site]) -> ConditionalDecoder:
-    pc = probed.config
-    dcfg = DecoderConfig(d_act=pc.d_model, n_sites=len(sites), d_vocab=pc.d_vocab, n_ctx=pc.n_ctx,
-                         d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads)
+    """A randomly initialised decoder over the task's decoder vocabulary (a text model's plus
+    the decoder's own EOS and PAD), as long as the task's inputs or cfg.length."""
+    task = probed.task
+    dcfg = DecoderConfig(d_act=probed.config.d_model, n_sites=len(sites), d_vocab=task.decoder_vocab_size,
+                         n_ctx=decoder_length(task, cfg.length), d_model=cfg.d_model, n_layers=cfg.n_layers,
+                         n_heads=cfg.n_heads)
     torch.manual_seed(cfg.seed)
     return ConditionalDecoder(dcfg).to(probed.device)
 
 
-def sequence_loss(decoder: ConditionalDecoder, batch, pad_id: int, buckets: int = 1) -> torch.Tensor:
-    """Next-token cross-entropy over the whole input (BOS..EOS), padding ignored.
+class PairLoss(torch.nn.Module):
+    """The summed token loss of a batch of pairs as one module call: DistributedDataParallel
+    averages the gradients of what runs inside a wrapped module's forward."""
 
-    buckets > 1 sorts the batch by length and runs it in that many slices, each cut to its own
-    longest input: the same loss (a mean over all real tokens) with less padding computed.
-    """
-    lengths = (batch.tokens != pad_id).sum(dim=1)  # (B,)
-    if float(lengths.float().mean()) > (1 - MIN_PADDING_TO_SLICE) * float(lengths.max()):
-        buckets = 1  # little padding to save (addition): more, smaller products would cost more
-    order = torch.argsort(lengths)
-    total = torch.zeros((), device=batch.tokens.device)
-    n_targets = 0
-    for rows in order.tensor_split(max(1, min(buckets, len(order)))):
-        if rows.numel() == 0:
-            continue
-        length = int(lengths[rows].max())  # drop all-padding columns
-        tokens = batch.tokens[rows, :length]
-        logits = decoder(tokens[:, :-1], batch.z[rows], batch.site_ids[rows])  # (b, L-1, V)
-        targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
-        total = total + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                        ignore_index=-100, reduction="sum")
-        n_targets += int((targets != -100).sum())
-    return total / max(n_targets, 1)
+    def __init__(self, decoder: ConditionalDecoder, pad_id: int, buckets: int):
+        super().__init__()
+        self.decoder, self.pad_id, self.buckets = decoder, pad_id, buckets
+
+    def forward(self, tokens: torch.Tensor, z: torch.Tensor, site_ids: torch.Tensor) -> torch.Tensor:
+        batch = PairBatch(tokens, z, site_ids, positions=None)
+        return sequence_sums(self.decoder, batch, self.pad_id, self.buckets)[0]
 
 
 def site_probabilities(n_sites: int, focus: float, last: QualityPoint | None, site_names: list[str]) -> np.ndarray:
@@ -135,6 +126,11 @@ def checkpoint_meta(checkpoint: Path, cfg: DecoderTrainConfig, name: str) -> dic
 
 def check_size(checkpoint: Path, meta: dict, cfg: DecoderTrainConfig, name: str) -> None:
     trained = meta.get("train") or {}
+    for key, what in (("sites", "sites"), ("length", "length")):
+        if key in trained and (trained[key] or None) != (list(getattr(cfg, key)) if key == "sites" and cfg.sites
+                                                         else getattr(cfg, key)):
+            raise StoreError(f"a stopped run of {name!r} was trained with other {what} ({trained[key]}): give the "
+                             f"same --{what} to resume it, or start afresh (checkpoint {checkpoint})")
     for key, what in SIZE_FIELDS:
         if key in trained and trained[key] != getattr(cfg, key):
             raise StoreError(f"a stopped run of {name!r} has {what} {trained[key]}, not {getattr(cfg, key)}: "
@@ -150,16 +146,22 @@ def train_decoder(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_every_s: float = 60.0,
     init_state: dict | None = None,
+    inputs: DecoderInputs | None = None,
+    ranks: Ranks | None = None,
 ) -> tuple[ConditionalDecoder, DecoderTrainResult]:
     """Train for cfg.minutes, or cfg.steps when set (resuming `checkpoint` when it exists and
-    `resume`).
+    `resume`), on `inputs` (default: the task's generator).
 
     init_state: decoder weights to start from (same size and sites), e.g. a decoder trained for
     an earlier version of the same probed model; a checkpoint being resumed takes precedence.
+    ranks: this process's place under torchrun (engine/train/distributed.py); cfg.batch_size is
+    then the global batch, shared among the ranks.
     """
+    ranks = ranks or Ranks()
     flush_denormals()
     task = probed.task
-    sites = paper_sites(probed.config)
+    sites = chosen_sites(probed.config, cfg.sites)
+    inputs = inputs or task_inputs(task)
     names = [s.short for s in sites]
     decoder = new_decoder(probed, cfg, sites)
     if init_state is not None:
@@ -168,15 +170,15 @@ def train_decoder(
     loop = TrainingLoop(decoder.parameters(), decoder, OptimiserSettings(cfg.lr, cfg.weight_decay), checkpoint,
                         record=lambda: {"pairs": pairs, "history": history, "quality": [asdict(q) for q in quality],
                                         "train": asdict(cfg)},
-                        checkpoint_every_s=checkpoint_every_s)
+                        checkpoint_every_s=checkpoint_every_s, ranks=ranks)
     if resume:
         meta = loop.resume(probed.device, check=lambda m: check_size(checkpoint, m, cfg, Path(checkpoint).stem))
         if meta:
             pairs, history = meta["pairs"], meta["history"]
             quality = [QualityPoint(**q) for q in meta.get("quality", [])]
+    loss_module = ranks.wrap(PairLoss(decoder, task.decoder_pad_id, cfg.buckets))  # DDP when distributed
     budget = cfg.minutes * 60.0
-    train_inputs = task.split(0).train
-    rng = np.random.default_rng([cfg.seed, loop.step])  # a resumed run draws fresh pairs
+    train_inputs = inputs.train
 
     def between_sites(done: int, total: int) -> None:
         if should_stop and should_stop():
@@ -188,7 +190,7 @@ def train_decoder(
         # stopping never waits for a whole check.
         try:
             with loop.paused():
-                q = measure_quality(probed, decoder, sites, "train", cfg.check_queries,
+                q = measure_quality(probed, decoder, sites, inputs.train, cfg.check_queries,
                                     seed=check_seed(cfg.seed, len(quality)), progress=between_sites)
         except Cancelled:
             return None
@@ -211,18 +213,35 @@ def train_decoder(
             return not quality or loop.step - quality[-1].step >= cfg.check_every_steps
         return time.time() - last_check >= cfg.check_every_s
 
+    def shared_check() -> QualityPoint | None:
+        # rank 0 checks; the others get its point, so every rank draws sites the same way
+        point = check() if ranks.main else None
+        if ranks.active:
+            point = ranks.broadcast(point)
+            if not ranks.main and point is not None:
+                quality.append(point)
+        return point
+
     def before_step() -> None:
         nonlocal point, last_check
         point = None
-        if check_due():
-            point = check()
+        due = check_due()
+        if ranks.active and not by_steps:
+            due = ranks.from_main(float(due)) > 0  # rank 0's clock decides
+        if due:
+            point = shared_check()
             last_check = time.time()
 
     def loss_of_step(step: int) -> torch.Tensor:
         probs = site_probabilities(len(sites), cfg.focus, quality[-1] if quality else None, names)
+        # each step's pairs come from its own stream: a resumed run, on any number of processes,
+        # draws exactly the pairs the uninterrupted run would have
+        rng = np.random.default_rng([cfg.seed, step])
         idx = rng.integers(0, len(train_inputs), size=cfg.batch_size)
-        batch = make_pairs(probed, sites, train_inputs[idx], rng, probs)
-        return sequence_loss(decoder, batch, task.pad_id, cfg.buckets)
+        tokens = train_inputs[idx]  # the global batch; this rank makes and scores its share
+        batch = make_pairs(probed, sites, tokens, rng, probs, rows=ranks.share(len(tokens)))
+        n_targets = int((tokens[:, 1:] != task.decoder_pad_id).sum())
+        return loss_module(batch.tokens, batch.z, batch.site_ids) * (ranks.world / max(n_targets, 1))
 
     def after_step() -> None:
         nonlocal pairs
@@ -240,7 +259,7 @@ def train_decoder(
              should_stop=should_stop, stop_message="decoder training stopped; the checkpoint keeps the progress",
              before_step=before_step, after_step=after_step)
     if checks_on and not (quality and quality[-1].step == loop.step):
-        point = check()
+        point = shared_check()
         if on_progress and point is not None:
             on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loop.loss_ema or 0.0, pairs, point))
     loop.save()

@@ -147,11 +147,21 @@ def previous_resid(short: str) -> str | None:
 
 
 def paper_sites(config) -> list[Site]:
-    """The sites the paper trained its decoder on for this model's task (every site if none)."""
+    """The sites a decoder is trained on by default: the paper's choice for this model's task
+    (every site if the task names none)."""
     from engine.tasks import get_task
 
-    names = get_task(config.task).paper_sites
+    names = get_task(config.task).decoder_site_names(config)
     return [get_site(config, n) for n in names] if names else all_sites(config)
+
+
+def chosen_sites(config, names: list[str] | None) -> list[Site]:
+    """The sites named (short names, hook names or ids; in forward order, each once), or the
+    default ones when None; SiteError for a name the model does not have."""
+    if not names:
+        return paper_sites(config)
+    wanted = {get_site(config, n).id for n in names}
+    return [s for s in all_sites(config) if s.id in wanted]
 
 
 def get_site(config, name: str) -> Site:
@@ -191,6 +201,39 @@ def read_sites(bridge, tokens, sites: list[Site]) -> dict:
     stop = max(site.stop_layer for site in sites)
     with hooked_pass(bridge), torch.inference_mode():
         bridge.run_with_hooks(tokens, fwd_hooks=[(h, grabber(ss)) for h, ss in wanted.items()], stop_at_layer=stop)
+    return out
+
+
+def read_rows(bridge, tokens, sites: list[Site], site_ids, positions):
+    """(B, d_model): for each row b of `tokens` (B, T), the activation at sites[site_ids[b]] and
+    position positions[b]. One partial forward pass that keeps only those vectors: a decoder's
+    training batch never holds every site's activations at once (at GPT-2 small, 157 sites x
+    256 inputs x 128 tokens would be about 20 GB)."""
+    import torch
+
+    B = tokens.shape[0]
+    out = None
+    wanted: dict[str, list[tuple[Site, torch.Tensor]]] = {}  # hook -> (site, its rows)
+    for index in torch.unique(site_ids).tolist():
+        site = sites[index]
+        wanted.setdefault(site.hook, []).append((site, (site_ids == index).nonzero()[:, 0]))
+
+    def grabber(entries):
+        def grab(tensor, hook):
+            nonlocal out
+            for site, rows in entries:
+                picked = tensor[rows, positions[rows]]  # (b, d) or (b, H, dh) for hook_z
+                if site.kind == "head":
+                    picked = picked[:, site.head] @ bridge.blocks[site.layer].attn.W_O[site.head]  # (b, d_model)
+                if out is None:
+                    out = picked.new_empty(B, picked.shape[-1])
+                out[rows] = picked
+            return tensor
+        return grab
+
+    stop = max(sites[i].stop_layer for i in torch.unique(site_ids).tolist())
+    with hooked_pass(bridge), torch.inference_mode():
+        bridge.run_with_hooks(tokens, fwd_hooks=[(h, grabber(e)) for h, e in wanted.items()], stop_at_layer=stop)
     return out
 
 

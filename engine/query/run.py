@@ -103,16 +103,15 @@ def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bo
     one thread); entries past a sample's end are 0.
     """
     out = torch.zeros(tokens.shape, device=tokens.device)
-    for group, n in length_groups(tokens, pad_id, COLOUR_ROWS):
+    for group, n in length_groups((tokens != pad_id).sum(dim=1), COLOUR_ROWS):
         out[group, :n] = _prob_diff(decoder, tokens[group, :n], z_q, z_bos, site_id)
     return out
 
 
-def length_groups(tokens: torch.Tensor, pad_id: int, rows: int):
-    """Yields (row indices, n): the samples of `tokens` (N, T) sorted by length, `rows` at a time,
-    with n the longest length in each group. A causal model run on tokens[group, :n] gives every
-    sample the values it would get alone, with less padding and outputs small enough for cache."""
-    lengths = (tokens != pad_id).sum(dim=1)  # (N,)
+def length_groups(lengths: torch.Tensor, rows: int):
+    """Yields (row indices, n): samples of the given lengths (N,) sorted by length, `rows` at a
+    time, with n the longest length in each group. A causal model run on tokens[group, :n] gives
+    every sample the values it would get alone, with less padding and outputs small enough for cache."""
     for group in lengths.argsort().split(rows):
         yield group, int(lengths[group].max())
 
@@ -174,7 +173,7 @@ def run_query(
             sampler = inv.sampling_decoder
             site_ids = torch.full((n,), site_id, device=device)
             sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
-                               task.bos_id, task.eos_id, task.pad_id, generator=gen, cancel=cancel)
+                               task.bos_id, task.decoder_eos_id, task.decoder_pad_id, generator=gen, cancel=cancel)
             samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache)
             chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
             acc.add(chunk)  # copies the samples, so the callback may keep the chunk
@@ -193,9 +192,10 @@ def run_query(
 RERUN_ROWS = 128  # samples per re-run group
 
 
-def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, compared, z_q, metric: str,
-                    pad_id: int) -> torch.Tensor:
-    """(U, L) per-position distances of re-run samples, +inf where not compared.
+def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, lengths, compared, z_q,
+                    metric: str) -> torch.Tensor:
+    """(U, L) per-position distances of re-run samples (model inputs, (U, L), of `lengths` (U,)),
+    +inf where not compared.
 
     The samples are sorted by length and re-run in groups of RERUN_ROWS, each cut to its own
     longest sample: the model is causal, so the padding after a sample never changes its
@@ -204,7 +204,7 @@ def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, compa
     groups of 128 to 256 (one thread).
     """
     per_pos = torch.full(tokens.shape, float("inf"), device=tokens.device)
-    for group, n in length_groups(tokens, pad_id, RERUN_ROWS):
+    for group, n in length_groups(lengths, RERUN_ROWS):
         acts = reader.read(tokens[group, :n], site)  # (g, n, d) only up to the site's layer
         per_pos[group, :n] = position_distances(z_q, acts, compared[group, :n], metric)
     return per_pos
@@ -215,26 +215,28 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     """Distinct samples of one chunk with distances, facts and prob-diff colouring."""
     task = inv.probed.task
     # distinct by token ids, not by text: two token sequences may decode to the same string
-    first: dict[tuple[int, ...], int] = {}  # ids -> first row that produced them
+    first: dict[tuple[int, ...], int] = {}  # model input -> first row that produced it
     counts: dict[tuple[int, ...], int] = {}
-    rows = sampled.cpu().tolist()
-    for i, row in enumerate(rows):
-        key = tuple(task.cut(row))
+    for i, row in enumerate(sampled.cpu().tolist()):
+        key = tuple(task.sample_ids(row))
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, i)
 
-    # re-run each distinct sample once, without the all-padding columns at the end
+    # re-run each distinct sample once, as the model reads it, without the columns after the longest
     keys = list(first)
-    length = max(len(k) for k in keys)
-    unique = sampled[torch.tensor([first[k] for k in keys], device=sampled.device), :length]  # (U, L)
-    compared = torch.as_tensor(~task.special_mask(unique.cpu().numpy()), device=unique.device)
-    per_pos = rerun_distances(inv.reader, site, unique, compared, z_q, options.metric, task.pad_id)
+    lengths = torch.tensor([len(k) for k in keys], device=sampled.device)  # (U,)
+    length = int(lengths.max())
+    grid = torch.tensor([list(k) + [task.filler_id] * (length - len(k)) for k in keys], device=sampled.device)
+    inside = torch.arange(length, device=sampled.device)[None, :] < lengths[:, None]  # (U, L)
+    compared = torch.as_tensor(~task.special_mask(grid.cpu().numpy()), device=grid.device) & inside
+    per_pos = rerun_distances(inv.reader, site, grid, lengths, compared, z_q, options.metric)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
 
     new = [u for u, k in enumerate(keys) if k not in prob_cache] if options.colour else []
     if new:
-        diffs = token_prob_diff(inv.decoder, unique[new], z_q[None], z_bos[None], site_id,
-                                task.pad_id).cpu().tolist()
+        rows = torch.tensor([first[keys[u]] for u in new], device=sampled.device)
+        diffs = token_prob_diff(inv.decoder, sampled[rows], z_q[None], z_bos[None], site_id,
+                                task.decoder_pad_id).cpu().tolist()  # the decoder's own rows: its ids
         for u, d in zip(new, diffs):
             prob_cache[keys[u]] = d[:len(keys[u])]
 

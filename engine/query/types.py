@@ -12,6 +12,9 @@ from engine.tasks.base import TaskInputError
 
 # The paper's "Auto" schedule: (temperature, noise eta), 256 candidates each (docs/design.md §2).
 AUTO_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (2.0, 0.1))
+# The paper's schedule for text models (its GPT-2 queries): 256 candidates each, so 768 in all.
+TEXT_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (1.0, 0.1))
+SCHEDULES = {"auto": AUTO_SCHEDULE, "text": TEXT_SCHEDULE}
 METRICS = ("euclidean", "cosine")  # ||z - z_q|| / ||z_q||, or 1 - cos(z_q, z)
 
 
@@ -166,10 +169,10 @@ def format_schedule(schedule) -> str:
 
 
 def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
-    """'0.5:0, 1:0, 2:0.1' -> ((0.5, 0), (1, 0), (2, 0.1)); 'auto' is the paper's schedule.
-    TaskInputError (a ValueError) names the entry that is wrong."""
-    if text.strip().lower() == "auto":
-        return AUTO_SCHEDULE
+    """'0.5:0, 1:0, 2:0.1' -> ((0.5, 0), (1, 0), (2, 0.1)); 'auto' and 'text' are the paper's
+    schedules (SCHEDULES). TaskInputError (a ValueError) names the entry that is wrong."""
+    if text.strip().lower() in SCHEDULES:
+        return SCHEDULES[text.strip().lower()]
     entries = []
     for part in text.replace(";", ",").split(","):
         part = part.strip()
@@ -185,8 +188,17 @@ def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
             raise TaskInputError(f"bad schedule {text!r}: in {part!r} temperature must be > 0 and noise >= 0")
         entries.append(entry)
     if not entries:
-        raise TaskInputError(f"bad schedule {text!r}: give at least one temperature:noise pair, e.g. 1:0, or 'auto'")
+        raise TaskInputError(f"bad schedule {text!r}: give at least one temperature:noise pair, e.g. 1:0, "
+                             "or 'auto' or 'text'")
     return tuple(entries)
+
+
+def default_options(task, **changes) -> QueryOptions:
+    """The query options a task starts with: the paper's schedule, metric and candidates for it
+    (text models: 'text', 1 - cosine, 768), with `changes` applied."""
+    base = QueryOptions(candidates=task.query_candidates, schedule=SCHEDULES[task.query_schedule],
+                        metric=task.query_metric)
+    return replace(base, **changes)
 
 
 def result_header(model: str, task, ids: list[int], position: int, site, options: QueryOptions,

@@ -70,6 +70,10 @@ class Task(ABC):
     # decoder is taught that it says nothing and the prob-diff colouring compares against it.
     bos_position: int = 0
     has_generator: bool = True  # random_inputs works (a text model's inputs are only what is typed)
+    # The paper's query settings for the task's models (engine/query/types.py default_options).
+    query_schedule: str = "auto"
+    query_metric: str = "euclidean"
+    query_candidates: int = 1024
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -196,6 +200,41 @@ class Task(ABC):
 
     def held_out_size(self) -> int:
         return len(self.split(0).test)
+
+    # ---- the decoder's token layout ------------------------------------------------------
+    # A decoder writes whole inputs: BOS, the tokens, an end token, then padding. The synthetic
+    # tasks' vocabularies have their own EOS and PAD, so the decoder shares the model's ids; a
+    # text task adds two ids of the decoder's own beyond the model's vocabulary (GPT-2 has one id
+    # for BOS, EOS and PAD). These four say which ids a decoder row uses and how to turn it back
+    # into the model's input.
+    @property
+    def decoder_vocab_size(self) -> int:
+        return self.vocab.vocab_size
+
+    @property
+    def decoder_eos_id(self) -> int:
+        return self.eos_id
+
+    @property
+    def decoder_pad_id(self) -> int:
+        return self.pad_id
+
+    @property
+    def filler_id(self) -> int:
+        """The id written after an input's end when inputs of several lengths share a grid."""
+        return self.pad_id
+
+    def sample_ids(self, row) -> list[int]:
+        """The model input a decoder row stands for: BOS..EOS without padding (`cut`)."""
+        return self.cut(row)
+
+    def model_grid(self, grid: np.ndarray) -> np.ndarray:
+        """A grid of decoder rows as the model reads it (the same ids here)."""
+        return np.asarray(grid)
+
+    def decoder_site_names(self, config) -> tuple[str, ...]:
+        """The sites a decoder is trained on by default: the paper's (empty: every site)."""
+        return self.paper_sites
 
     # ---- shared helpers -----------------------------------------------------------------
     def special_mask(self, tokens: np.ndarray) -> np.ndarray:

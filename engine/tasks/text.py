@@ -29,6 +29,9 @@ class TextTask(Task):
     score_name = "next-token accuracy"
     default_site = "x0.post"  # every model has it; the app moves on from there
     has_generator = False
+    query_schedule = "text"  # (0.5, 0), (1, 0), (1, 0.1), 256 candidates each: the paper's GPT-2 queries
+    query_metric = "cosine"
+    query_candidates = 768
 
     def __init__(self, tokenizer=None, n_ctx: int = 0, bos_id: int | None = None, eos_id: int | None = None,
                  pad_id: int | None = None, prepend_bos: bool = True):
@@ -44,10 +47,48 @@ class TextTask(Task):
     def bound(cls, tokenizer, n_ctx: int, bos_id, eos_id, pad_id) -> TextTask:
         return cls(tokenizer, n_ctx, bos_id, eos_id, pad_id)
 
+    # ---- the decoder's token layout (docs/design.md §2) ------------------------------------
     @property
     def decoder_vocab_size(self) -> int:
         """The model's vocabulary plus a decoder's own EOS and PAD (the paper: 50257 and 50258)."""
         return self._tokenizer().vocab_size + 2
+
+    @property
+    def decoder_eos_id(self) -> int:
+        return self._tokenizer().vocab_size
+
+    @property
+    def decoder_pad_id(self) -> int:
+        return self._tokenizer().vocab_size + 1
+
+    @property
+    def filler_id(self) -> int:
+        """An id the model can embed, written after a sample's end when samples are re-run as one
+        grid: the model is causal and those positions are never compared, so any id would do."""
+        return self.pad_id if self.pad_id >= 0 else max(self.bos_id, 0)
+
+    def sample_ids(self, row) -> list[int]:
+        """The model input a decoder row stands for: its tokens up to the decoder's EOS or PAD
+        (exclusive: a text input has no end token of its own)."""
+        out = []
+        for i in map(int, row):
+            if i >= self._tokenizer().vocab_size:
+                break
+            out.append(i)
+        return out
+
+    def model_grid(self, grid: np.ndarray) -> np.ndarray:
+        """A grid of decoder rows as the model reads it: the decoder's own ids become filler."""
+        grid = np.asarray(grid)
+        return np.where(grid >= self._tokenizer().vocab_size, self.filler_id, grid)
+
+    def decoder_site_names(self, config) -> tuple[str, ...]:
+        """The paper's choice for a text model: the first residual stream, every head's result,
+        every MLP out (157 sites at GPT-2 small)."""
+        names = ["x0.pre"]
+        for layer in range(config.n_layers):
+            names += [f"a{layer}.{h}" for h in range(config.n_heads)] + [f"m{layer}"]
+        return tuple(names)
 
     def _tokenizer(self):
         if self.vocab is None:
@@ -113,9 +154,11 @@ class TextTask(Task):
         return ~self.special_mask(tokens)
 
     def special_mask(self, tokens: np.ndarray) -> np.ndarray:
-        """BOS where the model put it (position 0); EOS and PAD elsewhere. GPT-2's one id for all
-        three is content nowhere, so any <|endoftext|> counts as special."""
-        return super().special_mask(np.asarray(tokens))
+        """BOS where the model put it (position 0); EOS and PAD elsewhere; a decoder's own end and
+        padding ids. GPT-2's one id for all three is content nowhere, so any <|endoftext|> counts
+        as special."""
+        tokens = np.asarray(tokens)
+        return super().special_mask(tokens) | (tokens >= self._tokenizer().vocab_size)
 
     def fact(self, ids) -> str:
         return ""

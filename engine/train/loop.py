@@ -8,6 +8,10 @@ that checks can pause. A trainer brings only its batch and loss (`loss_of_step`)
 
 A stop request is answered before the next step: the checkpoint is written, then `Cancelled` is
 raised, so a stopped run resumes where it stopped.
+
+Under torchrun (engine/train/distributed.py) the ranks agree before every step: the clock is
+rank 0's, a stop request on any rank stops all, the shown loss is the mean over ranks, and only
+rank 0 writes the checkpoint.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import torch
 
 from engine.errors import Cancelled
 from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
+from engine.train.distributed import Ranks
 
 WEIGHT_PREFIX = "model."  # weight tensors in a checkpoint; the optimizer's are "optim.*"
 LOSS_SMOOTHING = 0.98  # the shown loss: an exponential average over about 50 steps
@@ -44,7 +49,10 @@ class TrainingLoop:
     """
 
     def __init__(self, params: Iterable[torch.nn.Parameter], weights, settings: OptimiserSettings,
-                 checkpoint: Path, record: Callable[[], dict] = dict, checkpoint_every_s: float = 60.0):
+                 checkpoint: Path, record: Callable[[], dict] = dict, checkpoint_every_s: float = 60.0,
+                 ranks: Ranks | None = None):
+        self.ranks = ranks or Ranks()
+        self._agreed: float | None = None  # rank 0's elapsed seconds at this step, when distributed
         self.params = list(params)
         self.weights = weights
         self.settings = settings
@@ -78,6 +86,9 @@ class TrainingLoop:
         return meta
 
     def save(self) -> None:
+        """Write the checkpoint (rank 0 only: every rank holds the same weights)."""
+        if not self.ranks.main:
+            return
         tensors, info = optimizer_tensors(self.optimizer)
         tensors.update({f"{WEIGHT_PREFIX}{k}": v for k, v in self.weights.state_dict().items()})
         save_tensors(self.checkpoint, tensors, {"step": self.step, "seconds": self.elapsed(),
@@ -87,7 +98,13 @@ class TrainingLoop:
     # -- the clock ------------------------------------------------------------------------------
 
     def elapsed(self) -> float:
-        """Seconds spent training, over this run and the runs it resumes, pauses not counted."""
+        """Seconds spent training, over this run and the runs it resumes, pauses not counted
+        (distributed: rank 0's figure as agreed at the start of this step)."""
+        if self._agreed is not None:
+            return self._agreed
+        return self._own_elapsed()
+
+    def _own_elapsed(self) -> float:
         return self._seconds_before + time.time() - self._t0
 
     @contextmanager
@@ -108,8 +125,15 @@ class TrainingLoop:
             before_step: Callable[[], None] | None = None, after_step: Callable[[], None] | None = None) -> None:
         """Step until finished(). The caller saves at the end (after its own last record)."""
         self._t0 = self._last_save = time.time()
-        while not finished():
-            if should_stop is not None and should_stop():
+        while True:
+            stop = should_stop is not None and should_stop()
+            if self.ranks.active:  # one clock and one stop decision for all ranks
+                self._agreed = None
+                self._agreed = self.ranks.from_main(self._own_elapsed())
+                stop = self.ranks.any_rank(stop)
+            if finished():
+                break
+            if stop:
                 self.save()
                 raise Cancelled(stop_message)
             if before_step is not None:
@@ -122,7 +146,7 @@ class TrainingLoop:
             torch.nn.utils.clip_grad_norm_(self.params, self.settings.clip_norm)
             self.optimizer.step()
             self.step += 1
-            value = loss.item()
+            value = self.ranks.mean(loss.item())
             self.loss_ema = value if self.loss_ema is None else (
                 LOSS_SMOOTHING * self.loss_ema + (1 - LOSS_SMOOTHING) * value)
             if after_step is not None:

@@ -20,8 +20,9 @@ def make_model_folder(folder: Path, task: str, decoder_steps: int | None = None,
     import torch
 
     from engine.decoder.files import save_decoder
+    from engine.decoder.loss import sequence_loss
     from engine.decoder.pairs import make_pairs
-    from engine.decoder.train import DecoderTrainConfig, new_decoder, sequence_loss
+    from engine.decoder.train import DecoderTrainConfig, new_decoder
     from engine.probed.model import PAPER_CONFIGS, build_probed
     from engine.probed.sites import paper_sites
     from engine.store.folders import save_probed

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from engine.decoder.job import checkpoint_path, new_user_model
+from engine.decoder.loss import sequence_loss
 from engine.decoder.pairs import make_pairs
 from engine.decoder.train import (
     DecoderTrainConfig,
     QualityPoint,
     new_decoder,
-    sequence_loss,
     site_probabilities,
     train_decoder,
 )

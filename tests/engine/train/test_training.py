@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from engine.decoder.loss import sequence_loss
 from engine.decoder.pairs import make_pairs
-from engine.decoder.train import DecoderTrainConfig, sequence_loss, train_decoder
+from engine.decoder.train import DecoderTrainConfig, train_decoder
 from engine.errors import Cancelled
 from engine.probed.model import PAPER_CONFIGS, build_probed
 from engine.probed.sites import paper_sites

@@ -1,0 +1,122 @@
+"""Training on several processes: `torchrun` and DistributedDataParallel.
+
+`torchrun --nproc_per_node N main.py train-decoder ...` starts N copies of the command; each
+finds its rank in the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT) and joins the process group: NCCL on CUDA, gloo on the CPU. Without those
+variables a run is one process and nothing here does anything.
+
+What every rank does the same way, so that N processes train exactly what one process would
+with the same global batch (a test checks it on two gloo processes):
+- every rank draws the whole global batch from the same random stream and keeps its own share
+  of the rows (`share`), so ranks see different pairs and the stream does not depend on N: a
+  run resumed with another number of processes goes on with the same pairs;
+- the loss is each rank's sum over its tokens divided by the global token count (known to all,
+  from the global batch), times N: DDP's gradient average is then the single-process gradient;
+- rank 0 owns the clock, the checks and the files: its elapsed time, stop request and check
+  results are shared each step (`from_main`, `any_rank`, `broadcast`), and only it writes
+  checkpoints, the decoder and the card.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def share(self, n: int) -> slice:
+        """This rank's rows of a global batch of n (contiguous, sizes differing by at most one)."""
+        bounds = np.linspace(0, n, self.world + 1).round().astype(int)
+        return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+
+    def from_main(self, value: float) -> float:
+        """Rank 0's value, on every rank."""
+        if not self.active:
+            return value
+        t = torch.tensor([value if self.main else 0.0], dtype=torch.float64, device=_device())
+        torch.distributed.all_reduce(t)
+        return float(t[0])
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when any rank says True (a stop request on one stops all)."""
+        if not self.active:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=_device())
+        torch.distributed.all_reduce(t)
+        return bool(t[0] > 0)
+
+    def mean(self, value: float) -> float:
+        """The mean over ranks of a number (the shown loss)."""
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=_device())
+        torch.distributed.all_reduce(t)
+        return float(t[0]) / self.world
+
+    def broadcast(self, obj):
+        """Rank 0's object (any picklable value), on every rank."""
+        if not self.active:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The module under DistributedDataParallel (its backward averages gradients over ranks)."""
+        if not self.active:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda = next(module.parameters()).device.type == "cuda"
+        return DistributedDataParallel(module, device_ids=[self.local_rank] if cuda else None)
+
+
+def _device() -> torch.device:
+    # NCCL reduces CUDA tensors only; gloo takes CPU tensors
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def join(device: str | None) -> tuple[Ranks, str | None]:
+    """Join torchrun's process group when launched by it; (the ranks, the device this rank uses).
+
+    On CUDA each rank takes the GPU of its local rank and the group speaks NCCL; on the CPU,
+    gloo. One process (no torchrun): Ranks() and the device unchanged."""
+    if not launched_by_torchrun():
+        return Ranks(), device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = (device or "").startswith("cuda") or (device is None and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return Ranks(torch.distributed.get_rank(), torch.distributed.get_world_size(), local), device or "cpu"
+
+
+def leave(ranks: Ranks) -> None:
+    """Leave the process group together: a rank that left while another still wrote the
+    checkpoint could leave that one waiting at exit."""
+    if ranks.active and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
