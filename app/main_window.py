@@ -243,6 +243,7 @@ class MainWindow(QMainWindow):
         if restoring:
             self._position = self.settings.position
         self.editor.set_task(task, self.settings.query if restoring and self.settings.query else None)
+        self.options_bar.set_task_defaults(task, reset=not restoring)
         self.engine.load_model(entry)
         self._update_run_enabled()
 

@@ -37,3 +37,15 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 __all__ = ["torch", "TransformerBridge", "TransformerBridgeConfig", "pick_device"]
+
+
+def bf16_pays(device) -> bool:
+    """Whether bfloat16 products run faster than fp32 here: on CUDA with bf16 support, and on
+    CPUs with native bfloat16 instructions (elsewhere bf16 products are emulated, and slower)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return bool(check and check())
+    return False

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.style import ERROR, MUTED
-from engine.query.types import AUTO_SCHEDULE, METRICS, QueryOptions, format_schedule, parse_schedule
+from engine.query.types import AUTO_SCHEDULE, METRICS, SCHEDULES, QueryOptions, format_schedule, parse_schedule
 
 AUTO_TEXT = "Auto"
 CUSTOM_TEXT = "Chosen"
@@ -27,6 +27,8 @@ class OptionsBar(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.auto_schedule = AUTO_SCHEDULE  # the open model's task's own: the toy tasks' or the text schedule
+        self._auto_kind = "auto"
         self.epsilon = QDoubleSpinBox()
         self.epsilon.setDecimals(3)
         self.epsilon.setRange(0.001, 10.0)
@@ -45,7 +47,7 @@ class OptionsBar(QWidget):
         self.candidates.setToolTip("Candidates sampled from the decoder (split evenly over the schedule)")
         self.schedule_mode = QComboBox()
         self.schedule_mode.addItems([AUTO_TEXT, CUSTOM_TEXT])
-        self.schedule_mode.setToolTip("Auto: temperature:noise 0.5:0, 1:0, 2:0, 2:0.1 (the paper's)")
+        self.schedule_mode.setToolTip(self._auto_tip())
         self.schedule = QLineEdit(format_schedule(AUTO_SCHEDULE))
         self.schedule.setToolTip("temperature:noise pairs, comma separated; noise adds N(0, I) x std(z) x noise")
         self.schedule.setEnabled(False)
@@ -72,10 +74,26 @@ class OptionsBar(QWidget):
             lay.addWidget(w)
         lay.addStretch(1)
 
+    def _auto_tip(self) -> str:
+        return f"Auto: temperature:noise {format_schedule(self.auto_schedule)} (the paper's for this model)"
+
+    def set_task_defaults(self, task, reset: bool) -> None:
+        """Auto becomes the task's schedule (text models: 0.5:0, 1:0, 1:0.1); with reset, and the
+        model of another kind than before, metric and candidates become the task's too (1 - cosine
+        and 768 for text, as the paper's GPT-2 queries)."""
+        changed = task.query_schedule != self._auto_kind
+        self._auto_kind, self.auto_schedule = task.query_schedule, SCHEDULES[task.query_schedule]
+        self.schedule_mode.setToolTip(self._auto_tip())
+        if self.schedule_mode.currentText() == AUTO_TEXT:
+            self.schedule.setText(format_schedule(self.auto_schedule))
+        if reset and changed:
+            self.metric.setCurrentText(task.query_metric)
+            self.candidates.setValue(task.query_candidates)
+
     def _on_mode(self, mode: str) -> None:
         self.schedule.setEnabled(mode == CUSTOM_TEXT)
         if mode == AUTO_TEXT:
-            self.schedule.setText(format_schedule(AUTO_SCHEDULE))
+            self.schedule.setText(format_schedule(self.auto_schedule))
 
     def _check_schedule(self) -> None:
         error = self.schedule_error()
@@ -94,7 +112,7 @@ class OptionsBar(QWidget):
     def options(self) -> QueryOptions:
         """The chosen options; ValueError when the chosen schedule cannot be read."""
         auto = self.schedule_mode.currentText() == AUTO_TEXT
-        schedule = AUTO_SCHEDULE if auto else parse_schedule(self.schedule.text())
+        schedule = self.auto_schedule if auto else parse_schedule(self.schedule.text())
         return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric.currentText(),
                             epsilon=self.epsilon.value(), seed=self.seed.value())
 

@@ -33,6 +33,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--steps", type=values.steps, help="a budget in optimizer steps instead of minutes")
     p.add_argument("--batch-size", type=values.batch_size, default=DecoderTrainConfig.batch_size)
     p.add_argument("--lr", type=values.learning_rate, default=DecoderTrainConfig.lr)
+    p.add_argument("--warmup", type=values.warmup, default=DecoderTrainConfig.warmup,
+                   help=f"steps of learning-rate warm-up (default {DecoderTrainConfig.warmup})")
     p.add_argument("--d-model", type=values.model_width, default=DecoderTrainConfig.d_model)
     p.add_argument("--layers", type=values.layer_count, default=DecoderTrainConfig.n_layers)
     p.add_argument("--heads", type=values.head_count, default=DecoderTrainConfig.n_heads)
@@ -139,7 +141,8 @@ def _train_decoder(args, ranks, device) -> int:
 
         apply_threads(args.threads)
     probed = load_probed(base, device=device)
-    cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    cfg = DecoderTrainConfig(minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                             seed=args.seed,
                              d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                              buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every,
                              steps=args.steps, check_every_steps=_check_every_steps(args), sites=args.sites,

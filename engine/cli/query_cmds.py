@@ -18,11 +18,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
     p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
-    p.add_argument("--candidates", type=values.candidates, default=1024)
+    p.add_argument("--candidates", type=values.candidates,
+                   help="candidates to sample (default: the paper's, 1024 for the tasks, 768 for text models)")
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
-    p.add_argument("--metric", choices=METRICS, default="euclidean")
-    p.add_argument("--schedule", default="auto",
-                   help="'auto' (the paper's 4 settings) or T:NOISE pairs, e.g. 1:0,2:0.1")
+    p.add_argument("--metric", choices=METRICS,
+                   help="distance (default: the paper's, euclidean for the tasks, cosine for text models)")
+    p.add_argument("--schedule",
+                   help="'auto' (the paper's 4 settings for the tasks), 'text' (its 3 for text models), or "
+                        "T:NOISE pairs, e.g. 1:0,2:0.1 (default: the model's)")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
     p.add_argument("--csv", type=Path, help="write every distinct sample to this CSV file")
@@ -39,16 +42,21 @@ def text_bar(distance: float, width: int = 20) -> str:
 def query_cmd(args) -> int:
     from engine.errors import OutputError
     from engine.query.run import load_inverter, run_query
-    from engine.query.types import QueryOptions, parse_schedule
+    from engine.query.types import default_options, parse_schedule
+    from engine.tasks import get_task
 
     if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
         raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")
-    options = QueryOptions(candidates=args.candidates, schedule=parse_schedule(args.schedule), metric=args.metric,
-                           epsilon=args.epsilon, seed=args.seed, colour=False)  # a terminal shows no colours
-    options.check()
+    schedule = parse_schedule(args.schedule) if args.schedule is not None else None  # a bad one: before loading
     from engine.store.folders import find_model
 
-    inv = load_inverter(find_model(args.model, task=args.task), device=args.device)
+    entry = find_model(args.model, task=args.task)
+    given = {k: v for k, v in (("candidates", args.candidates), ("metric", args.metric), ("schedule", schedule))
+             if v is not None}
+    options = default_options(get_task(entry.task), epsilon=args.epsilon, seed=args.seed, colour=False,  # no colours
+                              **given)  # in a terminal
+    options.check()
+    inv = load_inverter(entry, device=args.device)
     r = run_query(inv, args.text, args.site, args.position, options)
     fact = inv.probed.task.fact_name
     label = r.query_labels[r.query_position]

@@ -26,6 +26,7 @@ from engine.store.folders import (
 )
 from engine.store.safefiles import atomic_write_bytes
 from engine.store.staging import rewrite_folder
+from engine.tasks.text import TEXT_TASK
 
 
 def checkpoint_path(entry: ModelEntry) -> Path:
@@ -54,6 +55,8 @@ def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
     whose decoder is finished (training again would overwrite it)."""
     check_new_model_name(name)
     folder = user_models_dir() / name
+    if base.task == TEXT_TASK:
+        return _text_user_model(base, name, folder)
     weights = probed_file_bytes(base)
     if folder.exists():
         mine = folder / "probed.safetensors"
@@ -69,6 +72,27 @@ def new_user_model(base: ModelEntry, name: str) -> ModelEntry:
         config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name", "huggingface")}
         config["name"] = name
         config["based_on"] = base.name
+        write_config(staging, config)
+    return open_folder(folder, "user")
+
+
+def _text_user_model(base: ModelEntry, name: str, folder: Path) -> ModelEntry:
+    """A user model for a text model's decoder: a record that names the Hugging Face folder the
+    weights stay in (a GPT-2 small copy would be 0.5 GB; the hub cache is Hugging Face's)."""
+    from engine.store.text_models import weights_folder
+
+    source = str(weights_folder(base).resolve())
+    if folder.exists():
+        entry = open_folder(folder, "user")
+        if (entry.huggingface or {}).get("folder") != source:
+            raise StoreError(f"a model named {name!r} already exists ({folder}) for another model; choose another name")
+        if entry.has_decoder and not checkpoint_path(entry).is_file():
+            raise StoreError(f"model {name!r} already has a trained decoder; choose another name")
+        return entry
+    with rewrite_folder(folder) as staging:
+        config = {k: v for k, v in read_config(base.path).items() if k not in ("decoder", "name")}
+        config["huggingface"] = {**config.get("huggingface", {}), "folder": source}
+        config["name"], config["based_on"] = name, base.name
         write_config(staging, config)
     return open_folder(folder, "user")
 

@@ -13,15 +13,43 @@ from engine.errors import Cancelled
 COMPACT_AT = 0.8  # finished rows are dropped once they are a fifth of the batch
 
 
-def draw(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(b,) one token per row from softmax(logits) (b, V), by inverting the cumulative sum.
+DRAW_LOGITS = 1 << 22  # logits drawn from together (64 rows at GPT-2's vocabulary): they stay in cache
 
-    One uniform number per row; torch.multinomial draws an exponential per vocabulary entry
-    and took about 5% of a counting query."""
-    weights = torch.exp(logits - logits.amax(dim=-1, keepdim=True))  # (b, V) unnormalised
-    cdf = weights.cumsum(dim=-1)  # (b, V)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]  # (b, 1)
-    return (cdf <= u).sum(dim=-1).clamp_max(cdf.shape[1] - 1)  # first index whose cdf exceeds u
+
+def draw(logits: torch.Tensor, generator: torch.Generator | None = None,
+         temperature: torch.Tensor | None = None) -> torch.Tensor:
+    """(b,) one token per row from softmax(logits / temperature), logits (b, V), by inverting
+    the cumulative sum: one uniform number per row and a binary search.
+
+    torch.multinomial draws an exponential per vocabulary entry (about 5% of a counting query);
+    the cumulative sum is computed in place in one fp32 copy of the logits."""
+    w = logits.float()  # (b, V) a copy when logits are bf16; written over below
+    if w.data_ptr() == logits.data_ptr():
+        w = w.clone()
+    w -= w.amax(dim=-1, keepdim=True)
+    if temperature is not None:
+        w *= 1.0 / temperature
+    w.exp_()
+    torch.cumsum(w, dim=-1, out=w)  # the unnormalised cdf
+    u = torch.rand(w.shape[0], 1, generator=generator, device=w.device) * w[:, -1:]  # (b, 1)
+    return torch.searchsorted(w, u, right=True)[:, 0].clamp_max(w.shape[1] - 1)  # first index whose cdf exceeds u
+
+
+def draw_next(decoder: ConditionalDecoder, x: torch.Tensor, temperature: torch.Tensor,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """(b,) the next token of every row from the decoder's final states x (b, d).
+
+    At a text model's vocabulary (50,259) the logits of a whole batch are 150 MB per step: made
+    at once, every step pays fresh pages and several passes through memory (about 0.54 s per step
+    for 768 rows, here). Made some 64 rows at a time (DRAW_LOGITS), each block's logits, softmax and cdf stay
+    in cache: 0.13 s, about the cost of the vocabulary product alone (benchmarks/text_query_speed.py).
+    A small vocabulary (the synthetic tasks) is drawn in one block."""
+    out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    block = max(1, DRAW_LOGITS // decoder.cfg.d_vocab)
+    for start in range(0, x.shape[0], block):
+        rows = slice(start, start + block)
+        out[rows] = draw(decoder.logits_of(x[rows]), generator, temperature[rows])  # (r, V) logits, then (r,)
+    return out
 
 
 @torch.inference_mode()
@@ -62,8 +90,7 @@ def generate(
         x = decoder.embed(cur[:, None], t)  # (b, 1, d)
         for blk, (k, v) in zip(decoder.blocks, caches):
             x = blk.step(x, k, v, filled=1 + t)  # the new token sees the prefix and every earlier token
-        logits = decoder.logits_of(x)[:, -1].float() / temp  # (b, V)
-        tok = draw(logits, generator)  # (b,)
+        tok = draw_next(decoder, x[:, -1], temp, generator)  # (b,)
         out[rows[running], t + 1] = tok[running]
         running &= (tok != eos_id) & (tok != pad_id)
         n_running = int(running.sum())

@@ -18,10 +18,11 @@ from engine.decoder.model import ConditionalDecoder
 from engine.decoder.sampling import generate
 from engine.errors import Cancelled, SiteError, StoreError
 from engine.probed.model import ProbedModel
-from engine.probed.reader import BridgeReader, SiteReader, reader_for
+from engine.probed.reader import BridgeReader, SiteReader, fast_reader_for, reader_for
 from engine.probed.sites import Site, get_site
 from engine.query.distance import min_distance, position_distances
 from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
+from engine.runtime import bf16_pays
 from engine.store.folders import ModelEntry, find_model, load_probed, no_decoder_message
 
 
@@ -35,6 +36,7 @@ class Inverter:
     sites: list[Site]  # the sites the decoder was trained on, in its site-embedding order
     reader: SiteReader | BridgeReader | None  # re-runs samples (without the bridge's hooks where it can)
     sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
+    fast_reader: SiteReader | None = None  # a text model's bf16 re-run copy (near-epsilon rows re-checked)
 
     @property
     def can_query(self) -> bool:
@@ -43,8 +45,10 @@ class Inverter:
 
     @property
     def precision(self) -> str:
-        """The sampling decoder's precision, as results record it."""
-        return "fp32" if self.sampler is None else "bf16"  # the only copy load_inverter makes is bfloat16
+        """The precision of sampling (and of re-running, for a text model), as results record it."""
+        if self.sampler is None:
+            return "fp32"  # the only copies load_inverter makes are bfloat16
+        return "bf16" if self.fast_reader is None else f"bf16, re-run in bf16 (fp32 within {EXACT_BAND:g} of epsilon)"
 
     @property
     def sampling_decoder(self) -> ConditionalDecoder:
@@ -65,10 +69,14 @@ def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
     CUDA and on CPUs with bfloat16 instructions). decoder_optional: a model without a decoder
     loads too (the app's flow graph and sites need none); its queries say how to train one.
 
-    Distances are always computed in fp32, so bf16 only changes which inputs are drawn. Sampling
-    reads the whole key/value cache at every step, so halving its bytes pays: on this project's
-    AMX CPU a counting query took 12% less time, with the same share of samples within epsilon
-    (benchmarks/query_speed.py --precision)."""
+    For the synthetic tasks distances are always computed in fp32, so bf16 only changes which
+    inputs are drawn. Sampling reads the whole key/value cache at every step, so halving its bytes
+    pays: on this project's AMX CPU a counting query took 12% less time, with the same share of
+    samples within epsilon (benchmarks/query_speed.py --precision). A GPT-2-style text model's
+    samples are also re-run through a bf16 copy: the re-run is most of a text query, and bf16
+    halves it (benchmarks/text_query_speed.py); distances then carry errors of a few thousandths
+    (at most 0.005 in 1 - cosine, measured), so samples within EXACT_BAND of epsilon are re-run
+    in fp32 and the epsilon line itself is exact."""
     entry = find_model(entry) if isinstance(entry, str) else entry
     probed = load_probed(entry, device=device)
     if decoder_optional and not entry.decoder:
@@ -77,17 +85,8 @@ def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
     inv = Inverter(entry, probed, decoder, sites, reader_for(probed))
     if precision == "bf16" or (precision == "auto" and bf16_pays(probed.device)):
         inv.sampler = copy.deepcopy(decoder).to(torch.bfloat16)
+        inv.fast_reader = fast_reader_for(probed)
     return inv
-
-
-def bf16_pays(device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        # without native bfloat16 instructions bf16 products are emulated and slower than fp32
-        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-        return bool(check and check())
-    return False
 
 
 COLOUR_ROWS = 32  # samples per teacher-forced colouring pass (each pass runs twice as many rows)
@@ -190,6 +189,7 @@ def run_query(
 
 
 RERUN_ROWS = 128  # samples per re-run group
+EXACT_BAND = 0.02  # bf16 re-runs: samples this close to epsilon get their fp32 distance
 
 
 def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, lengths, compared, z_q,
@@ -229,8 +229,14 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     grid = torch.tensor([list(k) + [task.filler_id] * (length - len(k)) for k in keys], device=sampled.device)
     inside = torch.arange(length, device=sampled.device)[None, :] < lengths[:, None]  # (U, L)
     compared = torch.as_tensor(~task.special_mask(grid.cpu().numpy()), device=grid.device) & inside
-    per_pos = rerun_distances(inv.reader, site, grid, lengths, compared, z_q, options.metric)
+    per_pos = rerun_distances(inv.fast_reader or inv.reader, site, grid, lengths, compared, z_q, options.metric)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
+    if inv.fast_reader is not None:  # the samples near the epsilon line, again in fp32
+        near = ((dist - options.epsilon).abs() <= EXACT_BAND).nonzero()[:, 0]
+        if len(near):
+            per_pos[near] = rerun_distances(inv.reader, site, grid[near], lengths[near], compared[near], z_q,
+                                            options.metric)
+            dist, argmin = min_distance(per_pos)
 
     new = [u for u, k in enumerate(keys) if k not in prob_cache] if options.colour else []
     if new:

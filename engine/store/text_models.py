@@ -130,6 +130,13 @@ def _check_weights(folder: Path) -> None:
             raise StoreError(f"{file}: not a readable safetensors file ({first})") from None
 
 
+def weights_folder(entry) -> Path:
+    """Where a text model's Hugging Face files are: its own folder, or, for a user model made to
+    hold a decoder for a model elsewhere (`train-decoder --into`), the folder its record names."""
+    other = (entry.huggingface or {}).get("folder")
+    return Path(other) if other else Path(entry.path)
+
+
 def text_task(entry):
     """The text task of a text model's entry: its tokenizer and BOS convention, read from the
     folder without torch (the app tokenizes while the model itself still loads)."""
@@ -139,7 +146,7 @@ def text_task(entry):
     from engine.text.hf_tokenizer import HFTokenizer
     from engine.text.tokenizer import TokenizerInputError
 
-    folder = Path(entry.path)
+    folder = weights_folder(entry)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     specials = [config.get(k) if isinstance(config.get(k), int) else None
                 for k in ("bos_token_id", "eos_token_id", "pad_token_id")]
@@ -155,7 +162,10 @@ def load_text_model(entry, device=None):
     from engine.probed.model import ProbedModel
     from engine.runtime import TransformerBridge, pick_device
 
-    folder = Path(entry.path)
+    folder = weights_folder(entry)
+    if not (folder / "config.json").is_file():
+        raise StoreError(f"{entry.path}: its model's files are gone ({folder}); open that folder again or "
+                         "train the decoder anew")
     arch = (entry.huggingface or {}).get("architecture") or "?"
     check_supported(arch, folder / "config.json")
     _check_weights(folder)

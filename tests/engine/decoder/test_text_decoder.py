@@ -124,6 +124,23 @@ def test_a_text_decoder_trains_on_a_corpus_and_queries_match_the_full_forward_pa
         assert s.compared_position == content[int(d[content].argmin())]
         assert s.tokens[0] == task.bos_id and all(t < probed.config.d_vocab for t in s.tokens)
 
+    # bf16 re-runs: distances within a few thousandths, and the epsilon line exact (re-checked in fp32)
+    fast = load_inverter(open_folder(folder), precision="bf16")
+    assert fast.fast_reader is not None
+    eps = r.samples[len(r.samples) // 2].distance  # half the samples inside: many near the line
+    exact = {tuple(s.tokens): s.distance for s in run_query(inv, query, "a1.2", len(q_ids) - 1,
+                                                             default_options(task, candidates=48, seed=3,
+                                                                             epsilon=eps)).samples}
+    fast_result = run_query(fast, query, "a1.2", len(q_ids) - 1, default_options(task, candidates=48, seed=3,
+                                                                                  epsilon=eps))
+    checked = 0
+    for s in fast_result.samples:
+        if tuple(s.tokens) in exact:  # bf16 sampling may draw other samples; compare the shared ones
+            checked += 1
+            assert s.distance == pytest.approx(exact[tuple(s.tokens)], abs=0.01)
+            assert s.in_epsilon == (exact[tuple(s.tokens)] <= eps)
+    assert checked >= 5
+
 
 def test_train_and_eval_decoder_commands_on_a_text_model(text_model, tmp_path):
     folder, corpus = text_model
@@ -144,6 +161,19 @@ def test_train_and_eval_decoder_commands_on_a_text_model(text_model, tmp_path):
     ev = run_cli("eval-decoder", "--model", str(copy), "--queries", "8", timeout=300)
     assert ev.returncode == 0, ev.stderr
     assert "1 - cosine" in ev.stdout and "a1.0" in ev.stdout
+
+    # --into: a user model that keeps the decoder and names the Hugging Face folder (no weight copy)
+    before = sorted(p.name for p in copy.iterdir())
+    run = run_cli("train-decoder", "--model", str(copy), "--corpus", str(corpus), "--into", "tiny-iv", "--steps", "4",
+                  "--batch-size", "8", "--d-model", "32", "--layers", "1", "--heads", "2", "--length", "20",
+                  "--check-every", "0", timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in copy.iterdir()) == before  # the model's own folder is not touched
+    from engine.store.folders import find_model
+
+    entry = find_model("tiny-iv")
+    assert entry.has_decoder and not (entry.path / "model.safetensors").exists()
+    assert load_inverter(entry).probed.task.decoder_vocab_size == load_probed(open_folder(copy)).task.decoder_vocab_size
 
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine line\nanother\n\xff\xfe broken\n")
