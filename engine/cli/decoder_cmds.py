@@ -60,6 +60,8 @@ def add_parsers(sub) -> None:
                    help="a text model's held-out texts (default: the held-out part of the corpus it was trained on)")
     p.add_argument("--queries", type=values.queries, default=200)
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
+    p.add_argument("--metric", choices=("euclidean", "cosine"),
+                   help="distance (default: the paper's, euclidean for the tasks, cosine for text models)")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--device", type=values.device)
     p.add_argument("--record", action="store_true", help="store the figures in the model's record and CARD.md")
@@ -204,8 +206,8 @@ def eval_decoder_cmd(args) -> int:
     inv = load_inverter(entry, device=args.device)
     t0 = time.time()
     q = evaluate_decoder(inv, held_out_inputs(inv, args.corpus).test, n_queries=args.queries, epsilon=args.epsilon,
-                         seed=args.seed)
-    metric = "1 - cosine" if inv.probed.task.query_metric == "cosine" else "normalised Euclidean"
+                         seed=args.seed, metric=args.metric)
+    metric = "1 - cosine" if (args.metric or inv.probed.task.query_metric) == "cosine" else "normalised Euclidean"
     print(f"model {entry.name}: {q.n_queries} held-out queries per site, one T = 1 sample each, "
           f"in epsilon = D < {q.epsilon:g} ({metric})")
     print(f"{'site':<8} {'in-epsilon':>10} {'well-formed':>12}")

@@ -59,18 +59,20 @@ def _sample_once(probed, decoder, site_index: int, site, queries: np.ndarray, po
 
 
 def evaluate_decoder(inv, held_out: np.ndarray, n_queries: int = 200, epsilon: float = 0.1, seed: int = 0,
-                     progress=None) -> DecoderQuality:
+                     progress=None, metric: str | None = None) -> DecoderQuality:
     """The paper's test on held-out inputs (decoder rows), for a loaded Inverter."""
-    return measure_quality(inv.probed, inv.decoder, inv.sites, held_out, n_queries, epsilon, seed, progress)
+    return measure_quality(inv.probed, inv.decoder, inv.sites, held_out, n_queries, epsilon, seed, progress, metric)
 
 
 def measure_quality(probed, decoder, sites, pool: np.ndarray, n_queries: int = 200, epsilon: float = 0.1,
-                    seed: int = 0, progress=None) -> DecoderQuality:
+                    seed: int = 0, progress=None, metric: str | None = None) -> DecoderQuality:
     """Per-site in-epsilon rates of `decoder` (its site embedding in the order of `sites`) on
     queries drawn from `pool` (decoder rows): held-out inputs for the reported figures,
     training inputs for the checks during training (the held-out ones stay untouched).
-    Distances are the task's metric (1 - cosine for text models, as the paper's GPT-2 test)."""
+    Distances are `metric`, by default the task's (1 - cosine for text models, as the paper's
+    GPT-2 test; normalised Euclidean for the synthetic tasks)."""
     task = probed.task
+    metric = metric or task.query_metric
     rng = np.random.default_rng(seed)
     queries = pool[rng.choice(len(pool), size=min(n_queries, len(pool)), replace=False)]
     n_queries = len(queries)
@@ -81,7 +83,7 @@ def measure_quality(probed, decoder, sites, pool: np.ndarray, n_queries: int = 2
     for i, site in enumerate(sites):
         positions = random_positions(task, queries, rng)
         positions = np.where(positions == 0, task.decoder_positions(queries).argmax(axis=1), positions)  # no BOS
-        inside, well, _ = _sample_once(probed, decoder, i, site, queries, positions, epsilon, gen, task.query_metric)
+        inside, well, _ = _sample_once(probed, decoder, i, site, queries, positions, epsilon, gen, metric)
         quality.sites.append(SiteQuality(site.short, float(inside.mean()), float(well.mean())))
         if progress:
             progress(i + 1, len(sites))
@@ -89,8 +91,7 @@ def measure_quality(probed, decoder, sites, pool: np.ndarray, n_queries: int = 2
     if probe is not None and any(s.short == probe.site for s in sites):
         index = next(i for i, s in enumerate(sites) if s.short == probe.site)
         at = probe.position_of(queries)
-        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, at, epsilon, gen,
-                                       task.query_metric)
+        inside, _, rows = _sample_once(probed, decoder, index, sites[index], queries, at, epsilon, gen, metric)
         agree = [task.fact(rows[i]) == task.fact(queries[i]) for i in np.flatnonzero(inside)]
         quality.count_agreement_n = len(agree)
         quality.count_agreement = float(np.mean(agree)) if agree else None

@@ -1,0 +1,183 @@
+"""The IOI prompt distribution: Wang et al. 2022's indirect-object-identification prompts in the
+"mixed" form the InversionView paper trained its GPT-2 small decoder on (resources/ioi.json).
+
+30 BABA templates and their 30 ABBA twins (the first [B] and the first [A] swapped), 99 names,
+8 places, 8 objects. [A] is the indirect object IO and [B] the subject S, which is named twice;
+every prompt ends with the IO name ("When Mary and John went to the store, John gave a drink to
+Mary"). The model's job is that last name: at END, the token before it, it should predict IO.
+
+A split holds out whole template pairs (a BABA template with its ABBA twin) and some names, so
+that held-out figures measure generalisation: training prompts use only training templates and
+names; held-out prompts use a held-out template, or a held-out name, or both. The grammar check
+(`parse`) says whether a text is one of these prompts, with IO and S named as its template says.
+
+Plain Python: the tokenizer's side (which tokens are S1, IO, S2, END) is the task's.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from engine.store.shipped import shipped_dir
+
+
+@dataclass(frozen=True)
+class Template:
+    index: int  # 0-29 BABA, 30-59 their ABBA twins in the same order
+    pattern: str  # "Then, [B] and [A] went to the [PLACE]. [B] gave a [OBJECT] to [A]"
+
+    @property
+    def order(self) -> str:
+        return "BABA" if self.index < 30 else "ABBA"
+
+    @property
+    def pair(self) -> int:
+        """The BABA template this one is or twins: held out together."""
+        return self.index % 30
+
+
+@dataclass(frozen=True)
+class IOIData:
+    names: tuple[str, ...]
+    places: tuple[str, ...]
+    objects: tuple[str, ...]
+    templates: tuple[Template, ...]  # BABA first, then ABBA
+
+
+@dataclass(frozen=True)
+class IOIPrompt:
+    text: str  # the whole prompt, ending with the IO name
+    io: str
+    s: str
+    template: int
+    place: str
+    obj: str
+    spans: dict  # label -> (start, end) in text: S1, IO, S2, END (the word before the answer), ANSWER
+
+    @property
+    def order(self) -> str:
+        return "BABA" if self.template < 30 else "ABBA"
+
+    @property
+    def prompt(self) -> str:
+        """What the model completes: the text without the answer (the IO name and its space)."""
+        return self.text[:self.spans["END"][1]]
+
+
+@dataclass(frozen=True)
+class IOISplit:
+    train_templates: tuple[int, ...]
+    test_templates: tuple[int, ...]
+    train_names: tuple[str, ...]
+    test_names: tuple[str, ...]
+
+
+@lru_cache(maxsize=4)
+def load_ioi(path: Path | None = None) -> IOIData:
+    d = json.loads(Path(path or shipped_dir("resources") / "ioi.json").read_text(encoding="utf-8"))
+    patterns = list(d["baba_templates"]) + list(d["abba_templates"])
+    return IOIData(tuple(d["names"]), tuple(d["places"]), tuple(d["objects"]),
+                   tuple(Template(i, p) for i, p in enumerate(patterns)))
+
+
+def ioi_split(data: IOIData, seed: int = 0, held_pairs: int = 6, held_names: int = 20) -> IOISplit:
+    """Hold out `held_pairs` template pairs (BABA and ABBA twin together) and `held_names` names."""
+    rng = np.random.default_rng([seed, 17])
+    pairs = rng.permutation(30)
+    test_pairs = set(int(p) for p in pairs[:held_pairs])
+    names = rng.permutation(len(data.names))
+    test_names = tuple(sorted(data.names[int(i)] for i in names[:held_names]))
+    return IOISplit(
+        train_templates=tuple(t.index for t in data.templates if t.pair not in test_pairs),
+        test_templates=tuple(t.index for t in data.templates if t.pair in test_pairs),
+        train_names=tuple(n for n in data.names if n not in test_names),
+        test_names=test_names,
+    )
+
+
+def fill(data: IOIData, template: int, io: str, s: str, place: str, obj: str) -> IOIPrompt:
+    """The prompt of a template with its slots filled, and where each named part sits."""
+    pattern = data.templates[template].pattern
+    place = place if "[PLACE]" in pattern else ""  # a template without the slot names none
+    obj = obj if "[OBJECT]" in pattern else ""
+    text, spans, seen = "", {}, {"[A]": 0, "[B]": 0}
+    for piece in re.split(r"(\[A\]|\[B\]|\[PLACE\]|\[OBJECT\])", pattern):
+        start = len(text)
+        if piece in ("[A]", "[B]"):
+            text += io if piece == "[A]" else s
+            seen[piece] += 1
+            label = {("[A]", 1): "IO", ("[A]", 2): "ANSWER", ("[B]", 1): "S1", ("[B]", 2): "S2"}[piece, seen[piece]]
+            spans[label] = (start, len(text))
+        else:
+            text += {"[PLACE]": place, "[OBJECT]": obj}.get(piece, piece)
+    before = text[:spans["ANSWER"][0]].rstrip()
+    spans["END"] = (before.rfind(" ") + 1, len(before))  # the word before the answer: "to"
+    return IOIPrompt(text, io, s, template, place, obj, spans)
+
+
+def sample_prompts(data: IOIData, n: int, rng: np.random.Generator, split: IOISplit | None = None,
+                   part: str = "train") -> list[IOIPrompt]:
+    """n prompts, BABA and ABBA alternately (balanced), IO and S two different names.
+
+    With a split, part 'train' draws only training templates and names; 'test' draws prompts
+    that each have something held out: in turn a held-out template (any names), held-out names
+    (training templates), or both."""
+    if split is None:
+        plans = [([t.index for t in data.templates], list(data.names))]
+    elif part == "train":
+        plans = [(list(split.train_templates), list(split.train_names))]
+    elif part == "test":
+        plans = [(list(split.test_templates), list(data.names)),
+                 (list(split.train_templates), list(split.test_names)),
+                 (list(split.test_templates), list(split.test_names))]
+    else:
+        raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+    prompts = []
+    for i in range(n):
+        templates, names = plans[(i // 2) % len(plans)]  # a BABA and an ABBA prompt from each plan in turn
+        order = "BABA" if i % 2 == 0 else "ABBA"
+        choices = [t for t in templates if data.templates[t].order == order]
+        template = int(choices[rng.integers(len(choices))])
+        io, s = (str(x) for x in rng.choice(names, size=2, replace=False))
+        prompts.append(fill(data, template, io, s, str(data.places[rng.integers(len(data.places))]),
+                            str(data.objects[rng.integers(len(data.objects))])))
+    return prompts
+
+
+@lru_cache(maxsize=4)
+def _matchers(data: IOIData) -> tuple[tuple[int, re.Pattern], ...]:
+    names = "|".join(re.escape(n) for n in sorted(data.names, key=len, reverse=True))
+    places = "|".join(re.escape(p) for p in data.places)
+    objects = "|".join(re.escape(o) for o in data.objects)
+    out = []
+    for t in data.templates:
+        regex, seen = "", {"[A]": 0, "[B]": 0, "[PLACE]": 0, "[OBJECT]": 0}
+        for piece in re.split(r"(\[A\]|\[B\]|\[PLACE\]|\[OBJECT\])", t.pattern):
+            if piece in ("[A]", "[B]"):
+                key = "a" if piece == "[A]" else "b"
+                regex += f"(?P<{key}>{names})" if seen[piece] == 0 else f"(?P={key})"
+                seen[piece] += 1
+            elif piece in ("[PLACE]", "[OBJECT]"):
+                key, words = ("place", places) if piece == "[PLACE]" else ("obj", objects)
+                regex += f"(?P<{key}>{words})" if seen[piece] == 0 else f"(?P={key})"
+                seen[piece] += 1
+            else:
+                regex += re.escape(piece)
+        out.append((t.index, re.compile(regex)))
+    return tuple(out)
+
+
+def parse(data: IOIData, text: str) -> IOIPrompt | None:
+    """The prompt `text` is, when it fits a template with IO and S each named as the template
+    says (S twice, IO first in its clause and last, two different names); else None."""
+    for index, matcher in _matchers(data):
+        m = matcher.fullmatch(text.strip())
+        if m and m.group("a") != m.group("b"):
+            found = m.groupdict()
+            return fill(data, index, found["a"], found["b"], found.get("place") or "", found.get("obj") or "")
+    return None
