@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.cli import values
 from engine.cli.invocation import command_line
 from engine.decoder.config import DecoderTrainConfig
-from engine.tasks import TASKS
+from engine.tasks import PROMPTS, TASKS
 from engine.tasks.text import TEXT_TASK
 
 TASK_HELP = "the task (a text model needs only --model)"
@@ -21,6 +21,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--corpus", type=Path, metavar="FILE",
                    help="text to train on, for a text model: plain text (one text per line) or JSON Lines "
                         "with a \"text\" field")
+    p.add_argument("--prompts", choices=PROMPTS,
+                   help="a text model's inputs are this prompt distribution (ioi: the IOI prompts), not a corpus")
     p.add_argument("--sites", type=values.site_list, metavar="A,B,...",
                    help="sites to train on (default: the paper's choice for the model)")
     p.add_argument("--length", type=values.decoder_length,
@@ -58,6 +60,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
     p.add_argument("--corpus", type=Path, metavar="FILE",
                    help="a text model's held-out texts (default: the held-out part of the corpus it was trained on)")
+    p.add_argument("--prompts", choices=PROMPTS, help="test on this prompt distribution's held-out prompts (ioi)")
     p.add_argument("--queries", type=values.queries, default=200)
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
     p.add_argument("--metric", choices=("euclidean", "cosine"),
@@ -70,6 +73,12 @@ def add_parsers(sub) -> None:
 
 
 def _entry(args):
+    from engine.store.folders import with_prompts
+
+    return with_prompts(_named_entry(args), getattr(args, "prompts", None))
+
+
+def _named_entry(args):
     from engine.errors import StoreError
     from engine.store.folders import find_model
 
@@ -149,7 +158,7 @@ def _train_decoder(args, ranks, device) -> int:
                              buckets=max(1, args.buckets), focus=args.focus, check_every_s=60 * args.check_every,
                              steps=args.steps, check_every_steps=_check_every_steps(args), sites=args.sites,
                              length=args.length)
-    chosen_sites(probed.config, cfg.sites)  # an unknown site name: say so before anything is written
+    chosen_sites(probed.config, cfg.sites, probed.task)  # an unknown site name: say so before anything is written
     inputs = inputs_for(probed.task, args.corpus, decoder_length(probed.task, cfg.length), args.seed)
     init_state = None
     if args.init_from:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
-from engine.tasks import TASKS
+from engine.tasks import PROMPTS, TASKS
 
 
 def add_parsers(sub) -> None:
@@ -15,6 +15,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--task", choices=list(TASKS),
                    help="which task a Hugging Face checkpoint is, when its special ids do not say")
+    p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
     p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
     p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
@@ -48,9 +49,9 @@ def query_cmd(args) -> int:
     if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
         raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")
     schedule = parse_schedule(args.schedule) if args.schedule is not None else None  # a bad one: before loading
-    from engine.store.folders import find_model
+    from engine.store.folders import find_model, with_prompts
 
-    entry = find_model(args.model, task=args.task)
+    entry = with_prompts(find_model(args.model, task=args.task), args.prompts)
     given = {k: v for k, v in (("candidates", args.candidates), ("metric", args.metric), ("schedule", schedule))
              if v is not None}
     options = default_options(get_task(entry.task), epsilon=args.epsilon, seed=args.seed, colour=False,  # no colours

@@ -31,7 +31,7 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
         raise StoreError(f"{record_path(entry.path)}: bad 'decoder' section ({e})") from None
     pc, task = probed.config, probed.task
     # a text model's decoder may be shorter than the model's context; a task decoder writes whole grids
-    n_ctx = dcfg.n_ctx if not task.has_generator and dcfg.n_ctx <= pc.n_ctx else pc.n_ctx
+    n_ctx = dcfg.n_ctx if task.is_text and dcfg.n_ctx <= pc.n_ctx else pc.n_ctx
     expected = (pc.d_model, task.decoder_vocab_size, n_ctx, len(sites))
     found = (dcfg.d_act, dcfg.d_vocab, dcfg.n_ctx, dcfg.n_sites)
     if expected != found:

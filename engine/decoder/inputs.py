@@ -35,7 +35,7 @@ class DecoderInputs:
 def decoder_length(task, chosen: int | None) -> int:
     """The decoder's context: a synthetic task's fixed grid, or for a text model `chosen`
     (default TEXT_DECODER_LENGTH), never more than the model reads."""
-    if task.has_generator:
+    if not task.is_text:
         if chosen is not None and chosen != task.n_ctx:
             raise TaskInputError(f"a {task.name} decoder writes whole {task.n_ctx}-token inputs; "
                                  f"--length {chosen} is not allowed for it")
@@ -47,7 +47,11 @@ def decoder_length(task, chosen: int | None) -> int:
     return length
 
 
-def task_inputs(task) -> DecoderInputs:
+def task_inputs(task, length: int | None = None) -> DecoderInputs:
+    """The task generator's split; a text task's (IOI prompts) as decoder rows of `length`."""
+    if task.is_text:
+        split = task.split(0, length or TEXT_DECODER_LENGTH)
+        return DecoderInputs(split.train, split.test, {"kind": "task", "prompts": task.prompts})
     split = task.split(0)
     return DecoderInputs(split.train, split.test, {"kind": "task"})
 
@@ -56,7 +60,7 @@ def corpus_inputs(task, path: Path, length: int, seed: int = 0) -> DecoderInputs
     """Windows of a corpus file (engine/text/corpus.py) as decoder rows of `length` tokens."""
     from engine.text.corpus import CorpusError, corpus_windows, read_corpus, split_windows, window_grid
 
-    if task.has_generator:
+    if not task.is_text:
         raise TaskInputError(f"a {task.name} model trains on its task's own inputs; --corpus is for text models")
     texts = read_corpus(path)
     bos = task.bos_id if task.prepend_bos else None
@@ -76,5 +80,5 @@ def inputs_for(task, corpus: Path | None, length: int, seed: int = 0) -> Decoder
         return corpus_inputs(task, corpus, length, seed)
     if not task.has_generator:
         raise TaskInputError("a text model has no input generator: give --corpus FILE (plain text, one text "
-                             "per line, or JSON Lines with a \"text\" field)")
-    return task_inputs(task)
+                             "per line, or JSON Lines with a \"text\" field), or --prompts ioi")
+    return task_inputs(task, length)

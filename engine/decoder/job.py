@@ -101,7 +101,7 @@ def starting_state(source: ModelEntry, probed: ProbedModel, cfg: DecoderTrainCon
     """The weights of `source`'s decoder, to start a run from (`--init-from`); StoreError unless
     it was trained on the same sites at the size cfg asks for."""
     decoder, sites = load_decoder(source, probed)
-    if [s.id for s in sites] != [s.id for s in chosen_sites(probed.config, cfg.sites)]:
+    if [s.id for s in sites] != [s.id for s in chosen_sites(probed.config, cfg.sites, probed.task)]:
         raise StoreError(f"{source.name!r}'s decoder was trained on other sites; start from random weights instead")
     if any(getattr(decoder.cfg, key) != getattr(cfg, key) for key, _ in SIZE_FIELDS):
         raise StoreError(f"{source.name!r}'s decoder is {decoder.cfg.describe()}: choose that size to start from it")
@@ -124,4 +124,8 @@ def finish(entry: ModelEntry, decoder: ConditionalDecoder, result: DecoderTrainR
         training["notes"] = notes
     with rewrite_model(entry) as staging:  # weights, record and card land together or not at all
         save_decoder(staging, decoder, result.sites, training)
+        if (inputs or {}).get("prompts"):  # the model now reads its prompts without --prompts
+            config = read_config(staging)
+            config["prompts"] = inputs["prompts"]
+            write_config(staging, config)
     return open_folder(entry.path, entry.source)

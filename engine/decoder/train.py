@@ -172,7 +172,7 @@ def train_decoder(
     ranks = ranks or Ranks()
     flush_denormals()
     task = probed.task
-    sites = chosen_sites(probed.config, cfg.sites)
+    sites = chosen_sites(probed.config, cfg.sites, probed.task)
     inputs = inputs or task_inputs(task)
     names = [s.short for s in sites]
     decoder = new_decoder(probed, cfg, sites)

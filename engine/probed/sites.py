@@ -146,20 +146,21 @@ def previous_resid(short: str) -> str | None:
     return short_name("resid_mid", layer) if kind == "resid_post" else resid_before(layer)
 
 
-def paper_sites(config) -> list[Site]:
+def paper_sites(config, task=None) -> list[Site]:
     """The sites a decoder is trained on by default: the paper's choice for this model's task
-    (every site if the task names none)."""
+    (every site if the task names none). task: the loaded model's own (a text model's may follow
+    a prompt distribution with sites of its own); by default the one its config names."""
     from engine.tasks import get_task
 
-    names = get_task(config.task).decoder_site_names(config)
+    names = (task or get_task(config.task)).decoder_site_names(config)
     return [get_site(config, n) for n in names] if names else all_sites(config)
 
 
-def chosen_sites(config, names: list[str] | None) -> list[Site]:
+def chosen_sites(config, names: list[str] | None, task=None) -> list[Site]:
     """The sites named (short names, hook names or ids; in forward order, each once), or the
-    default ones when None; SiteError for a name the model does not have."""
+    default ones (`paper_sites`) when None; SiteError for a name the model does not have."""
     if not names:
-        return paper_sites(config)
+        return paper_sites(config, task)
     wanted = {get_site(config, n).id for n in names}
     return [s for s in all_sites(config) if s.id in wanted]
 

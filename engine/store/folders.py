@@ -78,6 +78,7 @@ class ModelEntry:
     probed: ProbedConfig
     decoder: dict | None  # the decoder's config, when the folder has one
     huggingface: dict | None = None  # set when the weights are a Hugging Face checkpoint's files
+    prompts: str | None = None  # a text model's prompt distribution ("ioi": engine/tasks/ioi.py), if any
 
     @property
     def has_decoder(self) -> bool:
@@ -99,6 +100,18 @@ class ModelEntry:
         from engine.tasks import get_task
 
         return get_task(self.task)
+
+
+def with_prompts(entry: ModelEntry, prompts: str | None) -> ModelEntry:
+    """The entry read as following a prompt distribution (`--prompts ioi`); a text model only."""
+    if prompts is None:
+        return entry
+    if entry.task != TEXT_TASK:
+        raise StoreError(f"model {entry.name!r} is a {entry.task} model; --prompts is for text models")
+    from engine.tasks import prompt_task_class
+
+    prompt_task_class(prompts)  # an unknown name: say so now
+    return replace(entry, prompts=prompts)
 
 
 def no_decoder_message(entry: ModelEntry) -> str:
@@ -175,7 +188,8 @@ def open_folder(folder: Path, source: str = "folder", task: str | None = None) -
     except (KeyError, TypeError, ValueError) as e:
         raise StoreError(f"{record_path(folder)}: bad 'probed' section ({str(e).strip(chr(39))})") from None
     return ModelEntry(name=config.get("name", folder.name), path=folder, source=source, task=probed.task,
-                      probed=probed, decoder=config.get("decoder"), huggingface=config.get("huggingface"))
+                      probed=probed, decoder=config.get("decoder"), huggingface=config.get("huggingface"),
+                      prompts=config.get("prompts"))
 
 
 def open_cached(cached, task: str | None = None) -> ModelEntry:

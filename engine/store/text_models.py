@@ -142,7 +142,7 @@ def text_task(entry):
     folder without torch (the app tokenizes while the model itself still loads)."""
     import json
 
-    from engine.tasks.text import TextTask
+    from engine.tasks import prompt_task_class
     from engine.text.hf_tokenizer import HFTokenizer
     from engine.text.tokenizer import TokenizerInputError
 
@@ -154,7 +154,7 @@ def text_task(entry):
         tokenizer = HFTokenizer.from_folder(folder, entry.probed.d_vocab, specials)
     except TokenizerInputError as e:
         raise StoreError(str(e)) from None
-    return TextTask.bound(tokenizer, entry.probed.n_ctx, *specials)
+    return prompt_task_class(entry.prompts).bound(tokenizer, entry.probed.n_ctx, *specials)
 
 
 def load_text_model(entry, device=None):

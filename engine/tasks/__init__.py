@@ -8,6 +8,20 @@ TASKS: dict[str, Task] = {"counting": CountingTask(), "addition": AdditionTask()
 _UNBOUND_TEXT = TextTask()  # names and columns only; a loaded text model carries its own (tokenizer)
 
 
+PROMPTS = ("ioi",)  # prompt distributions a text model's inputs can follow
+
+
+def prompt_task_class(prompts: str | None) -> type[TextTask]:
+    """The text task class for a prompt distribution (None: free text)."""
+    if prompts is None:
+        return TextTask
+    if prompts == "ioi":
+        from engine.tasks.ioi import IOITask
+
+        return IOITask
+    raise TaskInputError(f"unknown prompts {prompts!r}; known: {', '.join(PROMPTS)}")
+
+
 def get_task(name: str) -> Task:
     """A synthetic task, or (for "text") the text task's fixed attributes without a tokenizer."""
     if name == TEXT_TASK:
@@ -18,5 +32,5 @@ def get_task(name: str) -> Task:
         raise TaskInputError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}, {TEXT_TASK}") from None
 
 
-__all__ = ["TASKS", "get_task", "Task", "TaskInputError", "Verdict", "DataSplit",
+__all__ = ["TASKS", "PROMPTS", "prompt_task_class", "get_task", "Task", "TaskInputError", "Verdict", "DataSplit",
            "CountingTask", "AdditionTask", "TextTask", "TEXT_TASK"]

@@ -70,6 +70,7 @@ class Task(ABC):
     # decoder is taught that it says nothing and the prob-diff colouring compares against it.
     bos_position: int = 0
     has_generator: bool = True  # random_inputs works (a text model's inputs are only what is typed)
+    is_text: bool = False  # a language model's free text (its own tokenizer), not a fixed grid of ours
     # The paper's query settings for the task's models (engine/query/types.py default_options).
     query_schedule: str = "auto"
     query_metric: str = "euclidean"

@@ -29,6 +29,8 @@ class TextTask(Task):
     score_name = "next-token accuracy"
     default_site = "x0.post"  # every model has it; the app moves on from there
     has_generator = False
+    is_text = True
+    prompts: str | None = None  # the prompt distribution a subclass brings (engine/tasks/ioi.py: "ioi")
     query_schedule = "text"  # (0.5, 0), (1, 0), (1, 0.1), 256 candidates each: the paper's GPT-2 queries
     query_metric = "cosine"
     query_candidates = 768
@@ -114,7 +116,7 @@ class TextTask(Task):
         return self.encode(self.normalize(text))
 
     def query_text(self, ids) -> str:
-        ids = [int(i) for i in ids]
+        ids = self.sample_ids(ids)  # a decoder row's own end and padding are not text
         return self._tokenizer().decode(ids[1:] if self.prepend_bos and ids and ids[0] == self.bos_id else ids)
 
     def detokenize(self, ids) -> str:
