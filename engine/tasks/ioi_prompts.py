@@ -6,9 +6,11 @@
 every prompt ends with the IO name ("When Mary and John went to the store, John gave a drink to
 Mary"). The model's job is that last name: at END, the token before it, it should predict IO.
 
-A split holds out whole template pairs (a BABA template with its ABBA twin) and some names, so
-that held-out figures measure generalisation: training prompts use only training templates and
-names; held-out prompts use a held-out template, or a held-out name, or both. The grammar check
+A split holds out whole template pairs (a BABA template with its ABBA twin) and some names as the
+indirect object, so that held-out figures measure generalisation: training prompts use only
+training templates, and their IO is never a held-out name (a held-out name still appears as the
+subject: a model trained from scratch has no way to output a token it never saw, where GPT-2
+has seen every name); held-out prompts have a held-out template, or a held-out name as IO, or both. The grammar check
 (`parse`) says whether a text is one of these prompts, with IO and S named as its template says.
 
 Plain Python: the tokenizer's side (which tokens are S1, IO, S2, END) is the task's.
@@ -124,26 +126,28 @@ def sample_prompts(data: IOIData, n: int, rng: np.random.Generator, split: IOISp
                    part: str = "train") -> list[IOIPrompt]:
     """n prompts, BABA and ABBA alternately (balanced), IO and S two different names.
 
-    With a split, part 'train' draws only training templates and names; 'test' draws prompts
-    that each have something held out: in turn a held-out template (any names), held-out names
-    (training templates), or both."""
+    With a split, part 'train' draws training templates with a training name as IO (S any
+    name); 'test' draws prompts that each hold something out: in turn a held-out template (any
+    names), a held-out name as IO (training templates), or both."""
+    everyone = list(data.names)
     if split is None:
-        plans = [([t.index for t in data.templates], list(data.names))]
+        plans = [([t.index for t in data.templates], everyone)]
     elif part == "train":
         plans = [(list(split.train_templates), list(split.train_names))]
     elif part == "test":
-        plans = [(list(split.test_templates), list(data.names)),
-                 (list(split.train_templates), list(split.test_names)),
+        plans = [(list(split.test_templates), everyone), (list(split.train_templates), list(split.test_names)),
                  (list(split.test_templates), list(split.test_names))]
     else:
         raise ValueError(f"part must be 'train' or 'test', not {part!r}")
     prompts = []
     for i in range(n):
-        templates, names = plans[(i // 2) % len(plans)]  # a BABA and an ABBA prompt from each plan in turn
+        templates, io_names = plans[(i // 2) % len(plans)]  # a BABA and an ABBA prompt from each plan in turn
         order = "BABA" if i % 2 == 0 else "ABBA"
         choices = [t for t in templates if data.templates[t].order == order]
         template = int(choices[rng.integers(len(choices))])
-        io, s = (str(x) for x in rng.choice(names, size=2, replace=False))
+        io = str(io_names[rng.integers(len(io_names))])
+        s = str(everyone[rng.integers(len(everyone) - 1)])
+        s = s if s != io else everyone[-1]  # uniform over the other 98 names
         prompts.append(fill(data, template, io, s, str(data.places[rng.integers(len(data.places))]),
                             str(data.objects[rng.integers(len(data.objects))])))
     return prompts

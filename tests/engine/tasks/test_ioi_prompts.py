@@ -48,13 +48,15 @@ def test_the_held_out_split_holds_out_templates_and_names(data):
     rng = np.random.default_rng(1)
     train = sample_prompts(data, 400, rng, split, "train")
     assert all(p.template in split.train_templates for p in train)
-    assert all(p.io in split.train_names and p.s in split.train_names for p in train)
+    assert all(p.io in split.train_names for p in train)  # held-out names are never the IO in training
+    assert any(p.s in split.test_names for p in train)  # but they appear (as S): their tokens are trained
     test = sample_prompts(data, 300, rng, split, "test")
     assert sum(p.order == "ABBA" for p in test) == 150
     held_template = [p.template in split.test_templates for p in test]
-    held_name = [p.io in split.test_names or p.s in split.test_names for p in test]
+    held_name = [p.io in split.test_names for p in test]
     assert all(a or b for a, b in zip(held_template, held_name))  # every test prompt holds something out
-    assert sum(held_template) == 200 and sum(a and b for a, b in zip(held_template, held_name)) >= 100
+    assert sum(held_template) == 200 and sum(held_name) >= 200  # a third each way, a third both (and chance)
+    assert sum(a and b for a, b in zip(held_template, held_name)) >= 100
     assert ioi_split(data, seed=1).test_names != split.test_names
 
 
