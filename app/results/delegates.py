@@ -38,10 +38,13 @@ class TokenMetrics:
         self.spaced.setLetterSpacing(QFont.AbsoluteSpacing, self.pitch - self.char_w)
 
     def cells(self, sample, left: int, top: int, height: int) -> list[QRect]:
-        """One rect per token; the compared token's is wide enough for its parentheses."""
+        """One rect per token, as wide as its text (one glyph for the synthetic tasks' tokens, a
+        BPE token's whole piece for text models); the compared token's has room for parentheses."""
         rects, x = [], left + CELL_PAD
+        pieces = sample.pieces
         for i in range(len(sample.tokens)):
-            w = (3 * self.char_w + 2 * CELL_PAD) if i == sample.compared_position else self.pitch - 1
+            glyphs = max(1, len(pieces[i])) if i < len(pieces) else 1
+            w = (glyphs + 2 * (i == sample.compared_position)) * self.char_w + 2 * CELL_PAD
             rects.append(QRect(x, top + 2, w, height - 4))
             x += w + 1
         return rects
@@ -89,14 +92,21 @@ class SampleDelegate(QStyledItemDelegate):
         cp = sample.compared_position
         painter.setPen(INK if sample.well_formed else MALFORMED_INK)
         pieces = sample.pieces
-        # three runs of text: before the compared token, the compared token in parentheses, after it;
-        # the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell (one glyph per
-        # token: the synthetic tasks' tokens; wider tokens need cells sized to their text)
-        painter.setFont(tm.spaced)
-        for first, run in ((0, "".join(pieces[:cp])), (cp + 1, "".join(pieces[cp + 1:]))):
-            if run and first < len(cells):
-                c = cells[first]
-                painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE, run)
+        if all(len(piece) == 1 for piece in pieces):
+            # three runs of text: before the compared token, the compared token in parentheses, after
+            # it; the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell
+            painter.setFont(tm.spaced)
+            for first, run in ((0, "".join(pieces[:cp])), (cp + 1, "".join(pieces[cp + 1:]))):
+                if run and first < len(cells):
+                    c = cells[first]
+                    painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE, run)
+        else:  # BPE tokens of several characters: each in its own cell
+            painter.setFont(tm.font)
+            for i, (cell, piece) in enumerate(zip(cells, pieces)):
+                if cell.left() > r.right():
+                    break
+                if i != cp:
+                    painter.drawText(cell, Qt.AlignCenter, piece)
         if 0 <= cp < len(cells):
             painter.setFont(tm.font)
             painter.drawText(cells[cp], Qt.AlignCenter, f"({pieces[cp]})")

@@ -138,3 +138,35 @@ def test_hovering_a_token_shows_its_distance(qtbot, result):
     QApplication.sendEvent(v.table.viewport(), event)
     assert f"D = {s.position_distances[s.compared_position]:.4f}" in QToolTip.text()
     QToolTip.hideText()
+
+
+def test_bpe_tokens_get_cells_as_wide_as_their_text(qtbot, result):
+    """A text model's tokens are pieces of several characters: each gets a cell its width, and
+    the row is painted token by token (one glyph per cell would overlap them)."""
+    from PySide6.QtGui import QFont, QImage, QPainter
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from app.results.delegates import SampleDelegate, token_metrics
+    from engine.query.types import SampleResult
+
+    pieces = ["<|endoftext|>", "When", "␣Mary", "␣and"]
+    s = SampleResult(text="When Mary and", tokens=[0, 1, 2, 3], labels=pieces, multiplicity=1, distance=0.05,
+                     compared_position=2, position_distances=[math.nan, 0.2, 0.05, 0.3], temperature=1.0,
+                     noise=0.0, fact="", well_formed=True, pieces=pieces)
+    tm = token_metrics(QFont())
+    cells = tm.cells(s, 0, 0, 20)
+    assert [c.width() for c in cells] == [(len(p) + 2 * (i == 2)) * tm.char_w + 6 for i, p in enumerate(pieces)]
+    assert all(a.right() < b.left() for a, b in zip(cells, cells[1:]))  # no overlap
+    image = QImage(600, 24, QImage.Format_RGB32)
+    image.fill(0xFFFFFF)
+    painter = QPainter(image)
+    option = QStyleOptionViewItem()
+    option.rect = image.rect()
+    from dataclasses import replace
+
+    model = ResultsTableModel()
+    model.set_result(replace(result, samples=[s]))
+    SampleDelegate().paint(painter, option, model.index(0, SAMPLE))
+    painter.end()
+    inked = [x for x in range(600) if any(image.pixel(x, y) != 0xFFFFFFFF for y in range(24))]
+    assert inked and max(inked) > cells[-1].left()  # the last token is drawn, past the compared one

@@ -183,3 +183,14 @@ def test_train_and_eval_decoder_commands_on_a_text_model(text_model, tmp_path):
     assert run.returncode == 2 and "missing.txt" in run.stderr and "Traceback" not in run.stderr
     run = run_cli("train-decoder", "--model", str(copy), "--corpus", str(corpus), "--sites", "x9.pre", "--steps", "1")
     assert run.returncode == 2 and "x9.pre" in run.stderr
+
+
+def test_token_probabilities_in_chunks_equal_the_full_softmax(monkeypatch):
+    import engine.query.run as run
+
+    monkeypatch.setattr(run, "DRAW_LOGITS", 300 * 5)  # 5 rows per chunk
+    torch.manual_seed(1)
+    h, w = torch.randn(3, 7, 16), torch.randn(300, 16)
+    targets = torch.randint(0, 300, (3, 7))
+    full = torch.softmax(h @ w.T, dim=-1).gather(-1, targets[..., None])[..., 0]
+    torch.testing.assert_close(run.token_probabilities(h, w, targets), full)
