@@ -6,11 +6,12 @@
 every prompt ends with the IO name ("When Mary and John went to the store, John gave a drink to
 Mary"). The model's job is that last name: at END, the token before it, it should predict IO.
 
-A split holds out whole template pairs (a BABA template with its ABBA twin) and some names as the
-indirect object, so that held-out figures measure generalisation: training prompts use only
-training templates, and their IO is never a held-out name (a held-out name still appears as the
-subject: a model trained from scratch has no way to output a token it never saw, where GPT-2
-has seen every name); held-out prompts have a held-out template, or a held-out name as IO, or both. The grammar check
+A split holds out whole template pairs (a BABA template with its ABBA twin), and holds out 20
+names as the indirect object of one order: half are never the IO of a BABA prompt in training,
+half never of an ABBA prompt, and held-out prompts ask for them there. Held-out prompts have a
+held-out template, or a held-out (name, order), or both. Names are not held out altogether: a
+model trained from scratch does not name as IO a token it never saw as one (measured: 10% IO
+accuracy on such names against 100% on held-out templates), where GPT-2 has seen every name. The grammar check
 (`parse`) says whether a text is one of these prompts, with IO and S named as its template says.
 
 Plain Python: the tokenizer's side (which tokens are S1, IO, S2, END) is the task's.
@@ -75,8 +76,18 @@ class IOIPrompt:
 class IOISplit:
     train_templates: tuple[int, ...]
     test_templates: tuple[int, ...]
-    train_names: tuple[str, ...]
-    test_names: tuple[str, ...]
+    train_names: tuple[str, ...]  # the IO of either order in training
+    test_names: tuple[str, ...]  # held out as the IO of one order: the first half ABBA, the rest BABA
+
+    def held_out_io(self, order: str) -> tuple[str, ...]:
+        """The names never the IO of an `order` prompt in training."""
+        half = len(self.test_names) // 2
+        return self.test_names[:half] if order == "ABBA" else self.test_names[half:]
+
+    def training_io(self, order: str) -> tuple[str, ...]:
+        """The names an `order` training prompt may have as IO."""
+        held = set(self.held_out_io(order))
+        return tuple(n for n in self.train_names + self.test_names if n not in held)
 
 
 @lru_cache(maxsize=4)
@@ -93,7 +104,7 @@ def ioi_split(data: IOIData, seed: int = 0, held_pairs: int = 6, held_names: int
     pairs = rng.permutation(30)
     test_pairs = set(int(p) for p in pairs[:held_pairs])
     names = rng.permutation(len(data.names))
-    test_names = tuple(sorted(data.names[int(i)] for i in names[:held_names]))
+    test_names = tuple(data.names[int(i)] for i in names[:held_names])
     return IOISplit(
         train_templates=tuple(t.index for t in data.templates if t.pair not in test_pairs),
         test_templates=tuple(t.index for t in data.templates if t.pair in test_pairs),
@@ -126,23 +137,24 @@ def sample_prompts(data: IOIData, n: int, rng: np.random.Generator, split: IOISp
                    part: str = "train") -> list[IOIPrompt]:
     """n prompts, BABA and ABBA alternately (balanced), IO and S two different names.
 
-    With a split, part 'train' draws training templates with a training name as IO (S any
-    name); 'test' draws prompts that each hold something out: in turn a held-out template (any
-    names), a held-out name as IO (training templates), or both."""
-    everyone = list(data.names)
+    With a split, part 'train' draws training templates with an IO allowed for the prompt's
+    order (S any name); 'test' draws prompts that each hold something out: in turn a held-out
+    template (any names), a held-out (name, order) as IO (training templates), or both."""
+    everyone = tuple(data.names)
     if split is None:
-        plans = [([t.index for t in data.templates], everyone)]
+        plans = [([t.index for t in data.templates], lambda order: everyone)]
     elif part == "train":
-        plans = [(list(split.train_templates), list(split.train_names))]
+        plans = [(list(split.train_templates), split.training_io)]
     elif part == "test":
-        plans = [(list(split.test_templates), everyone), (list(split.train_templates), list(split.test_names)),
-                 (list(split.test_templates), list(split.test_names))]
+        plans = [(list(split.test_templates), lambda order: everyone), (list(split.train_templates), split.held_out_io),
+                 (list(split.test_templates), split.held_out_io)]
     else:
         raise ValueError(f"part must be 'train' or 'test', not {part!r}")
     prompts = []
     for i in range(n):
-        templates, io_names = plans[(i // 2) % len(plans)]  # a BABA and an ABBA prompt from each plan in turn
+        templates, io_of = plans[(i // 2) % len(plans)]  # a BABA and an ABBA prompt from each plan in turn
         order = "BABA" if i % 2 == 0 else "ABBA"
+        io_names = io_of(order)
         choices = [t for t in templates if data.templates[t].order == order]
         template = int(choices[rng.integers(len(choices))])
         io = str(io_names[rng.integers(len(io_names))])

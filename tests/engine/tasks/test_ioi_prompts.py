@@ -48,12 +48,14 @@ def test_the_held_out_split_holds_out_templates_and_names(data):
     rng = np.random.default_rng(1)
     train = sample_prompts(data, 400, rng, split, "train")
     assert all(p.template in split.train_templates for p in train)
-    assert all(p.io in split.train_names for p in train)  # held-out names are never the IO in training
-    assert any(p.s in split.test_names for p in train)  # but they appear (as S): their tokens are trained
+    assert all(p.io not in split.held_out_io(p.order) for p in train)  # never the IO of their held-out order
+    assert any(p.io in split.test_names for p in train)  # but the IO of the other order: trained as answers
+    assert set(split.held_out_io("ABBA")) | set(split.held_out_io("BABA")) == set(split.test_names)
+    assert set(split.held_out_io("ABBA")).isdisjoint(split.held_out_io("BABA"))
     test = sample_prompts(data, 300, rng, split, "test")
     assert sum(p.order == "ABBA" for p in test) == 150
     held_template = [p.template in split.test_templates for p in test]
-    held_name = [p.io in split.test_names for p in test]
+    held_name = [p.io in split.held_out_io(p.order) for p in test]
     assert all(a or b for a, b in zip(held_template, held_name))  # every test prompt holds something out
     assert sum(held_template) == 200 and sum(held_name) >= 200  # a third each way, a third both (and chance)
     assert sum(a and b for a, b in zip(held_template, held_name)) >= 100

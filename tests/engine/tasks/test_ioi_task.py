@@ -60,7 +60,7 @@ def test_a_decoder_trains_from_the_prompts_and_its_samples_carry_their_own_facts
     assert inputs.source == {"kind": "task", "prompts": "ioi"} and inputs.train.shape[1] == 32
     held = [parse(task.data, task.query_text(r)) for r in inputs.test[:200]]
     assert all(p is not None for p in held)
-    assert all(p.template in task.held_out.test_templates or p.io in task.held_out.test_names
+    assert all(p.template in task.held_out.test_templates or p.io in task.held_out.held_out_io(p.order)
                for p in held)  # the held-out rows hold something out
     cfg = DecoderTrainConfig(minutes=0, steps=30, batch_size=32, d_model=32, n_layers=1, n_heads=2, lr=3e-3,
                              warmup=5, length=32, check_every_steps=0)
