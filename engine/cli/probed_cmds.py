@@ -13,7 +13,8 @@ from engine.tasks import TASKS
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-probed", help="train a probed model on its task (checkpoints, resume)")
-    p.add_argument("task", choices=list(TASKS))
+    p.add_argument("task", choices=[*TASKS, IOI], help="a synthetic task, or ioi: a GPT-2-architecture language "
+                                                      "model trained on the IOI prompts")
     p.add_argument("--steps", type=values.steps, help="optimizer steps (default: the bundled model's schedule)")
     p.add_argument("--batch-size", type=values.batch_size)
     p.add_argument("--lr", type=values.learning_rate)
@@ -39,14 +40,19 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=train_probed_cmd)
 
     p = sub.add_parser("eval-probed", help="score a probed model on the held-out 25%% split")
-    p.add_argument("task", choices=list(TASKS))
+    p.add_argument("task", choices=[*TASKS, IOI])
     p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
     p.add_argument("--limit", type=values.limit, help="score only the first N held-out inputs")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=eval_probed_cmd)
 
 
+IOI = "ioi"
+
+
 def train_probed_cmd(args) -> int:
+    if args.task == IOI:
+        return train_ioi_cmd(args)
     from dataclasses import replace
 
     from engine.cli.stopping import StopOnInterrupt
@@ -117,7 +123,84 @@ def train_probed_cmd(args) -> int:
     return 0
 
 
+def train_ioi_cmd(args) -> int:
+    """train-probed ioi: the tokenizer and the GPT-2-architecture model, saved as a Hugging Face folder."""
+    from dataclasses import asdict, replace
+
+    from engine.cli.stopping import StopOnInterrupt
+    from engine.errors import Cancelled
+    from engine.probed.ioi_train import IOITrainConfig, io_scores, save_ioi_folder, train_ioi
+    from engine.store.cards import hardware_summary, ioi_card
+    from engine.store.folders import is_bundled, run_path, user_models_dir
+    from engine.tasks.ioi_prompts import held_out_prompts, ioi_split, load_ioi
+
+    unused = [f"--{name.replace('_', '-')}" for name in ("balance_lengths", "error_focus", "attention_temperature",
+                                                          "soften_layers", "init_from") if getattr(args, name)]
+    if unused or args.device not in (None, "cpu"):
+        print(f"error: {' '.join(unused) or '--device'} is not used by train-probed ioi (it trains on the CPU)",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        from engine.threads import apply_threads
+
+        apply_threads(args.threads)
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("warmup", args.warmup)) if v is not None}
+    cfg = replace(IOITrainConfig(), seed=args.seed, **overrides)
+    out = args.out or user_models_dir() / IOI
+    if is_bundled(out) and not args.into_bundled:
+        print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "
+              "or write elsewhere", file=sys.stderr)
+        return 2
+    checkpoint = run_path("probed", IOI, Path(out))
+    print(f"training ioi: GPT-2 {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}; {cfg.steps} "
+          f"steps, batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
+    bar = ProgressBar("train ioi")
+
+    def show(p):
+        acc = f"monitor IO acc {p.monitor_accuracy:.2%}" if p.monitor_accuracy is not None else ""
+        bar.update(p.step, p.total, p.seconds, f"loss {p.loss:.4f} {acc}")
+
+    with StopOnInterrupt() as interrupt:
+        try:
+            model, tok, result = train_ioi(cfg, checkpoint, resume=not args.fresh, on_progress=show,
+                                           should_stop=interrupt.requested)
+        except Cancelled:
+            bar.close()
+            print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to resume; "
+                  f"{out} is unchanged", file=sys.stderr)
+            return 130
+    bar.close()
+    data = load_ioi()
+    held = held_out_prompts(data, ioi_split(data))
+    accuracy, logit_diff = io_scores(model, tok, held)
+    print(f"trained {result.steps} steps in {format_seconds(result.seconds)}; held-out IO accuracy at END "
+          f"{accuracy:.2%}, logit difference IO - S {logit_diff:.2f}")
+    save_ioi_folder(out, model, tok, {"probed_training": {
+        "command": command_line(), "schedule": asdict(cfg), "seconds": result.seconds,
+        "hardware": hardware_summary("cpu"), "held_out": {"prompts": len(held), "io_accuracy": accuracy,
+                                                          "logit_diff": logit_diff},
+        "history": result.history}})
+    ioi_card(Path(out))
+    print(f"saved {out}")
+    return 0
+
+
+def eval_ioi_cmd(args) -> int:
+    from engine.probed.ioi_eval import evaluate_ioi
+    from engine.store.folders import find_model, load_probed, with_prompts
+
+    entry = with_prompts(find_model(args.model or IOI), IOI)
+    model = load_probed(entry, device=args.device)
+    score = evaluate_ioi(model, limit=args.limit)
+    print(f"model {entry.name} ({entry.path}), held-out IOI prompts: {score.n}")
+    print(f"IO-name accuracy at END: {score.accuracy:.2%}; mean logit difference IO - S: {score.logit_diff:.2f}")
+    return 0
+
+
 def eval_probed_cmd(args) -> int:
+    if args.task == IOI:
+        return eval_ioi_cmd(args)
     from engine.probed.evaluate import score_probed
     from engine.store.folders import find_model, load_probed
 

@@ -146,3 +146,38 @@ def decoder_sections(dec: dict | None, probe=None) -> dict[str, str]:
         sections["Decoder: training curve"] = "| step | minutes | loss (EMA) |\n|---|---|---|\n" + "\n".join(
             f"| {st} | {sec / 60:.1f} | {loss:.4f} |" for st, sec, loss in picks)
     return sections
+
+
+def ioi_card(folder: Path) -> None:
+    """CARD.md of the ioi model (a Hugging Face GPT-2 folder trained on the IOI prompts), from its record."""
+    from engine.store.folders import read_config
+
+    config = read_config(folder)
+    tr = config.get("probed_training", {})
+    sch, held = tr.get("schedule", {}), tr.get("held_out", {})
+    p = config.get("probed", {})
+    curve = "\n".join(f"| {step} | {sec / 60:.1f} | {loss:.4f} | {acc:.2%} |"
+                      for step, sec, loss, acc in _every_nth(tr.get("history", [])))
+    write_card(folder, {
+        "What it is": (
+            f"A GPT-2-architecture causal language model (Hugging Face `GPT2LMHeadModel`: {p.get('n_layers')} layers, "
+            f"{p.get('n_heads')} heads, d_model {p.get('d_model')}, context {p.get('n_ctx')}, vocabulary "
+            f"{p.get('d_vocab')}) trained from scratch on the IOI prompts of Wang et al. 2022 in the InversionView "
+            "paper's mixed form (resources/ioi.json: 30 BABA templates and their ABBA twins, 99 names, 8 places, "
+            "8 objects), with a byte-level BPE tokenizer trained on the prompts (every name one token with its "
+            "leading space, as in GPT-2). The studio opens it like any Hugging Face GPT-2; its record says "
+            "`\"prompts\": \"ioi\"`."),
+        "How it was trained": (
+            f"`{tr.get('command', '?')}`\n\n"
+            f"AdamW (betas 0.9/0.98, weight decay {sch.get('weight_decay')}), batch {sch.get('batch_size')} prompts, "
+            f"peak lr {sch.get('lr')} with {sch.get('warmup')} warm-up steps and cosine decay to "
+            f"{sch.get('min_lr_frac')} x peak, {sch.get('steps')} steps, gradient clipping 1.0; next-token "
+            f"cross-entropy over the whole prompt with the answer token weighted {sch.get('answer_weight')} times "
+            "more; training-split prompts only (held out: 6 template pairs, and 20 names as the IO of one order "
+            f"each). {tr.get('seconds', 0) / 60:.1f} minutes on {tr.get('hardware', '?')}."),
+        "Measured quality": (
+            f"On {held.get('prompts', '?')} held-out prompts (each with a held-out template, a held-out name as "
+            f"IO, or both): IO-name accuracy at END **{held.get('io_accuracy', 0):.2%}**, mean logit difference "
+            f"IO - S **{held.get('logit_diff', 0):.2f}** (`python main.py eval-probed ioi` re-measures it).\n\n"
+            "| step | minutes | loss | IO accuracy (training-split monitor) |\n|---|---|---|---|\n" + curve),
+    }, title="ioi: a GPT-2-architecture model that does IOI")

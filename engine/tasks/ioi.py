@@ -14,11 +14,20 @@ from functools import lru_cache
 import numpy as np
 
 from engine.tasks.base import DataSplit, TaskInputError, Verdict
-from engine.tasks.ioi_prompts import IOIPrompt, ioi_split, load_ioi, parse, sample_prompts
+from engine.tasks.ioi_prompts import (
+    HELD_OUT_PROMPTS,
+    IOIPrompt,
+    held_out_prompts,
+    ioi_split,
+    load_ioi,
+    parse,
+    sample_prompts,
+    training_prompts,
+)
 from engine.tasks.text import TextTask
 
 IOI_LABELS = ("S1", "IO", "S2", "END")
-TRAIN_PROMPTS, TEST_PROMPTS = 20_000, 1_000
+TRAIN_PROMPTS, TEST_PROMPTS = 20_000, HELD_OUT_PROMPTS
 ROW_LENGTH = 40  # decoder rows: BOS, the prompt, the decoder's EOS, padding (GPT-2 small: at most 31 tokens)
 
 
@@ -112,7 +121,6 @@ class IOITask(TextTask):
 
 @lru_cache(maxsize=8)
 def _split(task: IOITask, seed: int, length: int) -> DataSplit:
-    rng = np.random.default_rng([seed, 4242])
-    train = sample_prompts(task.data, TRAIN_PROMPTS, rng, task.held_out, "train")
-    test = sample_prompts(task.data, TEST_PROMPTS, rng, task.held_out, "test")
+    train = training_prompts(task.data, task.held_out, TRAIN_PROMPTS, seed)
+    test = held_out_prompts(task.data, task.held_out, TEST_PROMPTS, seed)
     return DataSplit(task.rows(train, length), task.rows(test, length))

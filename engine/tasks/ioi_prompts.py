@@ -165,6 +165,19 @@ def sample_prompts(data: IOIData, n: int, rng: np.random.Generator, split: IOISp
     return prompts
 
 
+HELD_OUT_PROMPTS = 1000
+
+
+def training_prompts(data: IOIData, split: IOISplit, n: int, seed: int = 0) -> list[IOIPrompt]:
+    """The training inputs a decoder draws from: n prompts of the training part."""
+    return sample_prompts(data, n, np.random.default_rng([seed, 4242, 0]), split, "train")
+
+
+def held_out_prompts(data: IOIData, split: IOISplit, n: int = HELD_OUT_PROMPTS, seed: int = 0) -> list[IOIPrompt]:
+    """The held-out prompts every reported figure uses (eval-probed ioi, eval-decoder, the card)."""
+    return sample_prompts(data, n, np.random.default_rng([seed, 4242, 1]), split, "test")
+
+
 @lru_cache(maxsize=4)
 def _matchers(data: IOIData) -> tuple[tuple[int, re.Pattern], ...]:
     names = "|".join(re.escape(n) for n in sorted(data.names, key=len, reverse=True))
