@@ -98,6 +98,14 @@ class IOITask(TextTask):
                 out[label] = ends.index(end) + offset
         return out
 
+    def position_labels(self, ids) -> list[str]:
+        """The tokens as shown, with S1, IO, S2 and END in place of theirs (the token strip shows a
+        label under its token where the two differ; positions can be chosen by these names)."""
+        labels = super().position_labels(ids)
+        for label, at in self.ioi_positions(ids).items():
+            labels[at] = label
+        return labels
+
     def resolve_position(self, ids, position: int | str) -> int:
         if isinstance(position, str) and position in IOI_LABELS:
             found = self.ioi_positions(ids).get(position)

@@ -49,6 +49,9 @@ def test_positions_are_found_through_the_tokenizer(probed):
         assert at["END"] == len(ids) - 2 and pieces[at["END"]] == "␣to" and pieces[-1] == "␣" + p.io
         assert (at["IO"] < at["S1"]) == (p.order == "ABBA")
         assert task.resolve_position(ids, "END") == at["END"]
+        labels = task.position_labels(ids)
+        assert [labels[at[k]] for k in ("S1", "IO", "S2", "END")] == ["S1", "IO", "S2", "END"]
+        assert labels[-1] == "␣" + p.io and labels.count("END") == 1  # the rest stay their tokens
         assert task.fact(ids) == f"IO {p.io}, S {p.s}"
     with pytest.raises(TaskInputError, match="not an IOI prompt"):
         task.parse_query("When Mary and John went to the store, Mary gave a drink to Mary")
