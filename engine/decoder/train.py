@@ -267,9 +267,14 @@ def train_decoder(
         return loop.step >= cfg.steps if by_steps else loop.elapsed() >= budget
 
     decoder.train()
-    loop.run(loss_of_step, lambda step: cfg.lr_at(step, cfg.done_frac(step, loop.elapsed())), finished,
-             should_stop=should_stop, stop_message="decoder training stopped; the checkpoint keeps the progress",
-             before_step=before_step, after_step=after_step)
+    try:
+        loop.run(loss_of_step, lambda step: cfg.lr_at(step, cfg.done_frac(step, loop.elapsed())), finished,
+                 should_stop=should_stop, stop_message="decoder training stopped; the checkpoint keeps the progress",
+                 before_step=before_step, after_step=after_step)
+    finally:
+        # A DDP wrapper must go while its process group lives: freed later (a stopped run's traceback
+        # keeps this frame), its destructor joins gloo's thread while holding the GIL, and hangs.
+        loss_module = None  # noqa: F841 (the closure's cell: the wrapper is freed here)
     if checks_on and not (quality and quality[-1].step == loop.step):
         point = shared_check()
         if on_progress and point is not None:

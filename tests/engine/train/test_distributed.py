@@ -2,8 +2,10 @@
 global batch, keeps both ranks' weights identical, and resumes with another number of processes."""
 import os
 import socket
+import time
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -47,8 +49,15 @@ def _rank(rank: int, world: int, port: int, folder: str, steps: int, stop_after:
     leave(ranks)
 
 
-def _two_ranks(folder: Path, steps: int, stop_after: int | None = None) -> None:
-    mp.spawn(_rank, args=(2, _free_port(), str(folder), steps, stop_after), nprocs=2, join=True)
+def _two_ranks(folder: Path, steps: int, stop_after: int | None = None, timeout_s: float = 240) -> None:
+    """Both ranks to the end; a hang fails the test (the processes are ended) instead of the suite."""
+    ctx = mp.spawn(_rank, args=(2, _free_port(), str(folder), steps, stop_after), nprocs=2, join=False)
+    deadline = time.monotonic() + timeout_s
+    while not ctx.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in ctx.processes:
+                process.terminate()
+            pytest.fail(f"the two ranks did not finish within {timeout_s:.0f} s")
 
 
 def _close(a: dict, b: dict) -> float:
