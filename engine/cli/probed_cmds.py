@@ -50,6 +50,26 @@ def add_parsers(sub) -> None:
 IOI = "ioi"
 
 
+def _output_folder(args) -> Path | None:
+    """Where train-probed writes (--out, else the user models folder / TASK); None, with the
+    error said, for a bundled model's folder without --into-bundled."""
+    from engine.store.folders import is_bundled, user_models_dir
+
+    out = Path(args.out or user_models_dir() / args.task)
+    if is_bundled(out) and not args.into_bundled:
+        print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "
+              "or write elsewhere", file=sys.stderr)
+        return None
+    return out
+
+
+def _interrupted(bar, checkpoint: Path, out: Path) -> int:
+    bar.close()
+    print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to resume; "
+          f"{out} is unchanged", file=sys.stderr)
+    return 130
+
+
 def train_probed_cmd(args) -> int:
     if args.task == IOI:
         return train_ioi_cmd(args)
@@ -61,7 +81,7 @@ def train_probed_cmd(args) -> int:
     from engine.probed.model import PAPER_CONFIGS
     from engine.probed.train import DEFAULT_SCHEDULES, train_probed
     from engine.store.cards import hardware_summary, probed_card
-    from engine.store.folders import is_bundled, run_path, save_probed, user_models_dir
+    from engine.store.folders import run_path, save_probed
 
     if args.threads:
         from engine.threads import apply_threads
@@ -85,10 +105,8 @@ def train_probed_cmd(args) -> int:
     init_state = None
     if args.init_from:
         init_state = load_probed(find_model(args.init_from, task=args.task)).bridge.state_dict()
-    out = args.out or user_models_dir() / args.task
-    if is_bundled(out) and not args.into_bundled:
-        print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "
-              "or write elsewhere", file=sys.stderr)
+    out = _output_folder(args)
+    if out is None:
         return 2
     checkpoint = run_path("probed", args.task, Path(out))
     print(f"training {args.task}: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
@@ -103,10 +121,7 @@ def train_probed_cmd(args) -> int:
             model, result = train_probed(cfg, checkpoint, resume=not args.fresh, device=args.device,
                                          init_state=init_state, on_progress=show, should_stop=interrupt.requested)
         except Cancelled:
-            bar.close()
-            print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to resume; "
-                  f"{out} is unchanged", file=sys.stderr)
-            return 130
+            return _interrupted(bar, checkpoint, out)
     bar.close()
     print(f"trained {result.steps_done} steps in {format_seconds(result.seconds)}; scoring the held-out split...")
     t0 = time.time()
@@ -131,7 +146,7 @@ def train_ioi_cmd(args) -> int:
     from engine.errors import Cancelled
     from engine.probed.ioi_train import IOITrainConfig, io_scores, save_ioi_folder, train_ioi
     from engine.store.cards import hardware_summary, ioi_card
-    from engine.store.folders import is_bundled, run_path, user_models_dir
+    from engine.store.folders import run_path
     from engine.tasks.ioi_prompts import held_out_prompts, ioi_split, load_ioi
 
     unused = [f"--{name.replace('_', '-')}" for name in ("balance_lengths", "error_focus", "attention_temperature",
@@ -147,10 +162,8 @@ def train_ioi_cmd(args) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("warmup", args.warmup)) if v is not None}
     cfg = replace(IOITrainConfig(), seed=args.seed, **overrides)
-    out = args.out or user_models_dir() / IOI
-    if is_bundled(out) and not args.into_bundled:
-        print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "
-              "or write elsewhere", file=sys.stderr)
+    out = _output_folder(args)
+    if out is None:
         return 2
     checkpoint = run_path("probed", IOI, Path(out))
     print(f"training ioi: GPT-2 {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}; {cfg.steps} "
@@ -166,10 +179,7 @@ def train_ioi_cmd(args) -> int:
             model, tok, result = train_ioi(cfg, checkpoint, resume=not args.fresh, on_progress=show,
                                            should_stop=interrupt.requested)
         except Cancelled:
-            bar.close()
-            print(f"interrupted: the checkpoint keeps the progress ({checkpoint}); run the same command to resume; "
-                  f"{out} is unchanged", file=sys.stderr)
-            return 130
+            return _interrupted(bar, checkpoint, out)
     bar.close()
     data = load_ioi()
     held = held_out_prompts(data, ioi_split(data))

@@ -14,7 +14,6 @@ Training runs in the one training loop (engine/train/loop.py): progress, checkpo
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.tasks.ioi_prompts import ioi_split, load_ioi, sample_prompts
-from engine.train.loop import OptimiserSettings, TrainingLoop
+from engine.train.loop import OptimiserSettings, TrainingLoop, warmup_cosine
 
 BOS = "<|endoftext|>"
 TOKENIZER_PROMPTS = 20_000  # prompts the tokenizer is trained on (the vocabulary saturates at ~774 tokens)
@@ -48,10 +47,7 @@ class IOITrainConfig:
     seed: int = 0
 
     def lr_at(self, step: int) -> float:
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        t = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
-        return self.lr * (self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+        return warmup_cosine(step, self.steps, self.lr, self.warmup, self.min_lr_frac)
 
 
 @dataclass
@@ -108,9 +104,22 @@ def encode(tok, prompts, answer_weight: float) -> tuple[torch.Tensor, torch.Tens
     return grid, weight, torch.tensor([len(r) - 2 for r in rows])
 
 
-@torch.no_grad()
+def prompt_loss(model, tok, prompts, answer_weight: float) -> torch.Tensor:
+    """The training loss of a batch of prompts: next-token cross-entropy, the answer weighted."""
+    grid, weight, _ = encode(tok, prompts, answer_weight)
+    ce = F.cross_entropy(model(grid).logits[:, :-1].transpose(1, 2), grid[:, 1:], reduction="none")  # (B, T-1)
+    return (ce * weight).sum() / weight.sum()
+
+
 def io_scores(model, tok, prompts) -> tuple[float, float]:
     """(IO-name accuracy at END, mean logit difference IO - S there) of a Hugging Face model."""
+    hits, diffs = io_hits(model, tok, prompts)
+    return float(hits.float().mean()), float(diffs.mean())
+
+
+@torch.no_grad()
+def io_hits(model, tok, prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per prompt: (whether the model's top token at END is the IO name (N,), logit IO - S there (N,))."""
     grid, _, end = encode(tok, prompts, 0.0)
     was = model.training
     model.eval()
@@ -118,8 +127,7 @@ def io_scores(model, tok, prompts) -> tuple[float, float]:
     model.train(was)
     io = torch.tensor([tok.encode(" " + p.io).ids[0] for p in prompts])
     s = torch.tensor([tok.encode(" " + p.s).ids[0] for p in prompts])
-    diff = last.gather(1, io[:, None]) - last.gather(1, s[:, None])
-    return float((last.argmax(-1) == io).float().mean()), float(diff.mean())
+    return last.argmax(-1) == io, (last.gather(1, io[:, None]) - last.gather(1, s[:, None]))[:, 0]
 
 
 class TiedWeights:
@@ -161,9 +169,7 @@ def train_ioi(cfg: IOITrainConfig, checkpoint: Path, resume: bool = True,
 
     def loss_of_step(step: int) -> torch.Tensor:
         prompts = sample_prompts(data, cfg.batch_size, np.random.default_rng([cfg.seed, step]), split, "train")
-        grid, weight, _ = encode(tok, prompts, cfg.answer_weight)
-        ce = F.cross_entropy(model(grid).logits[:, :-1].transpose(1, 2), grid[:, 1:], reduction="none")  # (B, T-1)
-        return (ce * weight).sum() / weight.sum()
+        return prompt_loss(model, tok, prompts, cfg.answer_weight)
 
     def after_step() -> None:
         acc = None

@@ -6,7 +6,6 @@ the held-out test split is touched only by `eval-probed`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from engine.probed.evaluate import correct_mask, score_probed
 from engine.probed.model import PAPER_CONFIGS, ProbedConfig, build_probed
 from engine.tasks import TASKS
+from engine.train.loop import warmup_cosine
 
 MONITOR_SIZE = 10_000
 _ERROR_SAMPLE_STREAM = 1 << 40  # the length-error sample's own stream, apart from every batch stream [seed, step]
@@ -50,10 +50,7 @@ class ProbedTrainConfig:
     soften_layers: tuple[int, ...] | None = None  # the layers softened; None = all
 
     def lr_at(self, step: int) -> float:
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        t = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.lr * (self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+        return warmup_cosine(step, self.steps, self.lr, self.warmup, self.min_lr_frac)
 
     def temperature_at(self, step: int) -> float:
         end = self.soften_until * self.steps

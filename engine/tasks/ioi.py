@@ -9,7 +9,7 @@ character offsets. A model's record says `"prompts": "ioi"`, or a command's `--p
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class IOITask(TextTask):
         super().__init__(*args, **kwargs)
         self.data = load_ioi()
         self.held_out = ioi_split(self.data)
+        # a query's samples are parsed for their check, fact and labels: once each text
+        self._parse = lru_cache(maxsize=8192)(partial(parse, self.data))
 
     # ---- the distribution ---------------------------------------------------------------
     def rows(self, prompts: list[IOIPrompt], length: int = ROW_LENGTH) -> np.ndarray:
@@ -70,10 +72,10 @@ class IOITask(TextTask):
 
     # ---- reading one prompt ---------------------------------------------------------------
     def parsed(self, ids) -> IOIPrompt | None:
-        return parse(self.data, self.query_text(ids))
+        return self._parse(self.query_text(ids))
 
     def check(self, text: str) -> Verdict:
-        if parse(self.data, text) is None:
+        if self._parse(text) is None:
             return Verdict(False, False, "not an IOI prompt (a template of the distribution with IO and S named as "
                                          "it says, ending with the IO name)")
         return Verdict(True, True, "")

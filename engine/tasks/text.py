@@ -72,9 +72,9 @@ class TextTask(Task):
     def sample_ids(self, row) -> list[int]:
         """The model input a decoder row stands for: its tokens up to the decoder's EOS or PAD
         (exclusive: a text input has no end token of its own)."""
-        out = []
+        vocab, out = self._tokenizer().vocab_size, []
         for i in map(int, row):
-            if i >= self._tokenizer().vocab_size:
+            if i >= vocab:
                 break
             out.append(i)
         return out

@@ -15,6 +15,7 @@ rank 0 writes the checkpoint.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -29,6 +30,14 @@ from engine.train.distributed import Ranks
 
 WEIGHT_PREFIX = "model."  # weight tensors in a checkpoint; the optimizer's are "optim.*"
 LOSS_SMOOTHING = 0.98  # the shown loss: an exponential average over about 50 steps
+
+
+def warmup_cosine(step: int, steps: int, lr: float, warmup: int, min_lr_frac: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to min_lr_frac x lr at `steps`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 @dataclass
