@@ -28,15 +28,11 @@ def corpus() -> list[str]:
 
 
 def train_bpe(vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    if str(ROOT) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(ROOT))
+    from engine.text.hf_tokenizer import train_byte_level_bpe
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's convention
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(corpus(), trainer)
-    return tok
+    return train_byte_level_bpe(corpus(), vocab_size, BOS)
 
 
 def build(out: Path, layers: int = 12, heads: int = 12, d_model: int = 768, vocab: int = 50257,

@@ -68,16 +68,10 @@ class IOITrainResult:
 
 def train_tokenizer(seed: int = 0, vocab_size: int = 800):
     """A byte-level BPE tokenizer (GPT-2's kind) trained on IOI prompts."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from engine.text.hf_tokenizer import train_byte_level_bpe
 
     texts = [p.text for p in sample_prompts(load_ioi(), TOKENIZER_PROMPTS, np.random.default_rng([seed, 7]))]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                       show_progress=False))
-    return tok
+    return train_byte_level_bpe(texts, vocab_size, BOS)
 
 
 def new_model(cfg: IOITrainConfig, tok):

@@ -133,3 +133,17 @@ class HFTokenizer:
 
     def describe(self) -> str:
         return f"this model's {self._vocab_size:,}-token vocabulary ({self.source.name})"
+
+
+def train_byte_level_bpe(texts, vocab_size: int, bos: str = "<|endoftext|>"):
+    """A byte-level BPE tokenizer of GPT-2's kind (a word's leading space in its token), trained
+    on `texts` with `bos` as its one special token: how models built here get their tokenizers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[bos],
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                             show_progress=False))
+    return tok

@@ -54,15 +54,9 @@ TEXT_CORPUS = ["When Mary and John went to the store, John gave a drink to Mary.
 
 def train_tokenizer(vocab_size: int = 300):
     """A byte-level BPE tokenizer (GPT-2's kind) trained here on a few sentences."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from engine.text.hf_tokenizer import train_byte_level_bpe
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(TEXT_CORPUS, trainer)
-    return tok
+    return train_byte_level_bpe(TEXT_CORPUS, vocab_size)
 
 
 def make_text_folder(folder: Path, family: str = "gpt2", n_layers: int = 2, n_heads: int = 4, d_model: int = 64,
