@@ -27,7 +27,7 @@ from engine.tasks.ioi_prompts import (
 from engine.tasks.text import TextTask
 
 IOI_LABELS = ("S1", "IO", "S2", "END")
-TRAIN_PROMPTS, TEST_PROMPTS = 20_000, HELD_OUT_PROMPTS
+TRAIN_PROMPTS, TEST_PROMPTS = 250_000, HELD_OUT_PROMPTS  # the paper drew 250k prompts
 ROW_LENGTH = 40  # decoder rows: BOS, the prompt, the decoder's EOS, padding (GPT-2 small: at most 31 tokens)
 
 
@@ -49,8 +49,8 @@ class IOITask(TextTask):
     def rows(self, prompts: list[IOIPrompt], length: int = ROW_LENGTH) -> np.ndarray:
         """(N, length) decoder rows of whole prompts (answer included)."""
         grid = np.full((len(prompts), length), self.decoder_pad_id, dtype=np.int64)
-        for i, p in enumerate(prompts):
-            ids = self.encode(p.text) + [self.decoder_eos_id]
+        for i, ids in enumerate(self.encode_many([p.text for p in prompts])):
+            ids = ids + [self.decoder_eos_id]
             if len(ids) > length:
                 raise TaskInputError(f"an IOI prompt is {len(ids)} tokens with BOS and end; decoder rows hold {length}")
             grid[i, :len(ids)] = ids

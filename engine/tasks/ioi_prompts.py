@@ -113,13 +113,19 @@ def ioi_split(data: IOIData, seed: int = 0, held_pairs: int = 6, held_names: int
     )
 
 
+@lru_cache(maxsize=256)
+def _pieces(pattern: str) -> tuple[str, ...]:
+    """A template's literal text and its slots, in order (split once: fill runs 250k times a split)."""
+    return tuple(re.split(r"(\[A\]|\[B\]|\[PLACE\]|\[OBJECT\])", pattern))
+
+
 def fill(data: IOIData, template: int, io: str, s: str, place: str, obj: str) -> IOIPrompt:
     """The prompt of a template with its slots filled, and where each named part sits."""
     pattern = data.templates[template].pattern
     place = place if "[PLACE]" in pattern else ""  # a template without the slot names none
     obj = obj if "[OBJECT]" in pattern else ""
     text, spans, seen = "", {}, {"[A]": 0, "[B]": 0}
-    for piece in re.split(r"(\[A\]|\[B\]|\[PLACE\]|\[OBJECT\])", pattern):
+    for piece in _pieces(pattern):
         start = len(text)
         if piece in ("[A]", "[B]"):
             text += io if piece == "[A]" else s
@@ -150,12 +156,13 @@ def sample_prompts(data: IOIData, n: int, rng: np.random.Generator, split: IOISp
                  (list(split.test_templates), split.held_out_io)]
     else:
         raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+    # each plan's templates and IO names per order, worked out once (not once a prompt)
+    drawn = [{order: ([t for t in templates if data.templates[t].order == order], io_of(order))
+              for order in ("BABA", "ABBA")} for templates, io_of in plans]
     prompts = []
     for i in range(n):
-        templates, io_of = plans[(i // 2) % len(plans)]  # a BABA and an ABBA prompt from each plan in turn
         order = "BABA" if i % 2 == 0 else "ABBA"
-        io_names = io_of(order)
-        choices = [t for t in templates if data.templates[t].order == order]
+        choices, io_names = drawn[(i // 2) % len(plans)][order]  # a BABA and an ABBA prompt from each plan in turn
         template = int(choices[rng.integers(len(choices))])
         io = str(io_names[rng.integers(len(io_names))])
         s = str(everyone[rng.integers(len(everyone) - 1)])
@@ -186,7 +193,7 @@ def _matchers(data: IOIData) -> tuple[tuple[int, re.Pattern], ...]:
     out = []
     for t in data.templates:
         regex, seen = "", {"[A]": 0, "[B]": 0, "[PLACE]": 0, "[OBJECT]": 0}
-        for piece in re.split(r"(\[A\]|\[B\]|\[PLACE\]|\[OBJECT\])", t.pattern):
+        for piece in _pieces(t.pattern):
             if piece in ("[A]", "[B]"):
                 key = "a" if piece == "[A]" else "b"
                 regex += f"(?P<{key}>{names})" if seen[piece] == 0 else f"(?P={key})"

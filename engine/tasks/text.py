@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.tasks.base import DataSplit, Task, TaskInputError, Verdict
+from engine.text.tokenizer import TokenizerInputError
 
 TEXT_TASK = "text"
 
@@ -104,7 +105,20 @@ class TextTask(Task):
         return text  # spaces and newlines are tokens of their own here: nothing is stripped
 
     def encode(self, text: str) -> list[int]:
-        ids = super().encode(text)  # the tokenizer's complaint as a TaskInputError
+        return self._fitted(super().encode(text))  # the tokenizer's complaint as a TaskInputError
+
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """encode for many texts, through the tokenizer's batch call where it has one."""
+        many = getattr(self._tokenizer(), "encode_many", None)
+        if many is None:
+            return [self.encode(t) for t in texts]
+        try:
+            return [self._fitted(ids) for ids in many(texts)]
+        except TokenizerInputError as e:
+            raise TaskInputError(str(e)) from None
+
+    def _fitted(self, ids: list[int]) -> list[int]:
+        """Tokens as the model reads them: BOS first where the model wants it, within its context."""
         ids = [self.bos_id, *ids] if self.prepend_bos else ids
         if len(ids) > self.n_ctx:
             with_bos = " with BOS" if self.prepend_bos else ""
