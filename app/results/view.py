@@ -55,6 +55,11 @@ class ResultsView(QWidget):
         self.summary = QLabel("Run a query to see samples whose activation comes close to the query's.")
         self.summary.setObjectName("summary")
         self.summary.setWordWrap(True)
+        self.preimage = QLabel()  # what the samples within epsilon share with the query
+        self.preimage.setObjectName("preimage")
+        self.preimage.setTextFormat(Qt.RichText)
+        self.preimage.setWordWrap(True)
+        self.preimage.hide()
         self.legend = QLabel("Token colour: p(token | z_q) − p(token | z_BOS), <span style='color:#2166ac'>"
                              "<b>blue</b></span> positive, <span style='color:#b2182b'><b>red</b></span> negative · "
                              "bar: D / 0.5 · hover a token for its own distance")
@@ -109,6 +114,7 @@ class ResultsView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.title)
         lay.addWidget(self.summary)
+        lay.addWidget(self.preimage)
         lay.addWidget(self.stale_label)
         lay.addWidget(self.legend)
         lay.addWidget(self.filter_label)
@@ -160,6 +166,8 @@ class ResultsView(QWidget):
         elif r.seconds:
             text += f" · {r.seconds:.1f} s (first results after {r.first_chunk_seconds:.2f} s)"
         self.summary.setText(text)
+        self.preimage.setText(preimage_html(r))
+        self.preimage.setVisible(bool(r.features))
 
     def result(self):
         return self._result
@@ -168,6 +176,7 @@ class ResultsView(QWidget):
         self._result = None
         self.title.setText("")
         self.summary.setText("Run a query to see samples whose activation comes close to the query's.")
+        self.preimage.hide()
         self.table_model.set_result(None)
         self.histogram.set_data(np.zeros(0), np.zeros(0), 0.1)
 
@@ -205,3 +214,23 @@ def describe_query(result) -> str:
     return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{MUTED}'>"
             f"({result.site_id})</span> · position {pos} '{label}' · query <tt>{marked}</tt> · "
             f"{result.metric}")
+
+
+def preimage_html(result, most: int = 5) -> str:
+    """The preimage summary as one rich-text line: the features the samples within epsilon share
+    (bold), partly share, or share no more than every candidate does, each with its base rate."""
+    from engine.explain.summary import MIN_CANDIDATES, summarize
+
+    summary = summarize(result)
+    if summary.in_epsilon < MIN_CANDIDATES:
+        return (f"<span style='color:{MUTED}'>Within ε: {summary.in_epsilon} candidate(s), too few to say what "
+                "they share.</span>")
+    told = [f for f in summary.features if f.verdict in ("shared", "partly")][:most]
+    if not told:
+        return f"<span style='color:{MUTED}'>Within ε: no feature of the query beyond its base rate.</span>"
+    parts = []
+    for f in told:
+        text = f"{escape(f.name)} = {escape(str(f.query_value))} in {f.share:.0%}"
+        text = f"<b>{text}</b>" if f.verdict == "shared" else text
+        parts.append(f"{text} <span style='color:{MUTED}'>(all: {f.base_rate:.0%})</span>")
+    return "Within ε: " + " · ".join(parts)

@@ -1,4 +1,5 @@
-"""`query`: one InversionView query from the command line, ranked samples printed, optional CSV."""
+"""`query`: one InversionView query from the command line, ranked samples printed, optional CSV
+or a JSON file for the paper's web viewer; `show-json`: such a JSON file printed the same way."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,28 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
     p.add_argument("--csv", type=Path, help="write every distinct sample to this CSV file")
+    p.add_argument("--summary", action="store_true",
+                   help="say what the samples within epsilon share with the query: each feature's share "
+                        "against its share among all candidates, with a verdict")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="write the result as JSON: the query, how it was drawn, the summary and every sample")
+    p.add_argument("--paper-json", type=Path, metavar="FILE",
+                   help="also write the samples as the InversionView paper's web viewer reads them (a cached-"
+                        "generation JSON file, with prob-diff colouring); a folder gets the file name the viewer "
+                        "looks for")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=query_cmd)
+
+    p = sub.add_parser("show-json", help="print an InversionView paper web-viewer JSON file (cached generation) "
+                                         "as query prints its samples")
+    p.add_argument("file", type=Path,
+                   help="a cached-generation JSON file, e.g. blocks.1.hook_resid_post-19-Auto-dist.json")
+    p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
+    p.add_argument("--epsilon", type=values.epsilon, default=0.1,
+                   help="where the divider goes (default 0.1; the paper used 0.25 for factual recall)")
+    p.add_argument("--task", choices=list(TASKS),
+                   help="read the tokens as this task's (default: the task whose vocabulary has them all)")
+    p.set_defaults(func=show_json_cmd)
 
 
 def text_bar(distance: float, width: int = 20) -> str:
@@ -40,42 +61,79 @@ def text_bar(distance: float, width: int = 20) -> str:
     return "#" * n + "." * (width - n)
 
 
+def print_result(r, top: int, fact: str, timing: bool = True) -> None:
+    """A result as the terminal shows it: a header, ranked rows with the epsilon divider, a summary."""
+    label = r.query_labels[r.query_position]
+    print(f"query {r.query} at {r.site_short} ({r.site_id}), position {r.query_position} ({label!r}); "
+          f"model {r.model or '(not recorded)'}, {r.metric}, epsilon {r.epsilon:g}")
+    print(f"{'rank':>4} {'x':>4}  {'distance':>8}  {'bar':<20}  {fact:<11} sample")
+    divider_done = False
+    for s in r.samples[:top]:
+        if not s.in_epsilon and not divider_done:
+            print(f"{'':->4} epsilon {r.epsilon:g} " + "-" * 40)
+            divider_done = True
+        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {s.fact:<11} {s.marked()}")
+    if len(r.samples) > top:
+        print(f"... {len(r.samples) - top} more distinct samples")
+    print(f"{r.summary()}; {r.seconds:.2f} s" if timing else r.summary())
+
+
+def print_summary(r) -> None:
+    """The preimage summary: a line, then each feature's share within epsilon against all candidates."""
+    from engine.explain.summary import summarize
+
+    summary = summarize(r)
+    print(summary.line())
+    print(f"{'feature':<16} {'query':<12} {'within ε':>9} {'all':>6}  verdict")
+    for f in summary.features:
+        print(f"{f.name[:16]:<16} {str(f.query_value)[:12]:<12} {f.share:>9.0%} {f.base_rate:>6.0%}  {f.verdict}")
+
+
 def query_cmd(args) -> int:
     from engine.errors import OutputError
     from engine.query.run import load_inverter, run_query
     from engine.query.types import default_options, parse_schedule
     from engine.tasks import get_task
 
-    if args.csv is not None and not args.csv.parent.is_dir():  # fail before minutes of work
-        raise OutputError(f"cannot write {args.csv}: folder {args.csv.parent} does not exist")
+    for out in (args.csv, args.json, args.paper_json):  # fail before minutes of work
+        if out is not None and not out.parent.is_dir():
+            raise OutputError(f"cannot write {out}: folder {out.parent} does not exist")
     schedule = parse_schedule(args.schedule) if args.schedule is not None else None  # a bad one: before loading
     from engine.store.folders import find_model, with_prompts
 
     entry = with_prompts(find_model(args.model, task=args.task), args.prompts)
     given = {k: v for k, v in (("candidates", args.candidates), ("metric", args.metric), ("schedule", schedule))
              if v is not None}
-    options = default_options(get_task(entry.task), epsilon=args.epsilon, seed=args.seed, colour=False,  # no colours
-                              **given)  # in a terminal
+    # no colours in a terminal; the paper's viewer shows them, so a --paper-json file gets the real prob-diffs
+    options = default_options(get_task(entry.task), epsilon=args.epsilon, seed=args.seed,
+                              colour=args.paper_json is not None, **given)
     options.check()
     inv = load_inverter(entry, device=args.device)
     r = run_query(inv, args.text, args.site, args.position, options)
-    fact = inv.probed.task.fact_name
-    label = r.query_labels[r.query_position]
-    print(f"query {r.query} at {r.site_short} ({r.site_id}), position {r.query_position} ({label!r}); "
-          f"model {r.model}, {r.metric}, epsilon {r.epsilon:g}")
-    print(f"{'rank':>4} {'x':>4}  {'distance':>8}  {'bar':<20}  {fact:<11} sample")
-    divider_done = False
-    for s in r.samples[: args.top]:
-        if not s.in_epsilon and not divider_done:
-            print(f"{'':->4} epsilon {r.epsilon:g} " + "-" * 40)
-            divider_done = True
-        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {s.fact:<11} {s.marked()}")
-    if len(r.samples) > args.top:
-        print(f"... {len(r.samples) - args.top} more distinct samples")
-    print(f"{r.summary()}; {r.seconds:.2f} s")
+    print_result(r, args.top, inv.probed.task.fact_name)
+    if args.summary:
+        print_summary(r)
     if args.csv is not None:
         from engine.store.export import write_csv
 
         write_csv(r, args.csv)
         print(f"wrote {args.csv}")
+    if args.json is not None:
+        from engine.store.export import write_json
+
+        print(f"wrote {write_json(r, args.json)}")
+    if args.paper_json is not None:
+        from engine.store.paper_json import write_paper_json
+
+        pieces = inv.probed.task.vocab.token_strings(r.query_tokens)
+        print(f"wrote {write_paper_json(r, args.paper_json, query_pieces=pieces)}")
+    return 0
+
+
+def show_json_cmd(args) -> int:
+    from engine.store.paper_json import read_paper_json
+
+    r = read_paper_json(args.file, task=args.task, epsilon=args.epsilon)
+    fact = TASKS[r.task].fact_name if r.task in TASKS else "fact"
+    print_result(r, args.top, fact, timing=False)
     return 0

@@ -21,7 +21,15 @@ from engine.probed.model import ProbedModel
 from engine.probed.reader import BridgeReader, SiteReader, fast_reader_for, reader_for
 from engine.probed.sites import Site, get_site
 from engine.query.distance import min_distance, position_distances
-from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
+from engine.query.types import (
+    QueryAccumulator,
+    QueryChunk,
+    QueryOptions,
+    QueryResult,
+    SampleResult,
+    agreement,
+    result_header,
+)
 from engine.runtime import bf16_pays
 from engine.store.folders import ModelEntry, find_model, load_probed, no_decoder_message
 
@@ -192,7 +200,8 @@ def run_query(
             site_ids = torch.full((n,), site_id, device=device)
             sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
                                task.bos_id, task.decoder_eos_id, task.decoder_pad_id, generator=gen, cancel=cancel)
-            samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache)
+            samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache,
+                                   acc.header)
             chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
             acc.add(chunk)  # copies the samples, so the callback may keep the chunk
             first_chunk = first_chunk or chunk.elapsed
@@ -230,8 +239,9 @@ def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, lengt
 
 
 def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, z_q, z_bos,
-                 options: QueryOptions, prob_cache: dict) -> list[SampleResult]:
-    """Distinct samples of one chunk with distances, facts and prob-diff colouring."""
+                 options: QueryOptions, prob_cache: dict, header: QueryResult) -> list[SampleResult]:
+    """Distinct samples of one chunk with distances, facts, prob-diff colouring and which of the
+    query's features each shares (read at its own compared position)."""
     task = inv.probed.task
     # distinct by token ids, not by text: two token sequences may decode to the same string
     first: dict[tuple[int, ...], int] = {}  # model input -> first row that produced it
@@ -281,5 +291,6 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
             distance=dist[u], compared_position=argmin[u], position_distances=per_pos[u][:n],
             temperature=temps[i], noise=etas[i], fact=task.fact(tokens),
             well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(key, []),
-            pieces=task.vocab.token_strings(tokens)))
+            pieces=task.vocab.token_strings(tokens),
+            agrees=agreement(task, header.features, tokens, argmin[u], header.query_tokens)))
     return samples

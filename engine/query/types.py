@@ -76,6 +76,7 @@ class SampleResult:
     in_epsilon: bool = False
     rank: int = 0  # 1-based, by distance
     pieces: list[str] = field(default_factory=list)  # each token's text (the tokenizer's token_strings)
+    agrees: int = 0  # bit i set: the sample's value of the result's feature i equals the query's (engine/explain)
 
     def marked(self) -> str:
         """The sample with spaces between tokens and the compared token in parentheses."""
@@ -115,6 +116,9 @@ class QueryResult:
     seed: int = 0
     schedule: str = ""  # format_schedule's "temperature:noise, ..." form
     precision: str = ""  # the sampling decoder's: "fp32" or "bf16"
+    # the query's candidate features (name, value), in the order of the samples' `agrees` bits:
+    # what the preimage summary (engine/explain/summary.py) compares, at any epsilon
+    features: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def in_epsilon_count(self) -> int:
@@ -208,4 +212,16 @@ def result_header(model: str, task, ids: list[int], position: int, site, options
                        query_labels=task.position_labels(ids), query_position=position, site_short=site.short,
                        site_id=site.id, metric=options.metric, epsilon=options.epsilon,
                        candidates=options.candidates, samples=[], seed=options.seed,
-                       schedule=format_schedule(options.schedule), precision=precision)
+                       schedule=format_schedule(options.schedule), precision=precision,
+                       features=query_features(task, ids, position))
+
+
+def query_features(task, ids: list[int], position: int) -> list[tuple[str, str]]:
+    """The query's candidate features that have a value (Task.features), in a fixed order."""
+    return [(name, value) for name, value in task.features(ids, position, ids).items() if value is not None]
+
+
+def agreement(task, features: list[tuple[str, str]], ids, position: int, query_ids) -> int:
+    """Bit i set where the input's value of features[i] (read at `position`) equals the query's."""
+    values = task.features(ids, position, query_ids)
+    return sum(1 << i for i, (name, want) in enumerate(features) if values.get(name) == want)

@@ -38,6 +38,12 @@ class AdditionTask(Task):
     def scored_positions(self, tokens: np.ndarray) -> np.ndarray:
         return self.answer_mask(tokens)  # every answer digit and the EOS after it
 
+    def answer_position(self, ids) -> int:
+        """'=' predicts the first digit of the sum."""
+        ids = [int(i) for i in ids]
+        eq = VOCAB.id_of("=")
+        return ids.index(eq) if eq in ids else super().answer_position(ids)
+
     def format_hint(self) -> str:
         return "an addition input is two 3-digit numbers (100-999) and their sum, e.g. B615+861=1476"
 
@@ -74,6 +80,22 @@ class AdditionTask(Task):
         if not verdict.well_formed:
             return "malformed"
         return "right" if verdict.answer_correct else "wrong"
+
+    def features(self, ids, position: int, query_ids=None) -> dict[str, str | None]:
+        """Each operand digit (F1-F3, S1-S3), each carry (C1 out of the ones, C2 out of the tens,
+        C3 out of the hundreds: a 4-digit sum) and each answer digit as written (A1-A4; '-' where
+        a 3-digit answer has no A4). None for all of them when the sample is malformed."""
+        m = _FORM.match(self.detokenize(ids))
+        names = [*_OPERAND_LABELS[:3], *_OPERAND_LABELS[4:7], "C1", "C2", "C3", "A1", "A2", "A3", "A4"]
+        if not m:
+            return {**dict.fromkeys(names), **super().features(ids, position)}
+        a, b, answer = m.groups()
+        carries, carry = [], 0
+        for da, db in zip(reversed(a), reversed(b)):  # ones column first
+            carry = (int(da) + int(db) + carry) // 10
+            carries.append(str(carry))
+        values = [*a, *b, *carries, *answer.ljust(4, "-")[:4]]
+        return {**dict(zip(names, values)), **super().features(ids, position)}
 
     # ---- data ------------------------------------------------------------------------
     def split(self, seed: int = 0) -> DataSplit:

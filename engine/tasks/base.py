@@ -199,8 +199,28 @@ class Task(ABC):
         want = self.default_position_label
         return labels.index(want) if want in labels else max(0, len(labels) - 2)  # last before EOS
 
+    def answer_position(self, ids) -> int:
+        """The position whose logits predict an input's answer (activation patching reads them
+        there, engine/patching/): by default the one before the last real token, i.e. the
+        position whose next token is the final token before EOS (the final token when there is
+        no EOS, as in a text prompt that ends with its answer)."""
+        ids = self.cut(ids)
+        last = len(ids) - 1
+        if len(ids) > 1 and ids[-1] == self.eos_id:
+            last -= 1  # EOS is not the answer: the token before it is
+        return max(0, last - 1)
+
     def held_out_size(self) -> int:
         return len(self.split(0).test)
+
+    # ---- what a preimage may share (engine/explain/summary.py) ---------------------------
+    def features(self, ids, position: int, query_ids=None) -> dict[str, str | None]:
+        """Candidate features of an input read at `position`: name -> value, None where the
+        input has none (a malformed sample). The preimage summary compares each sample's values
+        with the query's. query_ids: the query's tokens, for features that depend on it (a text
+        model's "has this query token"). Here: the label of the compared position."""
+        labels = self.position_labels(ids)
+        return {"position": labels[position] if 0 <= position < len(labels) else None}
 
     # ---- the decoder's token layout ------------------------------------------------------
     # A decoder writes whole inputs: BOS, the tokens, an end token, then padding. The synthetic

@@ -47,6 +47,11 @@ class CountingTask(Task):
         return AgreementProbe("x1.post", lambda tokens: (tokens == self.colon_id).argmax(axis=1),
                               "x1.post at ':'", "the query's count")
 
+    def answer_position(self, ids) -> int:
+        """':' predicts the count (the only token the model is trained on)."""
+        ids = [int(i) for i in ids]
+        return ids.index(self.colon_id) if self.colon_id in ids else super().answer_position(ids)
+
     def format_hint(self) -> str:
         return ("a counting input is 3 distinct lowercase letters, each 1-9 times, then '|', "
                 "one of those letters, ':' and its count, e.g. Baiaigiaaggi|g:3")
@@ -97,6 +102,20 @@ class CountingTask(Task):
         if bar < 0 or bar + 1 >= len(text):
             return "?"
         return str(text[1:bar].count(text[bar + 1]))
+
+    def features(self, ids, position: int, query_ids=None) -> dict[str, str | None]:
+        """The count of the query letter, the query letter, the set of letters, their number."""
+        text = self.detokenize(ids)
+        letters, bar, tail = text[1:].partition("|")
+        letters = letters if letters and all(c in LETTERS for c in letters) else None
+        query = tail[0] if bar and tail and tail[0] in LETTERS else None
+        return {
+            "count": str(letters.count(query)) if letters and query else None,
+            "query letter": query,
+            "letters": "".join(sorted(set(letters))) if letters else None,
+            "length": str(len(letters)) if letters else None,
+            **super().features(ids, position),
+        }
 
     # ---- data ------------------------------------------------------------------------
     def split(self, seed: int = 0) -> DataSplit:

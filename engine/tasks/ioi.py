@@ -84,6 +84,16 @@ class IOITask(TextTask):
         p = self.parsed(ids)
         return f"IO {p.io}, S {p.s}" if p else ""
 
+    def features(self, ids, position: int, query_ids=None) -> dict[str, str | None]:
+        """The IO and S names, the template and its order (BABA or ABBA), the compared position's
+        label (S1, IO, S2, END or the token), then the text features (engine/tasks/text.py)."""
+        p = self.parsed(ids)
+        labels = self.position_labels(ids)
+        return {"IO": p.io.strip() if p else None, "S": p.s.strip() if p else None,
+                "template": str(p.template % 30) if p else None, "order": p.order if p else None,
+                "position": labels[position] if 0 <= position < len(labels) else None,
+                **super().features(ids, position, query_ids)}
+
     def ioi_positions(self, ids) -> dict[str, int]:
         """{S1, IO, S2, END: token position} of a prompt (ids with BOS as the model reads it);
         {} when it is not an IOI prompt."""
@@ -118,6 +128,11 @@ class IOITask(TextTask):
 
     def default_position(self, labels: list[str]) -> int:
         return max(0, len(labels) - 2)  # END: the token before the answer
+
+    def answer_position(self, ids) -> int:
+        """END predicts the IO name (a prompt that is not an IOI prompt: the task's default)."""
+        found = self.ioi_positions(ids).get("END")
+        return found if found is not None else super().answer_position(ids)
 
     def format_hint(self) -> str:
         return ("an IOI prompt, e.g. 'When Mary and John went to the store, John gave a drink to Mary' "

@@ -20,6 +20,7 @@ from engine.tasks.base import DataSplit, Task, TaskInputError, Verdict
 from engine.text.tokenizer import TokenizerInputError
 
 TEXT_TASK = "text"
+PRESENCE_TOKENS = 24  # "has this query token" features of a text query (a long prompt's tail is left out)
 
 
 class TextTask(Task):
@@ -178,6 +179,21 @@ class TextTask(Task):
 
     def fact(self, ids) -> str:
         return ""
+
+    def features(self, ids, position: int, query_ids=None) -> dict[str, str | None]:
+        """The token at the compared position, the token before it, and for each distinct token of
+        the query (at most PRESENCE_TOKENS, BOS left out) whether the input has it."""
+        ids = [int(i) for i in ids]
+        pieces = self._tokenizer().token_strings(ids)
+        out = {"token": pieces[position] if 0 <= position < len(ids) else None,
+               "previous token": pieces[position - 1] if 1 <= position < len(ids) else None}
+        if query_ids is not None:
+            seen = set(ids)
+            query_ids = [int(i) for i in query_ids]
+            wanted = [i for i in dict.fromkeys(query_ids) if i != self.bos_id][:PRESENCE_TOKENS]
+            for i, piece in zip(wanted, self._tokenizer().token_strings(wanted)):
+                out[f"has {piece}"] = "yes" if i in seen else "no"
+        return out
 
     def examples(self) -> list[str]:
         return ["When Mary and John went to the store, John gave a drink to",

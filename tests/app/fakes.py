@@ -19,7 +19,15 @@ import numpy as np
 from engine.errors import StoreError
 from engine.probed.model import PAPER_CONFIGS
 from engine.probed.sites import get_site, paper_sites
-from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions, QueryResult, SampleResult, result_header
+from engine.query.types import (
+    QueryAccumulator,
+    QueryChunk,
+    QueryOptions,
+    QueryResult,
+    SampleResult,
+    agreement,
+    result_header,
+)
 from engine.store.folders import find_model, user_models_dir
 from engine.tasks import get_task
 
@@ -95,7 +103,7 @@ class FakeEngine:
                 break
             n = min(options.chunk_size, options.candidates - done)
             temperature, noise = options.schedule[min(done // per_entry, len(options.schedule) - 1)]
-            samples = _fake_samples(task, tokens, labels[pos], n, temperature, noise, rng)
+            samples = _fake_samples(task, tokens, labels[pos], n, temperature, noise, rng, header.features)
             done += n
             chunk = QueryChunk(samples=samples, done=done, total=options.candidates,
                                elapsed=time.monotonic() - start)
@@ -118,7 +126,8 @@ def _mutate(task, tokens: list[int], temperature: float, rng) -> list[int]:
     return out
 
 
-def _fake_samples(task, query: list[int], want_label: str, n: int, temperature: float, noise: float, rng):
+def _fake_samples(task, query: list[int], want_label: str, n: int, temperature: float, noise: float, rng,
+                  features=()):
     """n candidates merged into distinct samples: near copies of the query plus random inputs."""
     by_text: dict[str, SampleResult] = {}
     random_grid = task.random_inputs(n, rng)
@@ -143,6 +152,7 @@ def _fake_samples(task, query: list[int], want_label: str, n: int, temperature: 
             text=text, tokens=ids, labels=labels, multiplicity=1, distance=base, compared_position=cp,
             position_distances=dists, temperature=temperature, noise=noise, fact=task.fact(ids),
             well_formed=verdict.well_formed, pieces=task.vocab.token_strings(ids),
+            agrees=agreement(task, list(features), ids, cp, query),
             prob_diff=[float(rng.uniform(-0.6, 0.6)) if a == b else float(rng.uniform(-0.3, 0.1))
                        for a, b in zip(ids, query + [0] * len(ids))])
     return list(by_text.values())

@@ -170,3 +170,19 @@ def test_bpe_tokens_get_cells_as_wide_as_their_text(qtbot, result):
     painter.end()
     inked = [x for x in range(600) if any(image.pixel(x, y) != 0xFFFFFFFF for y in range(24))]
     assert inked and max(inked) > cells[-1].left()  # the last token is drawn, past the compared one
+
+
+def test_the_preimage_summary_is_shown_above_the_rows_and_follows_epsilon(qtbot, result):
+    from engine.explain.summary import summarize
+
+    v = ResultsView()
+    qtbot.addWidget(v)
+    v.show_result(result)
+    assert v.preimage.isVisibleTo(v)
+    told = [f for f in summarize(result).features if f.verdict in ("shared", "partly")]
+    assert told, "the fake's near copies share the query's letters"
+    assert v.preimage.text().startswith("Within ε: ") and f"{told[0].name} = {told[0].query_value}" in v.preimage.text()
+    wider = v.set_epsilon(0.6)
+    first = [f for f in summarize(wider).features if f.verdict in ("shared", "partly")]
+    assert (f"{first[0].name} = {first[0].query_value} in {first[0].share:.0%}" in v.preimage.text()) if first \
+        else "no feature" in v.preimage.text()
