@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.diagram.view import DiagramPanel
+from app.explain.map_view import MapController
 from app.flow.node_pane import NodeDetailPane
 from app.flow.view import FlowView
 from app.launch import HEADLESS_PLATFORMS
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
         self.node_dock.hide()  # opens when a node is clicked
         self.node_dock.visibilityChanged.connect(self._on_node_dock_visible)
         self.flow = FlowView(self.engine, self.diagram, self.diagram_panel.flow_controls, self.node_pane, self)
+        self.map = MapController(self.engine, self.diagram, self.flow, self.diagram_panel.map_bar, self)
+        self.map.ask = self._map_wanted
+        self.map.resultChosen.connect(self._show_mapped)
         self.model_state = QLabel()
         self.statusBar().addPermanentWidget(self.model_state)
         self._partial_timer = QTimer(self)
@@ -390,6 +394,29 @@ class MainWindow(QMainWindow):
         waiting = "waiting for the model to load…" if self.engine.loading else ""
         self.run_bar.set_running(True, waiting)
         return self.engine.run(request)
+
+    def _map_wanted(self):
+        """What "Map this input" maps: (model key, text, layers, options), or why it cannot."""
+        if self._entry is None or self._loaded is None:
+            return "Load a model first."
+        if self._loaded.no_query:
+            return f"Cannot map: {self._loaded.no_query}"
+        if self.editor.tokens() is None:
+            return f"The input is not valid: {self.editor.error()}"
+        try:
+            o = self.options_bar.options()
+        except ValueError as e:
+            return f"Schedule: {e}"
+        options = {"epsilon": o.epsilon, "metric": o.metric, "seed": o.seed, "schedule": o.schedule}
+        return str(self._entry.path), self.editor.text(), self._entry.probed.n_layers, options
+
+    def _show_mapped(self, result) -> None:
+        """A mapped node's full result, opened from the map like a finished run."""
+        self.tabs.setCurrentIndex(0)
+        entry = HistoryEntry(result, model_key=str(self._entry.path) if self._entry else "",
+                             query_text=self.editor.text())
+        self.history.add(entry)
+        self._show_entry(entry)
 
     def cancel_query(self) -> None:
         if self.engine.running:

@@ -41,6 +41,8 @@ def build_menus(w) -> None:
     w.run_action = _action(w, query_menu, "&Run", w.run_query, ("Ctrl+Return", "Ctrl+Enter"),
                            "Invert the chosen site and position of the query")
     w.cancel_action = _action(w, query_menu, "&Cancel", w.cancel_query, ("Esc",))
+    w.map_action = _action(w, query_menu, "&Map this input", lambda: w.map.map_requested(), ("Ctrl+M",),
+                           "InversionView at every node of the diagram: what each node's close samples share")
 
     view_menu = bar.addMenu("&View")
     _action(w, view_menu, "&Fit diagram", w.diagram.fit, ("Ctrl+0",))

@@ -525,9 +525,11 @@ class DiagramPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        from app.explain.map_view import MapBar
         from app.flow.controls import FlowControls, TargetLegend
 
         self.flow_controls = FlowControls()
+        self.map_bar = MapBar()
         self.view = ModelDiagram()
         self.legend = QLabel(LEGEND)
         self.legend.setWordWrap(True)
@@ -544,6 +546,7 @@ class DiagramPanel(QWidget):
         lay.setSpacing(2)
         lay.addWidget(self.flow_controls)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.map_bar)
         bottom = QHBoxLayout()
         bottom.addWidget(self.heads_button, 0, Qt.AlignTop)
         bottom.addWidget(self.legend, 1)

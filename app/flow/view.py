@@ -33,6 +33,7 @@ class FlowView(QObject):
         self._influence: tuple = (None, None, None)  # (graph, output node, influence_on(graph, output))
         self._readouts: tuple = (None, None)  # (graph, flow_readouts(graph)): made once per graph
         self._announce = None  # a graph whose overlay is still being drawn: graphShown once it is
+        self._held = False  # another view (the information map) draws over the diagram meanwhile
         diagram.overlayDrawn.connect(self._on_overlay_drawn)
         self._model_key: str | None = None
         self._text: str | None = None
@@ -129,10 +130,23 @@ class FlowView(QObject):
             self._pending = None
             self.controls.set_status(f"flow graph failed: {message}", error=True)
 
+    def hold(self, held: bool) -> None:
+        """While held, the flow graph keeps computing but leaves the diagram's overlay alone (the
+        information map is drawn there); released, it draws its graph again."""
+        if held == self._held:
+            return
+        self._held = held
+        if not held:
+            if self.graph is not None:
+                self.redraw()
+            else:
+                self.diagram.set_overlay(None)
+
     def _clear(self, status: str) -> None:
         self.graph, self._graph_key, self.shown_edges = None, None, []
         self._neurons.clear()
-        self.diagram.set_overlay(None)
+        if not self._held:
+            self.diagram.set_overlay(None)
         self.controls.set_status(status)
         if self._selection is not None:
             self.pane.show_message("Computing the flow graph…" if not status else status)
@@ -162,7 +176,8 @@ class FlowView(QObject):
             self.shown_edges, on_route = graph.edges_above(threshold), None
         if self._readouts[0] is not graph:
             self._readouts = (graph, flow_readouts(graph))
-        self.diagram.set_overlay(flow_overlay(graph, self.shown_edges, on_route, readouts=self._readouts[1]))
+        if not self._held:
+            self.diagram.set_overlay(flow_overlay(graph, self.shown_edges, on_route, readouts=self._readouts[1]))
         self.controls.set_status(self._summary())
         if self._selection is not None and self.pane.isVisible():
             self.show_detail(*self._selection)

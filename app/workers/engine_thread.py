@@ -30,6 +30,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.workers.flow_request import FlowRequest, NeuronRequest
 from app.workers.flow_worker import FlowWorker
+from app.workers.job_request import JobRequest, real_jobs
 from app.workers.query_request import QueryRequest, result_header
 from engine.errors import USER_ERRORS
 from engine.logs import log_path
@@ -51,6 +52,7 @@ class EngineBackend:
     settle_heap: bool = False  # freeze long-lived objects after a load (engine/heap.py); the real engine does
     flow_graph: Callable | None = None  # (Inverter, text, target, top_k) -> FlowGraph (flow_worker.py)
     top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
+    jobs: dict = field(default_factory=dict)  # kind -> fn(inv, params, report, cancel) (job_request.py)
 
 
 def real_backend() -> EngineBackend:
@@ -100,7 +102,7 @@ def real_backend() -> EngineBackend:
         return neurons(inv.probed.bridge, graph, layer, position)
 
     return EngineBackend(load_inverter=load_inverter, run_query=run_query, warm_up=warm_up,
-                         flow_graph=flow_graph, top_neurons=top_neurons, settle_heap=True)
+                         flow_graph=flow_graph, top_neurons=top_neurons, settle_heap=True, jobs=real_jobs())
 
 
 @dataclass
@@ -137,6 +139,8 @@ class EngineWorker(QObject):
     finished = Signal(int, object)  # request id, QueryResult (complete=False when cancelled)
     errored = Signal(int, str)  # request id, message
     skipped = Signal(int)  # request id: cancelled before it started
+    jobItem = Signal(int, object, int, int)  # request id, a streamed piece of a job's answer, done, total
+    jobFinished = Signal(int, object)  # request id, the job's answer
 
     def __init__(self, backend: EngineBackend):
         super().__init__()
@@ -210,6 +214,26 @@ class EngineWorker(QObject):
         except BaseException as e:  # noqa: BLE001
             self.errored.emit(req_id, describe_error(e))
 
+    @Slot(int, object)
+    def run_job(self, req_id: int, request: JobRequest) -> None:
+        """A map or a patching run (job_request.py): pieces stream as jobItem, the answer as jobFinished."""
+        if request.cancel.is_set():
+            self.skipped.emit(req_id)
+            return
+        try:
+            fn = self._backend.jobs.get(request.kind)
+            if fn is None:
+                raise RuntimeError(f"this engine cannot run {request.kind!r} jobs")
+            inv = self.loaded(request.model_key)
+
+            def report(item, done: int, total: int) -> None:
+                if not request.cancel.is_set():
+                    self.jobItem.emit(req_id, item, done, total)
+
+            self.jobFinished.emit(req_id, fn(inv, request.params, report, request.cancel))
+        except BaseException as e:  # noqa: BLE001
+            self.errored.emit(req_id, describe_error(e))
+
     def loaded(self, model_key: str):
         """The Inverter of a loaded model (the flow worker on this thread shares them)."""
         inv = self._inverters.get(model_key)
@@ -233,11 +257,15 @@ class EngineClient(QObject):
     flowFailed = Signal(object, str)  # FlowRequest, message
     neuronsReady = Signal(object, object)  # NeuronRequest, [NeuronReadout]
     neuronsFailed = Signal(object, str)  # NeuronRequest, message
+    jobItem = Signal(object, object, int, int)  # JobRequest, streamed piece, done, total
+    jobFinished = Signal(object, object)  # JobRequest, answer
+    jobFailed = Signal(object, str)  # JobRequest, message
 
     _load = Signal(int, object)  # to the worker (queued across threads)
     _run = Signal(int, object)
     _flow = Signal(int, object)
     _neurons = Signal(int, object)
+    _job = Signal(int, object)
 
     def __init__(self, backend: EngineBackend | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -247,6 +275,9 @@ class EngineClient(QObject):
         self._worker.moveToThread(self._thread)
         self._load.connect(self._worker.load_model)
         self._run.connect(self._worker.run_query)
+        self._job.connect(self._worker.run_job)
+        self._worker.jobItem.connect(self._on_job_item)
+        self._worker.jobFinished.connect(self._on_job_finished)
         # the flow graph's worker has a thread of its own and shares the loaded models
         self._flow_thread = QThread()
         self._flow_thread.setObjectName("flow")
@@ -269,6 +300,7 @@ class EngineClient(QObject):
         self._run_id: int | None = None
         self._request: QueryRequest | None = None
         self._side: dict[int, object] = {}  # id -> the newest FlowRequest / NeuronRequest (one of each)
+        self._jobs: dict[int, JobRequest] = {}  # id -> the newest job of its kind
         self._thread.start()
         self._flow_thread.start()
 
@@ -310,6 +342,27 @@ class EngineClient(QObject):
         signal.emit(req_id, request)
         return req_id
 
+    def run_job(self, request: JobRequest) -> int:
+        """Start a job on the engine thread (after the query or load in hand); a job of the same
+        kind still running is cancelled and its replies dropped."""
+        self.cancel_job(request.kind)
+        req_id = self._new_id()
+        self._jobs[req_id] = request
+        self._job.emit(req_id, request)
+        return req_id
+
+    def cancel_job(self, kind: str) -> None:
+        for old_id, old in list(self._jobs.items()):
+            if old.kind == kind:
+                old.cancel.set()
+                del self._jobs[old_id]
+
+    def job_running(self, kind: str) -> bool:
+        return any(job.kind == kind for job in self._jobs.values())
+
+    def can_run_job(self, kind: str) -> bool:
+        return kind in self._worker._backend.jobs
+
     @property
     def can_flow(self) -> bool:
         return self._worker._backend.flow_graph is not None
@@ -330,9 +383,10 @@ class EngineClient(QObject):
     def shutdown(self, timeout_ms: int = 1000) -> bool:
         """Cancel, stop the thread's loop and wait; False if the engine is stuck in a long call."""
         self.cancel()
-        for request in self._side.values():
+        for request in [*self._side.values(), *self._jobs.values()]:
             request.cancel.set()
         self._side.clear()
+        self._jobs.clear()
         self._run_id = self._load_id = None
         self._thread.quit()
         self._flow_thread.quit()
@@ -376,15 +430,29 @@ class EngineClient(QObject):
         if request is not None:
             self.neuronsReady.emit(request, readouts)
 
+    def _on_job_item(self, req_id: int, item, done: int, total: int) -> None:
+        request = self._jobs.get(req_id)
+        if request is not None:
+            self.jobItem.emit(request, item, done, total)
+
+    def _on_job_finished(self, req_id: int, answer) -> None:
+        request = self._jobs.pop(req_id, None)
+        if request is not None:
+            self.jobFinished.emit(request, answer)
+
     def _on_skipped(self, req_id: int) -> None:
         self._side.pop(req_id, None)
+        self._jobs.pop(req_id, None)
         if req_id == self._run_id:
             self._run_id = self._request = None
             self.runCancelled.emit()
 
     def _on_errored(self, req_id: int, message: str) -> None:
         side = self._side.pop(req_id, None)
-        if side is not None:
+        job = self._jobs.pop(req_id, None)
+        if job is not None:
+            self.jobFailed.emit(job, message)
+        elif side is not None:
             (self.flowFailed if isinstance(side, FlowRequest) else self.neuronsFailed).emit(side, message)
         elif req_id == self._load_id:
             self._load_id = None

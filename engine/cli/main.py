@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from engine.cli import decoder_cmds, flow_cmds, model_cmds, probed_cmds, query_cmds
+from engine.cli import decoder_cmds, explain_cmds, flow_cmds, model_cmds, patch_cmds, probed_cmds, query_cmds
 
 
 class UsageError(Exception):
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     decoder_cmds.add_parsers(sub)
     query_cmds.add_parsers(sub)
     flow_cmds.add_parsers(sub)
+    patch_cmds.add_parsers(sub)
+    explain_cmds.add_parsers(sub)
     return parser
 
 

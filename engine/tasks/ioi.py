@@ -135,12 +135,12 @@ class IOITask(TextTask):
         return found if found is not None else super().answer_position(ids)
 
     def format_hint(self) -> str:
-        return ("an IOI prompt, e.g. 'When Mary and John went to the store, John gave a drink to Mary' "
+        return ("an IOI prompt, e.g. 'After Mary and John went to the store, Mary gave a drink to John' "
                 f"(one of {len(self.data.templates)} templates, {len(self.data.names)} names)")
 
     def examples(self) -> list[str]:
         return ["After Erin and Justin went to the house, Erin gave a ring to Justin",
-                "When Mary and John went to the store, John gave a drink to Mary",
+                "Then, Mary and John went to the store. John gave a drink to Mary",
                 "Then, Sarah and Michael had a long argument, and afterwards Michael said to Sarah"]
 
 

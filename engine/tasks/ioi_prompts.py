@@ -3,7 +3,7 @@
 
 30 BABA templates and their 30 ABBA twins (the first [B] and the first [A] swapped), 99 names,
 8 places, 8 objects. [A] is the indirect object IO and [B] the subject S, which is named twice;
-every prompt ends with the IO name ("When Mary and John went to the store, John gave a drink to
+every prompt ends with the IO name ("Then, Mary and John went to the store. John gave a drink to
 Mary"). The model's job is that last name: at END, the token before it, it should predict IO.
 
 A split holds out whole template pairs (a BABA template with its ABBA twin), and holds out 20

@@ -60,7 +60,28 @@ class FakeEngine:
     def backend(self):
         from app.workers.engine_thread import EngineBackend
 
-        return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query)
+        return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query, jobs={"map": self.run_map})
+
+    def run_map(self, inv, params, report, cancel):
+        """The information map through the fake run_query, node by node (engine/explain/sweep.py's rows)."""
+        from engine.explain.sweep import InformationMap, reading_of
+
+        task = inv.probed.task
+        ids = task.parse_query(params["text"])
+        given = params.get("options", {})
+        options = QueryOptions(candidates=given.get("candidates", 256), chunk_size=256,
+                               epsilon=given.get("epsilon", 0.1))
+        positions = [i for i, label in enumerate(task.position_labels(ids)) if label not in ("B", "E", "P")]
+        nodes = [(s.short, p) for s in inv.sites for p in positions]
+        out = InformationMap(inv.entry.name, task.detokenize(ids), ids, options)
+        for done, (site, position) in enumerate(nodes, start=1):
+            if cancel.is_set():
+                out.complete = False
+                break
+            result = self.run_query(inv, params["text"], site, position, options)
+            out.rows.append(reading_of(result))
+            report((out.rows[-1], result), done, len(nodes))
+        return out
 
     # ---- load_inverter ----------------------------------------------------------------
     def load_inverter(self, entry_or_name, device=None):

@@ -1,0 +1,1 @@
+"""What an activation encodes, shown: the information map over the diagram."""
