@@ -34,6 +34,27 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=sweep_cmd)
 
+    p = sub.add_parser("ioi-circuit", help="the IOI circuit of a model that follows the IOI prompts: direct logit "
+                                           "attribution, attention, patching, and what InversionView reads there")
+    p.add_argument("--model", default="ioi", help="a model whose inputs are the IOI prompts (default: ioi)")
+    p.add_argument("--prompts-file", dest="prompts", choices=PROMPTS, default="ioi", help=argparse_hidden())
+    p.add_argument("--count", type=values.queries, default=200, help="held-out prompts for attribution (default 200)")
+    p.add_argument("--patched", type=values.queries, default=50, help="prompts patched (default 50)")
+    p.add_argument("--queries", type=values.queries, default=20,
+                   help="held-out prompts queried with InversionView per site (default 20; needs a decoder)")
+    p.add_argument("--candidates", type=values.candidates, default=256, help="candidates per query (default 256)")
+    p.add_argument("--no-inversion", action="store_true", help="skip the InversionView readings")
+    p.add_argument("--json", type=Path, help="write every figure as JSON")
+    p.add_argument("--seed", type=values.seed, default=0)
+    p.add_argument("--device", type=values.device)
+    p.set_defaults(func=ioi_circuit_cmd)
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
 
 def _position_list(text: str) -> tuple[str, ...]:
     import argparse
@@ -96,3 +117,96 @@ def sweep_cmd(args) -> int:
     if args.json is not None:
         print(f"wrote {write_map_json(m, args.json)}")
     return 0
+
+
+def _grid(title: str, values, digits: int = 2) -> None:
+    """A (layers, heads) table, one row per layer."""
+    print(title)
+    print("      " + "".join(f"{'H' + str(h):>8}" for h in range(values.shape[1])))
+    for layer, row in enumerate(values):
+        print(f"  L{layer:<3}" + "".join(f"{v:>8.{digits}f}" for v in row))
+
+
+def ioi_circuit_cmd(args) -> int:
+    import json
+
+    from engine.circuits.ioi import inversion_readings, study
+    from engine.errors import OutputError
+    from engine.query.run import load_inverter
+    from engine.store.export import atomic_write_bytes
+    from engine.store.folders import find_model, with_prompts
+
+    if args.json is not None and not args.json.parent.is_dir():
+        raise OutputError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    entry = with_prompts(find_model(args.model), args.prompts)
+    inv = load_inverter(entry, device=args.device, decoder_optional=True)
+    bar = ProgressBarLike()
+    c = study(inv.probed, args.count, args.patched, args.seed, on_progress=bar)
+    bar.done()
+    print(f"IOI circuit of {entry.name} on {c.prompts} held-out prompts: IO-name accuracy at END {c.accuracy:.1%}, "
+          f"mean logit difference IO - S {c.logit_diff:.2f}")
+    _grid("direct logit attribution at END onto IO - S (final norm frozen), per head:", c.dla)
+    _grid("  of which on the IO logit (less the mean over all names):", c.on_io)
+    _grid("  and on the S logit (negative: the head suppresses S):", c.on_s)
+    for key, values in c.attention.items():
+        a, b = key.split(">")
+        _grid(f"attention from {a} to {b}:", values)
+    if c.patch_end is not None:
+        print(f"activation patching, S2 replaced by the IO name (and the answer by S), {c.patched_prompts} prompts: "
+              "share of IO - S carried")
+        _grid("  each head at END:", c.patch_end)
+        _grid("  each head at S2:", c.patch_s2)
+        print("  residual stream at S2: " + "  ".join(f"x{L}.post {v:.2f}" for L, v in enumerate(c.patch_resid_s2)))
+    print(f"largest direct effect on IO - S: {', '.join(c.name_movers()) or 'none'}; against it: "
+          f"{', '.join(c.negative_heads()[:4]) or 'none'}; attends most from END to IO below the last layer: "
+          f"{c.copier()}")
+    readings = []
+    if not args.no_inversion:
+        if not inv.can_query:
+            print(f"InversionView readings skipped: {entry.name} has no decoder yet (train-decoder --model "
+                  f"{entry.name} --prompts ioi)")
+        else:
+            readings = inversion_readings(inv, c, args.queries, args.candidates, args.seed, on_progress=bar)
+            bar.done()
+            print(f"InversionView, {args.queries} held-out queries per site, {args.candidates} candidates, "
+                  f"{inv.probed.task.query_metric}, epsilon 0.1: share of in-epsilon candidates with the query's ...")
+            print(f"  {'site':<8} {'at':<4} {'in ε':>6} {'IO (all)':>14} {'S (all)':>14}  top shared feature")
+            for r in readings:
+                tops = ", ".join(f"{k} {v}" for k, v in sorted(r.top.items(), key=lambda kv: -kv[1]))
+                print(f"  {r.site:<8} {r.position:<4} {r.in_epsilon:>6.0%} {r.io_share:>6.0%} ({r.io_base:>4.0%})"
+                      f" {r.s_share:>6.0%} ({r.s_base:>4.0%})  {tops}")
+    if args.json is not None:
+        from dataclasses import asdict
+
+        data = {"model": entry.name, "prompts": c.prompts, "accuracy": c.accuracy, "logit_diff": c.logit_diff,
+                "dla": c.dla.tolist(), "on_io": c.on_io.tolist(), "on_s": c.on_s.tolist(), "attention": {k: v.tolist() for k, v in c.attention.items()},
+                "patch_end": None if c.patch_end is None else c.patch_end.tolist(),
+                "patch_s2": None if c.patch_s2 is None else c.patch_s2.tolist(),
+                "patch_resid_s2": c.patch_resid_s2, "patched_prompts": c.patched_prompts,
+                "name_movers": c.name_movers(), "copier": c.copier(),
+                "inversion": [asdict(r) for r in readings]}
+        atomic_write_bytes(args.json, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+        print(f"wrote {args.json}")
+    return 0
+
+
+class ProgressBarLike:
+    """The study's (stage, done, total) progress on stderr, one bar per stage."""
+
+    def __init__(self):
+        import time
+
+        from engine.cli.progress import ProgressBar
+
+        self._bars, self._make, self._t0, self._clock = {}, ProgressBar, time.time(), time.time
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._bars[stage] = self._make(stage, stream=sys.stderr)
+        bar.update(done, total, self._clock() - self._t0)
+
+    def done(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
