@@ -262,11 +262,11 @@ def inversion_readings(inv, circuit: IOICircuit, queries: int = 20, candidates: 
             top = s.top()
             name = f"{top.name}" if top is not None else "(nothing)"
             tops[name] = tops.get(name, 0) + 1
-        arr = np.array(rows)
-        answered = arr[:, 1] > 0
-        mean = (lambda col: float(arr[answered, col].mean())) if answered.any() else (lambda col: float("nan"))
-        out.append(SiteReading(site, where, len(prompts), float(arr[:, 0].mean()), mean(2), mean(3), mean(4),
-                               mean(5), int(answered.sum()), tops))
+        arr = np.array(rows)  # (queries, 6)
+        answered = arr[:, 1] > 0  # shares within epsilon mean something only where some candidate is
+        means = arr[answered].mean(axis=0) if answered.any() else np.full(6, np.nan)
+        out.append(SiteReading(site, where, len(prompts), float(arr[:, 0].mean()), *map(float, means[2:6]),
+                               int(answered.sum()), tops))
         if on_progress:
             on_progress("inversion", k + 1, len(sites))
     return out

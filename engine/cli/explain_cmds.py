@@ -119,11 +119,11 @@ def sweep_cmd(args) -> int:
     return 0
 
 
-def _grid(title: str, values, digits: int = 2) -> None:
+def _grid(title: str, grid, digits: int = 2) -> None:
     """A (layers, heads) table, one row per layer."""
     print(title)
-    print("      " + "".join(f"{'H' + str(h):>8}" for h in range(values.shape[1])))
-    for layer, row in enumerate(values):
+    print("      " + "".join(f"{'H' + str(h):>8}" for h in range(grid.shape[1])))
+    for layer, row in enumerate(grid):
         print(f"  L{layer:<3}" + "".join(f"{v:>8.{digits}f}" for v in row))
 
 
@@ -148,9 +148,9 @@ def ioi_circuit_cmd(args) -> int:
     _grid("direct logit attribution at END onto IO - S (final norm frozen), per head:", c.dla)
     _grid("  of which on the IO logit (less the mean over all names):", c.on_io)
     _grid("  and on the S logit (negative: the head suppresses S):", c.on_s)
-    for key, values in c.attention.items():
+    for key, pattern in c.attention.items():
         a, b = key.split(">")
-        _grid(f"attention from {a} to {b}:", values)
+        _grid(f"attention from {a} to {b}:", pattern)
     if c.patch_end is not None:
         print(f"activation patching, S2 replaced by the IO name (and the answer by S), {c.patched_prompts} prompts: "
               "share of IO - S carried")
@@ -179,7 +179,8 @@ def ioi_circuit_cmd(args) -> int:
         from dataclasses import asdict
 
         data = {"model": entry.name, "prompts": c.prompts, "accuracy": c.accuracy, "logit_diff": c.logit_diff,
-                "dla": c.dla.tolist(), "on_io": c.on_io.tolist(), "on_s": c.on_s.tolist(), "attention": {k: v.tolist() for k, v in c.attention.items()},
+                "dla": c.dla.tolist(), "on_io": c.on_io.tolist(), "on_s": c.on_s.tolist(),
+                "attention": {k: v.tolist() for k, v in c.attention.items()},
                 "patch_end": None if c.patch_end is None else c.patch_end.tolist(),
                 "patch_s2": None if c.patch_s2 is None else c.patch_s2.tolist(),
                 "patch_resid_s2": c.patch_resid_s2, "patched_prompts": c.patched_prompts,

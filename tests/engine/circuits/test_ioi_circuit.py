@@ -27,10 +27,13 @@ def test_direct_effects_of_every_component_add_up_to_the_logit_difference(probed
         pos = task.ioi_positions(ids)
         end, io, s = pos["END"], ids[pos["END"] + 1], ids[pos["S1"]]
         cache = {}
-        hooks = [("blocks.0.hook_resid_pre", lambda x, hook: cache.__setitem__("embed", x))]
-        hooks += [(f"blocks.{L}.hook_mlp_out", (lambda L: lambda x, hook: cache.__setitem__(f"m{L}", x))(L))
-                  for L in range(n_layers)]
-        hooks += [(f"blocks.{n_layers - 1}.hook_resid_post", lambda x, hook: cache.__setitem__("final", x))]
+        names = {"blocks.0.hook_resid_pre": "embed", f"blocks.{n_layers - 1}.hook_resid_post": "final",
+                 **{f"blocks.{L}.hook_mlp_out": f"m{L}" for L in range(n_layers)}}
+
+        def keep(x, hook, cache=cache, names=names):
+            cache[names[hook.name]] = x
+
+        hooks = [(name, keep) for name in names]
         with torch.inference_mode():
             logits = bridge.run_with_hooks(torch.tensor([ids]), fwd_hooks=hooks)
             norm = FinalNorm.of(bridge)
