@@ -30,10 +30,12 @@ def test_direct_effects_of_every_component_add_up_to_the_logit_difference(probed
         names = {"blocks.0.hook_resid_pre": "embed", f"blocks.{n_layers - 1}.hook_resid_post": "final",
                  **{f"blocks.{L}.hook_mlp_out": f"m{L}" for L in range(n_layers)}}
 
-        def keep(x, hook, cache=cache, names=names):
-            cache[names[hook.name]] = x
+        def keeper(key: str, cache=cache):
+            def keep(x, hook):  # hook.name may be the bridge's own name for an alias: key by ours
+                cache[key] = x
+            return keep
 
-        hooks = [(name, keep) for name in names]
+        hooks = [(name, keeper(key)) for name, key in names.items()]
         with torch.inference_mode():
             logits = bridge.run_with_hooks(torch.tensor([ids]), fwd_hooks=hooks)
             norm = FinalNorm.of(bridge)
