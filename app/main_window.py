@@ -31,6 +31,8 @@ from app.flow.node_pane import NodeDetailPane
 from app.flow.view import FlowView
 from app.launch import HEADLESS_PLATFORMS
 from app.messages import show_message
+from app.patching.controller import PatchController
+from app.patching.panel import PatchPanel
 from app.query.editor import QueryEditor
 from app.query.model_picker import ModelPicker
 from app.query.run_controls import OptionsBar, RunBar
@@ -140,6 +142,10 @@ class MainWindow(QMainWindow):
         self.map = MapController(self.engine, self.diagram, self.flow, self.diagram_panel.map_bar, self)
         self.map.ask = self._map_wanted
         self.map.resultChosen.connect(self._show_mapped)
+        self.patch_panel = PatchPanel()  # the causal check: a tab beside Results and Compare
+        self.tabs.addTab(self.patch_panel, "Causal check")
+        self.patch = PatchController(self, self.patch_panel)
+        self.patch.context = lambda: (self._entry, self._task)
         self.model_state = QLabel()
         self.statusBar().addPermanentWidget(self.model_state)
         self._partial_timer = QTimer(self)

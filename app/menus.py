@@ -43,6 +43,9 @@ def build_menus(w) -> None:
     w.cancel_action = _action(w, query_menu, "&Cancel", w.cancel_query, ("Esc",))
     w.map_action = _action(w, query_menu, "&Map this input", lambda: w.map.map_requested(), ("Ctrl+M",),
                            "InversionView at every node of the diagram: what each node's close samples share")
+    w.patch_action = _action(w, query_menu, "&Patch…", lambda: w.patch.open(), ("Ctrl+Shift+P",),
+                             "The causal check: which nodes carry the difference between the query and a "
+                             "corrupted input to the answer")
 
     view_menu = bar.addMenu("&View")
     _action(w, view_menu, "&Fit diagram", w.diagram.fit, ("Ctrl+0",))

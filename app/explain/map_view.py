@@ -19,12 +19,12 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 from app.diagram.layout import DiagramOverlay
 from app.style import MUTED
 from app.workers.job_request import JobRequest
-from engine.probed.sites import aliases
+from engine.probed.sites import aliases, canonical_site
 
 # ColorBrewer Set2-like hues: distinct from the selection blue and the flow graph's violet/green
 FEATURE_COLOURS = ("#e78ac3", "#fc8d62", "#66c2a5", "#ffd92f", "#a6d854", "#e5c494", "#8da0cb", "#b3b3b3")
 NOTHING_SHARED = "#d1d5db"
-LABEL_CHARS = 12
+LABEL_CHARS = 5
 
 
 def _pale(hex_colour: str) -> str:
@@ -59,7 +59,9 @@ def map_overlay(rows, n_layers: int) -> tuple[DiagramOverlay, dict[str, str]]:
             colour = legend[name] if row.top.verdict == "shared" else _pale(legend[name])
         elif row.in_epsilon >= 5:
             colour = NOTHING_SHARED
-        label = row.reading() if row.top is not None else None
+        # the value alone ("3", "g"): the fill says which feature (the legend), the tooltip and
+        # the bar say it in words; "count = 3" on every node overlapped the next column
+        label = str(row.top.query_value) if row.top is not None else None
         if label and len(label) > LABEL_CHARS:
             label = label[:LABEL_CHARS - 1] + "…"
         for short in aliases(row.site, n_layers):
@@ -108,6 +110,7 @@ class MapController(QObject):
 
     resultChosen = Signal(object)  # a mapped node's full QueryResult, to show in the results
     mapFinished = Signal(object)  # the InformationMap (complete or cancelled)
+    mapStarting = Signal()  # before a map is drawn: another overlay (the causal check) steps aside
 
     def __init__(self, engine, diagram, flow_view, bar: MapBar, parent=None):
         super().__init__(parent)
@@ -117,6 +120,7 @@ class MapController(QObject):
         self._request: JobRequest | None = None
         self._n_layers = 0
         self.shown_for: tuple | None = None  # (model key, text) of the map on the diagram
+        self._legend_html = ""
         bar.map_button.clicked.connect(lambda: self.map_requested())
         bar.cancel_button.clicked.connect(self.cancel)
         bar.clear_button.clicked.connect(self.clear)
@@ -136,6 +140,7 @@ class MapController(QObject):
         return self.start(model_key, text, n_layers, options)
 
     def start(self, model_key: str, text: str, n_layers: int, options: dict | None = None) -> JobRequest:
+        self.mapStarting.emit()
         self.clear()
         self._n_layers = n_layers
         self._request = JobRequest("map", model_key, {"text": text, "options": options or {}})
@@ -205,13 +210,19 @@ class MapController(QObject):
         self.diagram.set_overlay(overlay)
         swatches = " ".join(f"<span style='background:{c}'>&nbsp;&nbsp;&nbsp;</span> {escape(name)}"
                             for name, c in legend.items())
+        self._legend_html = (f"{swatches} · pale: partly · <span style='background:{NOTHING_SHARED}'>"
+                             "&nbsp;&nbsp;&nbsp;</span> nothing shared · blank: too few within ε")
         shared = sum(1 for r in self.rows if r.top is not None and r.top.verdict == "shared")
-        self.bar.legend.setText(
-            f"{note}{len(self.rows)} nodes, {shared} share a feature · {swatches} · pale: partly · "
-            f"<span style='background:{NOTHING_SHARED}'>&nbsp;&nbsp;&nbsp;</span> nothing shared · blank: too few "
-            "within ε")
+        self.bar.legend.setText(f"{note}{len(self.rows)} nodes, {shared} share a feature (labels: its value; "
+                                f"click a node for its reading and samples) · {self._legend_html}")
 
     def _on_node_clicked(self, short: str, position: int) -> None:
         result = self.results.get((short, position))
+        row = next((r for r in self.rows if (r.site, r.position) == (canonical_site(short), position)), None)
+        if row is not None:
+            self.bar.legend.setText(f"<b>{escape(row.site)} @ {row.position} '{escape(row.label)}'</b> reads "
+                                    f"<b>{escape(row.reading())}</b>" + (
+                                        f" ({row.top.share:.0%} within ε, {row.top.base_rate:.0%} of all)"
+                                        if row.top is not None else "") + f" · {self._legend_html}")
         if result is not None and self._request is None:
             self.resultChosen.emit(result)

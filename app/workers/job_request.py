@@ -35,4 +35,6 @@ def real_jobs() -> dict:
         return run_map(inv, params["text"], nodes, options,
                        on_row=lambda row, result, done, total: report((row, result), done, total), cancel=cancel)
 
-    return {"map": run_map}
+    from app.patching.job import run_patch
+
+    return {"map": run_map, "patch": run_patch}

@@ -220,7 +220,7 @@ class Task(ABC):
         with the query's. query_ids: the query's tokens, for features that depend on it (a text
         model's "has this query token"). Here: the label of the compared position."""
         labels = self.position_labels(ids)
-        return {"position": labels[position] if 0 <= position < len(labels) else None}
+        return {"compared at": labels[position] if 0 <= position < len(labels) else None}
 
     # ---- the decoder's token layout ------------------------------------------------------
     # A decoder writes whole inputs: BOS, the tokens, an end token, then padding. The synthetic

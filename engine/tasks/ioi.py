@@ -91,7 +91,7 @@ class IOITask(TextTask):
         labels = self.position_labels(ids)
         return {"IO": p.io.strip() if p else None, "S": p.s.strip() if p else None,
                 "template": str(p.template % 30) if p else None, "order": p.order if p else None,
-                "position": labels[position] if 0 <= position < len(labels) else None,
+                "compared at": labels[position] if 0 <= position < len(labels) else None,
                 **super().features(ids, position, query_ids)}
 
     def ioi_positions(self, ids) -> dict[str, int]:

@@ -22,7 +22,7 @@ def test_colours_follow_the_feature_and_its_verdict():
     assert overlay.colors[("x1.post", 14)] == FEATURE_COLOURS[0]
     assert overlay.colors[("x0.post", 14)] != FEATURE_COLOURS[0]  # pale: partly
     assert overlay.colors[("x1.pre", 14)] == overlay.colors[("x0.post", 14)]  # the same vector, drawn twice
-    assert overlay.labels[("x1.post", 14)] == "count = 3"
+    assert overlay.labels[("x1.post", 14)] == "3"  # the value; the colour says which feature
     assert ("m0", 3) in overlay.colors and ("m1", 3) not in overlay.colors  # nothing shared / too few
     assert "too few" in overlay.tooltips[("m1", 3)]
 
@@ -39,11 +39,12 @@ def test_map_this_input_colours_the_diagram_and_opens_a_node(qtbot, window):
     assert shared, "the fake's samples share the query's letters at some nodes"
     row = shared[0]
     node = window.diagram.node(row.site, row.position)
-    assert node.readout_fill is not None and node.label_item.text().startswith(row.top.name[:5])
+    assert node.readout_fill is not None and node.label_item.text() == str(row.top.query_value)[:5]
     before = len(window.history.entries()) if hasattr(window.history, "entries") else None
     window.diagram.node_clicked(row.site, row.position)
     shown = window.results.result()
     assert (shown.site_short, shown.query_position) == (row.site, row.position)
+    assert f"reads <b>{row.reading()}</b>" in bar.legend.text()
     if before is not None:
         assert len(window.history.entries()) == before + 1
     bar.clear_button.click()

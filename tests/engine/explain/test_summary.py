@@ -97,8 +97,8 @@ def test_the_summary_is_in_the_json_and_csv_exports(tmp_path):
     assert by["count"]["share"] == pytest.approx(4 / 5) and by["count"]["base_rate"] == pytest.approx(7 / 8)
     assert data["summary"]["in_epsilon"] == 5
     assert [set(s["shares"]) for s in data["samples"]] == [
-        {"count", "query letter", "letters", "length", "position"}, {"count", "position"},
-        {"query letter", "letters", "length", "position"}]
+        {"count", "query letter", "letters", "length", "compared at"}, {"count", "compared at"},
+        {"query letter", "letters", "length", "compared at"}]
     with open(write_csv(result, tmp_path / "r.csv"), newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert rows[1]["shares"] == "count=3; position=:"
+    assert rows[1]["shares"] == "count=3; compared at=:"
