@@ -13,8 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.flow.overlay import flow_overlay, flow_readouts, route_nodes
 from app.workers.flow_request import FlowRequest, NeuronRequest
-from engine.flow.graph import edge_json
-from engine.flow.prune import influence_on, prune_by_influence
+from engine.flow.prune import influence_on, prune_by_influence, pruned_json
 
 DEBOUNCE_MS = 300
 
@@ -265,8 +264,8 @@ class FlowView(QObject):
             doc["edges"] = doc["route"]
         edges = "the route to the output node" if route_only else "every edge >= edge_threshold"
         if self.pruned is not None:
-            doc["edges"] = [edge_json(e) for e in self.pruned.edges]
-            edges = f"pruned by influence: {self.pruned.summary()}"
+            doc = pruned_json(doc, self.pruned)
+            edges = doc["pruned"]["edges"]
         doc["view"] = {"app": "InversionView Studio", "edge_threshold": threshold, "route_only": route_only,
                        "edges": edges, "node_share": self.pruned.node_share if self.pruned else None,
                        "edge_share": self.pruned.edge_share if self.pruned else None,

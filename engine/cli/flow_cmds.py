@@ -59,8 +59,16 @@ def flow_cmd(args) -> int:
 
         pruned = prune_by_influence(graph, node_share=args.node_share or DEFAULT_NODE_SHARE,
                                     edge_share=args.edge_share or DEFAULT_EDGE_SHARE)
+    pruned_asked = args.node_share is not None or args.edge_share is not None
     if args.json:
-        atomic_write_text(Path(args.json), graph.to_json())  # OutputError, one line, when it cannot be written
+        text = graph.to_json()
+        if pruned_asked:  # the file holds what was asked for: the pruned graph's edges
+            import json
+
+            from engine.flow.prune import pruned_json
+
+            text = json.dumps(pruned_json(json.loads(text), pruned), ensure_ascii=False, separators=(",", ":"))
+        atomic_write_text(Path(args.json), text)  # OutputError, one line, when it cannot be written
     if args.neuronpedia:
         import json
 
@@ -72,7 +80,9 @@ def flow_cmd(args) -> int:
     print_summary(graph, entry.name, model.config.describe(), sys.stdout)
     if pruned is not None:
         print_pruned(graph, pruned, sys.stdout)
-    if args.json:
+    if args.json and pruned_asked:
+        print(f"wrote {args.json}: {len(graph.nodes)} nodes, the {len(pruned.edges)} edges kept by influence pruning")
+    elif args.json:
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, "
               f"{sum(e.weight >= graph.threshold for e in graph.edges)} edges of weight >= {graph.threshold}")
     if args.neuronpedia:

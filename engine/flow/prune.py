@@ -44,6 +44,17 @@ class PrunedGraph:
                 f"{self.edge_share:.0%} of the influence on {site} @ {pos}")
 
 
+def pruned_json(doc: dict, pruned: PrunedGraph) -> dict:
+    """A graph's JSON (FlowGraph.to_json, parsed) with only the pruned edges, and the shares it
+    was pruned to, so that a file says how it was made (the app's export and `flow --json`)."""
+    from engine.flow.graph import edge_json
+
+    doc["edges"] = [edge_json(e) for e in pruned.edges]
+    doc["pruned"] = {"edges": f"pruned by influence: {pruned.summary()}", "node_share": pruned.node_share,
+                     "edge_share": pruned.edge_share, "nodes": [list(k) for k in pruned.nodes]}
+    return doc
+
+
 def check_share(name: str, value: float) -> float:
     """A share must be in (0, 1]; the command line and the app pass user input through here."""
     if not 0 < value <= 1:

@@ -390,3 +390,17 @@ def test_flow_command_unknown_model_and_unwritable_path(model_dir, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot write") and "\n" not in err
     assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_flow_json_holds_the_pruned_edges_when_pruning_is_asked(model_dir, tmp_path, capsys):
+    from engine.flow.prune import prune_by_influence
+
+    out = tmp_path / "pruned.json"
+    assert cli_main(["flow", "--model", str(model_dir), "--text", COUNTING_TEXT, "--node-share", "0.7",
+                     "--json", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    pruned = prune_by_influence(flow_for_query(load_probed(str(model_dir)), COUNTING_TEXT), node_share=0.7)
+    assert len(doc["edges"]) == len(pruned.edges) and doc["pruned"]["node_share"] == 0.7
+    kept = {(e.src, e.dst) for e in pruned.edges}
+    assert {(tuple(e["src"]), tuple(e["dst"])) for e in doc["edges"]} == kept
+    assert "edges kept by influence pruning" in capsys.readouterr().out
