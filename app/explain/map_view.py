@@ -21,8 +21,11 @@ from app.style import MUTED
 from app.workers.job_request import JobRequest
 from engine.probed.sites import aliases, canonical_site
 
-# ColorBrewer Set2-like hues: distinct from the selection blue and the flow graph's violet/green
-FEATURE_COLOURS = ("#e78ac3", "#fc8d62", "#66c2a5", "#ffd92f", "#a6d854", "#e5c494", "#8da0cb", "#b3b3b3")
+# Sixteen distinct hues (ColorBrewer Set2, then Set1's and Tableau's less saturated), none of them
+# the selection blue, the flow graph's violet/green or the grey of "nothing shared": an addition
+# input's map names up to 15 features (its digits, carries and the compared position)
+FEATURE_COLOURS = ("#e78ac3", "#fc8d62", "#66c2a5", "#ffd92f", "#a6d854", "#e5c494", "#8da0cb", "#377eb8",
+                   "#984ea3", "#a65628", "#17becf", "#bcbd22", "#e31a1c", "#4daf4a", "#ff7f00", "#7f7f7f")
 NOTHING_SHARED = "#d1d5db"
 LABEL_CHARS = 5
 
