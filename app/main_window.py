@@ -41,7 +41,7 @@ from app.results.compare import CompareView
 from app.results.history import HistoryEntry, HistoryPanel
 from app.results.view import ResultsView
 from app.settings import MAX_FOLDERS, AppSettings, SettingsStore
-from app.style import ERROR
+from app.style import error_css
 from app.workers.engine_thread import EngineBackend, EngineClient
 from app.workers.query_request import QueryRequest, default_position, default_site
 from engine.errors import USER_ERRORS
@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
         self.flow.set_model(None, task.vocab.strings())  # computed once the engine has loaded it
         cfg = entry.probed
         marked = [s.short for s in paper_sites(cfg)] if task.paper_sites else []  # none for a text model
-        self.diagram.set_model(cfg.n_layers, cfg.n_heads, marked)
+        self.diagram.set_model(cfg.n_layers, cfg.n_heads, marked, parallel=cfg.parallel_attn_mlp)
         shorts = {s.short for s in all_sites(cfg)}
         if restoring and self.settings.site in shorts:
             self._site = self.settings.site
@@ -300,7 +300,7 @@ class MainWindow(QMainWindow):
         self._update_run_enabled()
         self.flow.set_query(self.editor.text() if tokens is not None else None)
         if tokens is None:
-            self.run_bar.target.setText(f"<span style='color:{ERROR}'>Fix the query to run it.</span>")
+            self.run_bar.target.setText(f"<span style='color:{error_css()}'>Fix the query to run it.</span>")
             return
         labels = self.editor.labels()
         self.diagram.set_tokens(self._task.vocab.token_strings(tokens), labels)
@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
         if self.editor.tokens() is None or not 0 <= self._position < len(labels):
             return
         note = "" if self.diagram.is_trained(self._site) else (
-            f" <span style='color:{ERROR}'>· the decoder was not trained on {self._site}</span>")
+            f" <span style='color:{error_css()}'>· the decoder was not trained on {self._site}</span>")
         self.run_bar.target.setText(f"Invert <b>{self._site}</b> at position <b>{self._position}</b> "
                                     f"'{labels[self._position]}'{note}")
 
@@ -465,7 +465,7 @@ class MainWindow(QMainWindow):
     def _on_run_failed(self, message: str) -> None:
         self._partial_timer.stop()
         self.run_bar.set_finished("failed")
-        self.results.summary.setText(f"<span style='color:{ERROR}'>{escape(message)}</span>")
+        self.results.summary.setText(f"<span style='color:{error_css()}'>{escape(message)}</span>")
         self.statusBar().showMessage(message, 20000)
 
     def _mark_if_stale(self) -> None:

@@ -25,6 +25,13 @@ def finite(value, name: str, low: float, high: float) -> float:
     return float(value)
 
 
+def flag(value, name: str) -> bool:
+    """`value` when it is true or false (JSON's, not 0 or "yes"), else ValueError."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {str(value)[:40]!r}")
+    return value
+
+
 def one_of(value, name: str, allowed: tuple) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, got {str(value)[:40]!r}")

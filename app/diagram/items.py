@@ -5,12 +5,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsRectItem, QGraphicsSimpleTextItem
 
-from app.style import SELECTED, UNTRAINED
+from app.style import SELECTED
 
-NODE_FILL = QColor("#ffffff")
-RESID_FILL = QColor("#f3f4f6")
-OUTLINE = QColor("#374151")
-LABEL_COLOR = QColor("#111827")
 TOKEN_FONT = QFont("DejaVu Sans Mono", 13, QFont.Bold)
 LABEL_FONT = QFont("DejaVu Sans", 7)
 
@@ -18,9 +14,9 @@ LABEL_FONT = QFont("DejaVu Sans", 7)
 class _NodeMixin:
     """State and clicks shared by round (residual) and square (writer) nodes."""
 
-    def _init_node(self, diagram, short: str, position: int, trained: bool, base_fill: QColor) -> None:
+    def _init_node(self, diagram, short: str, position: int, trained: bool, resid: bool) -> None:
         self.diagram, self.short, self.position, self.trained = diagram, short, position, trained
-        self.base_fill = base_fill
+        self.base_fill = diagram.colors.resid_fill if resid else diagram.colors.node_fill
         self.readout_fill: QColor | None = None
         self.selected = False
         self.hovered = False
@@ -45,7 +41,8 @@ class _NodeMixin:
             pen = QPen(SELECTED.darker(130), 3)
             fill = SELECTED
         else:
-            pen = QPen(OUTLINE if self.trained else UNTRAINED, 2.0 if self.hovered else 1.2)
+            colors = self.diagram.colors
+            pen = QPen(colors.outline if self.trained else colors.untrained, 2.0 if self.hovered else 1.2)
             if not self.trained:
                 pen.setStyle(Qt.DashLine)
             fill = self.readout_fill or self.base_fill
@@ -71,7 +68,7 @@ class _NodeMixin:
                 small = self.rect().width() < 12  # heads: labels go above, in a smaller font
                 self.label_item.setFont(QFont("DejaVu Sans Mono", 7 if small else 9,
                                               QFont.Normal if small else QFont.Bold))
-                self.label_item.setBrush(LABEL_COLOR)
+                self.label_item.setBrush(self.diagram.colors.label)  # on the scene's background
             self.label_item.setText(label)
             r, size = self.rect(), self.label_item.boundingRect()
             if r.width() < 12:  # a head: centred above it
@@ -118,13 +115,13 @@ class _NodeMixin:
 class CircleNode(_NodeMixin, QGraphicsEllipseItem):
     def __init__(self, diagram, short, position, trained, rect: QRectF):
         super().__init__(rect)
-        self._init_node(diagram, short, position, trained, RESID_FILL)
+        self._init_node(diagram, short, position, trained, resid=True)
 
 
 class RectNode(_NodeMixin, QGraphicsRectItem):
     def __init__(self, diagram, short, position, trained, rect: QRectF):
         super().__init__(rect)
-        self._init_node(diagram, short, position, trained, NODE_FILL)
+        self._init_node(diagram, short, position, trained, resid=False)
 
 
 def _curve(path: QPainterPath, a: QPointF, b: QPointF) -> None:
@@ -162,9 +159,10 @@ class TokenLabel(QGraphicsRectItem):
         self.setCursor(Qt.PointingHandCursor)
         self._token = QGraphicsSimpleTextItem(self)
         self._token.setFont(TOKEN_FONT)
+        self._token.setBrush(diagram.colors.label)
         self._label = QGraphicsSimpleTextItem(self)
         self._label.setFont(LABEL_FONT)
-        self._label.setBrush(QColor("#6b7280"))
+        self._label.setBrush(diagram.colors.muted)
         self.text = (None, None)
         self.set_text(token, label)
 

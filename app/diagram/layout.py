@@ -2,6 +2,8 @@
 
 Tokens go across, layers go up (docs/design.md §4). Within one token's column and one layer, the
 rows from the bottom are: x{L}.pre, the heads a{L}.{H}, attn{L}, x{L}.mid, m{L}, x{L}.post.
+A parallel-attention model (GPT-NeoX, GPT-J: `parallel`) has no x{L}.mid row: its MLP is wired
+from x{L}.pre, and attn{L}, m{L} and x{L}.pre all feed x{L}.post.
 Residual-stream nodes sit on the column's left line, the parts that write into it (heads,
 attention and MLP outputs) to the right, so the residual stream reads as one vertical line.
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from engine.probed.sites import aliases, name_as_read_by, parse_short
 
-ROWS_PER_LAYER = 6  # with the heads shown; 5 with them collapsed into attn{L}
+ROWS_PER_LAYER = 6  # with the heads shown; 5 with them collapsed into attn{L}; one fewer if parallel
 HEADS_SHOWN_UP_TO = 4  # models with more heads than this open with every layer's heads collapsed
 COLLAPSED_COLUMN = 52.0
 ROW_HEIGHT = 30.0  # the smallest; the view stretches rows when it has height to spare
@@ -79,8 +81,9 @@ class DiagramLayout:
 
 
 def layout_for(n_layers: int, n_heads: int, row_height: float = ROW_HEIGHT,
-               collapsed: frozenset[int] | set[int] = frozenset()) -> DiagramLayout:
-    """One column's nodes; `collapsed` names the layers drawn without their head row."""
+               collapsed: frozenset[int] | set[int] = frozenset(), parallel: bool = False) -> DiagramLayout:
+    """One column's nodes; `collapsed` names the layers drawn without their head row; `parallel`:
+    attention and MLP both read x{L}.pre, so there is no x{L}.mid row."""
     collapsed = frozenset(L for L in collapsed if 0 <= L < n_layers)
     wide = len(collapsed) < n_layers  # some layer shows its heads: make room for them
     col = max(COLLAPSED_COLUMN, 38.0 + 14.0 * n_heads) if wide else COLLAPSED_COLUMN
@@ -99,12 +102,15 @@ def layout_for(n_layers: int, n_heads: int, row_height: float = ROW_HEIGHT,
                 nodes.append(NodeSpec(f"a{L}.{H}", "head", L, H, base + 1, dx, "rect", 10, 10))
             names.append((base + 1, f"a{L}.0-{n_heads - 1}" if n_heads > 1 else f"a{L}.0"))
         nodes.append(NodeSpec(f"attn{L}", "attn_out", L, None, base + 1 + up, part_x, "rect", 26, 14))
-        nodes.append(NodeSpec(f"x{L}.mid", "resid_mid", L, None, base + 2 + up, resid_x, "circle", 14, 14))
-        nodes.append(NodeSpec(f"m{L}", "mlp_out", L, None, base + 3 + up, part_x, "rect", 26, 14))
-        nodes.append(NodeSpec(f"x{L}.post", "resid_post", L, None, base + 4 + up, resid_x, "circle", 14, 14))
-        names += [(base, f"x{L}.pre"), (base + 1 + up, f"attn{L}" if heads else f"attn{L} +{n_heads}h"),
-                  (base + 2 + up, f"x{L}.mid"), (base + 3 + up, f"m{L}"), (base + 4 + up, f"x{L}.post")]
-        base += 5 + up
+        names += [(base, f"x{L}.pre"), (base + 1 + up, f"attn{L}" if heads else f"attn{L} +{n_heads}h")]
+        if not parallel:
+            nodes.append(NodeSpec(f"x{L}.mid", "resid_mid", L, None, base + 2 + up, resid_x, "circle", 14, 14))
+            names.append((base + 2 + up, f"x{L}.mid"))
+            up += 1
+        nodes.append(NodeSpec(f"m{L}", "mlp_out", L, None, base + 2 + up, part_x, "rect", 26, 14))
+        nodes.append(NodeSpec(f"x{L}.post", "resid_post", L, None, base + 3 + up, resid_x, "circle", 14, 14))
+        names += [(base + 2 + up, f"m{L}"), (base + 3 + up, f"x{L}.post")]
+        base += 4 + up
     return DiagramLayout(col, base, row_height, tuple(nodes), tuple(sorted(names)), collapsed)
 
 
@@ -113,9 +119,10 @@ def fixed_height() -> float:
     return TOP_MARGIN + TOKEN_BAND
 
 
-def column_edges(n_layers: int, n_heads: int,
-                 collapsed: frozenset[int] | set[int] = frozenset()) -> list[tuple[str, str]]:
-    """The fixed wiring inside one token's column, as (from short, to short)."""
+def column_edges(n_layers: int, n_heads: int, collapsed: frozenset[int] | set[int] = frozenset(),
+                 parallel: bool = False) -> list[tuple[str, str]]:
+    """The fixed wiring inside one token's column, as (from short, to short); in a parallel block
+    x{L}.pre feeds attention and the MLP, and both write into x{L}.post."""
     edges = []
     for L in range(n_layers):
         if L in collapsed:
@@ -123,8 +130,12 @@ def column_edges(n_layers: int, n_heads: int,
         else:
             heads = [f"a{L}.{H}" for H in range(n_heads)]
             edges += [(f"x{L}.pre", h) for h in heads] + [(h, f"attn{L}") for h in heads]
-        edges += [(f"attn{L}", f"x{L}.mid"), (f"x{L}.pre", f"x{L}.mid"), (f"x{L}.mid", f"m{L}"),
-                  (f"m{L}", f"x{L}.post"), (f"x{L}.mid", f"x{L}.post")]
+        if parallel:
+            edges += [(f"attn{L}", f"x{L}.post"), (f"x{L}.pre", f"m{L}"), (f"m{L}", f"x{L}.post"),
+                      (f"x{L}.pre", f"x{L}.post")]
+        else:
+            edges += [(f"attn{L}", f"x{L}.mid"), (f"x{L}.pre", f"x{L}.mid"), (f"x{L}.mid", f"m{L}"),
+                      (f"m{L}", f"x{L}.post"), (f"x{L}.mid", f"x{L}.post")]
         if L + 1 < n_layers:
             edges.append((f"x{L}.post", f"x{L + 1}.pre"))
     return edges

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
@@ -35,12 +35,24 @@ from app.diagram.layout import (
     fixed_height,
     layout_for,
 )
-from app.style import SELECTED_BAND
+from app.style import (
+    FLOW_EDGE,
+    backdrop,
+    data_line,
+    faint_line,
+    muted_css,
+    muted_text,
+    neutral,
+    node_fill,
+    outline,
+    resid_fill,
+    scene_background,
+    selected_band,
+    text_color,
+)
 from engine.probed.sites import parse_short
 
-WIRE_PEN = QPen(QColor("#c4c9d1"), 1.2)
-RESID_PEN = QPen(QColor("#9aa3af"), 2.2)
-FLOW_COLOR = QColor(109, 40, 217)  # overlay edges (violet: distinct from prob_diff blue/red)
+WIRE_WIDTH, RESID_WIDTH = 1.2, 2.2
 DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
@@ -49,10 +61,41 @@ MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
 ROW_SETTLE = 0.12  # rows are re-stretched (a full redraw) only when the fit moves them by more than this share
 ROW_NAME_FONT = QFont("DejaVu Sans Mono", 8)
 
-LEGEND = ("● residual stream &nbsp; ■ written into it (heads, attention, MLP) &nbsp; "
-          "<span style='color:#9ca3af'>dashed: decoder not trained on this site</span> &nbsp; "
-          "<span style='color:#6b7280'>Ctrl+wheel zooms, drag pans, double-click fits; "
-          "double-click attn to show or hide its heads</span>")
+
+
+def legend_html(source=None) -> str:
+    """The legend under the diagram, its secondary parts in the palette's muted text."""
+    muted = muted_css(source)
+    return ("● residual stream &nbsp; ■ written into it (heads, attention, MLP) &nbsp; "
+            f"<span style='color:{muted}'>dashed: decoder not trained on this site</span> &nbsp; "
+            f"<span style='color:{muted}'>Ctrl+wheel zooms, drag pans, double-click fits; "
+            "double-click attn to show or hide its heads</span>")
+
+
+@dataclass(frozen=True)
+class DiagramColors:
+    """The diagram's colours, from the palette: made once per palette, not per painted node."""
+
+    background: QColor
+    node_fill: QColor
+    resid_fill: QColor
+    outline: QColor
+    untrained: QColor
+    label: QColor  # node readouts and tokens, on the background
+    muted: QColor  # position labels and row names
+    wire: QColor
+    resid_wire: QColor
+    flow_edge: QColor  # the violet data colour, lightened on a dark background as far as 3:1 needs
+    band: QColor
+    backdrop: QColor
+
+    @classmethod
+    def of(cls, source=None) -> DiagramColors:
+        return cls(background=scene_background(source), node_fill=node_fill(source), resid_fill=resid_fill(source),
+                   outline=outline(source), untrained=neutral(source), label=text_color(source),
+                   muted=muted_text(source), wire=faint_line(source), resid_wire=neutral(source),
+                   flow_edge=data_line(FLOW_EDGE, source), band=selected_band(source),
+                   backdrop=backdrop(source, 230))
 
 
 @dataclass
@@ -80,10 +123,12 @@ class ModelDiagram(QGraphicsView):
         self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing)
         self.setDragMode(QGraphicsView.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
-        self.setBackgroundBrush(QColor("#fbfbfc"))
+        self.colors = DiagramColors.of(self)
+        self.setBackgroundBrush(self.colors.background)
         self.setFocusPolicy(Qt.StrongFocus)  # Tab reaches the diagram; arrows move, Enter picks
         self._layout: DiagramLayout | None = None
         self._n_layers = self._n_heads = 0
+        self._parallel = False  # attention and MLP both read x{L}.pre: no x{L}.mid row (GPT-NeoX, GPT-J)
         self._trained: set[str] | None = None
         self._tokens: list[str] = []
         self._labels: list[str] = []
@@ -104,11 +149,11 @@ class ModelDiagram(QGraphicsView):
         self._refit.timeout.connect(self._fit_if_auto)
 
     # ---- content ------------------------------------------------------------------------
-    def set_model(self, n_layers: int, n_heads: int, trained_sites: list[str] | None) -> None:
-        self._n_layers, self._n_heads = n_layers, n_heads
+    def set_model(self, n_layers: int, n_heads: int, trained_sites: list[str] | None, parallel: bool = False) -> None:
+        self._n_layers, self._n_heads, self._parallel = n_layers, n_heads, parallel
         self._trained = set(trained_sites) if trained_sites is not None else None
         self._collapsed = default_collapsed(n_layers, n_heads)
-        self._layout = layout_for(n_layers, n_heads, self._row_height, self._collapsed)
+        self._layout = layout_for(n_layers, n_heads, self._row_height, self._collapsed, parallel)
         self._rebuild()
         self.headsChanged.emit()
 
@@ -151,7 +196,7 @@ class ModelDiagram(QGraphicsView):
         if collapsed == self._collapsed:
             return
         self._collapsed = frozenset(collapsed)
-        self._layout = layout_for(self._n_layers, self._n_heads, self._row_height, self._collapsed)
+        self._layout = layout_for(self._n_layers, self._n_heads, self._row_height, self._collapsed, self._parallel)
         self._rebuild()
         self.headsChanged.emit()
 
@@ -282,7 +327,7 @@ class ModelDiagram(QGraphicsView):
             if a is None or b is None or weight <= 0:
                 continue
             strength = min(weight, 1.0) ** 0.5
-            color = QColor(FLOW_COLOR)
+            color = QColor(self.colors.flow_edge)
             color.setAlphaF(0.12 + 0.83 * strength)
             pen = QPen(color, 0.4 + 3.6 * strength)
             pen.setCapStyle(Qt.RoundCap)
@@ -352,10 +397,11 @@ class ModelDiagram(QGraphicsView):
             self._nodes[(spec.short, pos)] = item
             column.nodes.append(item)
         resid, other = [], []
-        for a, b in column_edges(self._n_layers, self._n_heads, self._collapsed):
+        for a, b in column_edges(self._n_layers, self._n_heads, self._collapsed, self._parallel):
             ends = QPointF(*lay.center(specs[a], pos)), QPointF(*lay.center(specs[b], pos))
             (resid if specs[a].shape == "circle" and specs[b].shape == "circle" else other).append(ends)
-        column.wires = [wires(resid, RESID_PEN, z=-1), wires(other, WIRE_PEN, z=-1)]
+        column.wires = [wires(resid, QPen(self.colors.resid_wire, RESID_WIDTH), z=-1),
+                        wires(other, QPen(self.colors.wire, WIRE_WIDTH), z=-1)]
         for item in column.wires:
             scene.addItem(item)
         left = lay.column_left(pos)
@@ -382,7 +428,7 @@ class ModelDiagram(QGraphicsView):
             return
         top = lay.row_y(lay.n_rows - 1) - lay.row_height / 2
         rect = QRectF(lay.column_left(pos), top, lay.column_width, lay.grid_bottom() - top + 44)
-        self._band = self.scene().addRect(rect, QPen(Qt.NoPen), SELECTED_BAND)
+        self._band = self.scene().addRect(rect, QPen(Qt.NoPen), self.colors.band)
         self._band.setZValue(-2)
         self.ensureVisible(self._band, 20, 0)
 
@@ -398,8 +444,8 @@ class ModelDiagram(QGraphicsView):
         width = max(fm.horizontalAdvance(name) for _, name in lay.row_names) + 10
         for row, name in lay.row_names:
             y = self.mapFromScene(QPointF(0, lay.row_y(row))).y()
-            painter.fillRect(0, y - fm.height() // 2, width, fm.height(), QColor(251, 251, 252, 230))
-            painter.setPen(QColor("#4b5563"))
+            painter.fillRect(0, y - fm.height() // 2, width, fm.height(), self.colors.backdrop)
+            painter.setPen(self.colors.muted)
             painter.drawText(4, y + fm.ascent() // 2 - 1, name)
         painter.restore()
 
@@ -410,13 +456,13 @@ class ModelDiagram(QGraphicsView):
         self.finish_overlay()
         rect = self.scene().sceneRect()
         image = QImage(int(rect.width() * scale), int(rect.height() * scale), QImage.Format_ARGB32)
-        image.fill(QColor("#ffffff"))
+        image.fill(self.colors.background)  # the items are coloured for it
         painter = QPainter(image)
         painter.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing)
         self.scene().render(painter)
         painter.scale(scale, scale)
         painter.setFont(ROW_NAME_FONT)
-        painter.setPen(QColor("#4b5563"))
+        painter.setPen(self.colors.muted)
         for row, name in (self._layout.row_names if self._layout else ()):
             painter.drawText(QPointF(4, self._layout.row_y(row) + 4), name)
         painter.end()
@@ -478,7 +524,7 @@ class ModelDiagram(QGraphicsView):
         if abs(row_height - self._row_height) <= ROW_SETTLE * self._row_height:
             return False  # typing a token moves the fit a little: not worth redrawing every row
         self._row_height = row_height
-        self._layout = layout_for(self._n_layers, self._n_heads, row_height, self._collapsed)
+        self._layout = layout_for(self._n_layers, self._n_heads, row_height, self._collapsed, self._parallel)
         return True
 
     def _fit_if_auto(self) -> None:
@@ -504,6 +550,16 @@ class ModelDiagram(QGraphicsView):
         super().resizeEvent(event)
         if self._auto_fit:
             self._refit.start()
+
+    def changeEvent(self, event) -> None:
+        """A new palette (the system switched to dark, say): recolour by drawing again."""
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange:
+            colors = DiagramColors.of(self)
+            if colors != self.colors:
+                self.colors = colors
+                self.setBackgroundBrush(colors.background)
+                self._rebuild()
 
     def wheelEvent(self, event) -> None:
         if event.modifiers() & Qt.ControlModifier:
@@ -531,9 +587,9 @@ class DiagramPanel(QWidget):
         self.flow_controls = FlowControls()
         self.map_bar = MapBar()
         self.view = ModelDiagram()
-        self.legend = QLabel(LEGEND)
+        self.legend = QLabel(legend_html(self))
         self.legend.setWordWrap(True)
-        self.legend.setStyleSheet("color: #374151; font-size: 8pt;")
+        self.legend.setStyleSheet("font-size: 8pt;")
         self.flow_legend = TargetLegend()
         self.heads_button = QPushButton()
         self.heads_button.setFlat(True)
@@ -553,6 +609,11 @@ class DiagramPanel(QWidget):
         bottom.addWidget(self.flow_legend, 0, Qt.AlignTop)
         lay.addLayout(bottom)
         self._update_heads_button()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange:
+            self.legend.setText(legend_html(self))
 
     def _toggle_heads(self) -> None:
         self.view.set_heads_shown(None, bool(self.view.collapsed_layers()))

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.diagram.layout import DiagramOverlay
-from app.style import MUTED
+from app.style import error_css, muted_css
 from app.workers.job_request import JobRequest
 from engine.probed.sites import aliases, canonical_site
 
@@ -137,7 +137,7 @@ class MapController(QObject):
     def map_requested(self) -> JobRequest | None:
         wanted = self.ask() if self.ask else "no window"
         if isinstance(wanted, str):
-            self.bar.legend.setText(f"<span style='color:{MUTED}'>{escape(wanted)}</span>")
+            self.bar.legend.setText(f"<span style='color:{muted_css()}'>{escape(wanted)}</span>")
             return None
         model_key, text, n_layers, options = wanted
         return self.start(model_key, text, n_layers, options)
@@ -193,7 +193,7 @@ class MapController(QObject):
         if request is self._request:
             self._request = None
             self.bar.set_state("shown" if self.rows else "idle")
-            self.bar.legend.setText(f"<span style='color:#b91c1c'>Map failed: {escape(message)}</span>")
+            self.bar.legend.setText(f"<span style='color:{error_css()}'>Map failed: {escape(message)}</span>")
             if not self.rows:
                 self.flow.hold(False)
 

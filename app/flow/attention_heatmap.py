@@ -11,14 +11,15 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from app.style import FLOW_EDGE, SELECTED
+from app.style import ATTENTION_SCALE, SELECTED, style_plot
 
-CMAP = pg.ColorMap([0.0, 1.0], [(255, 255, 255), FLOW_EDGE])
+CMAP = pg.ColorMap([0.0, 1.0], list(ATTENTION_SCALE))
 
 
 class AttentionHeatmap(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
+        style_plot(self)  # background and axes from the palette; the cells keep their data scale
         self.setMinimumHeight(200)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.style import ERROR, FLOW_EDGE, MUTED, TARGET_SCALE
+from app.style import FLOW_EDGE, TARGET_SCALE, data_line, error_css, muted_css, neutral, text_color
 
 DEFAULT_THRESHOLD = 0.04  # engine.flow.graph.DEFAULT_THRESHOLD (not imported: it pulls numpy in at start-up)
 SLIDER_STEPS = 100  # the slider's integer value / 100 is the threshold
@@ -83,7 +83,7 @@ class FlowControls(QWidget):
         completer.setMaxVisibleItems(15)
         self.target.setCompleter(completer)
         self.status = QLabel()
-        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setStyleSheet(f"color: {muted_css(self)};")
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long messages never widen the panel
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
@@ -171,13 +171,13 @@ class FlowControls(QWidget):
             self.targetChanged.emit(chosen)
 
     def _mark(self, ok: bool, why: str = "") -> None:
-        self.target.setStyleSheet("" if ok else f"QComboBox {{ border: 1px solid {ERROR}; }}")
+        self.target.setStyleSheet("" if ok else f"QComboBox {{ border: 1px solid {error_css(self)}; }}")
         self.target.setToolTip(TARGET_TIP if ok else why)
         if not ok:
             self.set_status(why, error=True)
 
     def set_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet(f"color: {ERROR if error else MUTED};")
+        self.status.setStyleSheet(f"color: {error_css(self) if error else muted_css(self)};")
         self.status.setText(text)
         self.status.setToolTip(text)
 
@@ -199,7 +199,8 @@ class TargetLegend(QWidget):
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing)
-        p.setPen(QColor("#374151"))
+        ink = text_color(self)  # on the window: the widget paints no background of its own
+        p.setPen(ink)
         font = p.font()
         font.setPointSizeF(7.5)
         p.setFont(font)
@@ -209,11 +210,11 @@ class TargetLegend(QWidget):
         for stop, rgb in TARGET_SCALE:
             grad.setColorAt(stop, QColor(*rgb))
         p.fillRect(bar, grad)
-        p.setPen(QColor("#9ca3af"))
+        p.setPen(neutral(self))
         p.drawRect(bar)
-        p.setPen(QColor("#374151"))
+        p.setPen(ink)
         p.drawText(QRectF(170, 0, 14, 18), Qt.AlignVCenter | Qt.AlignLeft, "1")
-        edge = QColor(*FLOW_EDGE)
+        edge = data_line(FLOW_EDGE, self)  # as the diagram draws the edges
         for k, (x, width) in enumerate(((196, 1.0), (214, 2.5), (232, 4.5))):
             edge.setAlphaF(0.3 + 0.3 * k)
             pen = p.pen()
@@ -221,6 +222,6 @@ class TargetLegend(QWidget):
             pen.setWidthF(width)
             p.setPen(pen)
             p.drawLine(x, 13, x + 12, 5)
-        p.setPen(QColor("#374151"))
+        p.setPen(ink)
         p.drawText(QRectF(250, 0, 50, 18), Qt.AlignVCenter | Qt.AlignLeft, "weight")
         p.end()

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.flow.attention_heatmap import AttentionHeatmap
 from app.flow.overlay import incoming, rank_change, token_text
-from app.style import ERROR, MUTED
+from app.style import error_css, muted_css
 from engine.probed.sites import previous_resid
 
 PUSH_ROWS = 5  # promoted / suppressed tokens shown (the graph keeps top_k)
@@ -56,6 +56,10 @@ def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
             table.setItem(r, c, item)
     height = table.horizontalHeader().height() + sum(table.rowHeight(r) for r in range(len(rows))) + 4
     table.setFixedHeight(height)
+
+
+def _colored(html: str, color: str) -> str:
+    return f"<span style='color:{color}'>{html}</span>"
 
 
 def _heading(text: str) -> QLabel:
@@ -106,7 +110,7 @@ class NodeDetailPane(QScrollArea):
     # ---- content ------------------------------------------------------------------------
     def show_message(self, text: str, error: bool = False) -> None:
         self.node = None
-        self.title.setText(f"<span style='color:{ERROR if error else MUTED}'>{escape(text)}</span>")
+        self.title.setText(_colored(escape(text), error_css(self) if error else muted_css(self)))
         for w in self._sections():
             w.hide()
 
@@ -149,7 +153,7 @@ class NodeDetailPane(QScrollArea):
             self.heatmap.set_pattern(graph.attention[node.site.layer, node.site.head],
                                      [f"{t}" for t in graph.token_labels], position)
             self.attention_heading.setText(f"<b>Attention pattern of {escape(node.site.short)}</b> "
-                                           f"<span style='color:{MUTED}'>(rows: query, columns: source; "
+                                           f"<span style='color:{muted_css(self)}'>(rows: query, columns: source; "
                                            f"row {position} outlined)</span>")
             self.attention_heading.show()
             self.heatmap.show()
@@ -161,7 +165,7 @@ class NodeDetailPane(QScrollArea):
 
     def _show_top(self, graph, node) -> None:
         before = None
-        prev = previous_resid(node.site.short)
+        prev = previous_resid(node.site.short, getattr(graph, "parallel_attn_mlp", False))
         if prev is not None:
             before = graph.node(prev, node.position)
         rows = [[str(r), repr(token_text(graph, i)), f"{p:.3f}", rank_change(i, r, before)]
@@ -172,7 +176,7 @@ class NodeDetailPane(QScrollArea):
         if node.target_rank is not None:
             text = f"Target {escape(target)}: rank <b>{node.target_rank}</b>, p <b>{node.target_prob:.3f}</b>"
             if before is not None and before.target_rank is not None:
-                text += f" <span style='color:{MUTED}'>(at {prev}: rank {before.target_rank}, " \
+                text += f" <span style='color:{muted_css(self)}'>(at {prev}: rank {before.target_rank}, " \
                         f"p {before.target_prob:.3f})</span>"
         else:
             text = f"Target {escape(target)}: p <b>{node.target_prob:.3f}</b> in this part's logit lens"
@@ -183,8 +187,8 @@ class NodeDetailPane(QScrollArea):
     def _show_inputs(self, graph, node, threshold: float) -> None:
         edges = incoming(graph, node.key, threshold)
         if not edges:
-            text = f"<span style='color:{MUTED}'>none (x0.pre is the embedding)</span>" \
-                if node.site.short == "x0.pre" else f"<span style='color:{MUTED}'>none above {threshold:.2f}</span>"
+            text = _colored("none (x0.pre is the embedding)" if node.site.short == "x0.pre"
+                            else f"none above {threshold:.2f}", muted_css(self))
         else:
             text = "<br>".join(f"{escape(e.src[0])} @ {e.src[1]} '{escape(graph.position_labels[e.src[1]])}': "
                                f"<b>{e.weight:.3f}</b>" for e in edges)
@@ -194,7 +198,7 @@ class NodeDetailPane(QScrollArea):
 
     # ---- MLP neurons (from the engine thread) ---------------------------------------------
     def set_neurons_status(self, text: str, error: bool = False) -> None:
-        self.neuron_status.setText(f"<span style='color:{ERROR if error else MUTED}'>{escape(text)}</span>")
+        self.neuron_status.setText(_colored(escape(text), error_css(self) if error else muted_css(self)))
         self.neuron_status.show()
         self.neuron_table.hide()
 

@@ -15,6 +15,7 @@ import math
 from html import escape
 
 from app.diagram.layout import DiagramOverlay
+from app.style import css, muted_css, outline, scene_background
 from engine.probed.sites import aliases
 
 POSITIVE_SCALE = ((0.0, (255, 255, 255)), (0.25, (253, 208, 162)), (0.5, (253, 141, 60)),
@@ -95,7 +96,7 @@ def header_html(report) -> str:
     none = " · the two runs agree: no effect to share out" if all(e.share is None for e in report.effects) else ""
     return (f"<b>clean {escape(metric_name(report))} {number(report.clean, metric)} · "
             f"corrupt {number(report.corrupt, metric)}</b>{escape(none)}<br>"
-            f"<span style='color:#6b7280'>answer at {i.answer_position} {escape(repr(i.answer_label))}: "
+            f"<span style='color:{muted_css()}'>answer at {i.answer_position} {escape(repr(i.answer_label))}: "
             f"{escape(words)} · corrupted at {escape(changes)} · {len(report.effects)} nodes, "
             f"{report.passes} passes, {report.seconds:.2f} s</span>")
 
@@ -103,8 +104,8 @@ def header_html(report) -> str:
 def legend_html() -> str:
     """The colour scale in words: swatches at 0, 25, 50, 75 and 100%, teal for negative."""
     def swatch(colour: str) -> str:
-        return f"<span style='background:{colour}; border:1px solid #9ca3af'>&nbsp;&nbsp;&nbsp;</span>"
+        return f"<span style='background:{colour}; border:1px solid {css(outline())}'>&nbsp;&nbsp;&nbsp;</span>"
 
-    steps = "".join(swatch(share_colour(k) or "#ffffff") for k in (0.0, 0.25, 0.5, 0.75, 1.0))
+    steps = "".join(swatch(share_colour(k) or css(scene_background())) for k in (0.0, 0.25, 0.5, 0.75, 1.0))
     return (f"share of the effect: 0% {steps} 100% · {swatch(share_colour(-1.0))} negative (moves it back) · "
             "no fill: under 1% · labels: the strongest nodes' share in %")

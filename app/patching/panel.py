@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.patching.overlay import legend_html
 from app.patching.table import NODE, PATCHED, POSITION, SHARE, PatchTableModel, ShareBarDelegate
-from app.style import ERROR, MUTED
+from app.style import error_css, muted_css
 
 METRIC_CHOICES = (("logit difference", "logit_diff"), ("probability of the clean answer", "prob"))
 INTRO = ("Patch each node of the clean run with its activation from the corrupted run: a node's share says "
@@ -38,7 +38,7 @@ class PatchPanel(QWidget):
         super().__init__(parent)
         intro = QLabel(INTRO)
         intro.setWordWrap(True)
-        intro.setStyleSheet(f"color: {MUTED};")
+        intro.setStyleSheet(f"color: {muted_css()};")
         self.clean = QLineEdit()
         self.clean.setReadOnly(True)
         self.clean.setToolTip("The clean input is the query above; edit the query to change it")
@@ -66,7 +66,7 @@ class PatchPanel(QWidget):
         self.answer_position = QComboBox()
         self.answer_position.setToolTip("Whose logits are read: by default the task's answer position")
         self.answer_note = QLabel()
-        self.answer_note.setStyleSheet(f"color: {MUTED};")
+        self.answer_note.setStyleSheet(f"color: {muted_css()};")
         self.run_button = QPushButton("Run check")
         self.run_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
@@ -154,16 +154,16 @@ class PatchPanel(QWidget):
 
     def set_note(self, text: str, ok: bool) -> None:
         self.note.setText(text)
-        self.note.setStyleSheet(f"color: {MUTED if ok else ERROR};")
+        self.note.setStyleSheet(f"color: {muted_css() if ok else error_css()};")
         self.note.setVisible(bool(text))
 
     def show_error(self, text: str) -> None:
         """One line in red (an engine message, never a traceback)."""
-        self.message.setText(f"<span style='color:{ERROR}'>{escape(text)}</span>")
+        self.message.setText(f"<span style='color:{error_css()}'>{escape(text)}</span>")
         self.message.show()
 
     def show_message(self, text: str) -> None:
-        self.message.setText(f"<span style='color:{MUTED}'>{escape(text)}</span>" if text else "")
+        self.message.setText(f"<span style='color:{muted_css()}'>{escape(text)}</span>" if text else "")
         self.message.setVisible(bool(text))
 
     def set_progress(self, done: int, total: int) -> None:

@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from app.patching.overlay import metric_name, number, percent, share_colour
+from app.style import outline
 
 COLUMNS = ("node", "position", "patched", "share of the effect")
 NODE, POSITION, PATCHED, SHARE = range(4)
@@ -90,9 +91,9 @@ class ShareBarDelegate(QStyledItemDelegate):
             full = share_colour(1.0 if share >= 0 else -1.0)
             painter.fillRect(QRectF(area.left(), area.top(), area.width() * min(abs(share), 1.0), area.height()),
                              QColor(full))
-        painter.setPen(QPen(QColor("#e5e7eb"), 1))
+        painter.setPen(QPen(outline(), 1))
         painter.drawRect(area)
-        painter.setPen(QColor("#111827"))
+        painter.setPen(option.palette.text().color())
         painter.drawText(QRect(int(area.right()) + 4, r.top(), text_w - 4, r.height()), RIGHT_MIDDLE,
                          percent(share))
         painter.restore()

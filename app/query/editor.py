@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.query.token_strip import TokenStrip
-from app.style import ERROR
+from app.style import error_css
 from engine.tasks import TaskInputError
 
 RANDOM_ITEM = "random input"
@@ -39,7 +39,7 @@ class QueryEditor(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.message.setStyleSheet(f"color: {ERROR};")
+        self.message.setStyleSheet(f"color: {error_css(self)};")
         self.message.hide()
         self.strip = TokenStrip()
         self.strip.positionClicked.connect(self.positionClicked)
@@ -120,5 +120,5 @@ class QueryEditor(QWidget):
             self.strip.set_tokens(pieces, [], bad=bad, live=False)
         self.message.setText(self._error)
         self.message.setVisible(bool(self._error))
-        self.combo.lineEdit().setStyleSheet(f"border: 1px solid {ERROR};" if self._error else "")
+        self.combo.lineEdit().setStyleSheet(f"border: 1px solid {error_css(self)};" if self._error else "")
         self.queryChanged.emit()

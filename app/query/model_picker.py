@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from app.messages import show_message
-from app.style import ERROR, MUTED
+from app.style import error_css, muted_css
 from engine.errors import StoreError
 from engine.store.folders import list_models, open_folder
 
@@ -36,7 +36,7 @@ class ModelPicker(QWidget):
         self.state = QLabel()
         self.state.setTextFormat(Qt.PlainText)  # engine messages may hold paths and '<'
         self.state.setWordWrap(True)
-        self.state.setStyleSheet(f"color: {MUTED};")
+        self.state.setStyleSheet(f"color: {muted_css(self)};")
         label = QLabel("&Model")
         label.setBuddy(self.combo)
         lay = QHBoxLayout(self)
@@ -135,4 +135,4 @@ class ModelPicker(QWidget):
 
     def set_state(self, text: str, error: bool = False) -> None:
         self.state.setText(text)
-        self.state.setStyleSheet(f"color: {ERROR if error else MUTED};")
+        self.state.setStyleSheet(f"color: {error_css(self) if error else muted_css(self)};")

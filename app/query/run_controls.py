@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.style import ERROR, MUTED
+from app.style import error_css, muted_css
 from engine.query.types import AUTO_SCHEDULE, METRICS, SCHEDULES, QueryOptions, format_schedule, parse_schedule
 
 AUTO_TEXT = "Auto"
@@ -97,7 +97,7 @@ class OptionsBar(QWidget):
 
     def _check_schedule(self) -> None:
         error = self.schedule_error()
-        self.schedule.setStyleSheet(f"border: 1px solid {ERROR};" if error else "")
+        self.schedule.setStyleSheet(f"border: 1px solid {error_css(self)};" if error else "")
         self.schedule.setToolTip(error or "temperature:noise pairs, comma separated")
 
     def schedule_error(self) -> str:
@@ -155,7 +155,7 @@ class RunBar(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setMinimumWidth(260)
         self.eta = QLabel()
-        self.eta.setStyleSheet(f"color: {MUTED};")
+        self.eta.setStyleSheet(f"color: {muted_css(self)};")
         self.eta.setMinimumWidth(120)
         self.target = QLabel()
         self.target.setTextFormat(Qt.RichText)

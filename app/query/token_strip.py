@@ -6,10 +6,10 @@ invalid characters can be flagged in place.
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.style import ERROR, MUTED, SELECTED, SELECTED_BAND
+from app.style import SELECTED, composite, error_text, faint_line, legible, muted_text, selected_band, text_color
 
 PAD = 6
 
@@ -107,28 +107,33 @@ class TokenStrip(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing)
         sfm = QFontMetrics(self._small_font)
+        # on the window (the strip paints no background of its own), from the palette
+        window = self.palette().color(self.backgroundRole())
+        band = selected_band(self)
+        ink, muted, error, border = text_color(self), muted_text(self), error_text(self), faint_line(self)
+        selected_ink = legible(SELECTED, composite(band, window))  # the selected token's label, on the band
         for i, r in enumerate(self._rects):
             bad = i in self._bad
             if i == self._selected and self._live:
-                p.fillRect(r, SELECTED_BAND)
+                p.fillRect(r, band)
                 if self.hasFocus():
                     p.setPen(QPen(SELECTED, 1, Qt.DotLine))
                     p.drawRect(r.adjusted(-1, -1, 0, 0))
                 p.setPen(QPen(SELECTED, 2))
             else:
-                p.setPen(QPen(QColor(ERROR) if bad else QColor("#d1d5db"), 2 if bad else 1))
+                p.setPen(QPen(error if bad else border, 2 if bad else 1))
             p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 4, 4)
             p.setFont(self._small_font)
-            p.setPen(QColor(MUTED))
+            p.setPen(muted)
             p.drawText(QRect(r.x(), r.y() + 2, r.width(), sfm.height()), Qt.AlignCenter, str(i))
             p.setFont(self._token_font)
-            color = QColor(ERROR) if bad else (QColor("#111827") if self._live else QColor(MUTED))
+            color = error if bad else (ink if self._live else muted)
             p.setPen(color)
             token_rect = QRect(r.x(), r.y() + sfm.height() + 2, r.width(), r.height() - 2 * sfm.height() - 6)
             p.drawText(token_rect, Qt.AlignCenter, self._chars[i])
             if i < len(self._labels) and self._labels[i] != self._chars[i]:  # a text model's label is its token
                 p.setFont(self._small_font)
-                p.setPen(QColor(SELECTED) if i == self._selected else QColor(MUTED))
+                p.setPen(selected_ink if i == self._selected else muted)
                 p.drawText(QRect(r.x(), r.bottom() - sfm.height() - 2, r.width(), sfm.height()),
                            Qt.AlignCenter, self._labels[i])
         p.end()

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from app.results.view import ResultsView
-from app.style import MUTED
+from app.style import muted_css
 
 HINT = "Pin two runs from the History panel (Pin left / Pin right) to compare them here."
 
@@ -14,7 +14,7 @@ class CompareView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.hint = QLabel(HINT)
-        self.hint.setStyleSheet(f"color: {MUTED};")
+        self.hint.setStyleSheet(f"color: {muted_css(self)};")
         self.sides = [ResultsView(compact=True), ResultsView(compact=True)]
         self.entries = [None, None]
         split = QSplitter(Qt.Horizontal)

@@ -9,15 +9,21 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QToolTip
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QPen
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip
 
 from app.results.table_model import SAMPLE_ROLE
-from app.style import bar_color, bar_fraction, prob_diff_color
+from app.style import (
+    bar_color,
+    bar_fraction,
+    composite,
+    error_text,
+    faint_line,
+    prob_diff_color,
+    readable_on,
+    selection_fill,
+)
 
-INK = QColor("#111827")
-MALFORMED_INK = QColor("#7f1d1d")  # samples that break the task's grammar
-COMPARED_PEN = QPen(QColor("#111827"), 1)
 LEFT_MIDDLE = Qt.AlignLeft | Qt.AlignVCenter  # built once: enum arithmetic is slow in a paint loop
 
 CELL_PAD = 3
@@ -70,6 +76,55 @@ def token_tooltip(sample, i: int) -> str:
     return f"position {i} {sample.pieces[i]!r} [{label}]{mark}: {dist}{diff}"
 
 
+class CellColors:
+    """The colours of one row's cells, from the view's palette: its background (base, alternate
+    base, or the selection) and the ink for text on it and on each prob_diff fill composited
+    over it (the palette's text where it reads, else black or white). Cached: painting is hot."""
+
+    _cache: dict = {}
+
+    def __init__(self, option, malformed: bool = False):
+        pal = option.palette
+        if option.state & QStyle.State_Selected:
+            background = selection_fill(pal)
+        elif option.features & QStyleOptionViewItem.Alternate:
+            background = pal.color(QPalette.AlternateBase)
+        else:
+            background = pal.color(QPalette.Base)
+        text = error_text(pal) if malformed else pal.color(QPalette.Text)
+        self.background, self.text = background, text
+        self.ink = readable_on(background, text)
+        self.line = faint_line(pal)
+        self._on: dict[int, QColor] = {}  # fill rgba -> ink
+
+    @classmethod
+    def of(cls, option, malformed: bool = False) -> CellColors:
+        pal = option.palette
+        key = (pal.cacheKey(), bool(option.state & QStyle.State_Selected),
+               bool(option.features & QStyleOptionViewItem.Alternate), malformed)
+        colors = cls._cache.get(key)
+        if colors is None:
+            if len(cls._cache) > 64:
+                cls._cache.clear()
+            colors = cls._cache[key] = cls(option, malformed)
+        return colors
+
+    def fill_background(self, painter, option) -> None:
+        """Selected rows only: the view paints the others' base and alternate base itself."""
+        if option.state & QStyle.State_Selected:
+            painter.fillRect(option.rect, self.background)
+
+    def ink_on(self, fill: QColor | None) -> QColor:
+        """The ink for text on a token's prob_diff fill (None: on the row's background)."""
+        if fill is None:
+            return self.ink
+        key = fill.rgba()
+        ink = self._on.get(key)
+        if ink is None:
+            ink = self._on[key] = readable_on(composite(fill, self.background), self.text)
+        return ink
+
+
 class SampleDelegate(QStyledItemDelegate):
     def paint(self, painter, option, index) -> None:
         sample = index.data(SAMPLE_ROLE)
@@ -77,40 +132,49 @@ class SampleDelegate(QStyledItemDelegate):
             return super().paint(painter, option, index)
         painter.save()
         painter.setClipRect(option.rect)  # long samples must not spill into the next column
-        if option.state & QStyle.State_Selected:
-            painter.fillRect(option.rect, option.palette.highlight().color().lighter(160))
+        colors = CellColors.of(option, malformed=not sample.well_formed)
+        colors.fill_background(painter, option)
         tm = token_metrics(option.font)
         r = option.rect
         cells = tm.cells(sample, r.left(), r.top(), r.height())
         diffs = sample.prob_diff
+        inks = []
         for i, cell in enumerate(cells):
             if cell.left() > r.right():
                 break
             color = prob_diff_color(diffs[i]) if i < len(diffs) else None
             if color is not None:
                 painter.fillRect(cell, color)
+            inks.append(colors.ink_on(color))
         cp = sample.compared_position
-        painter.setPen(INK if sample.well_formed else MALFORMED_INK)
         pieces = sample.pieces
         if all(len(piece) == 1 for piece in pieces):
-            # three runs of text: before the compared token, the compared token in parentheses, after
-            # it; the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell
+            # runs of text of one ink: before the compared token, the compared token in parentheses,
+            # after it; the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell
             painter.setFont(tm.spaced)
-            for first, run in ((0, "".join(pieces[:cp])), (cp + 1, "".join(pieces[cp + 1:]))):
-                if run and first < len(cells):
-                    c = cells[first]
-                    painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE, run)
+            for start, stop in ((0, min(cp, len(inks))), (cp + 1, len(inks))):
+                first = start
+                for i in range(start, stop + 1):
+                    if i == stop or inks[i] != inks[first]:
+                        if i > first:
+                            c = cells[first]
+                            painter.setPen(inks[first])
+                            painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE,
+                                             "".join(pieces[first:i]))
+                        first = i
         else:  # BPE tokens of several characters: each in its own cell
             painter.setFont(tm.font)
             for i, (cell, piece) in enumerate(zip(cells, pieces)):
-                if cell.left() > r.right():
+                if i >= len(inks):
                     break
                 if i != cp:
+                    painter.setPen(inks[i])
                     painter.drawText(cell, Qt.AlignCenter, piece)
-        if 0 <= cp < len(cells):
+        if 0 <= cp < len(inks):
             painter.setFont(tm.font)
+            painter.setPen(inks[cp])
             painter.drawText(cells[cp], Qt.AlignCenter, f"({pieces[cp]})")
-            painter.setPen(COMPARED_PEN)
+            painter.setPen(QPen(colors.ink, 1))  # the outline sits on the row's background
             painter.drawRect(cells[cp].adjusted(0, 0, -1, -1))
         painter.restore()
 
@@ -152,9 +216,9 @@ class TextCellDelegate(QStyledItemDelegate):
         sample = index.data(SAMPLE_ROLE)
         if sample is None:
             return super().paint(painter, option, index)
-        if option.state & QStyle.State_Selected:
-            painter.fillRect(option.rect, option.palette.highlight().color().lighter(160))
-        painter.setPen(INK)
+        colors = CellColors.of(option)
+        colors.fill_background(painter, option)
+        painter.setPen(colors.ink)
         painter.drawText(option.rect.adjusted(4, 0, -4, 0), self._align, self._text_of(sample))
 
 
@@ -164,17 +228,17 @@ class DistanceBarDelegate(QStyledItemDelegate):
         if sample is None:
             return super().paint(painter, option, index)
         painter.save()
-        if option.state & QStyle.State_Selected:
-            painter.fillRect(option.rect, option.palette.highlight().color().lighter(160))
+        colors = CellColors.of(option)
+        colors.fill_background(painter, option)
         r = option.rect.adjusted(4, 4, -4, -4)
         text_w = token_metrics(option.font).char_w * 6 + 6
         bar_area = QRectF(r.left(), r.top(), max(r.width() - text_w, 10), r.height())
         frac = bar_fraction(sample.distance)
         painter.fillRect(QRectF(bar_area.left(), bar_area.top(), bar_area.width() * frac, bar_area.height()),
                          bar_color(sample.distance))
-        painter.setPen(QPen(QColor("#e5e7eb"), 1))
+        painter.setPen(QPen(colors.line, 1))
         painter.drawRect(bar_area)
-        painter.setPen(QColor("#111827"))
+        painter.setPen(colors.ink)
         painter.drawText(QRect(int(bar_area.right()) + 4, r.top(), text_w, r.height()),
                          LEFT_MIDDLE, f"{sample.distance:.3f}")
         painter.restore()

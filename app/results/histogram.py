@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor
 
-from app.style import BAR, DIVIDER
+from app.style import BAR, DIVIDER, legible, neutral, scene_background, style_plot
 
-pg.setConfigOptions(antialias=False, background="w", foreground="#374151")  # bars are axis-aligned
+pg.setConfigOptions(antialias=False)  # bars are axis-aligned; colours: style_plot, from the palette
 
 N_BINS = 40
 
@@ -34,6 +34,7 @@ class DistanceHistogram(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._colors_from_palette()
         self.setMouseEnabled(False, False)
         self.setMenuEnabled(False)
         self.hideButtons()
@@ -45,7 +46,7 @@ class DistanceHistogram(pg.PlotWidget):
         self.addItem(self._bars)
         self._eps_line = pg.InfiniteLine(0.1, angle=90, movable=True, pen=pg.mkPen(DIVIDER, width=2),
                                          hoverPen=pg.mkPen(DIVIDER, width=4),
-                                         label="ε {value:.3g}", labelOpts={"position": 0.9, "color": DIVIDER})
+                                         label="ε {value:.3g}", labelOpts={"position": 0.9, "color": self._eps_ink})
         self._eps_line.sigPositionChangeFinished.connect(self._on_line_moved)
         self.addItem(self._eps_line)
         self.scene().sigMouseClicked.connect(self._on_click)
@@ -54,6 +55,20 @@ class DistanceHistogram(pg.PlotWidget):
         self._epsilon = 0.1
         self._selected_bin: int | None = None
         self.setToolTip("Candidates by distance. Click a bar to show only its samples; drag the ε line.")
+
+    def _colors_from_palette(self) -> None:
+        style_plot(self)
+        self._base = scene_background(self)
+        self._outside = neutral(self)  # bars beyond epsilon
+        self._eps_ink = legible(DIVIDER, self._base)  # the amber, as dark or light as text on it needs
+
+    def changeEvent(self, event) -> None:
+        """A new palette: the background, axes and bars again."""
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange and hasattr(self, "_selected_bin"):
+            self._colors_from_palette()
+            self._eps_line.label.setColor(self._eps_ink)
+            self._redraw()
 
     def set_data(self, distances, weights, epsilon: float) -> None:
         distances = np.asarray(distances, dtype=float)
@@ -77,12 +92,12 @@ class DistanceHistogram(pg.PlotWidget):
         brushes = []
         for i in range(N_BINS):
             mid = (self._edges[i] + self._edges[i + 1]) / 2
-            color = QColor(*BAR, 220) if mid <= self._epsilon else QColor("#9ca3af")
+            color = QColor(*BAR, 220) if mid <= self._epsilon else QColor(self._outside)
             if self._selected_bin is not None and i != self._selected_bin:
                 color.setAlpha(70)
             brushes.append(pg.mkBrush(color))
         self._bars.setOpts(x0=self._edges[:-1], x1=self._edges[1:], height=self._counts, brushes=brushes,
-                           pens=[pg.mkPen(QColor("#ffffff"), width=0.5)] * N_BINS)
+                           pens=[pg.mkPen(self._base, width=0.5)] * N_BINS)  # gaps between bars
 
     # ---- interaction --------------------------------------------------------------------
     def bin_range(self, i: int) -> tuple[float, float]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 from html import escape
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
 
 from app.results.delegates import DistanceBarDelegate, SampleDelegate, TextCellDelegate
 from app.results.histogram import DistanceHistogram
 from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel
-from app.style import DIVIDER, ERROR, MUTED
+from app.style import DIVIDER, NEGATIVE, POSITIVE, backdrop, error_css, legible, muted_css, swatch_html
 
 
 class ResultsTableView(QTableView):
@@ -31,10 +31,11 @@ class ResultsTableView(QTableView):
                 p = QPainter(self.viewport())
                 p.setPen(QPen(DIVIDER, 2, Qt.DashLine))
                 p.drawLine(0, y, self.viewport().width(), y)
-                p.setPen(DIVIDER)
+                back = backdrop(self)
+                p.setPen(legible(DIVIDER, back))  # the amber, darker on a light base, lighter on a dark one
                 text = f"ε = {self._epsilon:g}"
                 w = p.fontMetrics().horizontalAdvance(text) + 8
-                p.fillRect(self.viewport().width() - w - 4, y - 14, w, 13, QColor(255, 255, 255, 220))
+                p.fillRect(self.viewport().width() - w - 4, y - 14, w, 13, back)
                 p.drawText(self.viewport().width() - w, y - 3, text)
                 p.end()
         self.painted.emit()
@@ -60,19 +61,14 @@ class ResultsView(QWidget):
         self.preimage.setTextFormat(Qt.RichText)
         self.preimage.setWordWrap(True)
         self.preimage.hide()
-        self.legend = QLabel("Token colour: p(token | z_q) − p(token | z_BOS), <span style='color:#2166ac'>"
-                             "<b>blue</b></span> positive, <span style='color:#b2182b'><b>red</b></span> negative · "
-                             "bar: D / 0.5 · hover a token for its own distance")
-        self.legend.setStyleSheet(f"color: {MUTED};")
+        self.legend = QLabel(legend_html())
         self.legend.setVisible(not compact)
         self.filter_label = QLabel()
         self.filter_label.setTextFormat(Qt.RichText)
-        self.filter_label.setStyleSheet(f"color: {MUTED};")
         self.filter_label.linkActivated.connect(lambda _: self.show_all_rows())
         self.filter_label.hide()
         self.stale_label = QLabel()  # the options changed since this result ran
         self.stale_label.setObjectName("stale")
-        self.stale_label.setStyleSheet(f"color: {ERROR};")
         self.stale_label.setWordWrap(True)
         self.stale_label.hide()
         self.histogram = DistanceHistogram()
@@ -120,6 +116,22 @@ class ResultsView(QWidget):
         lay.addWidget(self.filter_label)
         lay.addWidget(split, 1)
         self.histogram.set_data(np.zeros(0), np.zeros(0), 0.1)
+        self._apply_colors()
+
+    def _apply_colors(self) -> None:
+        """The labels' secondary and error text from the palette."""
+        self.legend.setStyleSheet(f"color: {muted_css(self)};")
+        self.filter_label.setStyleSheet(f"color: {muted_css(self)};")
+        self.stale_label.setStyleSheet(f"color: {error_css(self)};")
+
+    def changeEvent(self, event) -> None:
+        """A new palette: recolour the labels and the rich text written with the old one."""
+        super().changeEvent(event)
+        if event.type() == QEvent.PaletteChange:
+            self._apply_colors()
+            if self._result is not None:
+                self.title.setText(describe_query(self._result))
+                self.preimage.setText(preimage_html(self._result))  # the summary line may hold a message
 
     # ---- content ------------------------------------------------------------------------
     def set_stale(self, differences: list[str]) -> None:
@@ -205,13 +217,20 @@ class ResultsView(QWidget):
         self.filter_label.show()
 
 
+def legend_html() -> str:
+    """The colour legend: the two prob_diff colours as swatches, their words black or white on them."""
+    return ("Token colour: p(token | z_q) − p(token | z_BOS), " + swatch_html(POSITIVE, "<b>blue</b>") +
+            " positive, " + swatch_html(NEGATIVE, "<b>red</b>") + " negative · "
+            "bar: D / 0.5 · hover a token for its own distance")
+
+
 def describe_query(result) -> str:
     """One rich-text line: model, site (hook), position, the query with the compared token marked."""
     pos = result.query_position
     label = escape(result.query_labels[pos]) if pos < len(result.query_labels) else ""
     q = result.query
     marked = f"{escape(q[:pos])}<b>({escape(q[pos])})</b>{escape(q[pos + 1:])}" if pos < len(q) else escape(q)
-    return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{MUTED}'>"
+    return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{muted_css()}'>"
             f"({result.site_id})</span> · position {pos} '{label}' · query <tt>{marked}</tt> · "
             f"{result.metric}")
 
@@ -223,14 +242,14 @@ def preimage_html(result, most: int = 5) -> str:
 
     summary = summarize(result)
     if summary.in_epsilon < MIN_CANDIDATES:
-        return (f"<span style='color:{MUTED}'>Within ε: {summary.in_epsilon} candidate(s), too few to say what "
+        return (f"<span style='color:{muted_css()}'>Within ε: {summary.in_epsilon} candidate(s), too few to say what "
                 "they share.</span>")
     told = [f for f in summary.features if f.verdict in ("shared", "partly")][:most]
     if not told:
-        return f"<span style='color:{MUTED}'>Within ε: no feature of the query beyond its base rate.</span>"
+        return f"<span style='color:{muted_css()}'>Within ε: no feature of the query beyond its base rate.</span>"
     parts = []
     for f in told:
         text = f"{escape(f.name)} = {escape(str(f.query_value))} in {f.share:.0%}"
         text = f"<b>{text}</b>" if f.verdict == "shared" else text
-        parts.append(f"{text} <span style='color:{MUTED}'>(all: {f.base_rate:.0%})</span>")
+        parts.append(f"{text} <span style='color:{muted_css()}'>(all: {f.base_rate:.0%})</span>")
     return "Within ε: " + " · ".join(parts)

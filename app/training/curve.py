@@ -23,14 +23,9 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from app.style import MUTED
-
-pg.setConfigOptions(background="w", foreground="#374151")
+from app.style import SELECTED, css, data_line, muted_css, neutral, scene_background, style_plot, text_color
 
 REDRAW_MS = 200
-LOSS_PEN = pg.mkPen("#2563eb", width=2)
-AVERAGE_PEN = pg.mkPen("#111827", width=2.5)
-WELL_FORMED_PEN = pg.mkPen("#9ca3af", width=1.5, style=Qt.DashLine)
 NO_QUALITY_NOTE = ("This record has no in-training quality checks (trained before they were recorded): "
                    "only the loss curve is shown.")
 
@@ -46,6 +41,15 @@ def site_pen(index: int):
     color = QColor(SITE_COLORS[index % len(SITE_COLORS)])
     color.setAlpha(190)
     return pg.mkPen(color, width=1)
+
+
+def curve_pens(source=None) -> dict:
+    """The loss, average and well-formed lines, from the palette: the average is drawn in the
+    text colour (it is the line to read), well-formed in a neutral grey, the loss in the selection
+    blue made as light or dark as 3:1 on the plot's background needs."""
+    return {"loss": pg.mkPen(data_line(SELECTED.getRgb()[:3], source), width=2),
+            "average": pg.mkPen(text_color(source), width=2.5),
+            "well-formed": pg.mkPen(neutral(source), width=1.5, style=Qt.DashLine)}
 
 
 @dataclass
@@ -96,7 +100,11 @@ class TrainingCurve(QWidget):
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.legend.setMinimumWidth(90)
-        self.legend.setStyleSheet("font-size: 8pt; padding: 24px 6px 0 4px; background: white;")
+        self.legend.setStyleSheet("font-size: 8pt; padding: 24px 6px 0 4px; "
+                                  f"background: {css(scene_background(self))};")  # beside the plots: their colour
+        self.pens = curve_pens(self)
+        style_plot(self.plots, self.loss_plot, self.quality_plot, source=self)
+        title_color = css(text_color(self))
         for plot, label in ((self.loss_plot, "loss (EMA)"), (self.quality_plot, "in-ε rate")):
             plot.setLabel("bottom", "training minutes")
             plot.setLabel("left", label)
@@ -106,20 +114,20 @@ class TrainingCurve(QWidget):
             plot.getAxis("bottom").enableAutoSIPrefix(False)
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.getAxis("left").setWidth(46)
-        self.loss_plot.setTitle("loss", size="9pt")
-        self.quality_plot.setTitle("quality checks (training-split queries)", size="9pt")
+        self.loss_plot.setTitle("loss", size="9pt", color=title_color)
+        self.quality_plot.setTitle("quality checks (training-split queries)", size="9pt", color=title_color)
         self.quality_plot.setYRange(0, 1, padding=0.02)
         self.quality_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
-        self.loss_curve = self.loss_plot.plot(pen=LOSS_PEN)
+        self.loss_curve = self.loss_plot.plot(pen=self.pens["loss"])
         self.loss_curve.setDownsampling(auto=True, method="peak")
         self.loss_curve.setClipToView(True)
-        self.average_curve = self.quality_plot.plot(pen=AVERAGE_PEN, symbol="o", symbolSize=5,
-                                                    symbolBrush="#111827", symbolPen=None)
-        self.well_formed_curve = self.quality_plot.plot(pen=WELL_FORMED_PEN)
+        self.average_curve = self.quality_plot.plot(pen=self.pens["average"], symbol="o", symbolSize=5,
+                                                    symbolBrush=self.pens["average"].color(), symbolPen=None)
+        self.well_formed_curve = self.quality_plot.plot(pen=self.pens["well-formed"])
         self.site_curves: dict[str, pg.PlotDataItem] = {}
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet(f"color: {MUTED};")
+        self.note.setStyleSheet(f"color: {muted_css(self)};")
         self.note.hide()
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -220,7 +228,7 @@ class TrainingCurve(QWidget):
         self._update_legend()
 
     def _update_legend(self) -> None:
-        rows = [(AVERAGE_PEN, "average", "━━"), (WELL_FORMED_PEN, "well-formed", "╍╍")]
+        rows = [(self.pens["average"], "average", "━━"), (self.pens["well-formed"], "well-formed", "╍╍")]
         rows += [(curve.opts["pen"], name, "──") for name, curve in self.site_curves.items()]
         last = {"average": self._quality[-1][1], "well-formed": self._quality[-1][2],
                 **self._quality[-1][3]} if self._quality else {}
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = QApplication.instance() or QApplication([])
     widget = TrainingCurve()
-    widget.setStyleSheet("background: white;")
+    widget.setStyleSheet(f"background: {css(scene_background(widget))};")  # one surface, as the plots
     widget.layout().setContentsMargins(10, 8, 10, 8)
     widget.set_record(record)
     widget.resize(width, height)

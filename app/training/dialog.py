@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from app.style import ERROR
+from app.style import error_css
 from app.training.curve import TrainingCurve, TrainingRecord
 from app.training.form import TrainForm
 from app.workers.train_thread import TrainClient, TrainJob
@@ -249,7 +249,7 @@ class TrainDialog(QDialog):
         self.status.setText(text)
 
     def _show_error(self, text: str) -> None:
-        self.status.setStyleSheet(f"color: {ERROR};")
+        self.status.setStyleSheet(f"color: {error_css(self)};")
         self.status.setText(text)
 
     # ---- showing and closing ----------------------------------------------------------------

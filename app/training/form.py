@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.style import MUTED
+from app.style import muted_css
 from engine.store.folders import list_models
 
 D_MODELS = (64, 128, 256)
@@ -92,7 +92,7 @@ class TrainForm(QGroupBox):
                                     "quality curve (the checks also steer pairs to the weakest sites)")
         self.init_base = QCheckBox("Start from the base model's decoder")
         self.init_note = QLabel()
-        self.init_note.setStyleSheet(f"color: {MUTED};")
+        self.init_note.setStyleSheet(f"color: {muted_css(self)};")
         form = QFormLayout(self)
         form.addRow("&Base model", self.base)
         form.addRow("&Name", self.name)

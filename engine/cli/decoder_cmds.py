@@ -17,8 +17,9 @@ TASK_HELP = "the task (a text model needs only --model)"
 def add_parsers(sub) -> None:
     p = sub.add_parser("train-decoder", help="train a decoder for a probed model (time budget, checkpoints, resume)")
     p.add_argument("task", nargs="?", choices=[*TASKS, TEXT_TASK], help=TASK_HELP)
-    p.add_argument("--model", help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
-    p.add_argument("--corpus", type=Path, metavar="FILE",
+    p.add_argument("--model", type=values.model_name,
+                   help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
+    p.add_argument("--corpus", type=values.path, metavar="FILE",
                    help="text to train on, for a text model: plain text (one text per line) or JSON Lines "
                         "with a \"text\" field")
     p.add_argument("--prompts", choices=PROMPTS,
@@ -27,7 +28,7 @@ def add_parsers(sub) -> None:
                    help="sites to train on (default: the paper's choice for the model)")
     p.add_argument("--length", type=values.decoder_length,
                    help="a text model's decoder length in tokens, BOS and EOS included (default 40)")
-    p.add_argument("--into", metavar="NAME",
+    p.add_argument("--into", type=values.model_name, metavar="NAME",
                    help="train into a new user model NAME made from --model's probed weights")
     p.add_argument("--into-bundled", action="store_true",
                    help="allow replacing a bundled model's decoder (in models/); otherwise bundled models are kept")
@@ -47,7 +48,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--check-every", type=values.minutes_or_zero, default=DecoderTrainConfig.check_every_s / 60,
                    metavar="MINUTES",
                    help="test the decoder every N minutes (0 = never; the checks set the focus)")
-    p.add_argument("--init-from", metavar="MODEL",
+    p.add_argument("--init-from", type=values.model_name, metavar="MODEL",
                    help="start from this model's decoder (same size and sites) instead of random weights")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
@@ -57,8 +58,9 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("eval-decoder", help="per-site in-epsilon rate on held-out queries (the paper's test)")
     p.add_argument("task", nargs="?", choices=[*TASKS, TEXT_TASK], help=TASK_HELP)
-    p.add_argument("--model", help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
-    p.add_argument("--corpus", type=Path, metavar="FILE",
+    p.add_argument("--model", type=values.model_name,
+                   help="model name, folder or Hugging Face cache id (default: the bundled model of TASK)")
+    p.add_argument("--corpus", type=values.path, metavar="FILE",
                    help="a text model's held-out texts (default: the held-out part of the corpus it was trained on)")
     p.add_argument("--prompts", choices=PROMPTS, help="test on this prompt distribution's held-out prompts (ioi)")
     p.add_argument("--queries", type=values.queries, default=200)
@@ -147,6 +149,7 @@ def _train_decoder(args, ranks, device) -> int:
     if not args.into:
         refuse_bundled(base, args.into_bundled, "training its decoder",
                        f"give --into NAME to train into a new user model made from {base.name!r}")
+    init_from = find_model(args.init_from, task=args.task) if args.init_from else None  # unknown: before loading
     if args.threads:
         from engine.threads import apply_threads
 
@@ -161,8 +164,8 @@ def _train_decoder(args, ranks, device) -> int:
     chosen_sites(probed.config, cfg.sites, probed.task)  # an unknown site name: say so before anything is written
     inputs = inputs_for(probed.task, args.corpus, decoder_length(probed.task, cfg.length), args.seed)
     init_state = None
-    if args.init_from:
-        init_state = starting_state(find_model(args.init_from, task=args.task), probed, cfg)
+    if init_from is not None:
+        init_state = starting_state(init_from, probed, cfg)
     if args.into:  # rank 0 makes the folder; the others open it once it is there
         entry = new_user_model(base, args.into) if ranks.main else None
         ranks.broadcast(None)

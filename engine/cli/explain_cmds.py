@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
@@ -15,7 +14,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("sweep", help="InversionView at every (site, position) of one input: what each node's "
                                      "preimage shares (the information map)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
+                   help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--task", choices=list(TASKS),
                    help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
@@ -29,14 +29,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
     p.add_argument("--metric", choices=METRICS, help="distance (default: the model's, as for query)")
     p.add_argument("--seed", type=values.seed, default=0)
-    p.add_argument("--csv", type=Path, help="write the map, a row per node, to this CSV file")
-    p.add_argument("--json", type=Path, help="write the map as JSON")
+    p.add_argument("--csv", type=values.path, help="write the map, a row per node, to this CSV file")
+    p.add_argument("--json", type=values.path, help="write the map as JSON")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=sweep_cmd)
 
     p = sub.add_parser("ioi-circuit", help="the IOI circuit of a model that follows the IOI prompts: direct logit "
                                            "attribution, attention, patching, and what InversionView reads there")
-    p.add_argument("--model", default="ioi", help="a model whose inputs are the IOI prompts (default: ioi)")
+    p.add_argument("--model", type=values.model_name, default="ioi",
+                   help="a model whose inputs are the IOI prompts (default: ioi)")
     p.add_argument("--prompts-file", dest="prompts", choices=PROMPTS, default="ioi", help=argparse_hidden())
     p.add_argument("--count", type=values.queries, default=200, help="held-out prompts for attribution (default 200)")
     p.add_argument("--patched", type=values.queries, default=50, help="prompts patched (default 50)")
@@ -44,7 +45,9 @@ def add_parsers(sub) -> None:
                    help="held-out prompts queried with InversionView per site (default 20; needs a decoder)")
     p.add_argument("--candidates", type=values.candidates, default=256, help="candidates per query (default 256)")
     p.add_argument("--no-inversion", action="store_true", help="skip the InversionView readings")
-    p.add_argument("--json", type=Path, help="write every figure as JSON")
+    p.add_argument("--json", type=values.path, help="write every figure as JSON")
+    p.add_argument("--record", action="store_true", help="store the figures in the model's record and CARD.md")
+    p.add_argument("--into-bundled", action="store_true", help="allow --record to write into a bundled model")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=ioi_circuit_cmd)
@@ -76,16 +79,15 @@ def format_row(r) -> str:
 def sweep_cmd(args) -> int:
     import threading
 
+    from engine.cli.outputs import check_output_file
     from engine.cli.progress import ProgressBar
-    from engine.errors import OutputError
     from engine.explain.sweep import map_nodes, run_map, sweep_options
     from engine.query.run import load_inverter
     from engine.store.export import write_map_csv, write_map_json
     from engine.store.folders import find_model, with_prompts
 
-    for path in (args.csv, args.json):
-        if path is not None and not path.parent.is_dir():  # fail before minutes of work
-            raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    for path in (args.csv, args.json):  # fail before minutes of work
+        check_output_file(path)
     entry = with_prompts(find_model(args.model, task=args.task), args.prompts)
     inv = load_inverter(entry, device=args.device)
     task = inv.probed.task
@@ -131,14 +133,17 @@ def ioi_circuit_cmd(args) -> int:
     import json
 
     from engine.circuits.ioi import inversion_readings, study
-    from engine.errors import OutputError
+    from engine.cli.outputs import check_output_file
     from engine.query.run import load_inverter
     from engine.store.export import atomic_write_bytes
     from engine.store.folders import find_model, with_prompts
 
-    if args.json is not None and not args.json.parent.is_dir():
-        raise OutputError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    check_output_file(args.json)  # before the study's minutes
     entry = with_prompts(find_model(args.model), args.prompts)
+    if args.record:
+        from engine.cli.decoder_cmds import refuse_bundled
+
+        refuse_bundled(entry, args.into_bundled, "--record", "leave out --record to only print the figures")
     inv = load_inverter(entry, device=args.device, decoder_optional=True)
     bar = ProgressBarLike()
     c = study(inv.probed, args.count, args.patched, args.seed, on_progress=bar)
@@ -175,7 +180,7 @@ def ioi_circuit_cmd(args) -> int:
                 tops = ", ".join(f"{k} {v}" for k, v in sorted(r.top.items(), key=lambda kv: -kv[1]))
                 print(f"  {r.site:<8} {r.position:<4} {r.in_epsilon:>6.0%} {r.io_share:>6.0%} ({r.io_base:>4.0%})"
                       f" {r.s_share:>6.0%} ({r.s_base:>4.0%})  {tops}")
-    if args.json is not None:
+    if args.json is not None or args.record:
         from dataclasses import asdict
 
         data = {"model": entry.name, "prompts": c.prompts, "accuracy": c.accuracy, "logit_diff": c.logit_diff,
@@ -186,8 +191,18 @@ def ioi_circuit_cmd(args) -> int:
                 "patch_resid_s2": c.patch_resid_s2, "patched_prompts": c.patched_prompts,
                 "name_movers": c.name_movers(), "copier": c.copier(),
                 "inversion": [asdict(r) for r in readings]}
+    if args.json is not None:
         atomic_write_bytes(args.json, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
         print(f"wrote {args.json}")
+    if args.record:
+        from engine.cli.invocation import command_line
+        from engine.store.folders import read_config, rewrite_model, write_config
+
+        with rewrite_model(entry) as staging:  # record and card change together
+            config = read_config(staging)
+            config["circuit"] = {**data, "command": command_line(leave_out=("--record", "--into-bundled"))}
+            write_config(staging, config)
+        print(f"recorded in {entry.path / 'CARD.md'}")
     return 0
 
 

@@ -10,7 +10,8 @@ from engine.tasks import TASKS
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("flow", help="the flow graph of one input: logit lens per node, contributions and the route")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
+                   help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--task", choices=list(TASKS),
                    help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--text", required=True, help="a query input, e.g. Baiaigiaaggi|g:3")
@@ -21,13 +22,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--position", help="the route's output position: index or label such as ':' "
                    "(default: the last position the model is trained to predict from)")
     p.add_argument("--top-k", type=values.top_k, default=5, help="tokens per readout (default 5)")
-    p.add_argument("--json", metavar="PATH", help="write the graph as JSON (written whole or not at all)")
+    p.add_argument("--json", type=values.path, metavar="PATH",
+                   help="write the graph as JSON (written whole or not at all)")
     p.add_argument("--node-share", type=influence_share, help="prune by influence on the output: keep the "
                    "fewest nodes that hold this share of it (attribution-graph tools use 0.8)")
     p.add_argument("--edge-share", type=influence_share, help="and the edges between them that hold this share "
                    "(default 0.98)")
-    p.add_argument("--neuronpedia", metavar="PATH", help="write the graph pruned by influence as graph JSON for "
-                   "attribution-graph viewers (Neuronpedia, circuit-tracer)")
+    p.add_argument("--neuronpedia", type=values.path, metavar="PATH",
+                   help="write the graph pruned by influence as graph JSON for attribution-graph viewers "
+                        "(Neuronpedia, circuit-tracer)")
     p.set_defaults(func=flow_cmd)
 
 
@@ -42,6 +45,10 @@ def flow_cmd(args) -> int:
         raise TaskInputError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if args.top_k < 1:
         raise TaskInputError(f"--top-k must be at least 1, not {args.top_k}")
+    from engine.cli.outputs import check_output_file
+
+    for path in (args.json, args.neuronpedia):  # before the work: a folder, a device or a file in the way
+        check_output_file(path, make_folders=True)  # (atomic_write_text makes the missing folders)
     entry = find_model(args.model, task=args.task)
     model = load_probed(entry)
 

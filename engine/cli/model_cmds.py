@@ -1,6 +1,7 @@
 """`models`, `sites`: what the store holds and which activation sites a model has."""
 from __future__ import annotations
 
+from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import TASKS
 
@@ -10,7 +11,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=models_cmd)
 
     p = sub.add_parser("sites", help="list a model's activation sites; with --text, read one activation")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
+                   help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--task", choices=list(TASKS),
                    help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--text", help="an input; prints the activation at --site and --position")

@@ -6,8 +6,6 @@ nodes are patched one on top of the other, as the paper reports a route.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import PROMPTS, TASKS
@@ -20,7 +18,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("patch", help="activation patching: which nodes carry the difference between a clean and a "
                                      "corrupted input to the answer")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
+                   help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--task", choices=list(TASKS),
                    help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
@@ -39,19 +38,21 @@ def add_parsers(sub) -> None:
                                                      "after the answer position)")
     p.add_argument("--corrupt-answer", metavar="TOKEN", help="the corrupted answer token (default: the corrupted "
                                                              "input's token after the answer position)")
-    p.add_argument("--nodes", metavar="SITE@POS,...", help="the nodes to patch, e.g. a0.0@13,a1.0@: (default: every "
-                                                           "node of the flow graph up to the answer position)")
+    p.add_argument("--nodes", type=values.node_list, metavar="SITE@POS,...",
+                   help="the nodes to patch, e.g. a0.0@13,a1.0@: (default: every node of the flow graph up to "
+                        "the answer position)")
     p.add_argument("--cumulative", action="store_true",
                    help="patch the --nodes one on top of the other, in order, and print the running values")
     p.add_argument("--reverse", action="store_true", help="with --cumulative: the nodes in reverse order")
     p.add_argument("--top", type=values.rows, default=20, help="table rows to print (default 20)")
-    p.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON (written whole or not at all)")
+    p.add_argument("--json", type=values.path, metavar="PATH",
+                   help="write the report as JSON (written whole or not at all)")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=patch_cmd)
 
 
 def patch_cmd(args) -> int:
-    from engine.errors import OutputError
+    from engine.cli.outputs import check_output_file
     from engine.tasks.base import TaskInputError
 
     if args.cumulative and not args.nodes:
@@ -59,12 +60,7 @@ def patch_cmd(args) -> int:
                              "--nodes a0.0@13,a1.0@:")
     if args.reverse and not args.cumulative:
         raise TaskInputError("--reverse is for --cumulative (the order the nodes are added in)")
-    if args.json is not None:
-        from engine.store.safefiles import writable_target
-
-        writable_target(args.json)  # a folder or device there: before any work
-        if not args.json.parent.is_dir():
-            raise OutputError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    check_output_file(args.json)  # a missing folder, a folder or device there: before any work
 
     from engine.patching.nodes import parse_nodes
     from engine.patching.run import patch_cumulative, patch_nodes

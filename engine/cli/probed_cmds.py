@@ -29,10 +29,10 @@ def add_parsers(sub) -> None:
                         "lets fine-tuning move attention that has saturated on the wrong token")
     p.add_argument("--soften-layers", type=values.layer_index, nargs="+", metavar="LAYER",
                    help="the layers --attention-temperature applies to (default: all)")
-    p.add_argument("--init-from", metavar="MODEL",
+    p.add_argument("--init-from", type=values.model_name, metavar="MODEL",
                    help="start from this model's weights (fine-tune with the given schedule)")
     p.add_argument("--seed", type=values.seed, default=0)
-    p.add_argument("--out", type=Path, help="model folder to write (default: user models dir / TASK)")
+    p.add_argument("--out", type=values.path, help="model folder to write (default: user models dir / TASK)")
     p.add_argument("--into-bundled", action="store_true", help="allow --out to be a bundled model's folder")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--threads", type=values.threads, help="torch CPU threads")
@@ -41,7 +41,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("eval-probed", help="score a probed model on the held-out 25%% split")
     p.add_argument("task", choices=[*TASKS, IOI])
-    p.add_argument("--model", help="model name or folder (default: the bundled model of TASK)")
+    p.add_argument("--model", type=values.model_name, help="model name or folder (default: the bundled model of TASK)")
     p.add_argument("--limit", type=values.limit, help="score only the first N held-out inputs")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=eval_probed_cmd)
@@ -53,9 +53,11 @@ IOI = "ioi"
 def _output_folder(args) -> Path | None:
     """Where train-probed writes (--out, else the user models folder / TASK); None, with the
     error said, for a bundled model's folder without --into-bundled."""
+    from engine.cli.outputs import check_output_folder
     from engine.store.folders import is_bundled, user_models_dir
 
     out = Path(args.out or user_models_dir() / args.task)
+    check_output_folder(args.out)  # before any training: a file there, or a missing folder
     if is_bundled(out) and not args.into_bundled:
         print(f"error: --out {out} is inside the bundled models/; add --into-bundled to replace a bundled model, "
               "or write elsewhere", file=sys.stderr)

@@ -2,8 +2,6 @@
 or a JSON file for the paper's web viewer; `show-json`: such a JSON file printed the same way."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.cli import values
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import PROMPTS, TASKS
@@ -13,7 +11,8 @@ def add_parsers(sub) -> None:
     from engine.query.types import METRICS
 
     p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
+                   help=f"model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--task", choices=list(TASKS),
                    help="which task a Hugging Face checkpoint is, when its special ids do not say")
     p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
@@ -30,13 +29,13 @@ def add_parsers(sub) -> None:
                         "T:NOISE pairs, e.g. 1:0,2:0.1 (default: the model's)")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
-    p.add_argument("--csv", type=Path, help="write every distinct sample to this CSV file")
+    p.add_argument("--csv", type=values.path, help="write every distinct sample to this CSV file")
     p.add_argument("--summary", action="store_true",
                    help="say what the samples within epsilon share with the query: each feature's share "
                         "against its share among all candidates, with a verdict")
-    p.add_argument("--json", type=Path, metavar="FILE",
+    p.add_argument("--json", type=values.path, metavar="FILE",
                    help="write the result as JSON: the query, how it was drawn, the summary and every sample")
-    p.add_argument("--paper-json", type=Path, metavar="FILE",
+    p.add_argument("--paper-json", type=values.path, metavar="FILE",
                    help="also write the samples as the InversionView paper's web viewer reads them (a cached-"
                         "generation JSON file, with prob-diff colouring); a folder gets the file name the viewer "
                         "looks for")
@@ -45,7 +44,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("show-json", help="print an InversionView paper web-viewer JSON file (cached generation) "
                                          "as query prints its samples")
-    p.add_argument("file", type=Path,
+    p.add_argument("file", type=values.path,
                    help="a cached-generation JSON file, e.g. blocks.1.hook_resid_post-19-Auto-dist.json")
     p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
     p.add_argument("--epsilon", type=values.epsilon, default=0.1,
@@ -90,14 +89,14 @@ def print_summary(r) -> None:
 
 
 def query_cmd(args) -> int:
-    from engine.errors import OutputError
+    from engine.cli.outputs import check_output_file
     from engine.query.run import load_inverter, run_query
     from engine.query.types import default_options, parse_schedule
     from engine.tasks import get_task
 
-    for out in (args.csv, args.json, args.paper_json):  # fail before minutes of work
-        if out is not None and not out.parent.is_dir():
-            raise OutputError(f"cannot write {out}: folder {out.parent} does not exist")
+    for out in (args.csv, args.json):  # fail before minutes of work
+        check_output_file(out)
+    check_output_file(args.paper_json, folder_ok=True)  # a folder gets the file name the viewer looks for
     schedule = parse_schedule(args.schedule) if args.schedule is not None else None  # a bad one: before loading
     from engine.store.folders import find_model, with_prompts
 

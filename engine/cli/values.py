@@ -1,18 +1,20 @@
 """Argparse types for the command line's numbers: each refuses what it cannot mean, in one line.
 
-float() accepts "nan" and "inf", int() any number of digits, and neither knows a range; these
-types take only finite numbers in a stated range and say what is allowed when they refuse."""
+float() accepts "nan" and "inf", int() any number of digits (of any script), and neither knows a
+range; these types take only finite ASCII numbers in a stated range and say what is allowed when
+they refuse. The name and path types refuse an empty value, which argparse takes as it is."""
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 MAX_STEPS = 100_000_000  # about a year of the fastest run here; more is a typo
 MAX_MINUTES = 60 * 24 * 30  # a month
 
 
 def _number(text: str, kind: type) -> float | int | None:
-    if len(text) > 32:
+    if len(text) > 32 or not text.isascii():  # int() and float() take any script's digits: '٣' is 3
         return None
     try:
         value = kind(text)
@@ -99,3 +101,28 @@ def device(text: str) -> str:
     if index and int(index) >= torch.cuda.device_count():
         raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return name
+
+
+def _not_empty(text: str, what: str) -> str:
+    if not text.strip():  # argparse would take it, and `args.x or default` would quietly mean the default
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return text
+
+
+def model_name(text: str) -> str:
+    """A model name, folder or Hugging Face cache id; an empty one is refused, not read as the default."""
+    return _not_empty(text, "a model name or folder")
+
+
+def path(text: str) -> Path:
+    """A file or folder path; an empty one is refused (Path('') is the working folder)."""
+    return Path(_not_empty(text, "a path"))
+
+
+def node_list(text: str) -> str:
+    """Nodes as SITE@POS,... (checked against the model once it is open); none at all is refused,
+    not read as 'every node'."""
+    if not any(part.strip() for part in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected nodes as SITE@POS separated by commas, e.g. a0.0@13,a1.0@:, "
+                                         f"got {text!r}")
+    return text

@@ -57,13 +57,13 @@ def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, 
     cap = capture(bridge, torch.tensor([ids], device=device))
     layers = [layer_flow(bridge, cap, L) for L in range(n_layers)]
     targets = _targets(target, cap.logits, t)
-    sites = flow_sites(n_layers, n_heads)
+    sites = flow_sites(n_layers, n_heads, cap.parallel)
     out_key = (canonical_site(output[0]), int(output[1])) if output else (f"x{n_layers - 1}.post", t - 1)
 
     # node vectors in site order (S, T, d), then read components first (they need direct logits)
     vecs = [cap.resid_pre0]
     for L, lf in enumerate(layers):
-        vecs += [*lf.heads, cap.resid_mid[L], cap.mlp_out[L], cap.resid_post[L]]
+        vecs += [*lf.heads, *([] if cap.parallel else [cap.resid_mid[L]]), cap.mlp_out[L], cap.resid_post[L]]
     vecs = torch.stack(vecs)  # (S, T, d)
     is_comp = torch.tensor([s.kind in ("head", "mlp_out") for s in sites], device=device)
     order = torch.cat([torch.nonzero(is_comp)[:, 0], torch.nonzero(~is_comp)[:, 0]])  # (S,) components first
@@ -97,7 +97,8 @@ def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, 
         n_layers=n_layers, n_heads=n_heads, nodes=nodes, edges=edges,
         attention=torch.stack(cap.pattern).cpu().numpy(), targets=targets, output=out_key,
         threshold=float(threshold), route=[], vocab=vocab,
-        neuron_acts=torch.stack(cap.neuron_acts).cpu().numpy(), final_scale=final_scale.cpu().numpy())
+        neuron_acts=torch.stack(cap.neuron_acts).cpu().numpy(), final_scale=final_scale.cpu().numpy(),
+        parallel_attn_mlp=cap.parallel)
     graph.route = graph.route_to(out_key)  # checks that the output node exists
     return graph
 
@@ -119,11 +120,13 @@ def _targets(target, logits, t: int) -> list:
 
 
 def _edges(layers: list, n_heads: int, t: int) -> list:
-    """Every edge, layer by layer: sources -> heads, heads -> x.mid, x.pre -> x.mid, then the MLP's."""
+    """Every edge, layer by layer: sources -> heads, heads -> x.mid, x.pre -> x.mid, then the MLP's.
+    A parallel block has no x.mid: heads, x.pre and m all feed x.post, and the MLP reads x.pre."""
     edges = []
     qi, sj = np.tril_indices(t)  # causal pairs: query i, source j <= i
     for L, lf in enumerate(layers):
-        pre, mid, mlp, post = resid_before(L), f"x{L}.mid", f"m{L}", f"x{L}.post"
+        pre, mlp, post = resid_before(L), f"m{L}", f"x{L}.post"
+        mid = post if lf.parallel else f"x{L}.mid"  # the attention step's whole
         aw = lf.attn_weight.cpu().numpy()  # (H, T_i, T_j)
         pairs = list(zip(qi.tolist(), sj.tolist()))
         for h in range(n_heads):
@@ -133,9 +136,11 @@ def _edges(layers: list, n_heads: int, t: int) -> list:
             edges += [FlowEdge((f"a{L}.{h}", i), (mid, i), w) for i, w in enumerate(row)]
         edges += [FlowEdge((pre, i), (mid, i), w) for i, w in enumerate(lf.attn_resid_weight.tolist())]
         mw = lf.mlp_weight.tolist()
-        edges += [FlowEdge((mid, i), (mlp, i), w) for i, w in enumerate(mw)]
+        mlp_input = pre if lf.parallel else mid
+        edges += [FlowEdge((mlp_input, i), (mlp, i), w) for i, w in enumerate(mw)]
         edges += [FlowEdge((mlp, i), (post, i), w) for i, w in enumerate(mw)]
-        edges += [FlowEdge((mid, i), (post, i), w) for i, w in enumerate(lf.mlp_resid_weight.tolist())]
+        if not lf.parallel:
+            edges += [FlowEdge((mid, i), (post, i), w) for i, w in enumerate(lf.mlp_resid_weight.tolist())]
     return edges
 
 

@@ -3,6 +3,8 @@
 Nodes are keyed by (site short name, position). The residual stream between blocks is one
 node, named x{L}.post (x0.pre for the embeddings): these are the paper's site names, so a node
 is the InversionView site its decoder was trained on; `canonical_site` maps x{L+1}.pre to it.
+A parallel-attention model's graph (`parallel_attn_mlp`) has no x{L}.mid: heads, m{L} and the
+incoming residual all feed x{L}.post, and m{L} reads the incoming residual.
 """
 from __future__ import annotations
 
@@ -84,6 +86,7 @@ class FlowGraph:
     vocab: Sequence | Mapping = field(repr=False)  # token id -> text
     neuron_acts: np.ndarray | None = field(default=None, repr=False)  # (n_layers, T, d_mlp), for top_neurons
     final_scale: np.ndarray | None = field(default=None, repr=False)  # (T,) the final norm's divisor
+    parallel_attn_mlp: bool = False  # attention and MLP both read x{L}.pre: no x{L}.mid node (GPT-NeoX, GPT-J)
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def node(self, site: str, position: int) -> FlowNode:
@@ -91,6 +94,9 @@ class FlowGraph:
             self._index.update({n.key: n for n in self.nodes})
         key = (canonical_site(site), position)
         if key not in self._index:
+            if self.parallel_attn_mlp and site.endswith(".mid"):
+                raise SiteError(f"{site} does not exist in a parallel-attention model (GPT-NeoX, GPT-J): attention "
+                                f"and MLP both read {site.removesuffix('.mid')}.pre")
             raise SiteError(f"the flow graph has no node {site} at position {position}")
         return self._index[key]
 
@@ -124,7 +130,9 @@ class FlowGraph:
         doc = {
             "format": JSON_FORMAT, "version": JSON_VERSION, "tokens": list(self.tokens),
             "token_labels": list(self.token_labels), "position_labels": list(self.position_labels),
-            "n_layers": self.n_layers, "n_heads": self.n_heads, "targets": [tok(t) for t in self.targets],
+            "n_layers": self.n_layers, "n_heads": self.n_heads,
+            **({"parallel_attn_mlp": True} if self.parallel_attn_mlp else {}),  # absent: sequential, as before
+            "targets": [tok(t) for t in self.targets],
             "output": {"site": self.output[0], "position": self.output[1]}, "threshold": self.threshold,
             "edge_threshold": thr, "nodes": nodes,
             "edges": [edge_json(e) for e in self.edges if e.weight >= thr],
@@ -155,7 +163,8 @@ class FlowGraph:
             for entry in (*n["top"], n["target"], *n["promoted"], *n["suppressed"]):
                 vocab[entry["id"]] = entry["token"]
         vocab.update({t["id"]: t["token"] for t in doc["targets"]})
-        sites = {s.short: s for s in flow_sites(doc["n_layers"], doc["n_heads"])}
+        parallel = doc.get("parallel_attn_mlp", False) is True
+        sites = {s.short: s for s in flow_sites(doc["n_layers"], doc["n_heads"], parallel)}
         nodes = [FlowNode(site=sites[n["site"]], position=n["position"], norm=n["norm"],
                           top=[(e["id"], e["prob"]) for e in n["top"]], target=n["target"]["id"],
                           target_prob=n["target"]["prob"], target_rank=n["target"]["rank"],
@@ -166,7 +175,7 @@ class FlowGraph:
                    edges=[_edge_from(e) for e in doc["edges"]], attention=np.array(doc["attention"], np.float32),
                    targets=[t["id"] for t in doc["targets"]],
                    output=(doc["output"]["site"], doc["output"]["position"]), threshold=doc["threshold"],
-                   route=[_edge_from(e) for e in doc["route"]], vocab=vocab)
+                   route=[_edge_from(e) for e in doc["route"]], vocab=vocab, parallel_attn_mlp=parallel)
 
 
 def _r(x: float) -> float:

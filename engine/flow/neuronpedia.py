@@ -10,7 +10,8 @@ components, mapped as follows:
   with its probability, linked from the output residual node by that probability;
 - every other node keeps its component as its feature_type ("attention head", "attention",
   "mlp", "residual") and its layer; its node_id is <layer>_<component>_<pos> with component 0..H-1
-  for the heads, then attention out, MLP out, the residual after attention and after the MLP.
+  for the heads, then attention out, MLP out, the residual after attention (none in a
+  parallel-attention model) and after the MLP.
   A viewer draws these as ordinary feature nodes; the clerp (the label a viewer shows) names the
   site and its logit-lens top token.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.probed.sites import canonical_site, flow_sites, get_site
+from engine.probed.sites import canonical_site, flow_sites, get_site, is_parallel
 from engine.tasks.base import TaskInputError
 
 
@@ -50,11 +50,11 @@ def parse_nodes(config, task, ids, text: str) -> list[Node]:
 
 
 def all_nodes(config, answer_position: int, first: int = 1) -> list[Node]:
-    """Every node of the flow graph (x0.pre, each head, x.mid, m, x.post per layer) at every
-    position from `first` (1: the BOS at 0 is the same in both inputs) to the answer position:
-    a causal model's later positions cannot change the answer. In forward order, position by
-    position within each site."""
-    sites = flow_sites(config.n_layers, config.n_heads)
+    """Every node of the flow graph (x0.pre, each head, x.mid, m, x.post per layer; no x.mid in a
+    parallel-attention model) at every position from `first` (1: the BOS at 0 is the same in both
+    inputs) to the answer position: a causal model's later positions cannot change the answer. In
+    forward order, position by position within each site."""
+    sites = flow_sites(config.n_layers, config.n_heads, is_parallel(config))
     return [Node(site.short, p) for site in sites for p in range(first, answer_position + 1)]
 
 

@@ -18,25 +18,31 @@ class ProbedConfig:
     n_ctx: int
     d_vocab: int
     act_fn: str = "gelu"
+    # attention and MLP both read x{L}.pre, no x{L}.mid (GPT-NeoX, GPT-J: engine/probed/sites.py);
+    # TransformerLens's name for it. Records leave it out when False, so older ones read unchanged.
+    parallel_attn_mlp: bool = False
 
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["parallel_attn_mlp"]:
+            del d["parallel_attn_mlp"]  # every record before parallel models, and every sequential one
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ProbedConfig:
         """From a model record; KeyError for a missing field, ValueError for a bad one (checked
         before anything is built: engine/validate.py)."""
         from engine.tasks import TASKS, TEXT_TASK
-        from engine.validate import one_of, parameter_budget, whole
+        from engine.validate import flag, one_of, parameter_budget, whole
 
         names = {f.name for f in fields(cls)}
         if not isinstance(d, dict):
             raise ValueError("expected a JSON object")
-        missing = names - set(d) - {"act_fn"}
+        missing = names - set(d) - {"act_fn", "parallel_attn_mlp"}
         if missing:
             raise KeyError(f"probed config lacks {', '.join(sorted(missing))}")
         task = one_of(d["task"], "task", (*TASKS, TEXT_TASK))
@@ -49,7 +55,9 @@ class ProbedConfig:
                   d_model=whole(d["d_model"], "d_model", 1, 65536), d_mlp=whole(d["d_mlp"], "d_mlp", 1, 262144),
                   n_ctx=whole(d["n_ctx"], "n_ctx", 1, 10_000_000),
                   d_vocab=whole(d["d_vocab"], "d_vocab", 1, 10_000_000),
-                  act_fn=act)
+                  act_fn=act, parallel_attn_mlp=flag(d.get("parallel_attn_mlp", False), "parallel_attn_mlp"))
+        if cfg.parallel_attn_mlp and task != TEXT_TASK:  # the task models are built sequential (model.py)
+            raise ValueError(f"parallel_attn_mlp is for text models; a {task} model is sequential")
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
         parameter_budget(cfg.parameters(), "the probed model")

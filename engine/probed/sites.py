@@ -10,6 +10,11 @@ The alias rule: x{L+1}.pre is the same vector as x{L}.post. The flow graph names
 (x0.pre stays the embeddings); the diagram draws it twice, and an edge into block L+1 starts at
 x{L+1}.pre, the node the block reads. Every module that needs the rule asks this one.
 
+Parallel attention (GPT-NeoX / Pythia, GPT-J, Phi, CodeGen, Cohere, most Falcons): attention and
+the MLP both read x{L}.pre and x{L}.post = x{L}.pre + attn{L} + m{L}, so there is no x{L}.mid
+(the bridge has no `hook_resid_mid`). A model's config says so in `parallel_attn_mlp` (the same
+name on our ProbedConfig and on TransformerLens's bridge config: `is_parallel` reads either).
+
 Nothing here imports torch except `read_sites`, which does so when called.
 
 Hooks attach to a bridge's shared modules, so a hooked pass sees every forward pass that runs
@@ -85,23 +90,34 @@ def layer_of(short: str) -> int:
     return parsed[1] if parsed else 0
 
 
+def is_parallel(config) -> bool:
+    """Whether attention and MLP both read x{L}.pre (no x{L}.mid): our ProbedConfig, or a
+    TransformerLens config (a bridge's `cfg`), both say it in `parallel_attn_mlp`."""
+    return bool(getattr(config, "parallel_attn_mlp", False))
+
+
 def all_sites(config) -> list[Site]:
-    """Every site of a model (anything with n_layers and n_heads), in forward order."""
+    """Every site of a model (anything with n_layers and n_heads), in forward order; a
+    parallel-attention model has no x{L}.mid."""
+    after = ("attn_out", "mlp_out", "resid_post") if is_parallel(config) else \
+        ("attn_out", "resid_mid", "mlp_out", "resid_post")
     sites = []
     for L in range(config.n_layers):
         sites.append(make_site("resid_pre", L))
         sites += [make_site("head", L, H) for H in range(config.n_heads)]
-        sites += [make_site(kind, L) for kind in ("attn_out", "resid_mid", "mlp_out", "resid_post")]
+        sites += [make_site(kind, L) for kind in after]
     return sites
 
 
-def flow_sites(n_layers: int, n_heads: int) -> list[Site]:
+def flow_sites(n_layers: int, n_heads: int, parallel: bool = False) -> list[Site]:
     """The flow graph's nodes in forward order: x0.pre, then per layer heads, x.mid, m, x.post
-    (x{L}.pre for L >= 1 is x{L-1}.post by the alias rule, and attn{L} is the heads' sum)."""
+    (x{L}.pre for L >= 1 is x{L-1}.post by the alias rule, and attn{L} is the heads' sum);
+    a parallel-attention model has no x.mid."""
+    after = ("mlp_out", "resid_post") if parallel else ("resid_mid", "mlp_out", "resid_post")
     sites = [make_site("resid_pre", 0)]
     for L in range(n_layers):
         sites += [make_site("head", L, H) for H in range(n_heads)]
-        sites += [make_site(kind, L) for kind in ("resid_mid", "mlp_out", "resid_post")]
+        sites += [make_site(kind, L) for kind in after]
     return sites
 
 
@@ -136,14 +152,17 @@ def name_as_read_by(short: str, reader: str) -> str:
     return short
 
 
-def previous_resid(short: str) -> str | None:
+def previous_resid(short: str, parallel: bool = False) -> str | None:
     """The residual node before a residual node at the same position, by its graph name:
-    x{L}.mid follows x{L}.pre (= x{L-1}.post, or x0.pre), x{L}.post follows x{L}.mid."""
+    x{L}.mid follows x{L}.pre (= x{L-1}.post, or x0.pre), x{L}.post follows x{L}.mid; in a
+    parallel-attention model (no x{L}.mid) x{L}.post follows x{L}.pre."""
     parsed = parse_short(short)
     if not parsed or parsed[0] not in ("resid_mid", "resid_post"):
         return None
     kind, layer, _ = parsed
-    return short_name("resid_mid", layer) if kind == "resid_post" else resid_before(layer)
+    if kind == "resid_post" and not parallel:
+        return short_name("resid_mid", layer)
+    return resid_before(layer)
 
 
 def paper_sites(config, task=None) -> list[Site]:
@@ -170,6 +189,11 @@ def get_site(config, name: str) -> Site:
     for site in all_sites(config):
         if name in (site.short, site.id) or (site.head is None and name == site.hook):
             return site
+    mid = re.fullmatch(r"x(\d+)\.mid|blocks\.(\d+)\.hook_resid_mid", name)
+    if mid and is_parallel(config) and int(mid.group(1) or mid.group(2)) < config.n_layers:
+        layer = int(mid.group(1) or mid.group(2))
+        raise SiteError(f"x{layer}.mid does not exist in a parallel-attention model (GPT-NeoX, GPT-J): "
+                        f"attention and MLP both read x{layer}.pre")
     shorts = " ".join(s.short for s in all_sites(config))
     raise SiteError(f"unknown site {name!r} for this {config.task} model; sites: {shorts}")
 

@@ -106,17 +106,26 @@ COLOUR_NEAR_ONLY_VOCAB = 4096
 COLOUR_NEAR = 1.0
 
 
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raises Cancelled when `cancel` is set: called between the groups of a chunk's scoring, so
+    a Cancel is answered within one group's time (tens of milliseconds), not one chunk's."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("query cancelled")
+
+
 @torch.inference_mode()
 def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int,
-                    pad_id: int) -> torch.Tensor:
+                    pad_id: int, cancel: threading.Event | None = None) -> torch.Tensor:
     """(N, T) p(token | z_q) - p(token | z_BOS) under teacher forcing; 0 at BOS (docs/design.md §2).
 
     The samples are sorted by length and run in groups of COLOUR_ROWS, each cut to its own
     longest sample (the decoder is causal; 0.52 s to 0.27 s for a counting query's colouring,
-    one thread); entries past a sample's end are 0.
+    one thread); entries past a sample's end are 0. Raises Cancelled, before any group, when
+    `cancel` is set.
     """
     out = torch.zeros(tokens.shape, device=tokens.device)
     for group, n in length_groups((tokens != pad_id).sum(dim=1), COLOUR_ROWS):
+        check_cancel(cancel)
         out[group, :n] = _prob_diff(decoder, tokens[group, :n], z_q, z_bos, site_id)
     return out
 
@@ -190,8 +199,7 @@ def run_query(
     first_chunk = 0.0
     try:
         for start, end in options.chunks():
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
+            check_cancel(cancel)
             temps, etas = temps_all[start:end], etas_all[start:end]
             n = len(temps)
             noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
@@ -200,8 +208,9 @@ def run_query(
             site_ids = torch.full((n,), site_id, device=device)
             sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
                                task.bos_id, task.decoder_eos_id, task.decoder_pad_id, generator=gen, cancel=cancel)
+            # a chunk cancelled part way raises before anything of it reaches `acc`: the result holds whole chunks
             samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache,
-                                   acc.header)
+                                   acc.header, cancel)
             chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
             acc.add(chunk)  # copies the samples, so the callback may keep the chunk
             first_chunk = first_chunk or chunk.elapsed
@@ -218,10 +227,11 @@ def run_query(
 
 RERUN_ROWS = 128  # samples per re-run group
 EXACT_BAND = 0.02  # bf16 re-runs: samples this close to epsilon get their fp32 distance
+SAMPLE_ROWS = 128  # distinct samples turned into SampleResults between two looks at the cancel event
 
 
 def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, lengths, compared, z_q,
-                    metric: str) -> torch.Tensor:
+                    metric: str, cancel: threading.Event | None = None) -> torch.Tensor:
     """(U, L) per-position distances of re-run samples (model inputs, (U, L), of `lengths` (U,)),
     +inf where not compared.
 
@@ -229,19 +239,24 @@ def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, lengt
     longest sample: the model is causal, so the padding after a sample never changes its
     activations, and counting samples vary from 9 to 33 tokens. Small groups also keep each
     product's output in cache: 1,024 counting samples took 104 ms in one batch and 54 ms in
-    groups of 128 to 256 (one thread).
+    groups of 128 to 256 (one thread). Raises Cancelled, before any group, when `cancel` is set.
     """
     per_pos = torch.full(tokens.shape, float("inf"), device=tokens.device)
     for group, n in length_groups(lengths, RERUN_ROWS):
+        check_cancel(cancel)
         acts = reader.read(tokens[group, :n], site)  # (g, n, d) only up to the site's layer
         per_pos[group, :n] = position_distances(z_q, acts, compared[group, :n], metric)
     return per_pos
 
 
 def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, z_q, z_bos,
-                 options: QueryOptions, prob_cache: dict, header: QueryResult) -> list[SampleResult]:
+                 options: QueryOptions, prob_cache: dict, header: QueryResult,
+                 cancel: threading.Event | None = None) -> list[SampleResult]:
     """Distinct samples of one chunk with distances, facts, prob-diff colouring and which of the
-    query's features each shares (read at its own compared position)."""
+    query's features each shares (read at its own compared position).
+
+    Raises Cancelled when `cancel` is set, checked between re-run and colouring groups and every
+    SAMPLE_ROWS samples; what it leaves behind is whole (a prob_cache entry is a finished colouring)."""
     task = inv.probed.task
     # distinct by token ids, not by text: two token sequences may decode to the same string
     first: dict[tuple[int, ...], int] = {}  # model input -> first row that produced it
@@ -258,13 +273,14 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     grid = torch.tensor([list(k) + [task.filler_id] * (length - len(k)) for k in keys], device=sampled.device)
     inside = torch.arange(length, device=sampled.device)[None, :] < lengths[:, None]  # (U, L)
     compared = torch.as_tensor(~task.special_mask(grid.cpu().numpy()), device=grid.device) & inside
-    per_pos = rerun_distances(inv.fast_reader or inv.reader, site, grid, lengths, compared, z_q, options.metric)
+    per_pos = rerun_distances(inv.fast_reader or inv.reader, site, grid, lengths, compared, z_q, options.metric,
+                              cancel)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
     if inv.fast_reader is not None:  # the samples near the epsilon line, again in fp32
         near = ((dist - options.epsilon).abs() <= EXACT_BAND).nonzero()[:, 0]
         if len(near):
             per_pos[near] = rerun_distances(inv.reader, site, grid[near], lengths[near], compared[near], z_q,
-                                            options.metric)
+                                            options.metric, cancel)
             dist, argmin = min_distance(per_pos)
 
     new = [u for u, k in enumerate(keys) if k not in prob_cache] if options.colour else []
@@ -274,7 +290,7 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     if new:
         rows = torch.tensor([first[keys[u]] for u in new], device=sampled.device)
         diffs = token_prob_diff(inv.decoder, sampled[rows], z_q[None], z_bos[None], site_id,
-                                task.decoder_pad_id).cpu().tolist()  # the decoder's own rows: its ids
+                                task.decoder_pad_id, cancel).cpu().tolist()  # the decoder's own rows: its ids
         for u, d in zip(new, diffs):
             prob_cache[keys[u]] = d[:len(keys[u])]
 
@@ -284,6 +300,8 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     temps, etas = temps.cpu().tolist(), etas.cpu().tolist()
     samples = []
     for u, key in enumerate(keys):
+        if u % SAMPLE_ROWS == 0:
+            check_cancel(cancel)
         i, n, tokens = first[key], len(key), list(key)
         text = task.vocab.decode(tokens)
         samples.append(SampleResult(

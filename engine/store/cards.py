@@ -38,6 +38,9 @@ def probed_card(entry) -> None:
     from engine.store.folders import read_config
 
     config = read_config(entry.path)
+    if config.get("prompts") == "ioi" and config.get("probed_training", {}).get("held_out"):
+        ioi_card(entry.path)  # a language model trained here on the IOI prompts: its own card
+        return
     tr = config.get("probed_training", {})
     sch = tr.get("schedule", {})
     pc = entry.probed
@@ -180,4 +183,44 @@ def ioi_card(folder: Path) -> None:
             f"IO, or both): IO-name accuracy at END **{held.get('io_accuracy', 0):.2%}**, mean logit difference "
             f"IO - S **{held.get('logit_diff', 0):.2f}** (`python main.py eval-probed ioi` re-measures it).\n\n"
             "| step | minutes | loss | IO accuracy (training-split monitor) |\n|---|---|---|---|\n" + curve),
+        **circuit_sections(config.get("circuit")),
+        **decoder_sections(config.get("decoder")),
     }, title="ioi: a GPT-2-architecture model that does IOI")
+
+
+def _heads(values: list, digits: int = 2) -> str:
+    """A (layers, heads) grid as a markdown table."""
+    n = len(values[0])
+    head = "| | " + " | ".join(f"H{h}" for h in range(n)) + " |\n" + "|---" * (n + 1) + "|\n"
+    return head + "\n".join(f"| L{layer} | " + " | ".join(f"{v:.{digits}f}" for v in row) + " |"
+                             for layer, row in enumerate(values))
+
+
+def circuit_sections(c: dict | None) -> dict[str, str]:
+    """The IOI circuit as `ioi-circuit --record` measured it (engine/circuits/ioi.py)."""
+    if not c:
+        return {}
+    movers = ", ".join(c["name_movers"]) or "none"
+    text = (f"`{c['command']}`, {c['prompts']} held-out prompts (IO accuracy {c['accuracy']:.1%}, mean logit "
+            f"difference IO - S {c['logit_diff']:.2f}).\n\n"
+            f"Direct logit attribution of each head at END onto IO - S (final norm frozen at END):\n\n"
+            f"{_heads(c['dla'])}\n\nIts part on the S logit, against the mean over all names (negative: the head "
+            f"suppresses S):\n\n{_heads(c['on_s'])}\n\nAttention from END to S2:\n\n{_heads(c['attention']['END>S2'])}"
+            f"\n\nAttention from END to IO:\n\n{_heads(c['attention']['END>IO'])}")
+    if c.get("patch_end"):
+        text += (f"\n\nActivation patching with S2 replaced by the IO name (and the answer by S), "
+                 f"{c['patched_prompts']} prompts, share of IO - S each head carries at END:\n\n"
+                 f"{_heads(c['patch_end'])}\n\nThe residual stream at S2: " + ", ".join(
+                     f"x{layer}.post {v:.2f}" for layer, v in enumerate(c["patch_resid_s2"])) + ".")
+    text += f"\n\nLargest direct effect on IO - S: {movers}; brings the names to END: {c['copier']}."
+    sections = {"The circuit": text}
+    if c.get("inversion"):
+        rows = "\n".join(
+            f"| {r['site']} | {r['position']} | {r['in_epsilon']:.0%} | {r['io_share']:.0%} ({r['io_base']:.0%}) | "
+            f"{r['s_share']:.0%} ({r['s_base']:.0%}) | {r['answered']} of {r['queries']} |" for r in c["inversion"])
+        sections["What InversionView reads there"] = (
+            "Share of the candidates within epsilon (1 - cosine < 0.1) whose IO (or S) name is the query's, "
+            "averaged over held-out queries (in brackets: the same share among all candidates):\n\n"
+            "| site | at | within epsilon | IO | S | queries with any within epsilon |\n|---|---|---|---|---|---|\n"
+            + rows)
+    return sections

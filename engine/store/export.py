@@ -90,9 +90,13 @@ def result_dict(result: QueryResult) -> dict:
 
 
 def _checked_path(path: Path, example: str) -> Path:
-    if path.is_dir():
+    try:
+        folder, parent = path.is_dir(), path.parent.is_dir()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise OutputError(f"cannot write {str(path)[:300]}: {e.strerror or e}") from None
+    if folder:
         raise OutputError(f"{path} is a folder; give a file name such as {path / example}")
-    if not path.parent.is_dir():
+    if not parent:
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
     return path
 

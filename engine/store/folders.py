@@ -231,7 +231,11 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
     """A model by name (bundled first, then user) or by folder path; of `task` when given."""
     entry = next((e for e in list_models() if e.name == name_or_path), None)
     path = Path(name_or_path)
-    if entry is None and path.is_dir() and any((path / f).is_file() for f in (STUDIO_FILE, LEGACY_FILE)):
+    try:
+        folder = entry is None and path.is_dir() and any((path / f).is_file() for f in (STUDIO_FILE, LEGACY_FILE))
+    except OSError:  # e.g. a name longer than the file system allows: no such folder
+        folder = False
+    if folder:
         entry = open_folder(path, task=task)
     if entry is None:
         from engine.store.hub_cache import find_cached

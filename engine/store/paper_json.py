@@ -141,9 +141,13 @@ def write_paper_json(result: QueryResult, path: str | Path, query_pieces: list[s
     tokenizer, or the query's position labels for a text model). Written atomically; OutputError
     (and no file) when it cannot be."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        folder, parent = path.is_dir(), path.parent.is_dir()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise OutputError(f"cannot write {str(path)[:300]}: {e.strerror or e}") from None
+    if folder:
         path = path / paper_file_name(result)
-    elif not path.parent.is_dir():
+    elif not parent:
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
     try:
         text = json.dumps(paper_doc(result, query_pieces, digits), ensure_ascii=False, allow_nan=False,

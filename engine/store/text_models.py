@@ -9,12 +9,17 @@ without `trust_remote_code`, then applies HookedTransformer's weight processing
 fold value biases) so that activations and hook names follow the field's convention
 (docs/design.md §7).
 
+A parallel-attention model (GPT-NeoX / Pythia, GPT-J, ...: attention and MLP both read x{L}.pre)
+is marked `parallel_attn_mlp` in its record, from config.json, and checked against the bridge
+on loading: its sites have no x{L}.mid (engine/probed/sites.py).
+
 Each refusal is one line naming the file or the architecture: a folder without weights or a
 tokenizer, an architecture that needs its own code (auto_map), one TransformerLens does not
 support (the message lists what it does), weights that cannot be read.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import StoreError
@@ -32,6 +37,23 @@ _KEYS = {
     "d_mlp": ("n_inner", "intermediate_size", "ffn_dim", "d_ff"),
     "act_fn": ("activation_function", "hidden_act", "hidden_activation", "activation"),
 }
+
+
+# Architectures whose blocks run attention and the MLP in parallel on x{L}.pre (no x{L}.mid)
+# whatever their config says; others say it in a key (TransformerLens's adapters follow the same rules).
+PARALLEL_ARCHITECTURES = ("GPTJForCausalLM", "CodeGenForCausalLM", "PhiForCausalLM", "CohereForCausalLM")
+
+
+def parallel_attention(config: dict, architecture: str) -> bool:
+    """Whether a Hugging Face config's blocks are parallel: x{L}.post = x{L}.pre + attn + MLP, both
+    reading x{L}.pre (GPT-NeoX / Pythia, GPT-J, Phi, ...). Loading checks this against the bridge."""
+    if architecture in PARALLEL_ARCHITECTURES:
+        return True
+    if architecture == "GPTNeoXForCausalLM":  # Hugging Face's default for NeoX is parallel
+        return config.get("use_parallel_residual", True) is not False
+    if architecture == "FalconForCausalLM":  # parallel_attn defaults to True; the 40B layout is parallel too
+        return config.get("parallel_attn", True) is not False or bool(config.get("new_decoder_architecture"))
+    return config.get("use_parallel_residual") is True  # StableLM and others that say it
 
 
 def _first(config: dict, field: str):
@@ -84,6 +106,8 @@ def text_record(config: dict, folder: Path) -> dict:
         raise StoreError(f"{path}: {e}") from None
     act = _first(config, "act_fn")
     probed = {"task": TEXT_TASK, **sizes, "act_fn": act if isinstance(act, str) else "gelu_new"}
+    if parallel_attention(config, arch):
+        probed["parallel_attn_mlp"] = True
     return {"format": 1, "name": folder.name, "task": TEXT_TASK, "probed": probed,
             "huggingface": {"model_type": str(config.get("model_type", "?")), "architecture": arch}}
 
@@ -184,4 +208,8 @@ def load_text_model(entry, device=None):
         raise StoreError(f"{weights_file(folder) or folder}: the model could not be loaded ({first})") from None
     bridge.eval()
     task.n_ctx = min(task.n_ctx, int(bridge.cfg.n_ctx))
-    return ProbedModel(bridge=bridge, config=entry.probed, task=task)
+    config = entry.probed
+    parallel = bool(getattr(bridge.cfg, "parallel_attn_mlp", False))
+    if config.parallel_attn_mlp != parallel:  # the bridge's blocks decide (a record made before it was kept)
+        config = replace(config, parallel_attn_mlp=parallel)
+    return ProbedModel(bridge=bridge, config=config, task=task)

@@ -76,6 +76,14 @@ def make_text_folder(folder: Path, family: str = "gpt2", n_layers: int = 2, n_he
         config = GPT2Config(vocab_size=vocab, n_positions=n_ctx, n_embd=d_model, n_layer=n_layers, n_head=n_heads,
                             bos_token_id=bos, eos_token_id=bos)
         model = GPT2LMHeadModel(config)
+    elif family == "neox":  # GPT-NeoX / Pythia: parallel attention and MLP, partial rotary positions
+        from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+        config = GPTNeoXConfig(vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers,
+                               num_attention_heads=n_heads, intermediate_size=4 * d_model,
+                               max_position_embeddings=n_ctx, rotary_pct=0.25, use_parallel_residual=True,
+                               bos_token_id=bos, eos_token_id=bos, tie_word_embeddings=False)
+        model = GPTNeoXForCausalLM(config)
     elif family == "llama":
         config = LlamaConfig(vocab_size=vocab, hidden_size=d_model, intermediate_size=2 * d_model,
                              num_hidden_layers=n_layers, num_attention_heads=n_heads,

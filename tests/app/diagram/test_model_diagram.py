@@ -225,3 +225,40 @@ def test_typing_while_a_large_overlay_is_drawn_keeps_drawing_it(qtbot):
     with qtbot.waitSignal(d.overlayDrawn, timeout=10_000):
         pass
     assert not any(n.has_readout for n in d._nodes.values())
+
+
+def test_a_parallel_attention_model_draws_no_mid_row_and_its_mlp_reads_x_pre(qtbot):
+    """GPT-NeoX / GPT-J: attention and MLP both read x{L}.pre; x{L}.post is x{L}.pre + attn + m."""
+    from engine.probed.config import ProbedConfig
+
+    cfg = ProbedConfig("text", n_layers=2, n_heads=4, d_model=64, d_mlp=256, n_ctx=32, d_vocab=300,
+                       act_fn="gelu", parallel_attn_mlp=True)
+    d = ModelDiagram()
+    qtbot.addWidget(d)
+    d.resize(900, 500)
+    d.set_model(cfg.n_layers, cfg.n_heads, [], parallel=True)
+    d.set_tokens(["<bos>", "␣Mary", "␣went"], ["0", "1", "2"])
+    d.show()
+    shorts = {n.short for n in layout_for(2, 4, parallel=True).nodes}
+    assert shorts == {s.short for s in all_sites(cfg)} and not any(s.endswith(".mid") for s in shorts)
+    assert d.node_count() == len(all_sites(cfg)) * 3 and d.node("x0.mid", 1) is None
+    assert not any(name.endswith(".mid") for _, name in d._layout.row_names)
+    edges = column_edges(2, 4, parallel=True)
+    assert ("x1.pre", "m1") in edges and ("m1", "x1.post") in edges and ("attn1", "x1.post") in edges
+    assert not any(".mid" in a or ".mid" in b for a, b in edges)
+    y = {k: d.node(k, 1).sceneBoundingRect().center().y() for k in ("x1.pre", "attn1", "m1", "x1.post")}
+    assert y["x1.pre"] > y["attn1"] > y["m1"] > y["x1.post"]  # bottom to top
+    node = d.node("m1", 2)
+    d.centerOn(node)
+    with qtbot.waitSignal(d.nodeClicked) as blocker:
+        qtbot.mouseClick(d.viewport(), Qt.LeftButton, pos=d.mapFromScene(node.sceneBoundingRect().center()))
+    assert blocker.args == ["m1", 2] and node.selected
+    # a parallel flow graph's MLP input edge comes from the residual between blocks, drawn at x1.pre
+    graph = SimpleNamespace(nodes=[], threshold=0.0, edges=[FlowEdge(("x0.post", 2), ("m1", 2), 0.5),
+                                                            FlowEdge(("m1", 2), ("x1.post", 2), 0.5)])
+    overlay = overlay_from_flow_graph(graph)
+    assert [(s, t) for s, t, _ in overlay.edges] == [(("x1.pre", 2), ("m1", 2)), (("m1", 2), ("x1.post", 2))]
+    d.set_overlay(overlay)
+    assert len(d.edge_items()) == 2
+    d.set_heads_shown(None, False)  # collapsing the heads keeps the parallel rows
+    assert d.node("x1.mid", 0) is None and d.node("m1", 0) is not None and d.node("a1.0", 0) is None

@@ -386,3 +386,36 @@ def test_pruning_by_influence_draws_the_pruned_graph_and_exports_it_for_neuronpe
     assert len(doc["nodes"]) - len(logits) == len(set(w.flow.pruned.nodes) | embeddings)
     controls.by_influence.setChecked(False)
     assert controls.route.isEnabled() and drawn(w) == as_drawn(graph.edges_above(controls.threshold()))
+
+
+def test_a_parallel_attention_model_draws_its_flow_without_mid_and_the_pane_reads_x_pre(qtbot, tmp_path):
+    """GPT-NeoX: the window opens the folder, the diagram has no x.mid row, and the pane compares
+    x0.post with x0.pre (what came before it: attention and MLP both read x0.pre)."""
+    from app.main_window import MainWindow
+    from app.settings import AppSettings, SettingsStore
+    from tests.engine.helpers import make_text_folder
+
+    assert previous_resid("x1.post", parallel=True) == "x0.post"
+    folder = make_text_folder(tmp_path / "tiny-neox", "neox", n_ctx=32)
+    store = SettingsStore()
+    store.save(AppSettings(model=str(folder), query="When Mary went to the store"))
+    w = MainWindow(store, backend=real_backend(), save_settings=False)
+    qtbot.addWidget(w)
+    w.resize(1500, 900)
+    w.show()
+    try:
+        with qtbot.waitSignal(w.flow.graphShown, timeout=LOAD_TIMEOUT_MS):
+            w.start()
+        graph = w.flow.graph
+        assert graph.parallel_attn_mlp and w.diagram.node("x0.mid", 1) is None
+        assert w.diagram.node("m0", 1) is not None
+        click_node(qtbot, w, "x0.post", 3)
+        pane = w.node_pane
+        assert pane.node.key == ("x0.post", 3)
+        assert pane.top_table.horizontalHeaderItem(3).text() == "vs x0.pre"
+        assert pane.top_table.item(0, 3).text() == rank_change(pane.node.top[0][0], 1, graph.node("x0.pre", 3))
+        with qtbot.waitSignal(w.flow.neuronsShown, timeout=30_000):
+            click_node(qtbot, w, "m1", 4)
+        assert "x0.post @ 4" in pane.inputs.text()  # the MLP's input: the residual its block reads
+    finally:
+        w.close()

@@ -78,3 +78,29 @@ def test_the_bundled_circuit(probed):
         assert c.on_s[layer, head] < -2 and c.on_s[layer, head] < c.on_io[layer, head]  # ... and suppress S
     assert c.patch_end[3, 3] + c.patch_end[3, 0] > 0.8  # together they carry most of the effect at END
     assert min(c.patch_resid_s2[:3]) > 0.9  # the residual stream at S2 carries all of it below layer 3
+
+
+def test_ioi_circuit_records_its_figures_in_the_card_and_keeps_the_bundled_model(tmp_path, capsys):
+    import json
+    import shutil
+
+    from engine.cli.main import main as cli_main
+    from engine.store.folders import BUNDLED_DIR
+
+    bundled = BUNDLED_DIR / "ioi"
+    before = {p.name: p.read_bytes() for p in bundled.iterdir()}
+    assert cli_main(["ioi-circuit", "--count", "5", "--patched", "1", "--no-inversion", "--record"]) == 2
+    assert "is bundled" in capsys.readouterr().err
+    assert before == {p.name: p.read_bytes() for p in bundled.iterdir()}
+
+    folder = tmp_path / "ioi-copy"
+    shutil.copytree(bundled, folder)
+    assert cli_main(["ioi-circuit", "--model", str(folder), "--count", "10", "--patched", "2", "--no-inversion",
+                     "--record"]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((folder / "inversionview.json").read_text(encoding="utf-8"))["circuit"]
+    assert record["prompts"] == 10 and record["name_movers"][:2] and record["name_movers"][0] in printed
+    card = (folder / "CARD.md").read_text(encoding="utf-8")
+    assert "## The circuit" in card and "|---|---|---|---|---|" in card
+    assert "ioi: a GPT-2-architecture model that does IOI" in card  # still the ioi model's own card
+    assert f"{record['logit_diff']:.2f}" in card

@@ -325,3 +325,29 @@ def test_patch_command_bad_input_is_one_line_exit_2(capsys, args, message):
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and message in captured.err and captured.err.count("\n") == 1
     assert captured.out == ""
+
+
+def test_a_parallel_attention_model_patches_without_mid_and_its_block_adds_up(tmp_path):
+    """GPT-NeoX: no x{L}.mid node (attention and MLP both read x{L}.pre), every default node matches
+    the plain hooked run, and x{L}.post at the answer is x{L}.pre, every head and m{L} together."""
+    from tests.engine.helpers import make_text_folder
+
+    model = load_probed(find_model(str(make_text_folder(tmp_path / "neox", "neox", n_ctx=32))))
+    task = model.task
+    clean = task.parse_query("When Mary went to the store")
+    setup = make_setup(task, clean, flip_one(task, clean, 2, "␣John"), answer="␣Mary", corrupt_answer="␣John")
+    ans = setup.answer_position
+    report = patch_nodes(model, setup)
+    assert [(e.site, e.position) for e in report.effects] == \
+        [(n.site, n.position) for n in all_nodes(model.config, ans)]
+    assert not [e for e in report.effects if e.site.endswith(".mid")] and len(report.effects) == 13 * ans
+    for e in report.effects[::5]:
+        assert e.metric == pytest.approx(reference_metric(model, setup, [Node(e.site, e.position)]), abs=1e-5)
+    clean_value = metric_of(model, setup, setup.clean)
+    for layer, before in ((0, "x0.pre"), (1, "x0.post")):
+        post = patch_nodes(model, setup, [Node(f"x{layer}.post", ans)]).effects[0].metric
+        parts = [Node(before, ans), *(Node(f"a{layer}.{h}", ans) for h in range(4)), Node(f"m{layer}", ans)]
+        assert patch_cumulative(model, setup, parts).steps[-1].metric == pytest.approx(post, abs=1e-5)
+        assert abs(post - clean_value) > 1e-4  # the check means something
+    with pytest.raises(SiteError, match="x1.mid does not exist in a parallel-attention model"):
+        parse_node(model.config, task, clean, "x1.mid@3")

@@ -115,3 +115,35 @@ def test_hooked_passes_on_one_bridge_from_two_threads_do_not_see_each_other(mode
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def test_a_parallel_attention_model_has_no_mid_site_and_says_why():
+    from engine.patching.nodes import all_nodes
+    from engine.probed.config import ProbedConfig
+    from engine.probed.sites import flow_sites, previous_resid
+
+    cfg = ProbedConfig("text", n_layers=2, n_heads=2, d_model=16, d_mlp=64, n_ctx=8, d_vocab=50,
+                       act_fn="gelu", parallel_attn_mlp=True)
+    assert [s.short for s in all_sites(cfg)] == ["x0.pre", "a0.0", "a0.1", "attn0", "m0", "x0.post",
+                                                 "x1.pre", "a1.0", "a1.1", "attn1", "m1", "x1.post"]
+    assert [s.short for s in flow_sites(2, 2, parallel=True)] == ["x0.pre", "a0.0", "a0.1", "m0", "x0.post",
+                                                                  "a1.0", "a1.1", "m1", "x1.post"]
+    assert [n.site for n in all_nodes(cfg, 1)] == [s.short for s in flow_sites(2, 2, parallel=True)]
+    assert previous_resid("x1.post", parallel=True) == "x0.post" and previous_resid("x0.post", True) == "x0.pre"
+    assert previous_resid("x1.post") == "x1.mid"  # a sequential model's
+    for name in ("x1.mid", "blocks.1.hook_resid_mid"):
+        with pytest.raises(SiteError) as e:
+            get_site(cfg, name)
+        assert str(e.value) == ("x1.mid does not exist in a parallel-attention model (GPT-NeoX, GPT-J): "
+                                "attention and MLP both read x1.pre")
+    with pytest.raises(SiteError, match="unknown site 'x2.mid'"):
+        get_site(cfg, "x2.mid")
+    # the record: the flag travels, and records without it (every model before) are sequential
+    assert ProbedConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["parallel_attn_mlp"] is True
+    sequential = {k: v for k, v in cfg.to_dict().items() if k != "parallel_attn_mlp"}
+    assert ProbedConfig.from_dict(sequential).parallel_attn_mlp is False
+    assert "parallel_attn_mlp" not in PAPER_CONFIGS["counting"].to_dict()  # records written as before
+    with pytest.raises(ValueError, match="parallel_attn_mlp must be true or false"):
+        ProbedConfig.from_dict({**sequential, "parallel_attn_mlp": "yes"})
+    with pytest.raises(ValueError, match="parallel_attn_mlp is for text models"):
+        ProbedConfig.from_dict({**PAPER_CONFIGS["counting"].to_dict(), "parallel_attn_mlp": True})

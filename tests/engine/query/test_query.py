@@ -311,3 +311,59 @@ def test_cached_generation_agrees_with_the_teacher_forced_forward_pass(inv):
 def test_colouring_can_be_left_out(inv):
     r = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=32, chunk_size=32, colour=False))
     assert r.samples and all(s.prob_diff == [] for s in r.samples)
+
+
+def _hooked_query(inv, monkeypatch, stage: str, cancel_in_chunk: int | None):
+    """A 192-candidate query (chunks of 64) with one scoring stage counted per call; with
+    cancel_in_chunk, that stage's first call in that chunk sets the cancel event. Returns the
+    result, the chunks streamed, and the stage's calls per chunk (after the cancel: under 'after')."""
+    import engine.query.run as run
+
+    # small groups, so a chunk's scoring is many steps: a cancel must stop between any two of them
+    monkeypatch.setattr(run, "RERUN_ROWS", 8)
+    monkeypatch.setattr(run, "COLOUR_ROWS", 8)
+    monkeypatch.setattr(run, "SAMPLE_ROWS", 8)
+    cancel, chunks, calls = threading.Event(), [], Counter()
+
+    def counted(original):
+        def hook(*args, **kwargs):
+            if cancel.is_set():
+                calls["after"] += 1
+            else:
+                calls[len(chunks)] += 1
+                if len(chunks) == cancel_in_chunk:
+                    cancel.set()  # this call finishes; the stage must not start another
+            return original(*args, **kwargs)
+        return hook
+
+    if stage == "rerun":  # each re-run group reads the site once
+        reader = inv.fast_reader or inv.reader
+        monkeypatch.setattr(reader, "read", counted(reader.read))
+    elif stage == "colour":  # each colouring group is one teacher-forced pass
+        monkeypatch.setattr(run, "_prob_diff", counted(run._prob_diff))
+    else:  # the per-sample loop: one agreement per distinct sample
+        monkeypatch.setattr(run, "agreement", counted(run.agreement))
+    opts = QueryOptions(candidates=192, chunk_size=64, first_chunk_size=64, seed=5)
+    result = run_query(inv, QUERY, "x0.mid", ":", opts, on_chunk=chunks.append, cancel=cancel)
+    return result, chunks, calls
+
+
+@pytest.mark.parametrize("stage", ["rerun", "colour", "samples"])
+def test_cancel_inside_scoring_stops_at_the_next_group(inv, monkeypatch, stage):
+    """Set half-way through scoring the second chunk, the cancel stops the query before the
+    stage's next group (the per-sample loop: within SAMPLE_ROWS samples); the partial result
+    holds the first chunk whole and nothing of the second."""
+    full, _, uncancelled = _hooked_query(inv, monkeypatch, stage, None)
+    assert full.complete and uncancelled[1] > 1  # the second chunk's scoring has several groups to stop between
+
+    result, chunks, calls = _hooked_query(inv, monkeypatch, stage, 1)
+    assert not result.complete
+    assert calls[1] == 1  # the call that cancelled
+    if stage == "samples":
+        assert calls["after"] < 8  # the rest of the current 8 samples at most
+    else:
+        assert calls["after"] == 0  # no later group ran after the cancel
+    assert len(chunks) == 1
+    assert result.candidates_done == 64 == sum(s.multiplicity for s in result.samples)
+    assert sorted(s.text for s in result.samples) == sorted(s.text for s in chunks[0].samples)
+    assert [s.rank for s in result.samples] == list(range(1, len(result.samples) + 1))

@@ -15,7 +15,7 @@ from engine.flow.build import flow_for_query
 from engine.probed.reader import BridgeReader, reader_for
 from engine.probed.sites import all_sites, read_sites
 from engine.store.folders import find_model, list_models, load_probed
-from tests.engine.helpers import make_text_folder, train_tokenizer
+from tests.engine.helpers import TEXT_CORPUS, make_text_folder, train_tokenizer
 from tests.engine.store.test_hf_folders import cache_repo
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -30,7 +30,7 @@ def tok():
     return train_tokenizer()
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "neox"])
 def cached(request, tmp_path_factory, tok):
     """A tiny model of each family in a hub cache of its own, as `from_pretrained` leaves one."""
     src = make_text_folder(tmp_path_factory.mktemp("src") / request.param, request.param, tok=tok)
@@ -73,8 +73,11 @@ def test_a_cached_text_model_opens_by_id_and_its_sites_equal_the_bridges(cached,
     reader = reader_for(model)
     assert isinstance(reader, BridgeReader)
     assert not [v for v in vars(reader).values() if isinstance(v, torch.Tensor)]
-    mid = next(s for s in sites if s.kind == "resid_mid")
-    assert torch.allclose(reader.read(tokens, mid), cache_[mid.hook], atol=1e-5)
+    for site in [s for s in sites if s.short in ("x0.mid", "a0.1", "m1", "x1.post")]:  # no x0.mid in NeoX
+        assert torch.allclose(reader.read(tokens, site), ours[site.short], atol=1e-5), site.short
+    # GPT-NeoX runs attention and the MLP in parallel on x{L}.pre: no x{L}.mid anywhere
+    assert model.config.parallel_attn_mlp == entry.probed.parallel_attn_mlp == (family == "neox")
+    assert any(s.kind == "resid_mid" for s in sites) == (family != "neox")
 
     # the last layer's logit lens is the model's own next-token distribution (unprocessed Hugging Face)
     graph = flow_for_query(model, PROMPT, top_k=3)
@@ -168,3 +171,55 @@ def test_models_lists_cached_text_models_and_the_picker_sees_them(cached, monkey
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"tiny/{family} "))
     assert "opens as a text model (2 layers, 4 heads, d_model 64)" in line
     assert any(e.name == f"tiny/{family}" and e.task == "text" for e in list_models(include_cache=True))
+
+
+def test_parallel_attention_is_read_from_the_hugging_face_config():
+    from engine.store.text_models import parallel_attention
+
+    cases = [({}, "GPT2LMHeadModel", False), ({}, "LlamaForCausalLM", False),
+             ({"use_parallel_residual": True}, "GPTNeoXForCausalLM", True),
+             ({}, "GPTNeoXForCausalLM", True),  # Hugging Face's default for NeoX
+             ({"use_parallel_residual": False}, "GPTNeoXForCausalLM", False),
+             ({}, "GPTJForCausalLM", True), ({}, "PhiForCausalLM", True),
+             ({"parallel_attn": False}, "FalconForCausalLM", False), ({}, "FalconForCausalLM", True),
+             ({"use_parallel_residual": True}, "StableLmForCausalLM", True), ({}, "StableLmForCausalLM", False)]
+    for config, arch, parallel in cases:
+        assert parallel_attention(config, arch) is parallel, (config, arch)
+
+
+def test_a_neox_model_works_from_the_command_line_and_its_decoder_answers_queries(tmp_path, tok, capsys):
+    """Sites, flow, patching, decoder training and a query, on GPT-NeoX's parallel blocks."""
+    folder = make_text_folder(tmp_path / "neox", "neox", tok=tok, n_ctx=32)
+    assert json.loads((folder / "config.json").read_text())["use_parallel_residual"] is True
+    assert cli_main(["sites", "--model", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "blocks.1.hook_mlp_out" in out and "hook_resid_mid" not in out and "x0.mid" not in out
+    assert cli_main(["sites", "--model", str(folder), "--text", PROMPT, "--site", "x0.mid", "--position", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: x0.mid does not exist in a parallel-attention model (GPT-NeoX, GPT-J): attention and "
+                   "MLP both read x0.pre\n")
+    assert cli_main(["flow", "--model", str(folder), "--text", PROMPT, "--node-share", "0.8",
+                     "--neuronpedia", str(tmp_path / "np.json")]) == 0
+    out = capsys.readouterr().out
+    assert "route to x1.post" in out and "x0.mid" not in out and (tmp_path / "np.json").is_file()
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(TEXT_CORPUS) + "\n", encoding="utf-8")
+    assert cli_main(["train-decoder", "--model", str(folder), "--corpus", str(corpus), "--into", "neox-iv",
+                     "--steps", "3", "--batch-size", "8", "--d-model", "32", "--layers", "1", "--heads", "2",
+                     "--length", "16", "--check-every", "0", "--threads", "1"]) == 0
+    capsys.readouterr()
+    entry = find_model("neox-iv")
+    assert entry.probed.parallel_attn_mlp and entry.has_decoder
+    assert json.loads((entry.path / "inversionview.json").read_text())["probed"]["parallel_attn_mlp"] is True
+    assert entry.decoder["sites"] == [s.id for s in all_sites(entry.probed)
+                                      if s.kind in ("head", "mlp_out") or s.short == "x0.pre"]
+    model = load_probed(entry)
+    assert isinstance(reader_for(model), BridgeReader)
+    from engine.probed.reader import fast_reader_for
+
+    assert fast_reader_for(model) is None  # the fused GPT-2 path does not run rotary, parallel blocks
+    for site in ("a1.2", "m0"):
+        assert cli_main(["query", "--model", "neox-iv", "--text", PROMPT, "--site", site, "--position", "5",
+                         "--candidates", "16", "--top", "3"]) == 0
+        assert "candidates within epsilon" in capsys.readouterr().out
