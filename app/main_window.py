@@ -37,6 +37,7 @@ from app.query.editor import QueryEditor
 from app.query.model_picker import ModelPicker
 from app.query.run_controls import OptionsBar, RunBar
 from app.results import export as export_actions
+from app.results.colouring import ColourController
 from app.results.compare import CompareView
 from app.results.history import HistoryEntry, HistoryPanel
 from app.results.view import ResultsView
@@ -146,6 +147,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.patch_panel, "Causal check")
         self.patch = PatchController(self, self.patch_panel)
         self.patch.context = lambda: (self._entry, self._task)
+        self.colouring = ColourController(self)  # prob-diff colours on demand, the rows on screen first
+        self.colouring.model_key = lambda: (self._shown.model_key if self._shown
+                                            else str(self._entry.path) if self._entry else "")
         self.model_state = QLabel()
         self.statusBar().addPermanentWidget(self.model_state)
         self._partial_timer = QTimer(self)
@@ -385,10 +389,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"The query is not valid: {self.editor.error()}", 8000)
             return None
         try:
-            options = self.options_bar.options()
+            options = self.options_bar.options(colour=not self.colouring.available())
         except ValueError as e:
             self.statusBar().showMessage(f"Schedule: {e}", 8000)
             return None
+        self.colouring.reset()  # the engine thread is the new query's
         request = QueryRequest(model_key=str(self._entry.path), text=self.editor.text(), site=self._site,
                                position=self._position, options=options)
         self._partial_timer.stop()

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 TIMEOUT_S = 300  # a first torch import plus a query on a busy 2-core machine
+COLOUR_WAIT_MS = 20_000  # the screenshot waits this long at most for the rows' token colours
 
 
 class SmokeTest(QObject):
@@ -46,7 +47,11 @@ class SmokeTest(QObject):
         print(f"smoke test: {result.summary()} in {result.seconds:.1f} s", flush=True)
         QTimer.singleShot(150, self._shoot)  # let the final rows and histogram paint
 
-    def _shoot(self) -> None:
+    def _shoot(self, waited_ms: int = 0) -> None:
+        if self.window.colouring.visible_missing() and waited_ms < COLOUR_WAIT_MS:
+            # the token colours of the rows on screen come just after the result (app/results/colouring.py)
+            QTimer.singleShot(50, lambda: self._shoot(waited_ms + 50))
+            return
         self.screenshot.parent.mkdir(parents=True, exist_ok=True)
         if not self.window.grab().save(str(self.screenshot), "PNG"):
             self._fail(f"could not write {self.screenshot}")

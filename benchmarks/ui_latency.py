@@ -11,6 +11,11 @@ within 200 ms, the window closed (engine thread joined) within 1 s.
     python benchmarks/ui_latency.py                  # bundled 'counting' model, real engine
     python benchmarks/ui_latency.py --model addition --runs 3
     python benchmarks/ui_latency.py --fake           # the test suite's fake engine (harness check)
+    python benchmarks/ui_latency.py --colour-in-query  # every colour computed inside the query (the old way)
+
+Each run also reports when the result was complete, when the rows on screen had their token
+colours and when every sample had them (the colours come on demand after the result,
+app/results/colouring.py; with --colour-in-query, inside the query).
 """
 from __future__ import annotations
 
@@ -98,6 +103,8 @@ def make_window(args):
         make_fake_models()
         backend = FakeEngine(chunk_delay=0.02).backend()
         args.model = f"fake-{args.model}"
+    if args.colour_in_query:
+        del backend.jobs["colour"]  # the window then asks run_query for every colour, as before on-demand colouring
     app = make_application()
     store = SettingsStore()
     store.save(AppSettings(model=args.model, candidates=args.candidates, seed=args.seed))
@@ -120,6 +127,15 @@ def measure_run(app, window, probe: StallProbe, timeout_s: float) -> dict:
     t_run[0] = time.perf_counter()
     window.run_bar.run_button.click()  # the real button
     finished = wait_for(window.engine.runFinished, timeout_s)
+    complete = time.perf_counter() - t_run[0]
+    if finished is None:
+        raise SystemExit(f"no result within {timeout_s:.0f} s")
+    # the token colours: on demand, the rows on screen first (app/results/colouring.py)
+    colouring = window.colouring
+    visible = spin_until(app, lambda: not colouring.visible_missing(), timeout_s) - t_run[0]
+    shown = window.results.result()
+    coloured = spin_until(app, lambda: not colouring.busy() and all(s.prob_diff for s in shown.samples),
+                          timeout_s) - t_run[0]
     # keep the probe running through the final repaint
     end = time.perf_counter() + 0.2
     while time.perf_counter() < end:
@@ -127,12 +143,22 @@ def measure_run(app, window, probe: StallProbe, timeout_s: float) -> dict:
         time.sleep(0.002)
     probe.stop()
     window.results.table.painted.disconnect(on_paint)
-    if finished is None:
-        raise SystemExit(f"no result within {timeout_s:.0f} s")
     result = finished[0]
-    return {"seconds": result.seconds, "first_chunk": result.first_chunk_seconds,
+    return {"seconds": result.seconds, "first_chunk": result.first_chunk_seconds, "complete": complete,
+            "visible_coloured": visible, "all_coloured": coloured,
             "first_paint": first_paint[0] if first_paint else float("nan"), "longest": probe.longest(),
             "over_goal": probe.over(STALL_GOAL_MS), "ticks": len(probe.gaps), "summary": result.summary()}
+
+
+def spin_until(app, done, timeout_s: float) -> float:
+    """Process events until done() holds; the time it did (perf_counter), or NaN on timeout."""
+    end = time.perf_counter() + timeout_s
+    while not done():
+        if time.perf_counter() > end:
+            return float("nan")
+        app.processEvents()
+        time.sleep(0.001)
+    return time.perf_counter()
 
 
 def start_long_run(window, timeout_s: float) -> None:
@@ -169,6 +195,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--fake", action="store_true", help="use the tests' fake engine (no torch)")
+    parser.add_argument("--colour-in-query", action="store_true",
+                        help="colour every sample inside the query (colour=True), not on demand afterwards")
     args = parser.parse_args()
 
     app, window = make_window(args)
@@ -196,6 +224,9 @@ def main() -> int:
               f"first results painted {m['first_paint'] * 1000:.0f} ms after Run (engine's first chunk "
               f"{m['first_chunk'] * 1000:.0f} ms); longest event-loop stall {m['longest']:.1f} ms, "
               f"{m['over_goal']} stall(s) over {STALL_GOAL_MS} ms in {m['ticks']} ticks")
+        print(f"    result complete {m['complete'] * 1000:.0f} ms after Run; rows on screen coloured after "
+              f"{m['visible_coloured'] * 1000:.0f} ms, every sample after {m['all_coloured'] * 1000:.0f} ms "
+              f"({'in the query' if args.colour_in_query else 'on demand'})")
         print(f"    {m['summary']}")
     cancel_ms, partial = measure_cancel(window, args.timeout)
     print(f"cancel: partial result ({partial.candidates_done:,} of {LONG_RUN_CANDIDATES:,} candidates) "

@@ -35,6 +35,7 @@ _API = {
     # InversionView queries
     "load_inverter": "engine.query.run",
     "run_query": "engine.query.run",
+    "colour_samples": "engine.query.colour",
     "Inverter": "engine.query.run",
     "QueryOptions": "engine.query.types",
     "QueryResult": "engine.query.types",

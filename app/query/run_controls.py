@@ -109,12 +109,14 @@ class OptionsBar(QWidget):
             return str(e)
         return ""
 
-    def options(self) -> QueryOptions:
-        """The chosen options; ValueError when the chosen schedule cannot be read."""
+    def options(self, colour: bool = False) -> QueryOptions:
+        """The chosen options; ValueError when the chosen schedule cannot be read. colour: the
+        query computes every sample's prob-diff colouring itself; the window's queries do not
+        (the rows on screen are coloured afterwards, on demand: app/results/colouring.py)."""
         auto = self.schedule_mode.currentText() == AUTO_TEXT
         schedule = self.auto_schedule if auto else parse_schedule(self.schedule.text())
         return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric.currentText(),
-                            epsilon=self.epsilon.value(), seed=self.seed.value())
+                            epsilon=self.epsilon.value(), seed=self.seed.value(), colour=colour)
 
     def schedule_list(self) -> list:
         """For settings: [] for Auto, else [[t, noise], ...]."""

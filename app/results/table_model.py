@@ -70,6 +70,16 @@ class ResultsTableModel(QAbstractTableModel):
     def sample(self, row: int):
         return self._samples[int(self._rows[row])]
 
+    def sample_index(self, row: int) -> int:
+        """The index in result.samples of a shown row."""
+        return int(self._rows[row])
+
+    def samples_changed(self, indices) -> None:
+        """Repaint the shown rows of these samples (result.samples indices): their colours arrived."""
+        rows = np.flatnonzero(np.isin(self._rows, np.fromiter(indices, dtype=np.int64)))
+        if len(rows):
+            self.dataChanged.emit(self.index(int(rows[0]), SAMPLE), self.index(int(rows[-1]), SAMPLE))
+
     def in_epsilon_rows(self) -> int:
         """Shown rows within epsilon; they come first because rows are ranked by distance."""
         return self._eps_rows

@@ -1,4 +1,5 @@
-"""Long jobs on the engine thread besides queries: the information map, activation patching.
+"""Long jobs on the engine thread besides queries: the information map, activation patching, and
+the prob-diff colouring of a shown result (app/results/colouring.py).
 
 A JobRequest names its kind and carries plain data; the engine backend maps each kind to a
 function run on the engine thread as fn(inv, params, report, cancel), where report(item, done,
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-JOB_KINDS = ("map", "patch")
+JOB_KINDS = ("map", "patch", "colour")
 
 
 @dataclass
@@ -35,6 +36,14 @@ def real_jobs() -> dict:
         return run_map(inv, params["text"], nodes, options,
                        on_row=lambda row, result, done, total: report((row, result), done, total), cancel=cancel)
 
+    def run_colour(inv, params, report, cancel):
+        # params: "result" (the QueryResult shown), "order" (sample indices, the rows on screen
+        # first); each item is {sample index: prob-diff per token} ([]: left plain, as run_query would)
+        from engine.query.colour import COLOUR_PART, colour_in_parts
+
+        return colour_in_parts(inv, params["result"], params["order"], report, cancel,
+                               part=params.get("part", COLOUR_PART))
+
     from app.patching.job import run_patch
 
-    return {"map": run_map, "patch": run_patch}
+    return {"map": run_map, "patch": run_patch, "colour": run_colour}

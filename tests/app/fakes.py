@@ -56,11 +56,41 @@ class FakeEngine:
         self.fail_load: BaseException | None = None  # raised by the next load_inverter
         self.loads = 0
         self.runs = 0
+        self.options_seen: list[QueryOptions] = []  # every run_query's options
+        self.colour_delay = 0.0  # seconds per part of a colour job
+        self.colour_jobs: list[list[int]] = []  # each colour job's order, as asked
+        self.colour_cancelled = 0  # colour jobs that stopped at a cancel
+        self.fail_colour: BaseException | None = None  # raised by the next colour job
+        self.colour_gate = threading.Event()  # cleared: a colour job waits (cancellable) before its first part
+        self.colour_gate.set()
 
     def backend(self):
         from app.workers.engine_thread import EngineBackend
 
-        return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query, jobs={"map": self.run_map})
+        return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query,
+                             jobs={"map": self.run_map, "colour": self.run_colour})
+
+    def run_colour(self, inv, params, report, cancel):
+        """engine/query/colour.py's colour_in_parts, with fake_prob_diff's values: parts of
+        params["part"] (64) samples, each after colour_delay seconds, stopped by a cancel; while
+        colour_gate is cleared it waits before the first part (a test holds the job there)."""
+        result, order = params["result"], list(dict.fromkeys(params["order"]))
+        self.colour_jobs.append(order)
+        if self.fail_colour is not None:
+            err, self.fail_colour = self.fail_colour, None
+            raise err
+        part, done = params.get("part", 64), 0
+        while not self.colour_gate.wait(0.005):
+            if cancel.is_set():
+                break
+        for start in range(0, len(order), part):
+            if cancel.is_set() or (self.colour_delay and cancel.wait(self.colour_delay)):
+                self.colour_cancelled += 1
+                break
+            chunk = order[start:start + part]
+            done += len(chunk)
+            report({i: fake_prob_diff(result.samples[i].tokens) for i in chunk}, done, len(order))
+        return done
 
     def run_map(self, inv, params, report, cancel):
         """The information map through the fake run_query, node by node (engine/explain/sweep.py's rows)."""
@@ -102,6 +132,7 @@ class FakeEngine:
     def run_query(self, inv, text, site, position, options=QueryOptions(), on_chunk=None,
                   cancel: threading.Event | None = None) -> QueryResult:
         self.runs += 1
+        self.options_seen.append(options)
         if self.fail_run is not None:
             err, self.fail_run = self.fail_run, None
             raise err
@@ -125,6 +156,9 @@ class FakeEngine:
             n = min(options.chunk_size, options.candidates - done)
             temperature, noise = options.schedule[min(done // per_entry, len(options.schedule) - 1)]
             samples = _fake_samples(task, tokens, labels[pos], n, temperature, noise, rng, header.features)
+            if not options.colour:  # as the real engine: plain samples (the draws above stay the same)
+                for sample in samples:
+                    sample.prob_diff = []
             done += n
             chunk = QueryChunk(samples=samples, done=done, total=options.candidates,
                                elapsed=time.monotonic() - start)
@@ -135,6 +169,11 @@ class FakeEngine:
         result = acc.result(complete=done >= options.candidates)
         result.seconds, result.first_chunk_seconds = time.monotonic() - start, first
         return result
+
+
+def fake_prob_diff(tokens: list[int]) -> list[float]:
+    """The fake colour job's prob-diffs: a fixed function of the tokens, 0 at BOS, within +-0.5."""
+    return [0.0] + [((t * 7 + i * 13) % 21 - 10) / 20 for i, t in enumerate(tokens[1:], start=1)]
 
 
 def _mutate(task, tokens: list[int], temperature: float, rng) -> list[int]:

@@ -83,6 +83,28 @@ def test_an_untrained_site_runs_into_a_readable_error(qtbot, real_window):
     assert run_and_wait(qtbot, w).complete
 
 
+def test_the_rows_on_screen_get_the_colours_a_colouring_query_gives(qtbot, real_window):
+    """The window's query leaves the colouring out; the colour job fills the rows on screen with
+    the values run_query(colour=True) computes for the same samples (an inverter loaded here)."""
+    from engine.query.run import load_inverter, run_query
+
+    w = real_window
+    result = run_and_wait(qtbot, w)
+    qtbot.waitUntil(lambda: w.colouring.visible_missing() == [], timeout=120_000)
+    visible = [result.samples[i] for i in w.colouring.visible_samples()]
+    assert len(visible) > 5 and all(len(s.prob_diff) == len(s.tokens) for s in visible)
+    inv = load_inverter(w._entry)  # the app's precision ("auto"): the same draws for the same seed
+    options = w.options_bar.options(colour=True)
+    want = {tuple(s.tokens): s.prob_diff
+            for s in run_query(inv, w.editor.text(), result.site_short, result.query_position, options).samples}
+    shared = [s for s in visible if tuple(s.tokens) in want]
+    assert len(shared) >= len(visible) // 2
+    for s in shared:
+        assert s.prob_diff == pytest.approx(want[tuple(s.tokens)], abs=1e-5)
+    qtbot.waitUntil(lambda: not w.colouring.busy(), timeout=120_000)  # then every other sample
+    assert all(len(s.prob_diff) == len(s.tokens) for s in w.results.result().samples)
+
+
 def test_closing_during_a_run_exits_cleanly(qtbot, real_window, qtlog):
     # the one-second goal is measured in benchmarks/ui_latency.py
     w = real_window
