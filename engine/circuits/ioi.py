@@ -90,6 +90,7 @@ class SiteReading:
     s_base: float
     answered: int  # queries with at least one candidate within epsilon
     top: dict = field(default_factory=dict)  # feature -> how many queries had it as the top shared feature
+    same_label: bool = False  # compared only at the query position's label, not at every position
 
 
 def _ranked(values: np.ndarray, threshold: float) -> list[str]:
@@ -228,7 +229,7 @@ def study(probed, prompts: int = 200, patched: int = 50, seed: int = 0,
 
 
 def inversion_readings(inv, circuit: IOICircuit, queries: int = 20, candidates: int = 256, seed: int = 0,
-                       sites: list[tuple[str, str]] | None = None,
+                       sites: list[tuple[str, str]] | None = None, same_label: bool = False,
                        on_progress: Callable[[str, int, int], None] | None = None,
                        cancel: threading.Event | None = None) -> list[SiteReading]:
     """InversionView at END (and S2) of held-out prompts: what the samples within epsilon share.
@@ -247,7 +248,7 @@ def inversion_readings(inv, circuit: IOICircuit, queries: int = 20, candidates: 
                  (f"x{last - 1}.post", "S2")]
     trained = {s.short for s in inv.sites}
     sites = [(s, p) for s, p in sites if s in trained]
-    options = default_options(task, candidates=candidates, seed=seed, colour=False)
+    options = default_options(task, candidates=candidates, seed=seed, colour=False, same_label=same_label)
     prompts = held_out(task, queries, seed + 1)
     out = []
     for k, (site, where) in enumerate(sites):
@@ -263,10 +264,15 @@ def inversion_readings(inv, circuit: IOICircuit, queries: int = 20, candidates: 
             name = f"{top.name}" if top is not None else "(nothing)"
             tops[name] = tops.get(name, 0) + 1
         arr = np.array(rows)  # (queries, 6)
-        answered = arr[:, 1] > 0  # shares within epsilon mean something only where some candidate is
-        means = arr[answered].mean(axis=0) if answered.any() else np.full(6, np.nan)
-        out.append(SiteReading(site, where, len(prompts), float(arr[:, 0].mean()), *map(float, means[2:6]),
-                               int(answered.sum()), tops))
+        answered = arr[:, 1] > 0
+        # pooled over queries: the in-epsilon shares weighted by each query's in-epsilon candidates (a
+        # query with one close candidate must not count as much as one with two hundred)
+        weight = arr[:, 1]
+        io_in, s_in = ((arr[:, 2:4] * weight[:, None]).sum(axis=0) / weight.sum()) if weight.sum() else \
+            (float("nan"), float("nan"))
+        out.append(SiteReading(site, where, len(prompts), float(arr[:, 0].mean()), float(io_in), float(s_in),
+                               float(arr[:, 4].mean()), float(arr[:, 5].mean()), int(answered.sum()), tops,
+                               same_label))
         if on_progress:
             on_progress("inversion", k + 1, len(sites))
     return out

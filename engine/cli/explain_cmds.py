@@ -28,6 +28,9 @@ def add_parsers(sub) -> None:
                    help=f"candidates per node (default {SWEEP_CANDIDATES})")
     p.add_argument("--epsilon", type=values.epsilon, default=0.1)
     p.add_argument("--metric", choices=METRICS, help="distance (default: the model's, as for query)")
+    p.add_argument("--same-label", action="store_true",
+                   help="compare samples only at positions with the query position's label (IOI: END; a text "
+                        "model: the same token), not at every position")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--csv", type=values.path, help="write the map, a row per node, to this CSV file")
     p.add_argument("--json", type=values.path, help="write the map as JSON")
@@ -92,7 +95,8 @@ def sweep_cmd(args) -> int:
     inv = load_inverter(entry, device=args.device)
     task = inv.probed.task
     given = {"metric": args.metric} if args.metric else {}
-    options = sweep_options(task, candidates=args.candidates, epsilon=args.epsilon, seed=args.seed, **given)
+    options = sweep_options(task, candidates=args.candidates, epsilon=args.epsilon, seed=args.seed,
+                            same_label=args.same_label, **given)
     ids = task.parse_query(args.text)
     nodes = map_nodes(inv, ids, list(args.sites) if args.sites else None,
                       list(args.positions) if args.positions else None)
@@ -171,14 +175,18 @@ def ioi_circuit_cmd(args) -> int:
             print(f"InversionView readings skipped: {entry.name} has no decoder yet (train-decoder --model "
                   f"{entry.name} --prompts ioi)")
         else:
-            readings = inversion_readings(inv, c, args.queries, args.candidates, args.seed, on_progress=bar)
+            readings = [r for rule in (False, True) for r in inversion_readings(
+                inv, c, args.queries, args.candidates, args.seed, same_label=rule, on_progress=bar)]
             bar.done()
             print(f"InversionView, {args.queries} held-out queries per site, {args.candidates} candidates, "
                   f"{inv.probed.task.query_metric}, epsilon 0.1: share of in-epsilon candidates with the query's ...")
-            print(f"  {'site':<8} {'at':<4} {'in ε':>6} {'IO (all)':>14} {'S (all)':>14}  top shared feature")
+            print(f"  {'site':<8} {'at':<4} {'compared at':<12} {'in ε':>6} {'IO (all)':>14} {'S (all)':>14}  "
+                  "top shared feature")
             for r in readings:
+                rule = "same label" if r.same_label else "any position"
                 tops = ", ".join(f"{k} {v}" for k, v in sorted(r.top.items(), key=lambda kv: -kv[1]))
-                print(f"  {r.site:<8} {r.position:<4} {r.in_epsilon:>6.0%} {r.io_share:>6.0%} ({r.io_base:>4.0%})"
+                print(f"  {r.site:<8} {r.position:<4} {rule:<12} {r.in_epsilon:>6.0%} "
+                      f"{r.io_share:>6.0%} ({r.io_base:>4.0%})"
                       f" {r.s_share:>6.0%} ({r.s_base:>4.0%})  {tops}")
     if args.json is not None or args.record:
         from dataclasses import asdict

@@ -27,6 +27,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--schedule",
                    help="'auto' (the paper's 4 settings for the tasks), 'text' (its 3 for text models), or "
                         "T:NOISE pairs, e.g. 1:0,2:0.1 (default: the model's)")
+    p.add_argument("--same-label", action="store_true",
+                   help="compare samples only at positions with the query position's label (IOI: END; a text "
+                        "model: the same token), not at every position")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
     p.add_argument("--csv", type=values.path, help="write every distinct sample to this CSV file")
@@ -105,7 +108,7 @@ def query_cmd(args) -> int:
              if v is not None}
     # no colours in a terminal; the paper's viewer shows them, so a --paper-json file gets the real prob-diffs
     options = default_options(get_task(entry.task), epsilon=args.epsilon, seed=args.seed,
-                              colour=args.paper_json is not None, **given)
+                              colour=args.paper_json is not None, same_label=args.same_label, **given)
     options.check()
     inv = load_inverter(entry, device=args.device)
     r = run_query(inv, args.text, args.site, args.position, options)

@@ -273,6 +273,11 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
     grid = torch.tensor([list(k) + [task.filler_id] * (length - len(k)) for k in keys], device=sampled.device)
     inside = torch.arange(length, device=sampled.device)[None, :] < lengths[:, None]  # (U, L)
     compared = torch.as_tensor(~task.special_mask(grid.cpu().numpy()), device=grid.device) & inside
+    labels = [task.position_labels(list(k)) for k in keys]  # each sample's, once (the results show them too)
+    if options.same_label:  # compare only where the sample has the query position's label
+        want = header.query_labels[header.query_position]
+        same = [[label == want for label in ls] + [False] * (length - len(ls)) for ls in labels]
+        compared &= torch.tensor(same, device=grid.device)
     per_pos = rerun_distances(inv.fast_reader or inv.reader, site, grid, lengths, compared, z_q, options.metric,
                               cancel)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
@@ -305,7 +310,7 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
         i, n, tokens = first[key], len(key), list(key)
         text = task.vocab.decode(tokens)
         samples.append(SampleResult(
-            text=text, tokens=tokens, labels=task.position_labels(tokens), multiplicity=counts[key],
+            text=text, tokens=tokens, labels=labels[u], multiplicity=counts[key],
             distance=dist[u], compared_position=argmin[u], position_distances=per_pos[u][:n],
             temperature=temps[i], noise=etas[i], fact=task.fact(tokens),
             well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(key, []),

@@ -30,6 +30,11 @@ class QueryOptions:
     chunk_size: int = 512
     first_chunk_size: int = 64  # the first chunk is small, so the first rows show quickly
     colour: bool = True  # compute the per-token prob-diff colouring (two teacher-forced decoder passes)
+    # Compare a sample only at positions that have the query position's label (IOI: END; counting:
+    # ':'; a text model: the same token), not at every position (the paper's rule). In a small model
+    # the last residual stream at any ' to' lies within 1 - cos 0.1 of END's, so the paper's min over
+    # positions lets mid-sentence tokens in; a sample without the label is never within epsilon.
+    same_label: bool = False
 
     def chunks(self) -> list[tuple[int, int]]:
         """(start, end) candidate ranges: a small first chunk, then chunk_size each."""
@@ -119,6 +124,7 @@ class QueryResult:
     # the query's candidate features (name, value), in the order of the samples' `agrees` bits:
     # what the preimage summary (engine/explain/summary.py) compares, at any epsilon
     features: list[tuple[str, str]] = field(default_factory=list)
+    same_label: bool = False  # samples compared only at the query position's label (QueryOptions.same_label)
 
     @property
     def in_epsilon_count(self) -> int:
@@ -213,7 +219,7 @@ def result_header(model: str, task, ids: list[int], position: int, site, options
                        site_id=site.id, metric=options.metric, epsilon=options.epsilon,
                        candidates=options.candidates, samples=[], seed=options.seed,
                        schedule=format_schedule(options.schedule), precision=precision,
-                       features=query_features(task, ids, position))
+                       features=query_features(task, ids, position), same_label=options.same_label)
 
 
 def query_features(task, ids: list[int], position: int) -> list[tuple[str, str]]:

@@ -216,11 +216,14 @@ def circuit_sections(c: dict | None) -> dict[str, str]:
     sections = {"The circuit": text}
     if c.get("inversion"):
         rows = "\n".join(
-            f"| {r['site']} | {r['position']} | {r['in_epsilon']:.0%} | {r['io_share']:.0%} ({r['io_base']:.0%}) | "
+            f"| {r['site']} | {r['position']} | {'the same label' if r.get('same_label') else 'any position'} | "
+            f"{r['in_epsilon']:.0%} | {r['io_share']:.0%} ({r['io_base']:.0%}) | "
             f"{r['s_share']:.0%} ({r['s_base']:.0%}) | {r['answered']} of {r['queries']} |" for r in c["inversion"])
         sections["What InversionView reads there"] = (
             "Share of the candidates within epsilon (1 - cosine < 0.1) whose IO (or S) name is the query's, "
-            "averaged over held-out queries (in brackets: the same share among all candidates):\n\n"
-            "| site | at | within epsilon | IO | S | queries with any within epsilon |\n|---|---|---|---|---|---|\n"
+            "pooled over held-out queries (in brackets: the same share among all candidates), with samples "
+            "compared at any position (the paper's rule) or only where they have the query position's label:\n\n"
+            "| site | at | compared at | within epsilon | IO | S | queries with any within epsilon |\n"
+            "|---|---|---|---|---|---|---|\n"
             + rows)
     return sections

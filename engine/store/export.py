@@ -24,7 +24,7 @@ from engine.tasks import get_task
 COLUMNS = ["rank", "distance", "in_epsilon", "sample", "marked_sample", "compared_position", "compared_label",
            "multiplicity", "temperature", "noise", "fact", "well_formed", "shares", "site", "site_hook", "query",
            "query_position", "query_label", "model", "metric", "epsilon", "seed", "candidates", "candidates_done",
-           "schedule", "precision", "complete"]
+           "schedule", "precision", "complete", "compared_at"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 
 
@@ -40,6 +40,12 @@ def number(value: float, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
+def compared_at(result: QueryResult) -> str:
+    """Where samples were compared: every position (the paper's rule) or the query's label only."""
+    return f"positions labelled {result.query_labels[result.query_position]!r}" if result.same_label \
+        else "every position"
+
+
 def shared_names(result: QueryResult, sample) -> str:
     """The query's features this sample has too ('count; length'): the CSV's `shares` column."""
     return "; ".join(f"{name}={value}" for i, (name, value) in enumerate(result.features) if sample.agrees >> i & 1)
@@ -52,7 +58,7 @@ def csv_text(result: QueryResult) -> str:
     writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow([neutralise(c) for c in header])
     run = [result.seed, result.candidates, result.candidates_done, neutralise(result.schedule),
-           neutralise(result.precision), result.complete]
+           neutralise(result.precision), result.complete, compared_at(result)]
     for s in result.samples:
         row = [s.rank, f"{s.distance:.6f}", s.in_epsilon, neutralise(s.text), neutralise(s.marked()),
                s.compared_position, neutralise(s.labels[s.compared_position]), s.multiplicity,
@@ -79,9 +85,11 @@ def result_dict(result: QueryResult) -> dict:
         "query_label": result.query_labels[result.query_position], "metric": result.metric,
         "epsilon": result.epsilon, "seed": result.seed, "candidates": result.candidates,
         "candidates_done": result.candidates_done, "schedule": result.schedule, "precision": result.precision,
-        "complete": result.complete, "summary": summarize(result).to_dict(),
+        "complete": result.complete, "compared_at": compared_at(result),
+        "summary": summarize(result).to_dict(),
         "samples": [{"rank": s.rank, "text": s.text, "tokens": s.tokens, "multiplicity": s.multiplicity,
-                     "distance": s.distance, "in_epsilon": s.in_epsilon, "compared_position": s.compared_position,
+                     "distance": finite(s.distance), "in_epsilon": s.in_epsilon,
+                     "compared_position": s.compared_position,
                      "compared_label": s.labels[s.compared_position], "fact": s.fact, "well_formed": s.well_formed,
                      "temperature": s.temperature, "noise": s.noise,
                      "shares": [name for i, (name, _) in enumerate(result.features) if s.agrees >> i & 1],
