@@ -66,14 +66,15 @@ class ColourController(QObject):
         self._plain: set[tuple[int, ...]] = set()  # samples the engine left plain (text vocab, beyond epsilon)
         self._plain_for: tuple | None = None  # query_key the plain set belongs to
         self._last_done: list[int] | None = None  # the order of the last job that ran to its end
+        self._held = False  # another model was chosen: the old result waits for a scroll or a new result
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.schedule)
         table = self.results.table
-        table.verticalScrollBar().valueChanged.connect(self._soon)
+        table.verticalScrollBar().valueChanged.connect(self._on_scroll)
         table.viewport().installEventFilter(self)
         self.results.table_model.modelReset.connect(self._on_reset)
-        self.engine.modelLoading.connect(lambda _name: self.reset())
+        self.engine.modelLoading.connect(self._on_model_change)
         self.engine.jobItem.connect(self._on_item)
         self.engine.jobFinished.connect(self._on_finished)
         self.engine.jobFailed.connect(self._on_failed)
@@ -117,11 +118,11 @@ class ColourController(QObject):
         return [] if result is None else self.missing(result, self.visible_samples())
 
     def schedule(self) -> None:
-        """Plan the colouring of the shown result: nothing while a query runs (the engine thread
-        is busy with it; the final result comes next), else the plain rows on screen first."""
+        """Plan the colouring of the shown result: nothing while a query runs or a model loads (the
+        engine thread is busy with it), else the plain rows on screen first."""
         self._timer.stop()
         result = self.results.result()
-        if result is None or self.engine.running or not self.available():
+        if result is None or self._held or self.engine.running or self.engine.loading or not self.available():
             if result is None:
                 self.reset()
             return
@@ -149,8 +150,19 @@ class ColourController(QObject):
         if self.results.result() is not None and not (self._timer.isActive() and delay >= self._timer.interval()):
             self._timer.start(delay)
 
+    def _on_model_change(self, _name: str) -> None:
+        """Another model: its load has the engine thread; the shown result (the old model's) is
+        coloured further only when it is scrolled or another result is shown."""
+        self.reset()
+        self._held = True
+
+    def _on_scroll(self, *_args) -> None:
+        self._held = False
+        self._soon()
+
     def _on_reset(self) -> None:
         """The table shows another result (or the same re-flagged, or filtered)."""
+        self._held = False
         if self.results.result() is None:
             self.reset()  # a new query clears the table first: the engine thread must be free for it
         else:

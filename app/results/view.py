@@ -229,7 +229,9 @@ def describe_query(result) -> str:
     pos = result.query_position
     label = escape(result.query_labels[pos]) if pos < len(result.query_labels) else ""
     q = result.query
-    marked = f"{escape(q[:pos])}<b>({escape(q[pos])})</b>{escape(q[pos + 1:])}" if pos < len(q) else escape(q)
+    one_char_tokens = len(q) == len(result.query_tokens)  # the toy tasks: a character per token
+    marked = f"{escape(q[:pos])}<b>({escape(q[pos])})</b>{escape(q[pos + 1:])}" if one_char_tokens and pos < len(q) \
+        else escape(q)  # a text model's tokens are not characters: the position's label says which
     return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{muted_css()}'>"
             f"({result.site_id})</span> · position {pos} '{label}' · query <tt>{marked}</tt> · "
             f"{result.metric}")
