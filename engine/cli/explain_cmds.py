@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 
 from engine.cli import values
-from engine.store.folders import DEFAULT_MODEL
-from engine.tasks import PROMPTS, TASKS
+from engine.cli.model_flags import add_model_flags
+from engine.tasks import PROMPTS
 
 
 def add_parsers(sub) -> None:
@@ -14,11 +14,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("sweep", help="InversionView at every (site, position) of one input: what each node's "
                                      "preimage shares (the information map)")
-    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
-                   help=f"model name or folder (default: {DEFAULT_MODEL})")
-    p.add_argument("--task", choices=list(TASKS),
-                   help="which task a Hugging Face checkpoint is, when its special ids do not say")
-    p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
+    add_model_flags(p)
     p.add_argument("--text", required=True, help='the input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--sites", type=values.site_list, metavar="A,B,...",
                    help="sites to map (default: every site the decoder was trained on)")

@@ -7,8 +7,7 @@ nodes are patched one on top of the other, as the paper reports a route.
 from __future__ import annotations
 
 from engine.cli import values
-from engine.store.folders import DEFAULT_MODEL
-from engine.tasks import PROMPTS, TASKS
+from engine.cli.model_flags import add_model_flags
 
 BAR = 20
 
@@ -18,11 +17,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("patch", help="activation patching: which nodes carry the difference between a clean and a "
                                      "corrupted input to the answer")
-    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
-                   help=f"model name or folder (default: {DEFAULT_MODEL})")
-    p.add_argument("--task", choices=list(TASKS),
-                   help="which task a Hugging Face checkpoint is, when its special ids do not say")
-    p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
+    add_model_flags(p)
     p.add_argument("--text", required=True, help='the clean input, e.g. "Baiaigiaaggi|g:3"')
     corrupt = p.add_mutually_exclusive_group(required=True)
     corrupt.add_argument("--corrupt", metavar="TEXT", help="the corrupted input, as many tokens as the clean one")

@@ -3,19 +3,15 @@ or a JSON file for the paper's web viewer; `show-json`: such a JSON file printed
 from __future__ import annotations
 
 from engine.cli import values
-from engine.store.folders import DEFAULT_MODEL
-from engine.tasks import PROMPTS, TASKS
+from engine.cli.model_flags import add_model_flags
+from engine.tasks import TASKS
 
 
 def add_parsers(sub) -> None:
     from engine.query.types import METRICS
 
     p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
-    p.add_argument("--model", type=values.model_name, default=DEFAULT_MODEL,
-                   help=f"model name or folder (default: {DEFAULT_MODEL})")
-    p.add_argument("--task", choices=list(TASKS),
-                   help="which task a Hugging Face checkpoint is, when its special ids do not say")
-    p.add_argument("--prompts", choices=PROMPTS, help="a text model's inputs are this prompt distribution (ioi)")
+    add_model_flags(p)
     p.add_argument("--text", required=True, help='the query input, e.g. "Baiaigiaaggi|g:3"')
     p.add_argument("--site", required=True, help="site short name (x1.post, a0.0, m1, ...) or hook name")
     p.add_argument("--position", required=True, help="position index, or label such as ':' or A1")
