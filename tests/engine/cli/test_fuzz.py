@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -254,7 +253,9 @@ def untouched(tmp):
     assert digest(ROOT / "models") == before[1], "a case changed a bundled model's files"
 
 
-CASE_SECONDS = 20
+# A guard against a bad value let through into minutes of real work (training, a whole map): the
+# case is stopped and fails. Generous, so that a loaded machine never trips it; no case is timed.
+CASE_SECONDS = 120
 
 
 class TookTooLong(Exception):
@@ -322,15 +323,12 @@ def test_the_cases_are_the_parsers_own():
 @pytest.mark.parametrize("case_id,flag,kind,argv", CASES, ids=[c[0] for c in CASES])
 def test_bad_value_is_one_line_and_exit_2(case_id, flag, kind, argv, tmp, untouched, capsys):
     folders, (before, _) = untouched
-    t0 = time.perf_counter()
     with deadline(CASE_SECONDS):  # a bad value let through would start real work: stop it, fail the case
         code = main(resolve(argv, tmp))
-    seconds = time.perf_counter() - t0
     err = capsys.readouterr().err
     assert code == 2, f"exit {code}; stderr: {err[-500:]}"
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err[-2000:]
     assert snapshot(*folders) == before, "the case wrote or removed something"
-    assert seconds < CASE_SECONDS, f"{seconds:.1f} s: the bad value was found only after the work"
 
 
 REAL_PROCESS = [
