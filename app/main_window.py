@@ -423,9 +423,13 @@ class MainWindow(QMainWindow):
 
     def _show_mapped(self, result) -> None:
         """A mapped node's full result, opened from the map like a finished run."""
+        self.show_outside_result(result, str(self._entry.path) if self._entry else "")
+
+    def show_outside_result(self, result, model_key: str) -> None:
+        """A result that no Run made here (a mapped node's, an imported file's), shown and kept in
+        the history like a finished run."""
         self.tabs.setCurrentIndex(0)
-        entry = HistoryEntry(result, model_key=str(self._entry.path) if self._entry else "",
-                             query_text=self.editor.text())
+        entry = HistoryEntry(result, model_key=model_key, query_text=self.editor.text())
         self.history.add(entry)
         self._show_entry(entry)
 
@@ -538,6 +542,10 @@ class MainWindow(QMainWindow):
     def export_csv(self, path: str | None = None):
         """File > Export samples to CSV (asks for a path when none is given); the path written or None."""
         return export_actions.export_samples_csv(self, path)
+
+    def import_paper_json(self, path: str | None = None):
+        """File > Import paper JSON (asks for a file when none is given); the result shown or None."""
+        return export_actions.import_paper_json(self, path)
 
     def export_png(self, which: str, path: str | None = None):
         """'results' (what the tab shows) or 'diagram' (the whole model) as a PNG."""

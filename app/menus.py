@@ -22,6 +22,8 @@ def build_menus(w) -> None:
     w.open_folder_action = _action(w, file_menu, "&Open model folder…", w.picker.ask_folder, ("Ctrl+O",))
     w.train_decoder_action = _action(w, file_menu, "&Train decoder…", w.open_train_dialog, (),
                                      "Train a decoder for a probed model into a new model, with live curves")
+    w.import_paper_json_action = _action(w, file_menu, "&Import paper JSON…", lambda: w.import_paper_json(),
+                                         tip="A cached-generation file of the InversionView paper's web viewer")
     file_menu.addSeparator()
     w.export_csv_action = _action(w, file_menu, "&Export samples to CSV…", lambda: w.export_csv(), ("Ctrl+E",),
                                   "One row per sample: rank, multiplicity, distance, text, fact…")

@@ -154,3 +154,24 @@ def export_flow(window, which: str, path: str | None = None):
             "png": "image"}[which]
     window.statusBar().showMessage(f"Saved the flow graph ({what}) to {written}", 10000)
     return written
+
+
+def import_paper_json(window, path: str | None = None):
+    """File > Import paper JSON: one of the InversionView paper's cached-generation files (its web
+    viewer's format, engine/store/paper_json.py) shown as a result and kept in the history; a file
+    that cannot be read is a message. The result shown, or None."""
+    if path is None:
+        path, _ = QFileDialog.getOpenFileName(window, "Import a paper JSON file", "", "JSON (*.json)")
+    if not path:
+        return None
+    from engine.errors import USER_ERRORS
+    from engine.store.paper_json import read_paper_json
+
+    try:
+        result = read_paper_json(path, epsilon=window.options_bar.epsilon.value())
+    except USER_ERRORS as e:
+        show_message(window, "Import failed", str(e))
+        return None
+    window.show_outside_result(result, model_key="")
+    window.statusBar().showMessage(f"Imported {result.candidates_done:,} candidates from {path}", 10000)
+    return result
