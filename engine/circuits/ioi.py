@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -157,12 +158,10 @@ def read_prompt(probed, prompt) -> tuple[PromptReading, bool]:
     return PromptReading(float(row[io] - row[s]), dla, on_io, on_s, attention), int(row.argmax()) == io
 
 
+@lru_cache(maxsize=8)
 def name_ids(task) -> list[int]:
     """The token id of each name as it stands in a prompt (after a space: one token each)."""
-    found = getattr(task, "_name_ids", None)
-    if found is None:
-        found = task._name_ids = [task.vocab.encode(" " + name)[-1] for name in task.data.names]
-    return found
+    return [task.vocab.encode(" " + name)[-1] for name in task.data.names]
 
 
 def s2_flipped(prompt) -> str:

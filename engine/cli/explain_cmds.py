@@ -5,7 +5,6 @@ import sys
 
 from engine.cli import values
 from engine.cli.model_flags import add_model_flags
-from engine.tasks import PROMPTS
 
 
 def add_parsers(sub) -> None:
@@ -37,7 +36,6 @@ def add_parsers(sub) -> None:
                                            "attribution, attention, patching, and what InversionView reads there")
     p.add_argument("--model", type=values.model_name, default="ioi",
                    help="a model whose inputs are the IOI prompts (default: ioi)")
-    p.add_argument("--prompts-file", dest="prompts", choices=PROMPTS, default="ioi", help=argparse_hidden())
     p.add_argument("--count", type=values.queries, default=200, help="held-out prompts for attribution (default 200)")
     p.add_argument("--patched", type=values.queries, default=50, help="prompts patched (default 50)")
     p.add_argument("--queries", type=values.queries, default=20,
@@ -50,12 +48,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=ioi_circuit_cmd)
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _position_list(text: str) -> tuple[str, ...]:
@@ -139,13 +131,13 @@ def ioi_circuit_cmd(args) -> int:
     from engine.store.folders import find_model, with_prompts
 
     check_output_file(args.json)  # before the study's minutes
-    entry = with_prompts(find_model(args.model), args.prompts)
+    entry = with_prompts(find_model(args.model), "ioi")  # the study reads the IOI prompts, whatever the record says
     if args.record:
         from engine.cli.decoder_cmds import refuse_bundled
 
         refuse_bundled(entry, args.into_bundled, "--record", "leave out --record to only print the figures")
     inv = load_inverter(entry, device=args.device, decoder_optional=True)
-    bar = ProgressBarLike()
+    bar = StageProgress()
     c = study(inv.probed, args.count, args.patched, args.seed, on_progress=bar)
     bar.done()
     print(f"IOI circuit of {entry.name} on {c.prompts} held-out prompts: IO-name accuracy at END {c.accuracy:.1%}, "
@@ -210,7 +202,7 @@ def ioi_circuit_cmd(args) -> int:
     return 0
 
 
-class ProgressBarLike:
+class StageProgress:
     """The study's (stage, done, total) progress on stderr, one bar per stage."""
 
     def __init__(self):

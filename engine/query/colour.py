@@ -17,8 +17,7 @@ import torch
 
 from engine.errors import Cancelled, StoreError
 from engine.probed.sites import Site, get_site
-from engine.query import run as query_run
-from engine.query.run import Inverter, check_cancel, token_prob_diff
+from engine.query.run import Inverter, check_cancel, token_prob_diff, wants_colour
 from engine.query.types import QueryResult
 from engine.store.folders import no_decoder_message
 
@@ -63,12 +62,6 @@ def decoder_rows(task, samples: Sequence[Sequence[int]], n_ctx: int, device=None
     for i, row in enumerate(rows):
         grid[i, :len(row)] = torch.tensor(row, dtype=torch.long)
     return grid
-
-
-def wants_colour(inv: Inverter, distance: float, epsilon: float) -> bool:
-    """run_query's rule: at a text vocabulary (COLOUR_NEAR_ONLY_VOCAB) only the samples within
-    COLOUR_NEAR x epsilon are coloured (the colouring costs more than the query there)."""
-    return inv.decoder.cfg.d_vocab < query_run.COLOUR_NEAR_ONLY_VOCAB or distance <= query_run.COLOUR_NEAR * epsilon
 
 
 def colour_samples(inv: Inverter, result: QueryResult, sample_indices: Sequence[int],

@@ -106,6 +106,13 @@ COLOUR_NEAR_ONLY_VOCAB = 4096
 COLOUR_NEAR = 1.0
 
 
+def wants_colour(inv: Inverter, distance: float, epsilon: float) -> bool:
+    """Whether a sample is coloured: every sample at a small vocabulary, at a text vocabulary
+    (COLOUR_NEAR_ONLY_VOCAB) only those within COLOUR_NEAR x epsilon. run_query and the colouring
+    on demand (engine/query/colour.py) both follow it."""
+    return inv.decoder.cfg.d_vocab < COLOUR_NEAR_ONLY_VOCAB or distance <= COLOUR_NEAR * epsilon
+
+
 def check_cancel(cancel: threading.Event | None) -> None:
     """Raises Cancelled when `cancel` is set: called between the groups of a chunk's scoring, so
     a Cancel is answered within one group's time (tens of milliseconds), not one chunk's."""
@@ -289,9 +296,9 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
             dist, argmin = min_distance(per_pos)
 
     new = [u for u, k in enumerate(keys) if k not in prob_cache] if options.colour else []
-    if new and inv.decoder.cfg.d_vocab >= COLOUR_NEAR_ONLY_VOCAB:  # the costly colouring, where it is read
-        near = dist <= COLOUR_NEAR * options.epsilon
-        new = [u for u in new if near[u]]
+    if new:  # at a text vocabulary the costly colouring only where it is read
+        near = dist.cpu().tolist()
+        new = [u for u in new if wants_colour(inv, near[u], options.epsilon)]
     if new:
         rows = torch.tensor([first[keys[u]] for u in new], device=sampled.device)
         diffs = token_prob_diff(inv.decoder, sampled[rows], z_q[None], z_bos[None], site_id,
