@@ -49,7 +49,6 @@ class EngineBackend:
     load_inverter: Callable  # (ModelEntry) -> Inverter
     run_query: Callable  # run_query(inv, text, site, position, options, on_chunk, cancel) -> QueryResult
     warm_up: Callable | None = None  # (Inverter) -> None, run once after loading
-    settle_heap: bool = False  # freeze long-lived objects after a load (engine/heap.py); the real engine does
     flow_graph: Callable | None = None  # (Inverter, text, target, top_k) -> FlowGraph (flow_worker.py)
     top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
     jobs: dict = field(default_factory=dict)  # kind -> fn(inv, params, report, cancel) (job_request.py)
@@ -59,15 +58,18 @@ def real_backend() -> EngineBackend:
     """engine.query, imported lazily: the first call happens on the engine thread."""
 
     def load_inverter(entry):
+        from engine import heap
+        from engine.imports import import_engine
+
+        import_engine()  # torch and transformer_lens, imported so that the window keeps running (engine/imports.py)
+        from engine.query.run import load_inverter as load
+        from engine.runtime import flush_denormals
         from engine.threads import apply_threads
 
         apply_threads(with_gui=True)  # on the engine thread, before any torch work
-        from engine.query.run import load_inverter as load
-        from engine.runtime import flush_denormals
-
         flush_denormals()  # a per-thread mode: this thread may not be the one that imported engine.runtime
-
-        return load(entry, decoder_optional=True)  # without a decoder: sites and the flow graph still work
+        with heap.paused():  # a load makes many objects that all survive: no collection passes meanwhile
+            return load(entry, decoder_optional=True)  # without a decoder: sites and the flow graph still work
 
     def run_query(inv, text, site, position, options, on_chunk=None, cancel=None):
         from engine.query.run import run_query as run
@@ -102,7 +104,7 @@ def real_backend() -> EngineBackend:
         return neurons(inv.probed.bridge, graph, layer, position)
 
     return EngineBackend(load_inverter=load_inverter, run_query=run_query, warm_up=warm_up,
-                         flow_graph=flow_graph, top_neurons=top_neurons, settle_heap=True, jobs=real_jobs())
+                         flow_graph=flow_graph, top_neurons=top_neurons, jobs=real_jobs())
 
 
 @dataclass
@@ -163,11 +165,8 @@ class EngineWorker(QObject):
                     except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
                         log.warning("engine warm-up skipped: %s", describe_error(e))
                 self._inverters[key] = inv
-                evicted = False
                 while len(self._inverters) > MAX_LOADED:
                     self._inverters.popitem(last=False)  # the least recently chosen model goes
-                    evicted = True
-                self._settle_heap(release=evicted)
             self._inverters.move_to_end(key)
             trained = [s.short for s in getattr(inv, "sites", [])]
             no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
@@ -175,16 +174,6 @@ class EngineWorker(QObject):
                                                       time.monotonic() - start, no_query))
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, f"Could not load model {entry.name!r}: {describe_error(e)}")
-
-    def _settle_heap(self, release: bool) -> None:
-        """Freeze what lives long (engine/heap.py); after a model went, let its objects be collected first."""
-        if self._backend.settle_heap:
-            from engine import heap
-
-            if release:
-                heap.release()
-            else:
-                heap.settle()
 
     @Slot(int, object)
     def run_query(self, req_id: int, request: QueryRequest) -> None:

@@ -73,8 +73,10 @@ class TrainWorker(QObject):
     def train(self, job: TrainJob) -> None:
         last = None
         try:
+            from engine.imports import import_engine
             from engine.threads import apply_threads
 
+            import_engine()  # a no-op once the engine thread did it; otherwise, as there (engine/imports.py)
             apply_threads(with_gui=True)  # every core but the GUI's, as the engine thread
             from engine.decoder.job import checkpoint_path, finish, new_user_model, starting_state
             from engine.decoder.train import DecoderTrainConfig, checkpoint_meta, train_decoder

@@ -72,3 +72,31 @@ def test_the_grammar_check_refuses_prompts_that_break_the_template(data):
     assert parse(data, p.text[:a] + "Zorro") is None  # not one of the 99 names
     assert parse(data, p.text.replace(p.io, p.s)) is None  # IO and S the same name
     assert parse(data, p.text + " again") is None
+
+
+def test_the_quick_parse_decides_as_the_exact_grammar_does(data):
+    """parse() matches loosely and checks the slots against the lists; on prompts and on broken
+    ones (each slot swapped for a word outside its list, or for a word of another list) it must
+    agree with the exact grammar, whose slots are the lists themselves."""
+    from engine.tasks.ioi_prompts import _matchers
+
+    def exact(text):
+        for index, matcher in _matchers(data, exact=True):
+            m = matcher.fullmatch(text.strip())
+            if m and m.group("a") != m.group("b"):
+                return index, m.group("a"), m.group("b"), m.groupdict().get("place"), m.groupdict().get("obj")
+        return None
+
+    texts = []
+    for p in sample_prompts(data, 120, np.random.default_rng(5)):
+        texts.append(p.text)
+        texts.append(p.text.replace(p.place, "the moon") if p.place else p.text + ".")
+        texts.append(p.text.replace(p.obj, data.names[0]) if p.obj else p.text + " x")
+        texts.append(p.text.replace(p.s, data.places[0]))
+    decided = [exact(t) for t in texts]
+    assert sum(d is not None for d in decided) >= 120 and sum(d is None for d in decided) >= 120
+    for text, want in zip(texts, decided):
+        got = parse(data, text)
+        assert (got is None) == (want is None), text
+        if got is not None:  # [A] is the IO, [B] the subject
+            assert (got.template, got.io, got.s, got.place or None, got.obj or None) == want, text
