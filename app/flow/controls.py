@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QCompleter,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSizePolicy,
     QSlider,
     QWidget,
@@ -44,6 +45,8 @@ class FlowControls(QWidget):
     routeOnlyChanged = Signal(bool)
     pruningChanged = Signal()  # influence pruning switched, or its share moved
     targetChanged = Signal(object)  # a token's text, or None for the model's own prediction
+    stopRequested = Signal()  # stop the graph being computed
+    computeRequested = Signal()  # compute the graph a Stop left undone
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -85,6 +88,10 @@ class FlowControls(QWidget):
         self.status = QLabel()
         self.status.setStyleSheet(f"color: {muted_css(self)};")
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long messages never widen the panel
+        # Stop while a graph computes (a large model's takes seconds), Compute once stopped
+        self.compute_button = QPushButton("Stop")
+        self.compute_button.hide()
+        self.compute_button.clicked.connect(self._on_compute_button)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
         lay.addWidget(self.lead)
@@ -96,6 +103,7 @@ class FlowControls(QWidget):
         lay.addWidget(QLabel("target"))
         lay.addWidget(self.target)
         lay.addWidget(self.status, 1)
+        lay.addWidget(self.compute_button)
         self.slider.valueChanged.connect(self._on_slider)
         self.route.toggled.connect(self.routeOnlyChanged)
         self.by_influence.toggled.connect(self._on_pruning)
@@ -175,6 +183,16 @@ class FlowControls(QWidget):
         self.target.setToolTip(TARGET_TIP if ok else why)
         if not ok:
             self.set_status(why, error=True)
+
+    def set_computing(self, state: str | None) -> None:
+        """'computing' (Stop offered), 'stopped' (Compute offered) or None (no button)."""
+        self.compute_button.setVisible(state is not None)
+        self.compute_button.setText("Compute" if state == "stopped" else "Stop")
+        self.compute_button.setToolTip("Compute the flow graph of this query" if state == "stopped"
+                                       else "Stop computing this flow graph")
+
+    def _on_compute_button(self) -> None:
+        (self.computeRequested if self.compute_button.text() == "Compute" else self.stopRequested).emit()
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet(f"color: {error_css(self) if error else muted_css(self)};")

@@ -49,6 +49,8 @@ class FlowView(QObject):
         controls.routeOnlyChanged.connect(lambda _: self.redraw())
         controls.pruningChanged.connect(self.redraw)
         controls.targetChanged.connect(lambda _: self._schedule())
+        controls.stopRequested.connect(self.cancel_graph)
+        controls.computeRequested.connect(self.request_now)
         engine.flowReady.connect(self._on_flow)
         engine.flowFailed.connect(self._on_flow_failed)
         engine.neuronsReady.connect(self._on_neurons)
@@ -90,7 +92,16 @@ class FlowView(QObject):
     def _schedule(self) -> None:
         if self.wanted() is not None:
             self.controls.set_status("computing the flow graph…")
+            self.controls.set_computing("computing")
             self._timer.start()
+
+    def cancel_graph(self) -> None:
+        """The user's Stop: the graph being computed stops at its next layer; Compute asks again."""
+        self._timer.stop()
+        self.engine.cancel_flow()
+        self._pending = None
+        self.controls.set_status("flow graph stopped")
+        self.controls.set_computing("stopped")
 
     def request_now(self) -> int | None:
         """Send the wanted request at once (the debounce timer calls this)."""
@@ -100,8 +111,11 @@ class FlowView(QObject):
             return None
         if self.graph is not None and self._graph_key == request.key:
             self.controls.set_status(self._summary())
+            self.controls.set_computing(None)
             return None
         self._pending = request
+        self.controls.set_status("computing the flow graph…")
+        self.controls.set_computing("computing")
         return self.engine.compute_flow(request)
 
     # ---- replies ---------------------------------------------------------------------------
@@ -110,6 +124,7 @@ class FlowView(QObject):
         if wanted is None or request.key != wanted.key:
             return  # the query or model changed since: a newer request is on its way
         self._pending = None
+        self.controls.set_computing(None)
         self.graph, self._graph_key = graph, request.key
         self._neurons.clear()
         self.redraw()
@@ -127,6 +142,7 @@ class FlowView(QObject):
         wanted = self.wanted()
         if wanted is not None and request.key == wanted.key:
             self._pending = None
+            self.controls.set_computing(None)
             self.controls.set_status(f"flow graph failed: {message}", error=True)
 
     def hold(self, held: bool) -> None:
@@ -147,6 +163,7 @@ class FlowView(QObject):
         if not self._held:
             self.diagram.set_overlay(None)
         self.controls.set_status(status)
+        self.controls.set_computing(None)  # a request scheduled after this shows Stop again
         if self._selection is not None:
             self.pane.show_message("Computing the flow graph…" if not status else status)
 

@@ -49,7 +49,7 @@ class EngineBackend:
     load_inverter: Callable  # (ModelEntry) -> Inverter
     run_query: Callable  # run_query(inv, text, site, position, options, on_chunk, cancel) -> QueryResult
     warm_up: Callable | None = None  # (Inverter) -> None, run once after loading
-    flow_graph: Callable | None = None  # (Inverter, text, target, top_k) -> FlowGraph (flow_worker.py)
+    flow_graph: Callable | None = None  # (Inverter, text, target, top_k, cancel=Event) -> FlowGraph (flow_worker.py)
     top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
     jobs: dict = field(default_factory=dict)  # kind -> fn(inv, params, report, cancel) (job_request.py)
 
@@ -91,12 +91,12 @@ def real_backend() -> EngineBackend:
         options = QueryOptions(candidates=WARM_UP_CANDIDATES, chunk_size=WARM_UP_CANDIDATES)
         run_query(inv, task.examples()[0], site, default_position(task.name, task.position_labels(ids)), options)
 
-    def flow_graph(inv, text, target=None, top_k=10):
+    def flow_graph(inv, text, target=None, top_k=10, cancel=None):
         from engine.flow.build import flow_for_query
         from engine.runtime import flush_denormals
 
         flush_denormals()  # per thread: the flow thread's own setting
-        return flow_for_query(inv.probed, text, target=target, top_k=top_k)
+        return flow_for_query(inv.probed, text, target=target, top_k=top_k, cancel=cancel)
 
     def top_neurons(inv, graph, layer, position):
         from engine.flow.build import top_neurons as neurons
@@ -316,6 +316,12 @@ class EngineClient(QObject):
     def compute_flow(self, request: FlowRequest) -> int:
         """Compute a flow graph; an older flow request still waiting is dropped."""
         return self._send_side(request, self._flow)
+
+    def cancel_flow(self) -> None:
+        """Stop the flow graph being computed (at its next layer boundary) and drop any waiting."""
+        for request in self._side.values():
+            if isinstance(request, FlowRequest):
+                request.cancel.set()
 
     def compute_neurons(self, request: NeuronRequest) -> int:
         """Read an MLP node's top neurons; an older neuron request still waiting is dropped."""

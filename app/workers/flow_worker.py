@@ -2,7 +2,8 @@
 
 It shares the engine worker's loaded models (looked up by key when a request runs; the flow
 view asks only for models that have loaded) and answers one request at a time. A request
-superseded while it waited is skipped; every exception becomes `errored` with a readable message.
+superseded while it waited is skipped, and one cancelled while it runs stops at the next layer
+boundary (engine/flow/build.py); every exception becomes `errored` with a readable message.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.workers.flow_request import FlowRequest, NeuronRequest
+from engine.errors import Cancelled
 
 
 class FlowWorker(QObject):
@@ -35,8 +37,10 @@ class FlowWorker(QObject):
             if self._backend.flow_graph is None:
                 raise RuntimeError("this engine cannot compute flow graphs")
             graph = self._backend.flow_graph(self._inverter(request.model_key), request.text, request.target,
-                                             request.top_k)
+                                             request.top_k, cancel=request.cancel)
             self.flowReady.emit(req_id, graph)
+        except Cancelled:
+            self.skipped.emit(req_id)  # stopped between layers: a newer request, Stop, or the window closing
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, self._describe(e))
 

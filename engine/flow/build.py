@@ -9,8 +9,11 @@ the route is the part of the graph above a threshold that leads to an output nod
     graph.node("x1.post", 14).top; graph.route; graph.to_json()
     top_neurons(bridge, graph, layer=1, position=14)        # VISIT's MLP drill-down
 
-The parts live in flow_contrib.py (forward pass, decomposition, contributions), flow_readout.py
-(logit lens, direct logits, neurons) and flow_graph.py (the dataclasses, route and JSON).
+The parts live in contributions.py (forward pass, decomposition, contributions), readout.py
+(logit lens, direct logits, neurons) and graph.py (the dataclasses, route and JSON).
+
+A `cancel` event stops a graph between layers (of the forward pass, the decomposition, the
+vocabulary sweep and the edges): the app's flow thread drops a graph nobody waits for any more.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine.errors import Cancelled
 from engine.flow.graph import DEFAULT_THRESHOLD, FlowEdge, FlowGraph, FlowNode, NeuronReadout, NodeKey, find_route
 from engine.probed.sites import canonical_site, flow_sites, resid_before
 from engine.tasks.base import TaskInputError
@@ -29,13 +33,15 @@ __all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronRead
 
 def build_flow(bridge, ids: Sequence[int], vocab: Sequence[str], *, position_labels: Sequence[str] | None = None,
                target: int | Sequence[int] | None = None, output: NodeKey | None = None,
-               threshold: float = DEFAULT_THRESHOLD, top_k: int = 5, fast: bool | None = None) -> FlowGraph:
+               threshold: float = DEFAULT_THRESHOLD, top_k: int = 5, fast: bool | None = None,
+               cancel=None) -> FlowGraph:
     """The flow graph of one token sequence.
 
     target: None = the model's own prediction (argmax of its logits) at each position; an int =
     that token id at every position; a sequence = one id per position. output: the route's end
     node, default (last x{L}.post, last position). fast: None = bfloat16 vocabulary sweep for big
-    vocabularies when the hardware has it (flow_readout.py), False = float32 throughout.
+    vocabularies when the hardware has it (readout.py), False = float32 throughout. cancel: a
+    threading.Event; once set, Cancelled is raised at the next layer boundary.
     """
     from engine.runtime import torch
 
@@ -43,10 +49,19 @@ def build_flow(bridge, ids: Sequence[int], vocab: Sequence[str], *, position_lab
     on_cpu = next(bridge.parameters()).device.type == "cpu"
     small = one_thread_if_small(cfg.d_model, max(cfg.d_mlp or 0, cfg.d_vocab), on_cpu)
     with small, torch.inference_mode():
-        return _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast)
+        return _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast,
+                           checker(cancel))
 
 
-def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast) -> FlowGraph:
+def checker(cancel):
+    """A function that raises Cancelled once `cancel` (a threading.Event, or None: never) is set."""
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+    return check
+
+
+def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, top_k, fast, check) -> FlowGraph:
     from engine.flow.contributions import capture, layer_flow
     from engine.flow.readout import Unembed, read_vocab
     from engine.runtime import torch
@@ -54,8 +69,11 @@ def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, 
     ids = [int(i) for i in ids]
     t, n_layers, n_heads = len(ids), bridge.cfg.n_layers, bridge.cfg.n_heads
     device = next(bridge.parameters()).device
-    cap = capture(bridge, torch.tensor([ids], device=device))
-    layers = [layer_flow(bridge, cap, L) for L in range(n_layers)]
+    cap = capture(bridge, torch.tensor([ids], device=device), check=check)
+    layers = []
+    for L in range(n_layers):
+        check()
+        layers.append(layer_flow(bridge, cap, L))
     targets = _targets(target, cap.logits, t)
     sites = flow_sites(n_layers, n_heads, cap.parallel)
     out_key = (canonical_site(output[0]), int(output[1])) if output else (f"x{n_layers - 1}.post", t - 1)
@@ -73,7 +91,7 @@ def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, 
     pos = torch.arange(t, device=device).repeat(len(sites))  # (S*T,) position of each row
     target_t = torch.tensor(targets, device=device)
     rows = vecs[order].reshape(-1, vecs.shape[-1])  # (S*T, d): row r is site order[r // T], position r % T
-    ro = read_vocab(unembed, rows, final_scale[pos], target_t[pos], n_comp_rows, top_k)
+    ro = read_vocab(unembed, rows, final_scale[pos], target_t[pos], n_comp_rows, top_k, check=check)
     norms = rows.norm(dim=-1).cpu().numpy()
 
     nodes: list = [None] * (len(sites) * t)
@@ -90,7 +108,7 @@ def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, 
             promoted=list(zip(p_ids[r], p_l[r])) if comp else [],
             suppressed=list(zip(s_ids[r], s_l[r])) if comp else [])
 
-    edges = _edges(layers, n_heads, t)
+    edges = _edges(layers, n_heads, t, check)
     graph = FlowGraph(
         tokens=ids, token_labels=[vocab[i] for i in ids],
         position_labels=list(position_labels) if position_labels is not None else [str(i) for i in range(t)],
@@ -119,12 +137,13 @@ def _targets(target, logits, t: int) -> list:
     return targets
 
 
-def _edges(layers: list, n_heads: int, t: int) -> list:
+def _edges(layers: list, n_heads: int, t: int, check=lambda: None) -> list:
     """Every edge, layer by layer: sources -> heads, heads -> x.mid, x.pre -> x.mid, then the MLP's.
     A parallel block has no x.mid: heads, x.pre and m all feed x.post, and the MLP reads x.pre."""
     edges = []
     qi, sj = np.tril_indices(t)  # causal pairs: query i, source j <= i
     for L, lf in enumerate(layers):
+        check()
         pre, mlp, post = resid_before(L), f"m{L}", f"x{L}.post"
         mid = post if lf.parallel else f"x{L}.mid"  # the attention step's whole
         aw = lf.attn_weight.cpu().numpy()  # (H, T_i, T_j)
@@ -170,9 +189,9 @@ def resolve_target(task, token: str | int | None) -> int | None:
 
 def flow_for_query(model, text: str, *, target: str | int | Sequence[int] | None = None,
                    position: int | str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                   top_k: int = 5) -> FlowGraph:
+                   top_k: int = 5, cancel=None) -> FlowGraph:
     """The flow graph of a task query on a ProbedModel; the route ends at the final residual of
-    `position` (index or label; default: default_output_position)."""
+    `position` (index or label; default: default_output_position). cancel: as build_flow's."""
     task = model.task
     ids = task.parse_query(text)
     pos = default_output_position(task, ids) if position is None else task.resolve_position(ids, position)
@@ -180,7 +199,7 @@ def flow_for_query(model, text: str, *, target: str | int | Sequence[int] | None
         target = resolve_target(task, target)
     return build_flow(model.bridge, ids, task.vocab.strings(), position_labels=task.position_labels(ids),
                       target=target, output=(f"x{model.config.n_layers - 1}.post", pos), threshold=threshold,
-                      top_k=top_k)
+                      top_k=top_k, cancel=cancel)
 
 
 def top_neurons(bridge, graph: FlowGraph, layer: int, position: int, n_neurons: int = 10,

@@ -38,8 +38,9 @@ class ForwardCapture:
     parallel: bool = False  # attention and MLP both read x{L}.pre: no x{L}.mid (resid_mid is [])
 
 
-def capture(bridge, tokens: torch.Tensor) -> ForwardCapture:
-    """Run the model once on tokens (1, T), reading only the hooks below."""
+def capture(bridge, tokens: torch.Tensor, check=lambda: None) -> ForwardCapture:
+    """Run the model once on tokens (1, T), reading only the hooks below. check() is called after
+    each block (it raises to stop the pass: a cancelled flow graph)."""
     n_layers = bridge.cfg.n_layers
     slots = (("hook_resid_post", "post"), ("hook_mlp_out", "mlp"), ("attn.hook_pattern", "pattern"),
              ("attn.hook_v", "v"), ("mlp.hook_post", "acts"))
@@ -55,6 +56,8 @@ def capture(bridge, tokens: torch.Tensor) -> ForwardCapture:
     def grabber(key):  # keyed by our own name: hook.name may be the canonical name behind an alias
         def grab(tensor, hook):
             got[key] = tensor[0].detach().float()
+            if key[0] == "post":
+                check()  # a block is done: stop here if the graph is no longer wanted
             return tensor
         return grab
 

@@ -151,10 +151,11 @@ class VocabReadout:
 
 
 def read_vocab(unembed: Unembed, x: torch.Tensor, final_scale: torch.Tensor, targets: torch.Tensor,
-               n_dla: int, k: int) -> VocabReadout:
+               n_dla: int, k: int, check=lambda: None) -> VocabReadout:
     """Logit lens of every row of x (N, d), direct logits of its first n_dla rows, target rank of the rest.
 
     final_scale (N,): s_final of each row's position; targets (N,): each row's target token.
+    check() is called before each chunk of rows (it raises to stop).
     """
     n, v = x.shape[0], unembed.d_vocab
     k = min(k, v)
@@ -167,6 +168,7 @@ def read_vocab(unembed: Unembed, x: torch.Tensor, final_scale: torch.Tensor, tar
         bufs["m16"] = torch.empty(rows, v, device=x.device, dtype=torch.bfloat16)
     out = {name: [] for name in ("ti", "tp", "gp", "gr", "pi", "pl", "si", "sl")}
     for a in range(0, n, rows):
+        check()
         b = min(a + rows, n)
         dla = max(min(b, n_dla) - a, 0)  # rows of this chunk that are components (they come first)
         _read_chunk(unembed, y[a:b], s[a:b], final_scale[a:b], targets[a:b], dla, k, out, bufs)

@@ -19,6 +19,8 @@ support (the message lists what it does), weights that cannot be read.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,16 +163,54 @@ def weights_folder(entry) -> Path:
     return Path(other) if other else Path(entry.path)
 
 
+TASKS_KEPT = 4  # text tasks (each with its tokenizer) kept for the next caller
+_tasks: OrderedDict[tuple, object] = OrderedDict()
+_tasks_lock = threading.Lock()
+
+
+def _task_key(entry, folder: Path) -> tuple | None:
+    """What a text task depends on: the folder's config and tokenizer files as they are now (so an
+    edited file is read again), the model's sizes and the prompt distribution."""
+    from engine.text.hf_tokenizer import tokenizer_files
+
+    files = tokenizer_files(folder)
+    if files is None:
+        return None
+    try:
+        stamps = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in [folder / "config.json", *files])
+    except OSError:
+        return None
+    return str(folder), entry.probed.d_vocab, entry.probed.n_ctx, entry.prompts, stamps
+
+
 def text_task(entry):
     """The text task of a text model's entry: its tokenizer and BOS convention, read from the
-    folder without torch (the app tokenizes while the model itself still loads)."""
+    folder without torch (the app tokenizes while the model itself still loads).
+
+    One task per folder is shared by every caller: building a 50,000-token tokenizer is one call
+    into the tokenizers library that holds the GIL for about 0.1 s, and the app's window and its
+    engine thread both ask for the task of the model being opened."""
+    folder = weights_folder(entry)
+    key = _task_key(entry, folder)
+    with _tasks_lock:
+        if key is not None and key in _tasks:
+            _tasks.move_to_end(key)
+            return _tasks[key]
+        task = _read_text_task(entry, folder)
+        if key is not None:
+            _tasks[key] = task
+            while len(_tasks) > TASKS_KEPT:
+                _tasks.popitem(last=False)
+        return task
+
+
+def _read_text_task(entry, folder: Path):
     import json
 
     from engine.tasks import prompt_task_class
     from engine.text.hf_tokenizer import HFTokenizer
     from engine.text.tokenizer import TokenizerInputError
 
-    folder = weights_folder(entry)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     specials = [config.get(k) if isinstance(config.get(k), int) else None
                 for k in ("bos_token_id", "eos_token_id", "pad_token_id")]

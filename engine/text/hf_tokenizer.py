@@ -104,25 +104,36 @@ class HFTokenizer:
         return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def token_strings(self, ids) -> list[str]:
-        strings = self.strings()
-        return [strings[int(i)] for i in ids]
+        if self._strings is not None:
+            return [self._strings[int(i)] for i in ids]
+        # a query's few tokens: decoded one by one, without building the whole table (50k ids take
+        # 0.1 s, which the GUI thread should not pay to show a token strip)
+        known = self._known()
+        return [self._display(int(i), self.backend.decode([int(i)], skip_special_tokens=False))
+                if int(i) < known else f"<id {int(i)}>" for i in ids]
 
     def strings(self) -> list[str]:
-        """The display string of every id (computed once: 50k ids take about 0.1 s)."""
+        """The display string of every id (computed once: 50k ids take about 0.1 s; the app's
+        engine thread computes it while loading the model)."""
         if self._strings is None:
-            known = min(self._vocab_size, self.backend.get_vocab_size(with_added_tokens=True))
+            known = self._known()
             texts = self.backend.decode_batch([[i] for i in range(known)], skip_special_tokens=False)
-            strings = []
-            for i, text in enumerate(texts):
-                raw = self.backend.id_to_token(i) or ""
-                if raw.startswith("▁") and not text.startswith(" "):  # SentencePiece: the word-start mark
-                    text = " " + text
-                if text == "�" and raw:  # part of a multi-byte character: show the piece itself
-                    text = raw
-                strings.append(shown(text))
+            strings = [self._display(i, text) for i, text in enumerate(texts)]
             strings += [f"<id {i}>" for i in range(known, self._vocab_size)]
             self._strings = strings
         return self._strings
+
+    def _known(self) -> int:
+        """Ids the tokenizer has a text for; the model's rows beyond them are shown as <id N>."""
+        return min(self._vocab_size, self.backend.get_vocab_size(with_added_tokens=True))
+
+    def _display(self, i: int, text: str) -> str:
+        raw = self.backend.id_to_token(i) or ""
+        if raw.startswith("▁") and not text.startswith(" "):  # SentencePiece: the word-start mark
+            text = " " + text
+        if text == "�" and raw:  # part of a multi-byte character: show the piece itself
+            text = raw
+        return shown(text)
 
     def token_id(self, text: str) -> int | None:
         """The id of a token given as shown (␣Mary), as written (" Mary") or raw (ĠMary)."""

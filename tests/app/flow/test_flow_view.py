@@ -36,12 +36,15 @@ class RecordingFlow:
 
     def __init__(self, real):
         self.real, self.calls, self.delay = real, [], 0.0
+        self.hold = False  # when set, wait until the request is cancelled (a long graph the user stops)
 
-    def __call__(self, inv, text, target=None, top_k=10):
+    def __call__(self, inv, text, target=None, top_k=10, cancel=None):
         self.calls.append((QThread.currentThread(), threading.get_ident(), text))
         if self.delay:
             time.sleep(self.delay)  # on the flow thread: the GUI must keep running meanwhile
-        return self.real(inv, text, target, top_k)
+        if self.hold:
+            cancel.wait(30)  # a safety net only: the test presses Stop
+        return self.real(inv, text, target, top_k, cancel=cancel)
 
 
 @pytest.fixture
@@ -419,3 +422,24 @@ def test_a_parallel_attention_model_draws_its_flow_without_mid_and_the_pane_read
         assert "x0.post @ 4" in pane.inputs.text()  # the MLP's input: the residual its block reads
     finally:
         w.close()
+
+
+def test_stop_ends_a_graph_being_computed_and_compute_asks_again(qtbot, flow_window):
+    w = flow_window
+    w.recorder.hold = True
+    before = len(w.recorder.calls)
+    type_query(qtbot, w, "Bvvzccvczvvvzvcvc|v:8")
+    button = w.flow.controls.compute_button
+    qtbot.waitUntil(lambda: len(w.recorder.calls) == before + 1, timeout=10_000)  # computing on the flow thread
+    assert button.isVisible() and button.text() == "Stop"
+    assert w.flow.graph is None and "computing" in w.flow.controls.status.text()
+    qtbot.mouseClick(button, Qt.LeftButton)
+    # the engine raises Cancelled at its first look at the event: the request is dropped, not failed
+    qtbot.waitUntil(lambda: not w.engine._side, timeout=10_000)
+    assert w.flow.graph is None and not w.diagram.edge_items()
+    assert w.flow.controls.status.text() == "flow graph stopped" and button.text() == "Compute"
+    w.recorder.hold = False
+    with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
+        qtbot.mouseClick(button, Qt.LeftButton)
+    assert blocker.args[0].tokens == w.editor.tokens() and not button.isVisible()
+    assert len(w.recorder.calls) == before + 2

@@ -86,7 +86,7 @@ def test_a_flow_graph_is_answered_while_a_query_runs_on_its_own_thread(qtbot, cl
         release.wait(30)  # a safety net only: the test releases it
         return engine.run_query(*a, **kw)
 
-    def flow_graph(inv, text, target=None, top_k=10):
+    def flow_graph(inv, text, target=None, top_k=10, cancel=None):
         threads["flow"] = threading.current_thread()
         return ("graph of", text)
 

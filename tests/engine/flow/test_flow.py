@@ -404,3 +404,36 @@ def test_flow_json_holds_the_pruned_edges_when_pruning_is_asked(model_dir, tmp_p
     kept = {(e.src, e.dst) for e in pruned.edges}
     assert {(tuple(e["src"]), tuple(e["dst"])) for e in doc["edges"]} == kept
     assert "edges kept by influence pruning" in capsys.readouterr().out
+
+
+class StopsAfter:
+    """A cancel event that turns itself on at its n-th look: the flow graph must stop right there."""
+
+    def __init__(self, n: int):
+        self.n, self.looks = n, 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks >= self.n
+
+
+def test_a_cancelled_flow_graph_stops_at_the_next_layer_and_leaves_the_model_as_it_was(counting):
+    from engine.errors import Cancelled
+
+    whole = flow_for_query(counting, COUNTING_TEXT)
+    n_layers = counting.config.n_layers
+    # looks: one per block in the forward pass, one per layer's decomposition, one per chunk of the
+    # vocabulary sweep, one per layer of edges; stopping at each of them stops the graph there
+    for n in (1, n_layers, n_layers + 1, 2 * n_layers + 1, 2 * n_layers + 2):
+        cancel = StopsAfter(n)
+        with pytest.raises(Cancelled):
+            flow_for_query(counting, COUNTING_TEXT, cancel=cancel)
+        assert cancel.looks == n  # it stopped at the look that saw the event set, not later
+    never = StopsAfter(10**9)
+    again = flow_for_query(counting, COUNTING_TEXT, cancel=never)  # no hook was left behind by a stopped pass
+    assert never.looks > 2 * n_layers + 2
+    assert [(e.src, e.dst, e.weight) for e in again.edges] == [(e.src, e.dst, e.weight) for e in whole.edges]
+    assert [n.top for n in again.nodes] == [n.top for n in whole.nodes]
+    ids = counting.task.parse_query(COUNTING_TEXT)
+    logits = counting.bridge(torch.tensor([ids]))
+    assert torch.equal(logits[0], capture(counting.bridge, torch.tensor([ids])).logits)

@@ -104,6 +104,9 @@ def test_the_token_strip_shows_bpe_tokens_readably_and_positions_go_by_token_tex
     ids = task.parse_query("When Mary went\nto")
     labels = task.position_labels(ids)
     assert labels[0] == "<|endoftext|>" and "␣Mary" in labels and "↵" in "".join(labels)
+    assert task.vocab._strings is None  # a token strip decodes its own tokens, not the whole vocabulary
+    one_by_one = task.vocab.token_strings(range(task.vocab.vocab_size))
+    assert labels == [task.vocab.strings()[i] for i in ids] and one_by_one == task.vocab.strings()
     assert task.query_text(ids) == "When Mary went\nto"
     assert task.resolve_position(ids, "␣Mary") == labels.index("␣Mary")
     assert task.vocab.token_id(" Mary") == task.vocab.token_id("␣Mary") == ids[labels.index("␣Mary")]
