@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
             self._position, self._position_label = -1, ""  # another task or tokenizer: its own default position
         self._entry, self._loaded, self._task = entry, None, task
         self.picker.select(str(entry.path))
-        self.flow.set_model(None, task.vocab.strings())  # computed once the engine has loaded it
+        self.flow.set_model(None)  # computed once the engine has loaded it; the vocabulary comes then too
         cfg = entry.probed
         marked = [s.short for s in paper_sites(cfg)] if task.paper_sites else []  # none for a text model
         self.diagram.set_model(cfg.n_layers, cfg.n_heads, marked, parallel=cfg.parallel_attn_mlp)
@@ -282,7 +282,9 @@ class MainWindow(QMainWindow):
                                              f"chose {self._site}", 15000)
         self._update_target()
         self._update_run_enabled()
-        self.flow.set_model(info.key)
+        # the target picker's vocabulary: the engine thread made the display table while loading
+        # (50k tokens take 0.1 s), so this only hands it over
+        self.flow.set_model(info.key, self._task.vocab.strings())
 
     def _on_model_failed(self, message: str) -> None:
         self.picker.set_state(message, error=True)

@@ -48,11 +48,13 @@ def main() -> int:
     args = ap.parse_args()
     scratch = None
     folder = args.folder
-    if folder is None:
-        from tools.make_text_model import build
+    if folder is None:  # built in another process: this one starts as the app does, without torch
+        import subprocess
 
         scratch = Path(tempfile.mkdtemp(prefix="ivs-bench-window-"))
-        folder = build(scratch / "gpt2-sized")
+        folder = scratch / "gpt2-sized"
+        subprocess.run([sys.executable, str(ROOT / "tools" / "make_text_model.py"), str(folder)], check=True,
+                       cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         return measure(folder, args.screenshot)
     finally:

@@ -57,6 +57,8 @@ DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
 OVERLAY_SLICE = 400  # node readouts or edges drawn per turn of the event loop (about 10 ms on 2 cores)
+COLUMN_SLICE = 8  # columns added per turn of the event loop when an input grows by many tokens at once
+MERGE_STEP = 50  # edges merged into collapsed heads' per step of the overlay's work (a slice: 20,000)
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
 ROW_SETTLE = 0.12  # rows are re-stretched (a full redraw) only when the fit moves them by more than this share
 ROW_NAME_FONT = QFont("DejaVu Sans Mono", 8)
@@ -168,8 +170,33 @@ class ModelDiagram(QGraphicsView):
         if self._layout is None or not self._columns:
             self._rebuild()
             return
-        self._sync_columns()
-        self._after_change()
+        # a GPT-2-sized column is 60-180 items (3-4 ms): a pasted input that adds dozens is built
+        # COLUMN_SLICE columns per turn of the event loop, and the overlay and selection are put
+        # back once the last is in
+        self._sync_columns(limit=COLUMN_SLICE)
+        if self.columns_pending():
+            QTimer.singleShot(0, self._grow_columns)
+        else:
+            self._after_change()
+
+    def columns_pending(self) -> bool:
+        """Whether some of the tokens' columns are still to be built (see set_tokens)."""
+        return self._layout is not None and len(self._columns) < len(self._tokens)
+
+    def finish_columns(self) -> None:
+        """Build the columns still to come now (export and tests want the diagram whole)."""
+        if self.columns_pending():
+            self._sync_columns()
+            self._after_change()
+
+    def _grow_columns(self) -> None:
+        if not self.columns_pending():
+            return  # a rebuild or another change finished them meanwhile
+        self._sync_columns(limit=COLUMN_SLICE)
+        if self.columns_pending():
+            QTimer.singleShot(0, self._grow_columns)
+        else:
+            self._after_change()
 
     def set_selection(self, short: str | None, position: int | None, reveal: bool = True) -> None:
         """Select a site at a position; a head in a collapsed layer shows its layer's heads when
@@ -282,6 +309,7 @@ class ModelDiagram(QGraphicsView):
 
     def finish_overlay(self) -> None:
         """Draw what is left of the overlay now (export and tests want it whole)."""
+        self.finish_columns()
         while self._overlay_work is not None:
             self._drain_overlay(again=False)
 
@@ -322,7 +350,14 @@ class ModelDiagram(QGraphicsView):
         layer.setZValue(1)  # above the wiring, under the nodes
         self.scene().addItem(layer)
         self._edge_layer = layer
-        for src, dst, weight in self._drawn_edges(overlay.edges):
+        edges = overlay.edges
+        if self._collapsed:  # merged in steps too: a GPT-2-sized graph's merge took 33 ms in one piece
+            merged: dict = {}
+            for start in range(0, len(edges), MERGE_STEP):
+                self._merge_edges(edges[start:start + MERGE_STEP], merged)
+                yield True
+            edges = [(a, b, w) for (a, b), w in merged.items()]
+        for src, dst, weight in edges:
             a, b = self._nodes.get(src), self._nodes.get(dst)
             if a is None or b is None or weight <= 0:
                 continue
@@ -338,17 +373,14 @@ class ModelDiagram(QGraphicsView):
             self._overlay_items.append(item)
             yield True
 
-    def _drawn_edges(self, edges) -> list:
-        """Edges between drawn nodes: those of collapsed heads join their attention node's
-        (weights added, at most 1), and a head's edge into its own attention node goes."""
-        if not self._collapsed:
-            return edges
-        merged: dict = {}
+    def _merge_edges(self, edges, merged: dict) -> None:
+        """Add edges to merged {(drawn src, drawn dst): weight}: with a layer's heads collapsed,
+        their edges join their attention node's (weights added, at most 1), and a head's edge into
+        its own attention node goes."""
         for src, dst, weight in edges:
             a, b = self._drawn(src), self._drawn(dst)
             if a != b:
                 merged[a, b] = min(1.0, merged.get((a, b), 0.0) + weight)
-        return [(a, b, w) for (a, b), w in merged.items()]
 
     def edge_items(self) -> list:
         """The flow edges drawn now (each item's .flow_edge is (src key, dst key, weight))."""
@@ -366,9 +398,9 @@ class ModelDiagram(QGraphicsView):
         self._sync_columns()
         self._after_change()
 
-    def _sync_columns(self) -> None:
-        """Make the columns match the tokens: new ones at the end, extra ones gone, the rest
-        relabelled in place (their nodes do not depend on the token)."""
+    def _sync_columns(self, limit: int | None = None) -> None:
+        """Make the columns match the tokens: new ones at the end (at most `limit` of them),
+        extra ones gone, the rest relabelled in place (their nodes do not depend on the token)."""
         lay, scene, n = self._layout, self.scene(), len(self._tokens)
         while len(self._columns) > n:
             column = self._columns.pop()
@@ -378,7 +410,7 @@ class ModelDiagram(QGraphicsView):
                 del self._nodes[item.key]
         for pos, column in enumerate(self._columns):
             column.label.set_text(self._tokens[pos], self._label(pos))
-        for pos in range(len(self._columns), n):
+        for pos in range(len(self._columns), n if limit is None else min(n, len(self._columns) + limit)):
             self._columns.append(self._add_column(pos))
         scene.setSceneRect(QRectF(0, 0, lay.width(n), lay.height()))
 

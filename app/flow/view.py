@@ -29,7 +29,7 @@ class FlowView(QObject):
         self._graph_key: tuple | None = None  # FlowRequest.key it answered
         self.shown_edges: list = []  # the FlowEdges drawn now
         self.pruned = None  # the PrunedGraph drawn, when pruning by influence
-        self._influence: tuple = (None, None, None)  # (graph, output node, influence_on(graph, output))
+        self._influences: dict = {}  # output node -> influence_on(self.graph, output)
         self._readouts: tuple = (None, None)  # (graph, flow_readouts(graph)): made once per graph
         self._announce = None  # a graph whose overlay is still being drawn: graphShown once it is
         self._held = False  # another view (the information map) draws over the diagram meanwhile
@@ -87,7 +87,8 @@ class FlowView(QObject):
     def wanted(self) -> FlowRequest | None:
         if not self._model_key or self._text is None or not self.engine.can_flow:
             return None
-        return FlowRequest(self._model_key, self._text, self.controls.target_token())
+        return FlowRequest(self._model_key, self._text, self.controls.target_token(),
+                           route_position=self._route_position)
 
     def _schedule(self) -> None:
         if self.wanted() is not None:
@@ -119,13 +120,16 @@ class FlowView(QObject):
         return self.engine.compute_flow(request)
 
     # ---- replies ---------------------------------------------------------------------------
-    def _on_flow(self, request: FlowRequest, graph) -> None:
+    def _on_flow(self, request: FlowRequest, graph, prepared=None) -> None:
         wanted = self.wanted()
         if wanted is None or request.key != wanted.key:
             return  # the query or model changed since: a newer request is on its way
         self._pending = None
         self.controls.set_computing(None)
         self.graph, self._graph_key = graph, request.key
+        self._influences = dict(prepared.influence) if prepared is not None else {}
+        if prepared is not None:  # made on the flow thread (overlay.prepare_graph)
+            self._readouts = (graph, prepared.readouts)
         self._neurons.clear()
         self.redraw()
         if self.diagram.overlay_pending():  # a large graph is drawn over a few turns of the event loop
@@ -159,6 +163,7 @@ class FlowView(QObject):
 
     def _clear(self, status: str) -> None:
         self.graph, self._graph_key, self.shown_edges = None, None, []
+        self._influences = {}
         self._neurons.clear()
         if not self._held:
             self.diagram.set_overlay(None)
@@ -177,10 +182,9 @@ class FlowView(QObject):
         self.pruned = None
         if self.controls.pruned():
             output = self.route_output()
-            cached_graph, cached_output, influence = self._influence
-            if cached_graph is not graph or cached_output != output:  # a slider move changes only the shares
-                influence = influence_on(graph, output)
-                self._influence = (graph, output, influence)
+            influence = self._influences.get(output)
+            if influence is None:  # another position chosen since: a slider move then changes only the shares
+                influence = self._influences[output] = influence_on(graph, output)
             self.pruned = prune_by_influence(graph, output, node_share=self.controls.node_share(),
                                              influence=influence)
             self.shown_edges, on_route = self.pruned.edges, set(self.pruned.nodes)

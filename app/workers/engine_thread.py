@@ -69,7 +69,11 @@ def real_backend() -> EngineBackend:
         apply_threads(with_gui=True)  # on the engine thread, before any torch work
         flush_denormals()  # a per-thread mode: this thread may not be the one that imported engine.runtime
         with heap.paused():  # a load makes many objects that all survive: no collection passes meanwhile
-            return load(entry, decoder_optional=True)  # without a decoder: sites and the flow graph still work
+            inv = load(entry, decoder_optional=True)  # without a decoder: sites and the flow graph still work
+        # every token's display string, made here rather than when the window asks for it (a text
+        # model's task is shared with the window: engine/store/text_models.py)
+        inv.probed.task.vocab.strings()
+        return inv
 
     def run_query(inv, text, site, position, options, on_chunk=None, cancel=None):
         from engine.query.run import run_query as run
@@ -242,7 +246,7 @@ class EngineClient(QObject):
     runFinished = Signal(object)  # QueryResult
     runFailed = Signal(str)
     runCancelled = Signal()  # cancelled before the engine started it (e.g. while a model loaded)
-    flowReady = Signal(object, object)  # FlowRequest, FlowGraph (only the newest request's)
+    flowReady = Signal(object, object, object)  # FlowRequest, FlowGraph, PreparedGraph or None (the newest request's)
     flowFailed = Signal(object, str)  # FlowRequest, message
     neuronsReady = Signal(object, object)  # NeuronRequest, [NeuronReadout]
     neuronsFailed = Signal(object, str)  # NeuronRequest, message
@@ -415,10 +419,10 @@ class EngineClient(QObject):
             self._run_id = self._request = None
             self.runFinished.emit(result)
 
-    def _on_flow(self, req_id: int, graph) -> None:
+    def _on_flow(self, req_id: int, graph, prepared=None) -> None:
         request = self._side.pop(req_id, None)
         if request is not None:
-            self.flowReady.emit(request, graph)
+            self.flowReady.emit(request, graph, prepared)
 
     def _on_neurons(self, req_id: int, readouts) -> None:
         request = self._side.pop(req_id, None)

@@ -14,6 +14,9 @@ class FlowRequest:
     target: str | None = None  # a token's text, or None: the model's own prediction at each position
     top_k: int = FLOW_TOP_K
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    # where the window's route ends (None: the graph's own output): the influence on that node is
+    # worked out with the graph, off the GUI thread (app/flow/overlay.py prepare_graph)
+    route_position: int | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple:

@@ -16,7 +16,7 @@ from engine.errors import Cancelled
 
 
 class FlowWorker(QObject):
-    flowReady = Signal(int, object)  # request id, FlowGraph
+    flowReady = Signal(int, object, object)  # request id, FlowGraph, PreparedGraph (or None)
     neuronsReady = Signal(int, object)  # request id, [NeuronReadout]
     errored = Signal(int, str)  # request id, message
     skipped = Signal(int)  # request id: superseded before it started
@@ -38,11 +38,22 @@ class FlowWorker(QObject):
                 raise RuntimeError("this engine cannot compute flow graphs")
             graph = self._backend.flow_graph(self._inverter(request.model_key), request.text, request.target,
                                              request.top_k, cancel=request.cancel)
-            self.flowReady.emit(req_id, graph)
+            self.flowReady.emit(req_id, graph, self._prepare(graph, request))
         except Cancelled:
             self.skipped.emit(req_id)  # stopped between layers: a newer request, Stop, or the window closing
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, self._describe(e))
+
+    @staticmethod
+    def _prepare(graph, request: FlowRequest):
+        """What each redraw of the graph reuses, made here rather than on the GUI thread (a
+        GPT-2-sized graph's readouts and influence took 90 ms there)."""
+        from app.flow.overlay import prepare_graph
+        from engine.flow.graph import FlowGraph
+
+        if not isinstance(graph, FlowGraph) or request.cancel.is_set():
+            return None
+        return prepare_graph(graph, request.route_position)
 
     @Slot(int, object)
     def neurons(self, req_id: int, request: NeuronRequest) -> None:

@@ -166,6 +166,27 @@ def test_typing_changes_only_the_columns_that_changed(qtbot):
     assert not [i for i in d.scene().items() if getattr(i, "position", None) == 3]
 
 
+def test_a_pasted_long_input_is_built_over_a_few_turns_and_ends_whole(qtbot):
+    from app.diagram.layout import DiagramOverlay
+    from app.diagram.view import COLUMN_SLICE
+
+    _, d = gpt2_diagram(qtbot, n_tokens=5)
+    d.set_selection("m5", 2)
+    labels = {(f"m{L}", p): "tok" for L in range(12) for p in range(30)}
+    d.set_overlay(DiagramOverlay(labels=labels))
+    d.finish_overlay()
+    d.set_tokens([f"t{i}" for i in range(30)], [str(i) for i in range(30)])  # 25 columns more at once
+    assert d.columns_pending() and d.node_count() == 12 * 5 * (5 + COLUMN_SLICE)  # the first slice only
+    assert d.node("m5", 29) is None
+    qtbot.waitUntil(lambda: not d.columns_pending() and not d.overlay_pending(), timeout=10_000)
+    assert d.node_count() == 12 * 5 * 30
+    assert d.node("m5", 29).label_item.text() == "tok"  # the overlay reaches the new columns
+    assert d.node("m5", 2).selected  # and the selection stays
+    d.set_tokens([f"t{i}" for i in range(40)], [str(i) for i in range(40)])
+    d.finish_overlay()  # an export wants it whole at once
+    assert not d.columns_pending() and d.node("m5", 39) is not None and not d.node("m5", 39).has_readout
+
+
 def test_flow_edges_of_collapsed_heads_join_their_attention_node(qtbot):
     from app.diagram.layout import DiagramOverlay
 
