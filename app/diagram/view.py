@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.diagram.items import CircleNode, RectNode, TokenLabel, wire, wires
+from app.diagram.items import CircleNode, FlowWire, RectNode, TokenLabel, wires
 from app.diagram.layout import (
     ROW_HEIGHT,
     DiagramLayout,
@@ -57,7 +57,8 @@ DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
 OVERLAY_SLICE = 400  # node readouts or edges drawn per turn of the event loop (about 10 ms on 2 cores)
-COLUMN_SLICE = 8  # columns added per turn of the event loop when an input grows by many tokens at once
+COLUMN_NODES = 600  # nodes built per turn of the event loop when many columns are built (15-25 ms)
+DENSE_EDGES = 400  # overlays with more flow edges draw them without antialiasing (items.FlowWire)
 MERGE_STEP = 50  # edges merged into collapsed heads' per step of the overlay's work (a slice: 20,000)
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
 ROW_SETTLE = 0.12  # rows are re-stretched (a full redraw) only when the fit moves them by more than this share
@@ -160,8 +161,11 @@ class ModelDiagram(QGraphicsView):
         self.headsChanged.emit()
 
     def set_trained_sites(self, trained_sites: list[str] | None) -> None:
+        """Mark the sites a decoder knows; the nodes are restyled in place (a GPT-2 XL diagram's
+        rebuild took 290 ms, and this comes when every model has loaded)."""
         self._trained = set(trained_sites) if trained_sites is not None else None
-        self._rebuild()
+        for (short, _), node in self._nodes.items():
+            node.set_trained(self.is_trained(short))
 
     def set_tokens(self, tokens: list[str], labels: list[str]) -> None:
         if tokens == self._tokens and labels == self._labels:
@@ -170,14 +174,18 @@ class ModelDiagram(QGraphicsView):
         if self._layout is None or not self._columns:
             self._rebuild()
             return
-        # a GPT-2-sized column is 60-180 items (3-4 ms): a pasted input that adds dozens is built
-        # COLUMN_SLICE columns per turn of the event loop, and the overlay and selection are put
-        # back once the last is in
-        self._sync_columns(limit=COLUMN_SLICE)
+        # a GPT-2-sized column is 60-200 nodes (3-8 ms): a pasted input that adds dozens is built
+        # a few columns per turn of the event loop, and the overlay and selection are put back
+        # once the last is in
+        self._sync_columns(limit=self.columns_per_turn())
         if self.columns_pending():
             QTimer.singleShot(0, self._grow_columns)
         else:
             self._after_change()
+
+    def columns_per_turn(self) -> int:
+        """Columns built per turn of the event loop when they are built in steps (COLUMN_NODES)."""
+        return max(1, COLUMN_NODES // max(1, len(self._layout.nodes))) if self._layout is not None else 1
 
     def columns_pending(self) -> bool:
         """Whether some of the tokens' columns are still to be built (see set_tokens)."""
@@ -192,7 +200,7 @@ class ModelDiagram(QGraphicsView):
     def _grow_columns(self) -> None:
         if not self.columns_pending():
             return  # a rebuild or another change finished them meanwhile
-        self._sync_columns(limit=COLUMN_SLICE)
+        self._sync_columns(limit=self.columns_per_turn())
         if self.columns_pending():
             QTimer.singleShot(0, self._grow_columns)
         else:
@@ -224,7 +232,7 @@ class ModelDiagram(QGraphicsView):
             return
         self._collapsed = frozenset(collapsed)
         self._layout = layout_for(self._n_layers, self._n_heads, self._row_height, self._collapsed, self._parallel)
-        self._rebuild()
+        self._rebuild(in_steps=True)  # every GPT-2 XL head is 1,400 nodes a column: built over several turns
         self.headsChanged.emit()
 
     def collapsed_layers(self) -> frozenset[int]:
@@ -357,6 +365,7 @@ class ModelDiagram(QGraphicsView):
                 self._merge_edges(edges[start:start + MERGE_STEP], merged)
                 yield True
             edges = [(a, b, w) for (a, b), w in merged.items()]
+        dense = len(edges) > DENSE_EDGES
         for src, dst, weight in edges:
             a, b = self._nodes.get(src), self._nodes.get(dst)
             if a is None or b is None or weight <= 0:
@@ -366,7 +375,7 @@ class ModelDiagram(QGraphicsView):
             color.setAlphaF(0.12 + 0.83 * strength)
             pen = QPen(color, 0.4 + 3.6 * strength)
             pen.setCapStyle(Qt.RoundCap)
-            item = wire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(), pen, z=strength)
+            item = FlowWire(a.sceneBoundingRect().center(), b.sceneBoundingRect().center(), pen, strength, dense)
             item.setToolTip(f"{src[0]} @ {src[1]} → {dst[0]} @ {dst[1]}: contribution {weight:.3f}")
             item.flow_edge = (src, dst, weight)
             item.setParentItem(layer)
@@ -387,16 +396,20 @@ class ModelDiagram(QGraphicsView):
         return list(self._overlay_items)
 
     # ---- drawing ------------------------------------------------------------------------
-    def _rebuild(self) -> None:
-        """Draw everything again: on a new model, on showing or hiding heads, on new row heights."""
+    def _rebuild(self, in_steps: bool = False) -> None:
+        """Draw everything again: on a new model, on showing or hiding heads, on new row heights.
+        in_steps: the columns beyond the first turn's come over the next turns (set_tokens)."""
         self.scene().clear()
         self._nodes, self._columns, self._overlay_items, self._band = {}, [], [], None
         self._edge_layer, self._overlay_work = None, None
         if self._layout is None or not self._tokens:
             return
         self._settle_rows()
-        self._sync_columns()
-        self._after_change()
+        self._sync_columns(limit=self.columns_per_turn() if in_steps else None)
+        if self.columns_pending():
+            QTimer.singleShot(0, self._grow_columns)
+        else:
+            self._after_change()
 
     def _sync_columns(self, limit: int | None = None) -> None:
         """Make the columns match the tokens: new ones at the end (at most `limit` of them),

@@ -42,6 +42,21 @@ def test_untrained_sites_are_marked_but_clickable(qtbot):
     assert blocker.args == ["attn0", 3]
 
 
+def test_a_loaded_decoders_sites_are_marked_in_place(qtbot):
+    from app.diagram.layout import DiagramOverlay
+
+    d, _, _ = diagram(qtbot)
+    d.set_overlay(DiagramOverlay(labels={("attn0", 3): "a"}, tooltips={("attn0", 3): "lens: a"}))
+    d.finish_overlay()
+    node = d.node("attn0", 3)
+    d.set_trained_sites(["attn0", "x1.post"])  # another decoder: attn0 now, x0.post no more
+    assert d.node("attn0", 3) is node  # restyled, not rebuilt
+    assert node.trained and node.pen().style() == Qt.SolidLine and "not trained" not in node.toolTip()
+    assert "lens: a" in node.toolTip() and node.label_item.text() == "a"  # the readout stays
+    other = d.node("x0.post", 3)
+    assert not other.trained and other.pen().style() == Qt.DashLine and "not trained" in other.toolTip()
+
+
 def test_clicking_a_node_selects_it(qtbot):
     d, _, _ = diagram(qtbot)
     node = d.node("a1.0", 7)
@@ -135,7 +150,10 @@ def test_many_heads_open_collapsed_and_a_double_click_shows_one_layers(qtbot):
     assert y["x3.pre"] > y["a3.0"] > y["attn3"]
     assert "Double-click to hide" in d.node("attn3", 0).toolTip()
     panel.heads_button.click()
-    assert d.collapsed_layers() == frozenset() and d.node_count() == (12 * 5 + 144) * 8
+    # 204 nodes a column: the first turn builds columns_per_turn() columns, the next turns the rest
+    assert d.collapsed_layers() == frozenset() and d.node_count() == (12 * 5 + 144) * d.columns_per_turn() < 204 * 8
+    qtbot.waitUntil(lambda: not d.columns_pending(), timeout=10_000)
+    assert d.node_count() == (12 * 5 + 144) * 8 and d.node("a11.11", 7) is not None
     assert panel.heads_button.text() == "Collapse heads"
     panel.heads_button.click()
     assert d.collapsed_layers() == frozenset(range(12))
@@ -168,7 +186,6 @@ def test_typing_changes_only_the_columns_that_changed(qtbot):
 
 def test_a_pasted_long_input_is_built_over_a_few_turns_and_ends_whole(qtbot):
     from app.diagram.layout import DiagramOverlay
-    from app.diagram.view import COLUMN_SLICE
 
     _, d = gpt2_diagram(qtbot, n_tokens=5)
     d.set_selection("m5", 2)
@@ -176,7 +193,7 @@ def test_a_pasted_long_input_is_built_over_a_few_turns_and_ends_whole(qtbot):
     d.set_overlay(DiagramOverlay(labels=labels))
     d.finish_overlay()
     d.set_tokens([f"t{i}" for i in range(30)], [str(i) for i in range(30)])  # 25 columns more at once
-    assert d.columns_pending() and d.node_count() == 12 * 5 * (5 + COLUMN_SLICE)  # the first slice only
+    assert d.columns_pending() and d.node_count() == 12 * 5 * (5 + d.columns_per_turn())  # the first turn's only
     assert d.node("m5", 29) is None
     qtbot.waitUntil(lambda: not d.columns_pending() and not d.overlay_pending(), timeout=10_000)
     assert d.node_count() == 12 * 5 * 30
