@@ -167,8 +167,8 @@ def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOve
     """A DiagramOverlay from engine.flow.graph.FlowGraph (or anything shaped like it).
 
     Nodes: a list of nodes with `.key` and a logit-lens `.top` [(token id, probability)] (read
-    through graph.label), or a mapping key -> node with `top_token`/`label`. Edges: FlowEdge-like
-    (.src, .dst, .weight) or (src, dst, weight) tuples; those below `threshold` (default: the
+    through graph.label), or a mapping key -> node with `top_token`/`label`. Edges: (src, dst,
+    weight) tuples, as a flow graph holds them; those below `threshold` (default: the
     graph's own) are left out and the strongest drawn is scaled to 1. The x{L}.post readout is
     repeated on x{L+1}.pre, the same vector drawn twice.
     """
@@ -188,8 +188,7 @@ def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOve
                 overlay.colors[k] = node.color
     limit = getattr(graph, "threshold", 0.0) if threshold is None else threshold
     edges = []
-    for e in getattr(graph, "edges", []):
-        src, dst, w = (e.src, e.dst, e.weight) if hasattr(e, "src") else e
+    for src, dst, w in getattr(graph, "edges", []):
         if float(w) >= (limit or 0.0) and float(w) > 0:
             edges.append((_diagram_key(src, dst), _diagram_key(dst), float(w)))
     top = max((w for _, _, w in edges), default=0.0)

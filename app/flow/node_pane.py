@@ -190,8 +190,8 @@ class NodeDetailPane(QScrollArea):
             text = _colored("none (x0.pre is the embedding)" if node.site.short == "x0.pre"
                             else f"none above {threshold:.2f}", muted_css(self))
         else:
-            text = "<br>".join(f"{escape(e.src[0])} @ {e.src[1]} '{escape(graph.position_labels[e.src[1]])}': "
-                               f"<b>{e.weight:.3f}</b>" for e in edges)
+            text = "<br>".join(f"{escape(site)} @ {pos} '{escape(graph.position_labels[pos])}': "
+                               f"<b>{weight:.3f}</b>" for (site, pos), _, weight in edges)
         self.inputs.setText(text)
         self.inputs_heading.show()
         self.inputs.show()

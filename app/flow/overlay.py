@@ -114,13 +114,13 @@ def flow_overlay(graph, edges, on_route: set | None = None, readouts: DiagramOve
     if on_route is not None:  # every node's diagram keys are the tooltips' keys: dim all but the route's
         shown = {k for key in on_route for k in diagram_keys(key, graph.n_layers)}
         overlay.dim.update(k for k in readouts.tooltips if k not in shown)
-    overlay.edges = [(_diagram_key(e.src, e.dst), _diagram_key(e.dst), float(e.weight)) for e in edges]
+    overlay.edges = [(_diagram_key(src, dst), _diagram_key(dst), float(weight)) for src, dst, weight in edges]
     return overlay
 
 
 def route_nodes(route) -> set:
     """The graph node keys an edge list touches."""
-    return {e.src for e in route} | {e.dst for e in route}
+    return {src for src, _, _ in route} | {dst for _, dst, _ in route}
 
 
 def rank_change(token_id: int, rank: int, before) -> str:
@@ -139,5 +139,5 @@ def rank_change(token_id: int, rank: int, before) -> str:
 
 def incoming(graph, key: NodeKey, threshold: float, limit: int = 6) -> list:
     """The strongest edges into a graph node at or above the threshold, largest first."""
-    edges = [e for e in graph.edges if e.dst == key and e.weight >= threshold]
-    return sorted(edges, key=lambda e: -e.weight)[:limit]
+    edges = [e for e in graph.edges if e[1] == key and e[2] >= threshold]  # (src, dst, weight)
+    return sorted(edges, key=lambda e: -e[2])[:limit]

@@ -91,7 +91,7 @@ def flow_cmd(args) -> int:
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, the {len(pruned.edges)} edges kept by influence pruning")
     elif args.json:
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, "
-              f"{sum(e.weight >= graph.threshold for e in graph.edges)} edges of weight >= {graph.threshold}")
+              f"{sum(weight >= graph.threshold for _, _, weight in graph.edges)} edges of weight >= {graph.threshold}")
     if args.neuronpedia:
         print(f"wrote {args.neuronpedia}: graph JSON for attribution-graph viewers, {len(doc['nodes'])} nodes "
               f"(with {len(doc['nodes']) - len(pruned.nodes)} output tokens), {len(doc['links'])} links")
@@ -145,7 +145,7 @@ def print_summary(graph, name: str, described: str, out) -> None:
 
     print(f"\nroute to {out_site} @ {out_pos} (edges of weight >= {graph.threshold}): {len(graph.route)} edges",
           file=out)
-    for e in graph.route:
-        src = f"{e.src[0]}[{e.src[1]} {graph.token_labels[e.src[1]]!r}]"
-        dst = f"{e.dst[0]}[{e.dst[1]} {graph.token_labels[e.dst[1]]!r}]"
-        print(f"  {src:<22} -> {dst:<22} {e.weight:.3f}", file=out)
+    for (src_site, src_pos), (dst_site, dst_pos), weight in graph.route:
+        src = f"{src_site}[{src_pos} {graph.token_labels[src_pos]!r}]"
+        dst = f"{dst_site}[{dst_pos} {graph.token_labels[dst_pos]!r}]"
+        print(f"  {src:<22} -> {dst:<22} {weight:.3f}", file=out)

@@ -22,12 +22,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.errors import Cancelled
-from engine.flow.graph import DEFAULT_THRESHOLD, FlowEdge, FlowGraph, FlowNode, NeuronReadout, NodeKey, find_route
+from engine.flow.graph import (
+    DEFAULT_THRESHOLD,
+    FlowEdge,
+    FlowGraph,
+    FlowNode,
+    NeuronReadout,
+    NodeKey,
+    find_route,
+    flow_edge,
+)
 from engine.probed.sites import canonical_site, flow_sites, resid_before
 from engine.tasks.base import TaskInputError
 from engine.threads import one_thread_if_small
 
-__all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronReadout", "build_flow",
+__all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronReadout", "build_flow", "flow_edge",
            "default_output_position", "find_route", "flow_for_query", "flow_sites", "resolve_target", "top_neurons"]
 
 
@@ -150,16 +159,16 @@ def _edges(layers: list, n_heads: int, t: int, check=lambda: None) -> list:
         pairs = list(zip(qi.tolist(), sj.tolist()))
         for h in range(n_heads):
             head = f"a{L}.{h}"
-            edges += [FlowEdge((pre, j), (head, i), w) for (i, j), w in zip(pairs, aw[h, qi, sj].tolist())]
+            edges += [((pre, j), (head, i), w) for (i, j), w in zip(pairs, aw[h, qi, sj].tolist())]
         for h, row in enumerate(aw.sum(-1).tolist()):  # a head's edge carries its sources' total
-            edges += [FlowEdge((f"a{L}.{h}", i), (mid, i), w) for i, w in enumerate(row)]
-        edges += [FlowEdge((pre, i), (mid, i), w) for i, w in enumerate(lf.attn_resid_weight.tolist())]
+            edges += [((f"a{L}.{h}", i), (mid, i), w) for i, w in enumerate(row)]
+        edges += [((pre, i), (mid, i), w) for i, w in enumerate(lf.attn_resid_weight.tolist())]
         mw = lf.mlp_weight.tolist()
         mlp_input = pre if lf.parallel else mid
-        edges += [FlowEdge((mlp_input, i), (mlp, i), w) for i, w in enumerate(mw)]
-        edges += [FlowEdge((mlp, i), (post, i), w) for i, w in enumerate(mw)]
+        edges += [((mlp_input, i), (mlp, i), w) for i, w in enumerate(mw)]
+        edges += [((mlp, i), (post, i), w) for i, w in enumerate(mw)]
         if not lf.parallel:
-            edges += [FlowEdge((mid, i), (post, i), w) for i, w in enumerate(lf.mlp_resid_weight.tolist())]
+            edges += [((mid, i), (post, i), w) for i, w in enumerate(lf.mlp_resid_weight.tolist())]
     return edges
 
 

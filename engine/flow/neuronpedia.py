@@ -72,8 +72,8 @@ def neuronpedia_graph(graph: FlowGraph, pruned: PrunedGraph, slug: str, scan: st
             "clerp": f"{node.site.short} @ {node.position} {graph.token_labels[node.position]!r}: lens {top}",
             "influence": round(pruned.cumulative.get(node.key, 0.0), 6), "activation": round(node.norm, 6),
         })
-    links = [{"source": ids[e.src], "target": ids[e.dst], "weight": round(float(e.weight), 6)}
-             for e in pruned.edges if e.src in ids and e.dst in ids]
+    links = [{"source": ids[src], "target": ids[dst], "weight": round(float(weight), 6)}
+             for src, dst, weight in pruned.edges if src in ids and dst in ids]
 
     out = graph.node(*pruned.output)
     out_id = ids[pruned.output]

@@ -65,9 +65,9 @@ def check_share(name: str, value: float) -> float:
 def _incoming_totals(graph: FlowGraph) -> dict:
     """node key -> the sum of the positive weights into it (what edge shares are taken of)."""
     totals: dict = {}
-    for e in graph.edges:
-        if e.weight > 0:
-            totals[e.dst] = totals.get(e.dst, 0.0) + e.weight
+    for _, dst, weight in graph.edges:
+        if weight > 0:
+            totals[dst] = totals.get(dst, 0.0) + weight
     return totals
 
 
@@ -76,17 +76,17 @@ def influence_on(graph: FlowGraph, output: NodeKey | None = None) -> dict:
     output = _output(graph, output)
     incoming_total = _incoming_totals(graph)
     outgoing: dict = {}
-    for e in graph.edges:
-        if e.weight > 0:
-            outgoing.setdefault(e.src, []).append(e)
+    for src, dst, weight in graph.edges:
+        if weight > 0:
+            outgoing.setdefault(src, []).append((dst, weight))
     influence = {n.key: 0.0 for n in graph.nodes}
     influence[output] = 1.0
     for node in reversed(graph.nodes):  # destinations before their sources
         key = node.key
         if key == output:
             continue
-        influence[key] = sum(e.weight / incoming_total[e.dst] * influence.get(e.dst, 0.0)
-                             for e in outgoing.get(key, ()))
+        influence[key] = sum(weight / incoming_total[dst] * influence.get(dst, 0.0)
+                             for dst, weight in outgoing.get(key, ()))
     return influence
 
 
@@ -110,8 +110,8 @@ def prune_by_influence(graph: FlowGraph, output: NodeKey | None = None, node_sha
     cumulative.setdefault(output, influence[output] / total if total else 1.0)
 
     incoming_total = _incoming_totals(graph)
-    scored = [(i, e.weight / incoming_total[e.dst] * influence[e.dst]) for i, e in enumerate(graph.edges)
-              if e.weight > 0 and e.src in kept and e.dst in kept]
+    scored = [(i, weight / incoming_total[dst] * influence[dst]) for i, (src, dst, weight) in enumerate(graph.edges)
+              if weight > 0 and src in kept and dst in kept]
     scored.sort(key=lambda item: -item[1])
     edge_total = sum(score for _, score in scored)
     keep_edges, running = [], 0.0

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 
 from app.diagram.layout import column_edges, layout_for, overlay_from_flow_graph
 from app.diagram.view import ModelDiagram
-from engine.flow.graph import FlowEdge, FlowNode
+from engine.flow.graph import FlowNode, flow_edge
 from engine.probed.model import PAPER_CONFIGS
 from engine.probed.sites import all_sites, paper_sites
 from engine.tasks import get_task
@@ -78,8 +78,8 @@ def test_an_overlay_from_a_flow_graph_adds_labels_and_edges(qtbot):
     vocab = get_task("counting").vocab.chars
     graph = SimpleNamespace(
         nodes=[node("x0.post", 14, 28), node("a1.0", 14, 28), node("x1.post", 14, 28)],
-        edges=[FlowEdge(("x0.post", 3), ("a1.0", 14), 0.5), FlowEdge(("a1.0", 14), ("x1.mid", 14), 0.25),
-               FlowEdge(("x0.pre", 1), ("a0.0", 2), 0.01)],
+        edges=[flow_edge(("x0.post", 3), ("a1.0", 14), 0.5), flow_edge(("a1.0", 14), ("x1.mid", 14), 0.25),
+               flow_edge(("x0.pre", 1), ("a0.0", 2), 0.01)],
         threshold=0.04, label=lambda i: vocab[i])
     overlay = overlay_from_flow_graph(graph)
     assert overlay.labels[("x1.post", 14)] == "3"
@@ -292,8 +292,8 @@ def test_a_parallel_attention_model_draws_no_mid_row_and_its_mlp_reads_x_pre(qtb
         qtbot.mouseClick(d.viewport(), Qt.LeftButton, pos=d.mapFromScene(node.sceneBoundingRect().center()))
     assert blocker.args == ["m1", 2] and node.selected
     # a parallel flow graph's MLP input edge comes from the residual between blocks, drawn at x1.pre
-    graph = SimpleNamespace(nodes=[], threshold=0.0, edges=[FlowEdge(("x0.post", 2), ("m1", 2), 0.5),
-                                                            FlowEdge(("m1", 2), ("x1.post", 2), 0.5)])
+    graph = SimpleNamespace(nodes=[], threshold=0.0, edges=[flow_edge(("x0.post", 2), ("m1", 2), 0.5),
+                                                            flow_edge(("m1", 2), ("x1.post", 2), 0.5)])
     overlay = overlay_from_flow_graph(graph)
     assert [(s, t) for s, t, _ in overlay.edges] == [(("x1.pre", 2), ("m1", 2)), (("m1", 2), ("x1.post", 2))]
     d.set_overlay(overlay)

@@ -85,7 +85,7 @@ def drawn(w) -> list:
 
 
 def as_drawn(edges) -> list:
-    return sorted((_diagram_key(e.src, e.dst), _diagram_key(e.dst), float(e.weight)) for e in edges)
+    return sorted((_diagram_key(e[0], e[1]), _diagram_key(e[1]), float(e[2])) for e in edges)
 
 
 def click_node(qtbot, w, short, pos):
@@ -174,7 +174,7 @@ def test_route_only_shows_exactly_the_route(qtbot, flow_window):
     route = graph.route_to(end, threshold=0.08)
     assert 0 < len(route) < len(graph.edges_above(0.08))
     assert drawn(w) == as_drawn(route)
-    off_route = next(n for n in graph.nodes if n.key not in {e.src for e in route} | {e.dst for e in route}
+    off_route = next(n for n in graph.nodes if n.key not in {e[0] for e in route} | {e[1] for e in route}
                      and n.key != end)
     assert w.diagram.node(*off_route.key).opacity() < 1
     controls.route.setChecked(False)
@@ -263,8 +263,8 @@ def test_export_json_holds_exactly_the_edges_on_screen(qtbot, flow_window, tmp_p
     w.export_flow_json_action.trigger()
     doc = json.loads(target.read_text(encoding="utf-8"))
     shown = [(tuple(e["src"]), tuple(e["dst"]), e["weight"]) for e in doc["edges"]]
-    assert [(s, d) for s, d, _ in shown] == [(e.src, e.dst) for e in w.flow.shown_edges]
-    assert [wt for _, _, wt in shown] == pytest.approx([e.weight for e in w.flow.shown_edges], abs=1e-6)
+    assert [(s, d) for s, d, _ in shown] == [(e[0], e[1]) for e in w.flow.shown_edges]
+    assert [wt for _, _, wt in shown] == pytest.approx([e[2] for e in w.flow.shown_edges], abs=1e-6)
     assert len(shown) == len(edges_drawn(w))
     assert doc["view"]["route_only"] is route_only and doc["view"]["edge_threshold"] == 0.06
     assert doc["threshold"] == 0.06 and len(doc["route"]) == len(w.flow.graph.route_to(threshold=0.06))
@@ -364,7 +364,7 @@ def test_pruning_by_influence_draws_the_pruned_graph_and_exports_it_for_neuronpe
     total = sum(influence.values())
     assert sum(influence[k] for k in kept) >= 0.8 * total - 1e-9
     assert drawn(w) == as_drawn(w.flow.pruned.edges) and w.flow.shown_edges == w.flow.pruned.edges
-    assert all(e.src in kept and e.dst in kept for e in w.flow.pruned.edges)
+    assert all(e[0] in kept and e[1] in kept for e in w.flow.pruned.edges)
     faded = next(n.key for n in graph.nodes if n.key not in kept)
     assert w.diagram.node(*faded).opacity() < 1
     assert "nodes hold 80%" in controls.status.text()

@@ -36,17 +36,17 @@ def test_a_parallel_block_is_one_step_into_x_post_and_the_mlp_reads_x_pre(neox):
     assert len(graph.nodes) == (1 + n_layers * (n_heads + 2)) * t
     into: dict = {}
     for e in graph.edges:
-        into.setdefault(e.dst, []).append(e)
+        into.setdefault(e[1], []).append(e)
     for L in range(n_layers):
         pre = resid_before(L)
         for i in range(t):
             (mlp_in,) = into[(f"m{L}", i)]  # the MLP's one input: the block's incoming residual
-            assert mlp_in.src == (pre, i)
+            assert mlp_in[0] == (pre, i)
             parts = into[(f"x{L}.post", i)]  # heads, the MLP and the incoming residual, summing to 1
-            assert {e.src[0] for e in parts} == {*(f"a{L}.{h}" for h in range(n_heads)), f"m{L}", pre}
-            assert sum(e.weight for e in parts) == pytest.approx(1, abs=1e-4)
-            m_out = next(e for e in parts if e.src[0] == f"m{L}")
-            assert m_out.weight == pytest.approx(mlp_in.weight)
+            assert {e[0][0] for e in parts} == {*(f"a{L}.{h}" for h in range(n_heads)), f"m{L}", pre}
+            assert sum(e[2] for e in parts) == pytest.approx(1, abs=1e-4)
+            m_out = next(e for e in parts if e[0][0] == f"m{L}")
+            assert m_out[2] == pytest.approx(mlp_in[2])
     with pytest.raises(SiteError, match="x0.mid does not exist in a parallel-attention model"):
         graph.node("x0.mid", 3)
 
@@ -78,14 +78,14 @@ def test_pruning_neuronpedia_json_and_neurons_work_on_a_parallel_graph(neox):
     assert influence[graph.output] == 1.0 and influence[("x0.pre", graph.output[1])] > 0
     pruned = prune_by_influence(graph, influence=influence)
     assert graph.output in pruned.nodes and pruned.edges
-    assert all(e.src in pruned.nodes and e.dst in pruned.nodes for e in pruned.edges)
+    assert all(e[0] in pruned.nodes and e[1] in pruned.nodes for e in pruned.edges)
     doc = neuronpedia_graph(graph, pruned, "neox", "tiny-neox", PROMPT)
     ids = {n["node_id"] for n in doc["nodes"]}
     assert all(link["source"] in ids and link["target"] in ids for link in doc["links"])
     json.dumps(doc)
     back = FlowGraph.from_json(graph.to_json(threshold=0))
     assert back.parallel_attn_mlp and [n.key for n in back.nodes] == [n.key for n in graph.nodes]
-    assert len(back.edges) == len([e for e in graph.edges if e.weight >= 0])
+    assert len(back.edges) == len([e for e in graph.edges if e[2] >= 0])
     assert json.loads(graph.to_json())["parallel_attn_mlp"] is True  # a sequential graph's JSON is as before
     neurons = top_neurons(model.bridge, graph, layer=1, position=graph.output[1], n_neurons=4)
     assert len(neurons) == 4 and neurons[0].score >= neurons[-1].score

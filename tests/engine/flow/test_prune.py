@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.flow.build import flow_for_query
-from engine.flow.graph import FlowEdge
+from engine.flow.graph import flow_edge
 from engine.flow.prune import influence_on, prune_by_influence
 from engine.probed.model import PAPER_CONFIGS, build_probed
 
@@ -26,7 +26,7 @@ def solved_influence(graph, output):
     index = {k: i for i, k in enumerate(keys)}
     a = np.zeros((len(keys), len(keys)))  # a[dst, src] = the share of dst's input that src supplies
     for e in graph.edges:
-        a[index[e.dst], index[e.src]] += e.weight
+        a[index[e[1]], index[e[0]]] += e[2]
     totals = a.sum(axis=1, keepdims=True)
     a = np.divide(a, totals, out=np.zeros_like(a), where=totals > 0)
     target = np.zeros(len(keys))
@@ -64,9 +64,9 @@ def test_the_kept_edges_join_kept_nodes_and_hold_the_edge_share(graph):
     pruned = prune_by_influence(graph, node_share=0.8, edge_share=0.9)
     influence, into = pruned.influence, {}
     for e in graph.edges:
-        into[e.dst] = into.get(e.dst, 0.0) + e.weight
-    score = {e: e.weight / into[e.dst] * influence[e.dst] for e in graph.edges
-             if e.weight > 0 and e.src in pruned.nodes and e.dst in pruned.nodes}
+        into[e[1]] = into.get(e[1], 0.0) + e[2]
+    score = {e: e[2] / into[e[1]] * influence[e[1]] for e in graph.edges
+             if e[2] > 0 and e[0] in pruned.nodes and e[1] in pruned.nodes}
     kept = set(pruned.edges)
     assert kept <= set(score)
     assert sum(score[e] for e in kept) >= 0.9 * sum(score.values()) - 1e-9
@@ -83,8 +83,8 @@ def test_a_hand_made_graph(graph):
     from dataclasses import replace
 
     nodes = [n for n in graph.nodes if n.key in {("x0.pre", 0), ("a0.0", 0), ("x0.mid", 0)}]
-    edges = [FlowEdge(("x0.pre", 0), ("a0.0", 0), 0.3), FlowEdge(("a0.0", 0), ("x0.mid", 0), 0.25),
-             FlowEdge(("x0.pre", 0), ("x0.mid", 0), 0.75)]
+    edges = [flow_edge(("x0.pre", 0), ("a0.0", 0), 0.3), flow_edge(("a0.0", 0), ("x0.mid", 0), 0.25),
+             flow_edge(("x0.pre", 0), ("x0.mid", 0), 0.75)]
     tiny = replace(graph, nodes=nodes, edges=edges, output=("x0.mid", 0))
     assert influence_on(tiny) == {("x0.pre", 0): 1.0, ("a0.0", 0): 0.25, ("x0.mid", 0): 1.0}
     pruned = prune_by_influence(tiny, node_share=0.5, edge_share=1.0)

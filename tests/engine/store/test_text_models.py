@@ -92,8 +92,8 @@ def test_a_cached_text_model_opens_by_id_and_its_sites_equal_the_bridges(cached,
     # contributions into every residual node sum to 1
     into: dict = {}
     for e in graph.edges:
-        if e.dst[0].startswith("x"):
-            into[e.dst] = into.get(e.dst, 0.0) + e.weight
+        if e[1][0].startswith("x"):
+            into[e[1]] = into.get(e[1], 0.0) + e[2]
     assert into and all(abs(total - 1) < 1e-4 for total in into.values()), into
     assert before == {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}  # nothing written there
 
