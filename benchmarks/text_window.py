@@ -104,6 +104,7 @@ def measure(folder: Path, screenshot: Path | None) -> int:
     probe.start()
     t0 = time.perf_counter()
     controls.by_influence.setChecked(True)
+    app.processEvents()  # a user cannot switch pruning on and move the slider in one turn of the event loop
     for share in (0.5, 0.6, 0.7, 0.8, 0.9):
         controls.set_node_share(share)
         app.processEvents()

@@ -157,7 +157,7 @@ class ModelDiagram(QGraphicsView):
         self._trained = set(trained_sites) if trained_sites is not None else None
         self._collapsed = default_collapsed(n_layers, n_heads)
         self._layout = layout_for(n_layers, n_heads, self._row_height, self._collapsed, parallel)
-        self._rebuild()
+        self._rebuild(in_steps=True)
         self.headsChanged.emit()
 
     def set_trained_sites(self, trained_sites: list[str] | None) -> None:
@@ -172,7 +172,7 @@ class ModelDiagram(QGraphicsView):
             return
         self._tokens, self._labels = list(tokens), list(labels)
         if self._layout is None or not self._columns:
-            self._rebuild()
+            self._rebuild(in_steps=True)
             return
         # a GPT-2-sized column is 60-200 nodes (3-8 ms): a pasted input that adds dozens is built
         # a few columns per turn of the event loop, and the overlay and selection are put back

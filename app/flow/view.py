@@ -12,6 +12,7 @@ import json
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.flow.overlay import flow_overlay, flow_readouts, route_nodes
+from app.flow.retire import Retirer
 from app.workers.flow_request import FlowRequest, NeuronRequest
 from engine.flow.prune import influence_on, prune_by_influence, pruned_json
 
@@ -31,6 +32,7 @@ class FlowView(QObject):
         self.pruned = None  # the PrunedGraph drawn, when pruning by influence
         self._influences: dict = {}  # output node -> influence_on(self.graph, output)
         self._readouts: tuple = (None, None)  # (graph, flow_readouts(graph)): made once per graph
+        self._retirer = Retirer(self)  # old readouts are let go a piece at a time
         self._announce = None  # a graph whose overlay is still being drawn: graphShown once it is
         self._held = False  # another view (the information map) draws over the diagram meanwhile
         diagram.overlayDrawn.connect(self._on_overlay_drawn)
@@ -128,10 +130,13 @@ class FlowView(QObject):
         self.controls.set_computing(None)
         self.graph, self._graph_key = graph, request.key
         self._influences = dict(prepared.influence) if prepared is not None else {}
+        old = self._readouts[1]
         if prepared is not None:  # made on the flow thread (overlay.prepare_graph)
             self._readouts = (graph, prepared.readouts)
         self._neurons.clear()
-        self.redraw()
+        self.redraw()  # the diagram lets go of the old overlay here: only this view reads `old` now
+        if old is not None and old is not self._readouts[1]:
+            self._retirer.retire(old.labels, old.colors, old.tooltips, old.dim)
         if self.diagram.overlay_pending():  # a large graph is drawn over a few turns of the event loop
             self._announce = graph
         else:

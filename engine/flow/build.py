@@ -112,10 +112,10 @@ def _build_flow(bridge, ids, vocab, position_labels, target, output, threshold, 
         site, p = sites[s_index], r % t
         comp = r < n_comp_rows
         nodes[s_index * t + p] = FlowNode(
-            site=site, position=p, norm=float(norms[r]), top=list(zip(top_ids[r], top_p[r])), target=targets[p],
+            site=site, position=p, norm=float(norms[r]), top=tuple(zip(top_ids[r], top_p[r])), target=targets[p],
             target_prob=tprob[r], target_rank=None if comp else trank[r],
-            promoted=list(zip(p_ids[r], p_l[r])) if comp else [],
-            suppressed=list(zip(s_ids[r], s_l[r])) if comp else [])
+            promoted=tuple(zip(p_ids[r], p_l[r])) if comp else (),
+            suppressed=tuple(zip(s_ids[r], s_l[r])) if comp else ())
 
     edges = _edges(layers, n_heads, t, check)
     graph = FlowGraph(

@@ -24,19 +24,20 @@ DEFAULT_THRESHOLD = 0.04
 NodeKey = tuple  # (site short name, position)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlowNode:
-    """One site at one position, read in the vocabulary."""
+    """One site at one position, read in the vocabulary. Slots and tuples, like the edges: a
+    GPT-2-sized graph has 4,344 nodes, and lists and instance dicts stay in every collection pass."""
 
     site: Site
     position: int
     norm: float  # L2 norm of the vector
-    top: list  # logit lens: [(token id, probability)], most probable first
+    top: tuple  # logit lens: ((token id, probability), ...), most probable first
     target: int  # the target token at this position
     target_prob: float  # its logit-lens probability
     target_rank: int | None  # 1 = the lens's top token; residual nodes only (None for heads, MLPs)
-    promoted: list  # heads, MLPs: [(token id, direct logit)], largest first; [] for residual nodes
-    suppressed: list  # heads, MLPs: [(token id, direct logit)], most negative first
+    promoted: tuple  # heads, MLPs: ((token id, direct logit), ...), largest first; () for residual nodes
+    suppressed: tuple  # heads, MLPs: ((token id, direct logit), ...), most negative first
 
     @property
     def key(self) -> NodeKey:
@@ -171,10 +172,10 @@ class FlowGraph:
         parallel = doc.get("parallel_attn_mlp", False) is True
         sites = {s.short: s for s in flow_sites(doc["n_layers"], doc["n_heads"], parallel)}
         nodes = [FlowNode(site=sites[n["site"]], position=n["position"], norm=n["norm"],
-                          top=[(e["id"], e["prob"]) for e in n["top"]], target=n["target"]["id"],
+                          top=tuple((e["id"], e["prob"]) for e in n["top"]), target=n["target"]["id"],
                           target_prob=n["target"]["prob"], target_rank=n["target"]["rank"],
-                          promoted=[(e["id"], e["logit"]) for e in n["promoted"]],
-                          suppressed=[(e["id"], e["logit"]) for e in n["suppressed"]]) for n in doc["nodes"]]
+                          promoted=tuple((e["id"], e["logit"]) for e in n["promoted"]),
+                          suppressed=tuple((e["id"], e["logit"]) for e in n["suppressed"])) for n in doc["nodes"]]
         return cls(tokens=doc["tokens"], token_labels=doc["token_labels"], position_labels=doc["position_labels"],
                    n_layers=doc["n_layers"], n_heads=doc["n_heads"], nodes=nodes,
                    edges=[_edge_from(e) for e in doc["edges"]], attention=np.array(doc["attention"], np.float32),

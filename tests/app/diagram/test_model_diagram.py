@@ -129,6 +129,7 @@ def gpt2_diagram(qtbot, n_tokens=8):
     d = panel.view
     d.set_model(12, 12, None)
     d.set_tokens([f"␣w{i}" for i in range(n_tokens)], [f"␣w{i}" for i in range(n_tokens)])
+    d.finish_columns()  # a long input's columns come over a few turns of the event loop
     panel.show()
     return panel, d
 

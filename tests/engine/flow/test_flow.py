@@ -163,7 +163,7 @@ def test_promoted_and_suppressed_tokens_are_direct_logits_through_the_frozen_fin
         assert [t for t, _ in node.promoted] == dla.topk(5).indices.tolist()
         assert np.allclose([v for _, v in node.promoted], dla.topk(5).values.numpy(), atol=1e-5)
         assert [t for t, _ in node.suppressed] == dla.topk(5, largest=False).indices.tolist()
-        assert node.target_rank is None and graph.node(f"x{L}.mid", i).promoted == []
+        assert node.target_rank is None and graph.node(f"x{L}.mid", i).promoted == ()
 
 
 def test_targets_one_for_all_per_position_and_bad(counting):

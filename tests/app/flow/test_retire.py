@@ -1,0 +1,15 @@
+"""Old readouts are let go a piece per turn of the event loop (app/flow/retire.py)."""
+from app.flow.retire import PIECE, Retirer
+
+
+def test_retired_containers_are_emptied_a_piece_per_turn(qtbot):
+    retirer = Retirer()
+    labels = {i: str(i) for i in range(PIECE + 500)}
+    dim, edges = set(range(300)), list(range(PIECE))
+    kept = {"still": "read"}
+    retirer.retire(labels, dim, edges, {})
+    assert retirer.pending() == 2 * PIECE + 800  # nothing freed inside the call
+    retirer._step()  # one turn of the event loop's worth
+    assert retirer.pending() == PIECE + 800  # PIECE entries, across containers
+    qtbot.waitUntil(lambda: retirer.pending() == 0, timeout=5000)
+    assert not labels and not dim and not edges and kept == {"still": "read"}
