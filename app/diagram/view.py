@@ -57,6 +57,7 @@ DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
 OVERLAY_SLICE = 400  # node readouts or edges drawn per turn of the event loop (about 10 ms on 2 cores)
+TYPED_COLUMNS = 2  # columns a keystroke may add (a token split in two); more is a paste, built in steps
 COLUMN_NODES = 600  # nodes built per turn of the event loop when many columns are built (15-25 ms)
 DENSE_EDGES = 400  # overlays with more flow edges draw them without antialiasing (items.FlowWire)
 MERGE_STEP = 20  # edges merged into collapsed heads' per step of the overlay's work (a slice: 8,000, about 11 ms)
@@ -174,10 +175,11 @@ class ModelDiagram(QGraphicsView):
         if self._layout is None or not self._columns:
             self._rebuild(in_steps=True)
             return
-        # a GPT-2-sized column is 60-200 nodes (3-8 ms): a pasted input that adds dozens is built
-        # a few columns per turn of the event loop, and the overlay and selection are put back
-        # once the last is in
-        self._sync_columns(limit=self.columns_per_turn())
+        # a GPT-2-sized column is 60-200 nodes (3-8 ms): a keystroke's column or two is built at
+        # once; a pasted input's columns come over the next turns of the event loop, a few each,
+        # and the overlay and selection are put back once the last is in
+        typed = len(self._tokens) - len(self._columns) <= TYPED_COLUMNS
+        self._sync_columns(limit=None if typed else 0)
         if self.columns_pending():
             QTimer.singleShot(0, self._grow_columns)
         else:
@@ -398,14 +400,18 @@ class ModelDiagram(QGraphicsView):
     # ---- drawing ------------------------------------------------------------------------
     def _rebuild(self, in_steps: bool = False) -> None:
         """Draw everything again: on a new model, on showing or hiding heads, on new row heights.
-        in_steps: the columns beyond the first turn's come over the next turns (set_tokens)."""
+        in_steps: a diagram bigger than one turn's worth (COLUMN_NODES) is built over the next
+        turns of the event loop, a few columns each (see set_tokens)."""
         self.scene().clear()
         self._nodes, self._columns, self._overlay_items, self._band = {}, [], [], None
         self._edge_layer, self._overlay_work = None, None
         if self._layout is None or not self._tokens:
             return
         self._settle_rows()
-        self._sync_columns(limit=self.columns_per_turn() if in_steps else None)
+        limit = None
+        if in_steps and len(self._tokens) > self.columns_per_turn():
+            limit = 0  # all in the next turns: this call often comes inside other work (a model being chosen)
+        self._sync_columns(limit=limit)
         if self.columns_pending():
             QTimer.singleShot(0, self._grow_columns)
         else:
