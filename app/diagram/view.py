@@ -130,6 +130,10 @@ class ModelDiagram(QGraphicsView):
         self.colors = DiagramColors.of(self)
         self.setBackgroundBrush(self.colors.background)
         self.setFocusPolicy(Qt.StrongFocus)  # Tab reaches the diagram; arrows move, Enter picks
+        self._grow_timer = QTimer(self)  # the next columns of a diagram built in steps (a child: it dies with the view)
+        self._grow_timer.setSingleShot(True)
+        self._grow_timer.setInterval(0)
+        self._grow_timer.timeout.connect(self._grow_columns)
         self._layout: DiagramLayout | None = None
         self._n_layers = self._n_heads = 0
         self._parallel = False  # attention and MLP both read x{L}.pre: no x{L}.mid row (GPT-NeoX, GPT-J)
@@ -181,7 +185,7 @@ class ModelDiagram(QGraphicsView):
         typed = len(self._tokens) - len(self._columns) <= TYPED_COLUMNS
         self._sync_columns(limit=None if typed else 0)
         if self.columns_pending():
-            QTimer.singleShot(0, self._grow_columns)
+            self._grow_later()
         else:
             self._after_change()
 
@@ -197,16 +201,23 @@ class ModelDiagram(QGraphicsView):
         """Build the columns still to come now (export and tests want the diagram whole)."""
         if self.columns_pending():
             self._sync_columns()
-            self._after_change()
+            self._grown()
+
+    def _grow_later(self) -> None:
+        self._grow_timer.start()
 
     def _grow_columns(self) -> None:
         if not self.columns_pending():
             return  # a rebuild or another change finished them meanwhile
         self._sync_columns(limit=self.columns_per_turn())
         if self.columns_pending():
-            QTimer.singleShot(0, self._grow_columns)
+            self._grow_timer.start()
         else:
-            self._after_change()
+            self._grown()
+
+    def _grown(self) -> None:
+        self._grow_timer.stop()
+        self._after_change()
 
     def set_selection(self, short: str | None, position: int | None, reveal: bool = True) -> None:
         """Select a site at a position; a head in a collapsed layer shows its layer's heads when
@@ -413,7 +424,7 @@ class ModelDiagram(QGraphicsView):
             limit = 0  # all in the next turns: this call often comes inside other work (a model being chosen)
         self._sync_columns(limit=limit)
         if self.columns_pending():
-            QTimer.singleShot(0, self._grow_columns)
+            self._grow_later()
         else:
             self._after_change()
 
