@@ -134,6 +134,10 @@ class ModelDiagram(QGraphicsView):
         self._grow_timer.setSingleShot(True)
         self._grow_timer.setInterval(0)
         self._grow_timer.timeout.connect(self._grow_columns)
+        self._drain_timer = QTimer(self)  # the next slice of an overlay drawn in slices
+        self._drain_timer.setSingleShot(True)
+        self._drain_timer.setInterval(0)
+        self._drain_timer.timeout.connect(self._drain_overlay)
         self._layout: DiagramLayout | None = None
         self._n_layers = self._n_heads = 0
         self._parallel = False  # attention and MLP both read x{L}.pre: no x{L}.mid row (GPT-NeoX, GPT-J)
@@ -344,7 +348,7 @@ class ModelDiagram(QGraphicsView):
                 self.overlayDrawn.emit()
                 return
         if again:
-            QTimer.singleShot(0, lambda: self._drain_overlay() if self._overlay_work is work else None)
+            self._drain_timer.start()  # the view's own timer: a newer overlay's work simply goes on from it
 
     def _overlay_steps(self, overlay: DiagramOverlay | None, same: bool):
         """The overlay's work, one node readout or one edge per step (yields True per step).
