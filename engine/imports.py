@@ -58,8 +58,9 @@ def load_torch_library() -> Path | None:
     """dlopen libtorch (and with it libtorch_cpu, libc10, CUDA's libraries in a CUDA build) without
     holding the GIL. The flags are the ones Python's import uses, so the later import finds the
     same objects loaded and nothing is loaded twice. Returns the file loaded, or None when skipped
-    (the import then loads it the usual way)."""
-    if "torch" in sys.modules:
+    (the import then loads it the usual way). INVERSIONVIEW_PRELOAD_TORCH=0 turns it off (a
+    safety valve for builds this was not measured on: it was measured on the CPU build only)."""
+    if "torch" in sys.modules or os.environ.get("INVERSIONVIEW_PRELOAD_TORCH", "1").strip() == "0":
         return None
     path = torch_library()
     if path is None:

@@ -4,6 +4,7 @@ importing and the imported modules are frozen. Checked in fresh interpreters, wh
 yet imported; how long the window stalls is measured by benchmarks/ui_latency.py, not here."""
 import gc
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -46,6 +47,14 @@ def test_libtorch_is_loaded_before_torch_is_imported_and_torch_then_works():
     assert report["gc_enabled"]  # collection is on again afterwards
     assert report["frozen"] > 100_000  # the imported modules are out of every later pass
     assert report["modules"] == ["engine.runtime", "engine.query.run", "transformer_lens"]
+
+
+def test_the_preload_can_be_turned_off():
+    done = subprocess.run([sys.executable, "-c", "import json\nfrom engine.imports import load_torch_library\n"
+                           "print(json.dumps({'loaded': load_torch_library() is not None}))"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "INVERSIONVIEW_PRELOAD_TORCH": "0"})
+    assert done.returncode == 0 and json.loads(done.stdout) == {"loaded": False}
 
 
 def test_a_second_preload_after_torch_is_a_no_op():
