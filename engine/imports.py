@@ -15,8 +15,8 @@ and the stall probe in benchmarks/import_stalls.py), two things in the imports d
   passes skip it.
 
 With both, the longest stall while importing fell from 195 ms to 24 ms (benchmarks/import_stalls.py,
-3 runs each), and while the window loads the counting model from 251-276 ms to 40 ms
-(benchmarks/ui_latency.py).
+3 runs each), and while the window loads the counting model from 218-276 ms to 25-44 ms
+(benchmarks/ui_latency.py, 11 runs).
 """
 from __future__ import annotations
 
