@@ -189,7 +189,7 @@ class ModelDiagram(QGraphicsView):
         typed = len(self._tokens) - len(self._columns) <= TYPED_COLUMNS
         self._sync_columns(limit=None if typed else 0)
         if self.columns_pending():
-            self._grow_later()
+            self._grow_timer.start()
         else:
             self._after_change()
 
@@ -206,9 +206,6 @@ class ModelDiagram(QGraphicsView):
         if self.columns_pending():
             self._sync_columns()
             self._grown()
-
-    def _grow_later(self) -> None:
-        self._grow_timer.start()
 
     def _grow_columns(self) -> None:
         if not self.columns_pending():
@@ -428,7 +425,7 @@ class ModelDiagram(QGraphicsView):
             limit = 0  # all in the next turns: this call often comes inside other work (a model being chosen)
         self._sync_columns(limit=limit)
         if self.columns_pending():
-            self._grow_later()
+            self._grow_timer.start()
         else:
             self._after_change()
 

@@ -91,6 +91,7 @@ class FlowControls(QWidget):
         # Stop while a graph computes (a large model's takes seconds), Compute once stopped
         self.compute_button = QPushButton("Stop")
         self.compute_button.hide()
+        self._stopped = False  # the button offers Compute (a graph was stopped) rather than Stop
         self.compute_button.clicked.connect(self._on_compute_button)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
@@ -186,13 +187,14 @@ class FlowControls(QWidget):
 
     def set_computing(self, state: str | None) -> None:
         """'computing' (Stop offered), 'stopped' (Compute offered) or None (no button)."""
+        self._stopped = state == "stopped"
         self.compute_button.setVisible(state is not None)
-        self.compute_button.setText("Compute" if state == "stopped" else "Stop")
-        self.compute_button.setToolTip("Compute the flow graph of this query" if state == "stopped"
+        self.compute_button.setText("Compute" if self._stopped else "Stop")
+        self.compute_button.setToolTip("Compute the flow graph of this query" if self._stopped
                                        else "Stop computing this flow graph")
 
     def _on_compute_button(self) -> None:
-        (self.computeRequested if self.compute_button.text() == "Compute" else self.stopRequested).emit()
+        (self.computeRequested if self._stopped else self.stopRequested).emit()
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet(f"color: {error_css(self) if error else muted_css(self)};")

@@ -92,15 +92,21 @@ class PreparedGraph:
     influence: dict = field(default_factory=dict)  # output node -> influence_on(graph, output)
 
 
+def route_end(graph, position: int | None) -> NodeKey:
+    """Where the route ends: the final residual stream at `position` (the window's selected one),
+    or the graph's own output when none is set or it is out of range."""
+    site, pos = graph.output
+    if position is not None and 0 <= position < len(graph.position_labels):
+        pos = position
+    return site, pos
+
+
 def prepare_graph(graph, route_position: int | None = None) -> PreparedGraph:
-    """Readouts, and the influence on the node the route ends at (the final residual stream at
-    route_position, or the graph's own output)."""
+    """Readouts, and the influence on the node the route ends at (route_end)."""
     from engine.flow.prune import influence_on
 
-    site, pos = graph.output
-    if route_position is not None and 0 <= route_position < len(graph.position_labels):
-        pos = route_position
-    return PreparedGraph(flow_readouts(graph), {(site, pos): influence_on(graph, (site, pos))})
+    end = route_end(graph, route_position)
+    return PreparedGraph(flow_readouts(graph), {end: influence_on(graph, end)})
 
 
 def flow_overlay(graph, edges, on_route: set | None = None, readouts: DiagramOverlay | None = None) -> DiagramOverlay:

@@ -11,7 +11,7 @@ import json
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.flow.overlay import flow_overlay, flow_readouts, route_nodes
+from app.flow.overlay import flow_overlay, flow_readouts, route_end, route_nodes
 from app.flow.retire import Retirer
 from app.workers.flow_request import FlowRequest, NeuronRequest
 from engine.flow.prune import influence_on, prune_by_influence, pruned_json
@@ -210,10 +210,7 @@ class FlowView(QObject):
     def route_output(self) -> tuple:
         """The route's end: the final residual stream at the window's selected position (the
         last one when none is set), so the route answers for the token the user is looking at."""
-        site, pos = self.graph.output
-        if self._route_position is not None and 0 <= self._route_position < len(self.graph.position_labels):
-            pos = self._route_position
-        return site, pos
+        return route_end(self.graph, self._route_position)
 
     def set_route_position(self, position: int | None) -> None:
         """The position the window has selected; the route ends there."""

@@ -189,37 +189,43 @@ SLOTS = {"[A]": "a", "[B]": "b", "[PLACE]": "place", "[OBJECT]": "obj"}
 
 
 @lru_cache(maxsize=4)
-def _matchers(data: IOIData, exact: bool = False) -> tuple[tuple[int, re.Pattern], ...]:
-    """One pattern per template. Loose (exact=False), a slot takes any text and the caller checks it
-    against the name, place and object lists: 60 small patterns compile in a few milliseconds,
-    which matters because the app parses the query text on the GUI thread. Exact, a slot is the
-    alternation of its list: the same language, but compiling all 60 took 130 ms."""
-    vocab = {"a": data.names, "b": data.names, "place": data.places, "obj": data.objects}
-    out = []
-    for t in data.templates:
-        regex, seen = "", set()
-        for piece in _pieces(t.pattern):
-            key = SLOTS.get(piece)
-            if key is None:
-                regex += re.escape(piece)
-            elif key in seen:
-                regex += f"(?P={key})"
-            else:
-                words = sorted(vocab[key], key=len, reverse=True)  # the longest first: no prefix wins early
-                regex += f"(?P<{key}>{'|'.join(map(re.escape, words)) if exact else '.+?'})"
-                seen.add(key)
-        out.append((t.index, re.compile(regex, re.DOTALL)))
-    return tuple(out)
+def _matchers(data: IOIData) -> tuple[tuple[int, re.Pattern], ...]:
+    """One loose pattern per template: a slot takes any text, and parse() checks it against the
+    name, place and object lists. 60 small patterns compile in a few milliseconds, which matters
+    because the app parses the query text on the GUI thread; with each slot the alternation of
+    its list (_exact_pattern) all 60 took 130 ms."""
+    return tuple((t.index, _template_pattern(t, {})) for t in data.templates)
+
+
+@lru_cache(maxsize=256)
+def _exact_pattern(data: IOIData, index: int) -> re.Pattern:
+    """One template's pattern with each slot the alternation of its list (the grammar itself)."""
+    words = {"a": data.names, "b": data.names, "place": data.places, "obj": data.objects}
+    alternations = {key: "|".join(map(re.escape, sorted(w, key=len, reverse=True)))  # longest first
+                    for key, w in words.items()}
+    return _template_pattern(data.templates[index], alternations)
+
+
+def _template_pattern(template, alternations: dict) -> re.Pattern:
+    """A template as a pattern: each slot's first use captures (its alternation, else any text),
+    later uses must repeat it."""
+    regex, seen = "", set()
+    for piece in _pieces(template.pattern):
+        key = SLOTS.get(piece)
+        if key is None:
+            regex += re.escape(piece)
+        elif key in seen:
+            regex += f"(?P={key})"
+        else:
+            regex += f"(?P<{key}>{alternations.get(key, '.+?')})"
+            seen.add(key)
+    return re.compile(regex, re.DOTALL)
 
 
 @lru_cache(maxsize=4)
 def _vocab_sets(data: IOIData) -> dict[str, frozenset[str]]:
     return {"a": frozenset(data.names), "b": frozenset(data.names), "place": frozenset(data.places),
             "obj": frozenset(data.objects)}
-
-
-def _exact_match(data: IOIData, index: int, text: str):
-    return dict(_matchers(data, exact=True))[index].fullmatch(text)
 
 
 def parse(data: IOIData, text: str) -> IOIPrompt | None:
@@ -236,7 +242,7 @@ def parse(data: IOIData, text: str) -> IOIPrompt | None:
         if m is None:
             continue
         if not all(value in sets[key] for key, value in m.groupdict().items() if value is not None):
-            m = _exact_match(data, index, text)
+            m = _exact_pattern(data, index).fullmatch(text)  # this template's only: a few ms
         if m and m.group("a") != m.group("b"):
             found = m.groupdict()
             return fill(data, index, found["a"], found["b"], found.get("place") or "", found.get("obj") or "")

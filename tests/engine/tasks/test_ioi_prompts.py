@@ -78,11 +78,11 @@ def test_the_quick_parse_decides_as_the_exact_grammar_does(data):
     """parse() matches loosely and checks the slots against the lists; on prompts and on broken
     ones (each slot swapped for a word outside its list, or for a word of another list) it must
     agree with the exact grammar, whose slots are the lists themselves."""
-    from engine.tasks.ioi_prompts import _matchers
+    from engine.tasks.ioi_prompts import _exact_pattern
 
     def exact(text):
-        for index, matcher in _matchers(data, exact=True):
-            m = matcher.fullmatch(text.strip())
+        for t in data.templates:
+            index, m = t.index, _exact_pattern(data, t.index).fullmatch(text.strip())
             if m and m.group("a") != m.group("b"):
                 return index, m.group("a"), m.group("b"), m.groupdict().get("place"), m.groupdict().get("obj")
         return None
