@@ -35,6 +35,7 @@ from app.diagram.layout import (
     fixed_height,
     layout_for,
 )
+from app.turns import TurnBudget
 from app.style import (
     FLOW_EDGE,
     backdrop,
@@ -56,9 +57,9 @@ WIRE_WIDTH, RESID_WIDTH = 1.2, 2.2
 DIM_OPACITY = 0.3  # nodes off the route, in route-only mode
 MIN_LEGIBLE_SCALE = 0.65  # below this the row names and token labels are too small to read
 MAX_AUTO_SCALE = 0.9
-OVERLAY_SLICE = 400  # node readouts or edges drawn per turn of the event loop (about 10 ms on 2 cores)
+OVERLAY_SLICE = 400  # at most this many node readouts or edges per turn of the event loop, and at most SLICE_MS
 TYPED_COLUMNS = 2  # columns a keystroke may add (a token split in two); more is a paste, built in steps
-COLUMN_NODES = 600  # nodes built per turn of the event loop when many columns are built (15-25 ms)
+COLUMN_NODES = 600  # at most this many nodes built per turn when many columns are built, and at most SLICE_MS
 DENSE_EDGES = 400  # overlays with more flow edges draw them without antialiasing (items.FlowWire)
 MERGE_STEP = 20  # edges merged into collapsed heads' per step of the overlay's work (a slice: 8,000, about 11 ms)
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
@@ -150,6 +151,7 @@ class ModelDiagram(QGraphicsView):
         self._overlay_items = []
         self._edge_layer = None  # the flow edges' parent item: removing it removes them all
         self._overlay_work = None  # the rest of the overlay to draw (a generator), or None
+        self._overlay_sliced = False  # the overlay being drawn is big enough to stop at the turn budget
         self._overlay: DiagramOverlay | None = None
         self._band = None
         self._selection: tuple[str, int] | None = None
@@ -210,7 +212,7 @@ class ModelDiagram(QGraphicsView):
     def _grow_columns(self) -> None:
         if not self.columns_pending():
             return  # a rebuild or another change finished them meanwhile
-        self._sync_columns(limit=self.columns_per_turn())
+        self._add_columns(self.columns_per_turn(), TurnBudget())
         if self.columns_pending():
             self._grow_timer.start()
         else:
@@ -307,9 +309,9 @@ class ModelDiagram(QGraphicsView):
         redraws edges and fading: the threshold and share sliders move over one graph. refresh:
         apply the readouts anyway (new nodes were drawn).
 
-        A GPT-2-sized overlay is thousands of readouts and edges; they are drawn OVERLAY_SLICE at
-        a time, one slice per turn of the event loop, so the window never freezes while they go
-        on. Small overlays (the toy models') are drawn at once. `overlay_pending()` says whether
+        A GPT-2-sized overlay is thousands of readouts and edges; they are drawn a slice per turn
+        of the event loop (at most OVERLAY_SLICE steps and app.turns.SLICE_MS), so the window never
+        freezes while they go on. Small overlays (the toy models') are drawn at once. `overlay_pending()` says whether
         some is still to come.
         """
         if self._edge_layer is not None:
@@ -324,6 +326,10 @@ class ModelDiagram(QGraphicsView):
             if node.opacity() != (DIM_OPACITY if dim else 1.0):
                 node.setOpacity(DIM_OPACITY if dim else 1.0)
         self._overlay_work = self._overlay_steps(overlay, same)
+        # at most one step per node and per edge (and a merge step per MERGE_STEP edges): the toy
+        # models' overlays fit in one slice and are drawn at once, whatever the clock says
+        n_edges = len(overlay.edges) if overlay is not None else 0
+        self._overlay_sliced = len(self._nodes) + n_edges + n_edges // MERGE_STEP + 1 > OVERLAY_SLICE
         self._drain_overlay()
 
     def overlay_pending(self) -> bool:
@@ -339,11 +345,14 @@ class ModelDiagram(QGraphicsView):
         work = self._overlay_work
         if work is None:
             return
+        budget = TurnBudget()
         for _ in range(OVERLAY_SLICE):
             if next(work, None) is None:
                 self._overlay_work = None
                 self.overlayDrawn.emit()
                 return
+            if self._overlay_sliced and again and budget.spent():
+                break
         if again:
             self._drain_timer.start()  # the view's own timer: a newer overlay's work simply goes on from it
 
@@ -432,7 +441,7 @@ class ModelDiagram(QGraphicsView):
     def _sync_columns(self, limit: int | None = None) -> None:
         """Make the columns match the tokens: new ones at the end (at most `limit` of them),
         extra ones gone, the rest relabelled in place (their nodes do not depend on the token)."""
-        lay, scene, n = self._layout, self.scene(), len(self._tokens)
+        scene, n = self.scene(), len(self._tokens)
         while len(self._columns) > n:
             column = self._columns.pop()
             for item in column.items():
@@ -441,9 +450,18 @@ class ModelDiagram(QGraphicsView):
                 del self._nodes[item.key]
         for pos, column in enumerate(self._columns):
             column.label.set_text(self._tokens[pos], self._label(pos))
-        for pos in range(len(self._columns), n if limit is None else min(n, len(self._columns) + limit)):
-            self._columns.append(self._add_column(pos))
-        scene.setSceneRect(QRectF(0, 0, lay.width(n), lay.height()))
+        self._add_columns(limit)
+
+    def _add_columns(self, limit: int | None = None, budget: TurnBudget | None = None) -> None:
+        """Build the next columns: all that are missing, or at most `limit`, stopping early
+        (after one at least) once the turn's budget is spent."""
+        n = len(self._tokens)
+        end = n if limit is None else min(n, len(self._columns) + limit)
+        while len(self._columns) < end:
+            self._columns.append(self._add_column(len(self._columns)))
+            if budget is not None and budget.spent():
+                break
+        self.scene().setSceneRect(QRectF(0, 0, self._layout.width(n), self._layout.height()))
 
     def _label(self, pos: int) -> str:
         return self._labels[pos] if pos < len(self._labels) else ""

@@ -89,7 +89,7 @@ class PreparedGraph:
     when pruning was switched on."""
 
     readouts: DiagramOverlay  # flow_readouts(graph)
-    influence: dict = field(default_factory=dict)  # output node -> influence_on(graph, output)
+    indexes: dict = field(default_factory=dict)  # output node -> influence_index(graph, output)
 
 
 def route_end(graph, position: int | None) -> NodeKey:
@@ -103,10 +103,10 @@ def route_end(graph, position: int | None) -> NodeKey:
 
 def prepare_graph(graph, route_position: int | None = None) -> PreparedGraph:
     """Readouts, and the influence on the node the route ends at (route_end)."""
-    from engine.flow.prune import influence_on
+    from engine.flow.prune import influence_index
 
     end = route_end(graph, route_position)
-    return PreparedGraph(flow_readouts(graph), {end: influence_on(graph, end)})
+    return PreparedGraph(flow_readouts(graph), {end: influence_index(graph, end)})
 
 
 def flow_overlay(graph, edges, on_route: set | None = None, readouts: DiagramOverlay | None = None) -> DiagramOverlay:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.flow.overlay import flow_overlay, flow_readouts, route_end, route_nodes
 from app.flow.retire import Retirer
 from app.workers.flow_request import FlowRequest, NeuronRequest
-from engine.flow.prune import influence_on, prune_by_influence, pruned_json
+from engine.flow.prune import influence_index, prune_by_influence, pruned_json
 
 DEBOUNCE_MS = 300
 
@@ -30,7 +30,7 @@ class FlowView(QObject):
         self._graph_key: tuple | None = None  # FlowRequest.key it answered
         self.shown_edges: list = []  # the FlowEdges drawn now
         self.pruned = None  # the PrunedGraph drawn, when pruning by influence
-        self._influences: dict = {}  # output node -> influence_on(self.graph, output)
+        self._indexes: dict = {}  # output node -> influence_index(self.graph, output)
         self._readouts: tuple = (None, None)  # (graph, flow_readouts(graph)): made once per graph
         self._retirer = Retirer(self)  # old readouts are let go a piece at a time
         self._announce = None  # a graph whose overlay is still being drawn: graphShown once it is
@@ -129,7 +129,7 @@ class FlowView(QObject):
         self._pending = None
         self.controls.set_computing(None)
         self.graph, self._graph_key = graph, request.key
-        self._influences = dict(prepared.influence) if prepared is not None else {}
+        self._indexes = dict(prepared.indexes) if prepared is not None else {}
         old = self._readouts[1]
         if prepared is not None:  # made on the flow thread (overlay.prepare_graph)
             self._readouts = (graph, prepared.readouts)
@@ -168,7 +168,7 @@ class FlowView(QObject):
 
     def _clear(self, status: str) -> None:
         self.graph, self._graph_key, self.shown_edges = None, None, []
-        self._influences = {}
+        self._indexes = {}
         self._neurons.clear()
         if not self._held:
             self.diagram.set_overlay(None)
@@ -187,11 +187,10 @@ class FlowView(QObject):
         self.pruned = None
         if self.controls.pruned():
             output = self.route_output()
-            influence = self._influences.get(output)
-            if influence is None:  # another position chosen since: a slider move then changes only the shares
-                influence = self._influences[output] = influence_on(graph, output)
-            self.pruned = prune_by_influence(graph, output, node_share=self.controls.node_share(),
-                                             influence=influence)
+            index = self._indexes.get(output)
+            if index is None:  # another position chosen since: a slider move then changes only the shares
+                index = self._indexes[output] = influence_index(graph, output)
+            self.pruned = prune_by_influence(graph, output, node_share=self.controls.node_share(), index=index)
             self.shown_edges, on_route = self.pruned.edges, set(self.pruned.nodes)
         elif self.controls.route_only():
             output = self.route_output()

@@ -30,6 +30,29 @@ def app_dirs(tmp_path, monkeypatch):
     return config, data
 
 
+@pytest.fixture(autouse=True)
+def turn_clock(monkeypatch):
+    """The clock that cuts sliced GUI work (app/turns.py) stands still in tests: a slice then ends
+    by its item count alone, the same on a loaded CI machine as on an idle one. A test of the
+    time budget moves it by hand (`turn_clock.advance`)."""
+    import app.turns
+
+    class Clock:
+        t = 0.0
+        step = 0.0  # seconds added on every look
+
+        def __call__(self):
+            self.t += self.step
+            return self.t
+
+        def advance(self, seconds: float) -> None:
+            self.t += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(app.turns, "now", clock)
+    return clock
+
+
 @pytest.fixture
 def fake_engine():
     return FakeEngine(chunk_delay=0.005)

@@ -246,6 +246,38 @@ def test_a_large_overlay_is_drawn_over_several_turns_and_a_newer_one_replaces_it
     assert len(d.edge_items()) == 1
 
 
+def test_on_a_slow_turn_a_slice_stops_at_the_time_budget_and_the_result_is_the_same(qtbot, turn_clock):
+    """A slice ends after app.turns.SLICE_MS as well as after OVERLAY_SLICE steps: the same 400
+    items cost 6 ms on one turn and 18 on another. Where it is cut never changes what is drawn."""
+    from app.diagram.layout import DiagramOverlay
+    from app.diagram.view import OVERLAY_SLICE
+
+    _, d = gpt2_diagram(qtbot, n_tokens=30)
+    labels = {(f"x{L}.post", p): "tok" for L in range(12) for p in range(30)}
+    edges = [((f"x{L}.pre", j), (f"attn{L}", i), 0.5) for L in range(12) for i in range(30) for j in range(i + 1)][:900]
+    turn_clock.step = 1.0  # every look at the clock: a second later
+    d.set_overlay(DiagramOverlay(labels=labels, edges=edges))
+    readouts = sum(n.has_readout for n in d._nodes.values())
+    assert readouts == 1  # one step, then the budget was spent (a frozen clock: OVERLAY_SLICE)
+    d._drain_overlay()
+    assert sum(n.has_readout for n in d._nodes.values()) == 2
+    with qtbot.waitSignal(d.overlayDrawn, timeout=30_000):
+        pass
+    assert len(d.edge_items()) == len(edges) and sum(n.has_readout for n in d._nodes.values()) == len(labels)
+    assert len(labels) < OVERLAY_SLICE  # so the frozen clock would have drawn every readout in the first slice
+
+    turn_clock.step = 0.0
+    d.set_tokens([f"t{i}" for i in range(60)], [str(i) for i in range(60)])  # a paste: built in steps
+    per_turn = d.columns_per_turn()
+    d._grow_columns()
+    assert len(d._columns) == 30 + per_turn  # the count bounds a turn while the clock stands still
+    turn_clock.step = 1.0
+    d._grow_columns()
+    assert len(d._columns) == 31 + per_turn  # a slow turn: one column, then the budget was spent
+    qtbot.waitUntil(lambda: not d.columns_pending() and not d.overlay_pending(), timeout=30_000)
+    assert d.node_count() == 12 * 5 * 60 and d.node("x5.post", 29).label_item.text() == "tok"
+
+
 def test_typing_while_a_large_overlay_is_drawn_keeps_drawing_it(qtbot):
     from app.diagram.layout import DiagramOverlay
 

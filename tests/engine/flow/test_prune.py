@@ -9,7 +9,7 @@ import torch
 
 from engine.flow.build import flow_for_query
 from engine.flow.graph import flow_edge
-from engine.flow.prune import influence_on, prune_by_influence
+from engine.flow.prune import influence_index, influence_on, prune_by_influence
 from engine.probed.model import PAPER_CONFIGS, build_probed
 
 
@@ -75,6 +75,21 @@ def test_the_kept_edges_join_kept_nodes_and_hold_the_edge_share(graph):
     assert [order[e] for e in pruned.edges] == sorted(order[e] for e in pruned.edges)
     everything = prune_by_influence(graph, node_share=1.0, edge_share=1.0)
     assert len(everything.edges) > len(pruned.edges) and len(everything.nodes) > len(pruned.nodes)
+
+
+def test_one_index_serves_every_share_and_more_share_keeps_more(graph):
+    """The slider re-prunes from one influence_index: the same result as pruning afresh, at
+    every share, and a larger share never drops a node or an edge."""
+    index = influence_index(graph)
+    last_nodes, last_edges = set(), set()
+    for node_share in (0.05, 0.3, 0.5, 0.8, 0.95, 1.0):
+        again = prune_by_influence(graph, node_share=node_share, edge_share=1.0, index=index)
+        fresh = prune_by_influence(graph, node_share=node_share, edge_share=1.0)
+        assert (again.nodes, again.edges, again.cumulative) == (fresh.nodes, fresh.edges, fresh.cumulative)
+        assert last_nodes <= again.nodes and last_edges <= set(again.edges)
+        last_nodes, last_edges = again.nodes, set(again.edges)
+    other = (graph.output[0], 0)  # an index made for another output is not used for this one
+    assert prune_by_influence(graph, other, index=index).influence == influence_on(graph, other)
 
 
 def test_a_hand_made_graph(graph):
