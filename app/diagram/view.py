@@ -35,7 +35,6 @@ from app.diagram.layout import (
     fixed_height,
     layout_for,
 )
-from app.turns import TurnBudget
 from app.style import (
     FLOW_EDGE,
     backdrop,
@@ -51,6 +50,7 @@ from app.style import (
     selected_band,
     text_color,
 )
+from app.turns import TurnBudget
 from engine.probed.sites import parse_short
 
 WIRE_WIDTH, RESID_WIDTH = 1.2, 2.2

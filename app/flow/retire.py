@@ -3,7 +3,8 @@
 When a new flow graph replaced a GPT-2-sized one, dropping the old readouts (13,000 dict entries
 and 4,344 lazy tooltips) freed them all in one go: 9-17 ms of the GUI thread on top of drawing the
 new graph. The flow view hands the old dicts here instead, and they are emptied a slice per turn:
-at most PIECE entries and app.turns.SLICE_MS. Only containers nobody reads any more are handed over (the view's own old readouts).
+at most PIECE entries and app.turns.SLICE_MS. Only containers nobody reads any more are handed
+over (the view's own old readouts).
 """
 from __future__ import annotations
 
