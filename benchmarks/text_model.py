@@ -67,7 +67,7 @@ def main() -> int:
 
 def measure(args, folder: Path, imports: float) -> int:
     from engine.flow.build import flow_for_query
-    from engine.flow.prune import prune_by_influence
+    from engine.flow.prune import influence_index, prune_by_influence
     from engine.store.folders import find_model, load_probed
     from tools.make_text_model import build
 
@@ -94,9 +94,15 @@ def measure(args, folder: Path, imports: float) -> int:
     print(f"flow graph, {n} tokens: median {flow:.2f} s of {args.repeats} (first {times[0]:.2f} s; "
           f"goal {FLOW_GOAL_S} s); {len(graph.nodes)} nodes, {len(graph.edges)} edges; rss {rss_mb():.0f} MB")
     t = time.perf_counter()
-    pruned = prune_by_influence(graph)  # the app runs this on the GUI thread when the share slider moves
-    print(f"pruning by influence (GUI thread in the app): {(time.perf_counter() - t) * 1000:.0f} ms; "
-          f"{pruned.summary()}")
+    index = influence_index(graph)  # the app makes this on the flow thread, once per graph
+    indexed = time.perf_counter()
+    moves = []
+    for share in (0.5, 0.6, 0.7, 0.8):  # what the GUI thread does per move of the share slider
+        t1 = time.perf_counter()
+        pruned = prune_by_influence(graph, node_share=share, index=index)
+        moves.append(time.perf_counter() - t1)
+    print(f"pruning by influence: the graph's influence index {(indexed - t) * 1000:.0f} ms (flow thread), "
+          f"then {max(moves) * 1000:.1f} ms per share (GUI thread, longest of {len(moves)}); {pruned.summary()}")
     small, xl = gpt2_params(args.layers, args.d_model), gpt2_params(48, 1600)
     print(f"GPT-2 XL estimate (x{xl / small:.1f} parameters): open ~{opened * xl / small:.0f} s, "
           f"flow graph ~{flow * xl / small:.0f} s, weights ~{xl * 4 / 2**30:.1f} GiB in float32")

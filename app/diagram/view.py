@@ -684,11 +684,12 @@ class DiagramPanel(QWidget):
         lay.addWidget(self.flow_controls)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.map_bar)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.heads_button, 0, Qt.AlignTop)
-        bottom.addWidget(self.legend, 1)
-        bottom.addWidget(self.flow_legend, 0, Qt.AlignTop)
-        lay.addLayout(bottom)
+        keys = QHBoxLayout()  # the legend's text has a row of its own: beside these it wrapped into a tall column
+        keys.addWidget(self.heads_button)
+        keys.addStretch(1)
+        keys.addWidget(self.flow_legend)
+        lay.addLayout(keys)
+        lay.addWidget(self.legend)
         self._update_heads_button()
 
     def changeEvent(self, event) -> None:

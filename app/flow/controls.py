@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSlider,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -90,21 +91,38 @@ class FlowControls(QWidget):
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long messages never widen the panel
         # Stop while a graph computes (a large model's takes seconds), Compute once stopped
         self.compute_button = QPushButton("Stop")
+        keep = self.compute_button.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # the row keeps its height: the diagram does not jump as graphs come
+        self.compute_button.setSizePolicy(keep)
         self.compute_button.hide()
         self._stopped = False  # the button offers Compute (a graph was stopped) rather than Stop
         self.compute_button.clicked.connect(self._on_compute_button)
-        lay = QHBoxLayout(self)
+        # the settings, then what the graph is doing, each in a row of its own (in one row, a
+        # narrow diagram panel left the status no width and cut "by influence"); where even the
+        # settings do not fit in one row, the checkboxes and the target move to a row between
+        self.extras = QWidget()
+        extras = QHBoxLayout(self.extras)
+        extras.setContentsMargins(0, 0, 0, 0)
+        extras.addWidget(self.route)
+        extras.addWidget(self.by_influence)
+        extras.addWidget(QLabel("target"))
+        extras.addWidget(self.target)
+        self._settings = QHBoxLayout()
+        self._settings.addWidget(self.lead)
+        self._settings.addWidget(self.slider, 1)
+        self._settings.addWidget(self.share_slider, 1)
+        self._settings.addWidget(self.value_label)
+        self._settings.addWidget(self.extras)
+        self._middle = QHBoxLayout()
+        state = QHBoxLayout()
+        state.addWidget(self.status, 1)
+        state.addWidget(self.compute_button)
+        lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
-        lay.addWidget(self.lead)
-        lay.addWidget(self.slider, 1)
-        lay.addWidget(self.share_slider, 1)
-        lay.addWidget(self.value_label)
-        lay.addWidget(self.route)
-        lay.addWidget(self.by_influence)
-        lay.addWidget(QLabel("target"))
-        lay.addWidget(self.target)
-        lay.addWidget(self.status, 1)
-        lay.addWidget(self.compute_button)
+        lay.setSpacing(2)
+        lay.addLayout(self._settings)
+        lay.addLayout(self._middle)
+        lay.addLayout(state)
         self.slider.valueChanged.connect(self._on_slider)
         self.route.toggled.connect(self.routeOnlyChanged)
         self.by_influence.toggled.connect(self._on_pruning)
@@ -113,6 +131,19 @@ class FlowControls(QWidget):
         self.target.lineEdit().editingFinished.connect(self._on_target)
         completer.activated.connect(lambda _: self._on_target())
         self._on_slider(self.slider.value(), emit=False)
+
+    def one_row_width(self) -> int:
+        """The width the settings need in one row (lead, slider at its least, value, extras)."""
+        spacing = self._settings.spacing() * 4 + 8  # between the five, and the margins
+        return (self.lead.sizeHint().width() + self.slider.minimumWidth() + self.value_label.minimumWidth()
+                + self.extras.sizeHint().width() + spacing)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        wide = event.size().width() >= self.one_row_width()
+        if wide != (self._settings.indexOf(self.extras) >= 0):
+            (self._middle if wide else self._settings).removeWidget(self.extras)
+            (self._settings if wide else self._middle).addWidget(self.extras)
 
     def threshold(self) -> float:
         return self.slider.value() / SLIDER_STEPS

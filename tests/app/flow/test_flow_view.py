@@ -443,3 +443,30 @@ def test_stop_ends_a_graph_being_computed_and_compute_asks_again(qtbot, flow_win
         qtbot.mouseClick(button, Qt.LeftButton)
     assert blocker.args[0].tokens == w.editor.tokens() and not button.isVisible()
     assert len(w.recorder.calls) == before + 2
+
+
+def test_in_a_narrow_panel_the_controls_take_another_row_and_every_one_keeps_its_width(qtbot):
+    """A 1,100-pixel window leaves the diagram panel about 380 pixels: the checkboxes and the
+    target go to a row of their own, and the status has a row with the Stop button."""
+    from app.flow.controls import FlowControls
+
+    controls = FlowControls()
+    qtbot.addWidget(controls)
+    controls.set_status("computing the flow graph…")
+    controls.set_computing("computing")
+    controls.resize(380, 80)
+    controls.show()
+    qtbot.waitUntil(lambda: controls._middle.indexOf(controls.extras) >= 0, timeout=5000)
+    for widget in (controls.route, controls.by_influence, controls.target, controls.slider):
+        assert widget.width() >= widget.minimumSizeHint().width(), widget  # nothing cut
+    assert controls.status.width() > 150 and controls.compute_button.isVisible()
+    assert controls.status.geometry().bottom() > controls.route.mapTo(controls, controls.route.rect().bottomLeft()).y()
+    height = controls.sizeHint().height()
+    controls.resize(max(900, controls.one_row_width() + 10), 80)
+    qtbot.waitUntil(lambda: controls._settings.indexOf(controls.extras) >= 0, timeout=5000)
+    controls.layout().activate()
+    one_row = controls.sizeHint().height()
+    assert one_row < height  # a row fewer
+    controls.set_computing(None)  # the button goes; its row keeps its height, so the diagram does not jump
+    controls.layout().activate()
+    assert controls.compute_button.isHidden() and controls.sizeHint().height() == one_row
