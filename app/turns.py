@@ -1,7 +1,7 @@
 """How long one piece of sliced GUI-thread work may run before the event loop gets a turn.
 
 Big diagrams and overlays are built a slice per turn of the event loop (app/diagram/view.py,
-app/flow/retire.py). Counting items per slice was not enough: the same 400 items cost 6 ms on
+app/retire.py). Counting items per slice was not enough: the same 400 items cost 6 ms on
 one turn and 18 ms on another (the flow thread's Python competes for the GIL and both cores),
 and a slice is followed by the repaint it causes (8-25 ms for a GPT-2-sized diagram). A slice
 therefore stops after SLICE_MS of work as well as after its item count, whichever comes first.

@@ -135,7 +135,7 @@ class RectNode(_NodeMixin, QGraphicsRectItem):
         self._init_node(diagram, short, position, trained, resid=False)
 
 
-def _curve(path: QPainterPath, a: QPointF, b: QPointF) -> None:
+def add_curve(path: QPainterPath, a: QPointF, b: QPointF) -> None:
     """Add a smooth curve from a to b (bottom to top), bending vertically so columns stay readable."""
     path.moveTo(a)
     dy = (b.y() - a.y()) * 0.5
@@ -149,7 +149,7 @@ class FlowWire(QGraphicsPathItem):
 
     def __init__(self, a: QPointF, b: QPointF, pen: QPen, z: float, aliased: bool):
         path = QPainterPath()
-        _curve(path, a, b)
+        add_curve(path, a, b)
         super().__init__(path)
         self.setPen(pen)
         self.setZValue(z)
@@ -165,15 +165,13 @@ class FlowWire(QGraphicsPathItem):
         painter.setRenderHint(QPainter.Antialiasing, smooth)
 
 
-def wires(ends: list[tuple[QPointF, QPointF]], pen: QPen, z: float = 0.0) -> QGraphicsPathItem:
-    """Many curves drawn with one pen as one item: a column's fixed wiring is hundreds of
-    curves, and one item each made a GPT-2-sized diagram take seconds to build."""
-    path = QPainterPath()
-    for a, b in ends:
-        _curve(path, a, b)
+def wires(path: QPainterPath, pen: QPen, z: float = 0.0, dx: float = 0.0) -> QGraphicsPathItem:
+    """One item drawing `path` moved right by dx: every column's wiring is the first column's,
+    moved, so the path is made once per layout and shared (Qt copies a path only on a change)."""
     item = QGraphicsPathItem(path)
     item.setPen(pen)
     item.setZValue(z)
+    item.setPos(dx, 0.0)
     return item
 
 

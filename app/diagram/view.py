@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsRectItem,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.diagram.items import CircleNode, FlowWire, RectNode, TokenLabel, wires
+from app.diagram.items import CircleNode, FlowWire, RectNode, TokenLabel, add_curve, wires
 from app.diagram.layout import (
     ROW_HEIGHT,
     DiagramLayout,
@@ -35,6 +35,7 @@ from app.diagram.layout import (
     fixed_height,
     layout_for,
 )
+from app.retire import Retirer
 from app.style import (
     FLOW_EDGE,
     backdrop,
@@ -60,6 +61,7 @@ MAX_AUTO_SCALE = 0.9
 OVERLAY_SLICE = 400  # at most this many node readouts or edges per turn of the event loop, and at most SLICE_MS
 TYPED_COLUMNS = 2  # columns a keystroke may add (a token split in two); more is a paste, built in steps
 COLUMN_NODES = 600  # at most this many nodes built per turn when many columns are built, and at most SLICE_MS
+NODE_STEP = 100  # nodes added between two looks at the turn budget within a column (GPT-2 XL's every head: 1,440)
 DENSE_EDGES = 400  # overlays with more flow edges draw them without antialiasing (items.FlowWire)
 MERGE_STEP = 20  # edges merged into collapsed heads' per step of the overlay's work (a slice: 8,000, about 11 ms)
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
@@ -147,6 +149,9 @@ class ModelDiagram(QGraphicsView):
         self._labels: list[str] = []
         self._nodes: dict[tuple[str, int], CircleNode | RectNode] = {}
         self._columns: list[_Column] = []
+        self._partial = None  # (the next _Column, the generator adding its items) while it is half built
+        self._scrap = Retirer(self)  # old scenes, taken down a slice per turn
+        self._wiring_for, self._wiring_paths = None, ()  # the layout whose column wiring is cached, and its paths
         self._collapsed: frozenset[int] = frozenset()
         self._overlay_items = []
         self._edge_layer = None  # the flow edges' parent item: removing it removes them all
@@ -423,8 +428,9 @@ class ModelDiagram(QGraphicsView):
         """Draw everything again: on a new model, on showing or hiding heads, on new row heights.
         in_steps: a diagram bigger than one turn's worth (COLUMN_NODES) is built over the next
         turns of the event loop, a few columns each (see set_tokens)."""
-        self.scene().clear()
+        self._retire_scene()
         self._nodes, self._columns, self._overlay_items, self._band = {}, [], [], None
+        self._partial = None
         self._edge_layer, self._overlay_work = None, None
         if self._layout is None or not self._tokens:
             return
@@ -438,58 +444,118 @@ class ModelDiagram(QGraphicsView):
         else:
             self._after_change()
 
+    def _retire_scene(self) -> None:
+        """Show a fresh, empty scene and take the old one down over the next turns (app/retire.py):
+        clearing GPT-2 XL's scene with every head shown took 110-230 ms in one piece."""
+        old = self.scene()
+        items = [item for column in self._columns for item in column.items()]
+        if self._partial is not None:
+            column, steps = self._partial
+            steps.close()
+            items += column.items()
+        if self._band is not None:
+            items.append(self._band)
+        if self._edge_layer is not None:
+            items += [self._edge_layer, *self._edge_layer.childItems()]  # popped from the end: children first
+        scene = QGraphicsScene(self)
+        scene.setSceneRect(old.sceneRect())  # the view keeps its place until the new columns come
+        self.setScene(scene)
+        self._scrap.retire_scene(old, items)
+
     def _sync_columns(self, limit: int | None = None) -> None:
         """Make the columns match the tokens: new ones at the end (at most `limit` of them),
         extra ones gone, the rest relabelled in place (their nodes do not depend on the token)."""
-        scene, n = self.scene(), len(self._tokens)
+        n = len(self._tokens)
+        if len(self._columns) >= n:
+            self._drop_partial()  # it was for a token that has gone
         while len(self._columns) > n:
-            column = self._columns.pop()
-            for item in column.items():
-                scene.removeItem(item)
-            for item in column.nodes:
-                del self._nodes[item.key]
+            self._remove_column(self._columns.pop())
         for pos, column in enumerate(self._columns):
             column.label.set_text(self._tokens[pos], self._label(pos))
         self._add_columns(limit)
 
+    def _remove_column(self, column: _Column) -> None:
+        scene = self.scene()
+        for item in column.items():
+            scene.removeItem(item)
+        for item in column.nodes:
+            del self._nodes[item.key]
+
+    def _drop_partial(self) -> None:
+        if self._partial is not None:
+            column, steps = self._partial
+            self._partial = None
+            steps.close()
+            self._remove_column(column)
+
     def _add_columns(self, limit: int | None = None, budget: TurnBudget | None = None) -> None:
-        """Build the next columns: all that are missing, or at most `limit`, stopping early
-        (after one at least) once the turn's budget is spent."""
+        """Build the next columns: all that are missing, or at most `limit`. With a budget, stop
+        once the turn's budget is spent, after NODE_STEP nodes at least: a column may be left
+        half built (self._partial) and goes on from there on the next turn."""
         n = len(self._tokens)
         end = n if limit is None else min(n, len(self._columns) + limit)
         while len(self._columns) < end:
-            self._columns.append(self._add_column(len(self._columns)))
-            if budget is not None and budget.spent():
+            if self._partial is None:
+                column = _Column()
+                self._partial = column, self._column_steps(column, len(self._columns))
+            column, steps = self._partial
+            out_of_time = False
+            for _ in steps:
+                if budget is not None and budget.spent():
+                    out_of_time = True
+                    break
+            else:
+                self._columns.append(column)
+                self._partial = None
+                out_of_time = budget is not None and budget.spent()
+            if out_of_time:
                 break
         self.scene().setSceneRect(QRectF(0, 0, self._layout.width(n), self._layout.height()))
 
     def _label(self, pos: int) -> str:
         return self._labels[pos] if pos < len(self._labels) else ""
 
-    def _add_column(self, pos: int) -> _Column:
-        lay, scene, column = self._layout, self.scene(), _Column()
-        specs = {s.short: s for s in lay.nodes}
-        for spec in lay.nodes:
-            x, y = lay.center(spec, pos)
-            rect = QRectF(x - spec.width / 2, y - spec.height / 2, spec.width, spec.height)
-            cls = CircleNode if spec.shape == "circle" else RectNode
-            item = cls(self, spec.short, pos, self.is_trained(spec.short), rect)
-            scene.addItem(item)
-            self._nodes[(spec.short, pos)] = item
-            column.nodes.append(item)
-        resid, other = [], []
-        for a, b in column_edges(self._n_layers, self._n_heads, self._collapsed, self._parallel):
-            ends = QPointF(*lay.center(specs[a], pos)), QPointF(*lay.center(specs[b], pos))
-            (resid if specs[a].shape == "circle" and specs[b].shape == "circle" else other).append(ends)
-        column.wires = [wires(resid, QPen(self.colors.resid_wire, RESID_WIDTH), z=-1),
-                        wires(other, QPen(self.colors.wire, WIRE_WIDTH), z=-1)]
+    def _column_steps(self, column: _Column, pos: int):
+        """Add the items of token `pos`'s column to `column` and the scene, yielding after every
+        NODE_STEP nodes; the wiring and the token's label come last, in one step."""
+        lay, scene = self._layout, self.scene()
+        for start in range(0, len(lay.nodes), NODE_STEP):
+            for spec in lay.nodes[start:start + NODE_STEP]:
+                x, y = lay.center(spec, pos)
+                rect = QRectF(x - spec.width / 2, y - spec.height / 2, spec.width, spec.height)
+                cls = CircleNode if spec.shape == "circle" else RectNode
+                item = cls(self, spec.short, pos, self.is_trained(spec.short), rect)
+                scene.addItem(item)
+                self._nodes[(spec.short, pos)] = item
+                column.nodes.append(item)
+            yield
+        yield from self._wiring_steps()
+        resid, other = self._wiring_paths
+        dx = lay.column_left(pos) - lay.column_left(0)
+        column.wires = [wires(resid, QPen(self.colors.resid_wire, RESID_WIDTH), z=-1, dx=dx),
+                        wires(other, QPen(self.colors.wire, WIRE_WIDTH), z=-1, dx=dx)]
         for item in column.wires:
             scene.addItem(item)
         left = lay.column_left(pos)
         column.label = TokenLabel(self, pos, QRectF(left + 2, lay.grid_bottom() + 4, lay.column_width - 4, 38),
                                   self._tokens[pos], self._label(pos))
         scene.addItem(column.label)
-        return column
+
+    def _wiring_steps(self):
+        """Make the first column's wiring as two paths (residual stream, the rest) unless the
+        layout's are made already, yielding every NODE_STEP curves: for GPT-2 XL with every head
+        shown it is 2,700 curves, 60 ms. Every column draws these paths, moved (items.wires)."""
+        lay = self._layout
+        if self._wiring_for is lay:
+            return
+        specs = {s.short: s for s in lay.nodes}
+        resid, other = QPainterPath(), QPainterPath()
+        for i, (a, b) in enumerate(column_edges(self._n_layers, self._n_heads, self._collapsed, self._parallel)):
+            path = resid if specs[a].shape == "circle" and specs[b].shape == "circle" else other
+            add_curve(path, QPointF(*lay.center(specs[a], 0)), QPointF(*lay.center(specs[b], 0)))
+            if i % NODE_STEP == NODE_STEP - 1:
+                yield
+        self._wiring_for, self._wiring_paths = lay, (resid, other)
 
     def _after_change(self) -> None:
         if self._overlay is not None:

@@ -12,7 +12,7 @@ import json
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.flow.overlay import flow_overlay, flow_readouts, route_end, route_nodes
-from app.flow.retire import Retirer
+from app.retire import Retirer
 from app.workers.flow_request import FlowRequest, NeuronRequest
 from engine.flow.prune import influence_index, prune_by_influence, pruned_json
 

@@ -250,7 +250,7 @@ def test_on_a_slow_turn_a_slice_stops_at_the_time_budget_and_the_result_is_the_s
     """A slice ends after app.turns.SLICE_MS as well as after OVERLAY_SLICE steps: the same 400
     items cost 6 ms on one turn and 18 on another. Where it is cut never changes what is drawn."""
     from app.diagram.layout import DiagramOverlay
-    from app.diagram.view import OVERLAY_SLICE
+    from app.diagram.view import NODE_STEP, OVERLAY_SLICE
 
     _, d = gpt2_diagram(qtbot, n_tokens=30)
     labels = {(f"x{L}.post", p): "tok" for L in range(12) for p in range(30)}
@@ -272,10 +272,37 @@ def test_on_a_slow_turn_a_slice_stops_at_the_time_budget_and_the_result_is_the_s
     d._grow_columns()
     assert len(d._columns) == 30 + per_turn  # the count bounds a turn while the clock stands still
     turn_clock.step = 1.0
+    before = d.node_count()
     d._grow_columns()
-    assert len(d._columns) == 31 + per_turn  # a slow turn: one column, then the budget was spent
+    assert 0 < d.node_count() - before <= NODE_STEP  # a slow turn: one step of a column, then the budget was spent
+    assert d._partial is not None and len(d._columns) == 30 + per_turn  # the column goes on from there
     qtbot.waitUntil(lambda: not d.columns_pending() and not d.overlay_pending(), timeout=30_000)
     assert d.node_count() == 12 * 5 * 60 and d.node("x5.post", 29).label_item.text() == "tok"
+
+
+def test_a_rebuild_shows_a_fresh_scene_and_takes_the_old_one_down_over_a_few_turns(qtbot, turn_clock):
+    """Clearing GPT-2 XL's scene took 110-230 ms in one piece: a rebuild puts a new scene in
+    and the old one's items go a slice per turn, edges before their layer, then the scene."""
+    from app.diagram.layout import DiagramOverlay
+    from app.retire import STRIDE
+
+    _, d = gpt2_diagram(qtbot, n_tokens=10)
+    edges = [((f"x{L}.pre", 0), (f"attn{L}", p), 0.5) for L in range(12) for p in range(10)]
+    d.set_overlay(DiagramOverlay(labels={("x0.post", 0): "a"}, edges=edges))
+    d.finish_overlay()
+    old = d.scene()
+    before = len(old.items())
+    gone = []
+    old.destroyed.connect(lambda: gone.append(True))
+    d.set_heads_shown(None, True)
+    assert d.scene() is not old and len(old.items()) == before  # nothing taken down inside the call
+    turn_clock.step = 1.0  # a slow turn: one stride, then the budget is spent
+    d._scrap._step()
+    assert before - STRIDE >= len(old.items()) > 0
+    qtbot.waitUntil(lambda: bool(gone), timeout=10_000)
+    d.finish_overlay()
+    assert d.node_count() == 12 * (5 + 12) * 10 and len(d.edge_items()) == len(edges)  # heads shown: one edge each
+    assert all(item.scene() is d.scene() for item in d.edge_items())
 
 
 def test_typing_while_a_large_overlay_is_drawn_keeps_drawing_it(qtbot):

@@ -1,5 +1,5 @@
-"""Old readouts are let go a piece per turn of the event loop (app/flow/retire.py)."""
-from app.flow.retire import PIECE, Retirer
+"""Old readouts are let go a piece per turn of the event loop (app/retire.py)."""
+from app.retire import PIECE, Retirer
 
 
 def test_retired_containers_are_emptied_a_piece_per_turn(qtbot):
@@ -18,7 +18,7 @@ def test_retired_containers_are_emptied_a_piece_per_turn(qtbot):
 def test_a_slow_turn_stops_early_and_the_rest_follows(qtbot, turn_clock):
     """Freeing can cost far more than usual on a busy turn: a slice also stops at the time
     budget (app/turns.py), looking at the clock every STRIDE entries."""
-    from app.flow.retire import STRIDE
+    from app.retire import STRIDE
 
     retirer = Retirer()
     labels = {i: str(i) for i in range(PIECE)}
