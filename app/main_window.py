@@ -222,13 +222,16 @@ class MainWindow(QMainWindow):
 
         Returns the ModelEntry chosen, or None when there is no model at all.
         """
-        entry = self.picker.find(self.settings.model) or self.picker.find(DEFAULT_MODEL)
+        saved = self.picker.find(self.settings.model)
+        entry = saved or self.picker.find(DEFAULT_MODEL)
         if entry is None and self.picker.entries():
             entry = self.picker.entries()[0]
         if entry is None:
             self.picker.set_state("No models found: train one (python main.py --help) or open a model folder.", True)
             return None
-        self.choose_model(entry, restoring=True)
+        # the saved site, position, query and query options belong to the saved model: another one
+        # (the saved folder has gone) starts from its own task's defaults
+        self.choose_model(entry, restoring=saved is not None)
         return entry
 
     # ---- model --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class OptionsBar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.auto_schedule = AUTO_SCHEDULE  # the open model's task's own: the toy tasks' or the text schedule
-        self._auto_kind = "auto"
+        self._auto_kind = None  # the task kind whose defaults are set: none yet (the saved options stand)
         self.epsilon = QDoubleSpinBox()
         self.epsilon.setDecimals(3)
         self.epsilon.setRange(0.001, 10.0)

@@ -224,6 +224,26 @@ def test_settings_are_saved_and_restored(qtbot, window):
     again.close()
 
 
+def test_when_the_saved_model_has_gone_another_opens_with_its_own_defaults(qtbot, fake_engine, fake_models, tmp_path):
+    """The saved query options were a text model's (1 - cosine, 768 candidates): the toy model
+    opened instead starts from its own task's, as it would when chosen by hand."""
+    from app.settings import AppSettings
+
+    store = SettingsStore()
+    store.save(AppSettings(model=str(tmp_path / "deleted-gpt2-folder"), query="When Mary and John went",
+                           site="a1.0", position=12, metric="cosine", candidates=768, epsilon=0.3))
+    w = MainWindow(store, backend=fake_engine.backend())
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.engine.modelLoaded, timeout=5000):
+        entry = w.start()
+    task = entry.load_task()
+    assert (w.options_bar.metric.currentText(), w.options_bar.candidates.value()) == \
+        (task.query_metric, task.query_candidates) == ("euclidean", 1024)
+    assert w.editor.text() != "When Mary and John went" and w.editor.tokens() is not None  # the task's own example
+    assert w.options_bar.epsilon.value() == 0.3  # epsilon is the user's, whatever the model
+    w.close()
+
+
 def test_a_corrupt_settings_file_is_set_aside_with_a_note(qtbot, fake_engine, fake_models):
     store = SettingsStore()
     store.path.parent.mkdir(parents=True, exist_ok=True)
