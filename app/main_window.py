@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
 
     def _restore_options(self) -> None:
         s = self.settings
-        self.options_bar.apply(s.epsilon, s.metric, s.candidates, s.schedule, s.seed)
+        self.options_bar.apply(s.epsilon, s.metric, s.candidates, s.schedule, s.seed, s.same_label)
         for text, setter in ((s.geometry, self.restoreGeometry), (s.window_state, self.restoreState),
                              (s.splitter_state, self.split.restoreState)):
             if text:
@@ -423,7 +423,8 @@ class MainWindow(QMainWindow):
             o = self.options_bar.options()
         except ValueError as e:
             return f"Schedule: {e}"
-        options = {"epsilon": o.epsilon, "metric": o.metric, "seed": o.seed, "schedule": o.schedule}
+        options = {"epsilon": o.epsilon, "metric": o.metric, "seed": o.seed, "schedule": o.schedule,
+                   "same_label": o.same_label}
         return str(self._entry.path), self.editor.text(), self._entry.probed.n_layers, options
 
     def _show_mapped(self, result) -> None:
@@ -597,10 +598,11 @@ class MainWindow(QMainWindow):
             s.query = self.editor.text()
         s.site, s.position = self._site, self._position
         s.epsilon = self.options_bar.epsilon.value()
-        s.metric = self.options_bar.metric.currentText()
+        s.metric = self.options_bar.metric_box.currentText()
         s.candidates = self.options_bar.candidates.value()
         s.schedule = self.options_bar.schedule_list()
         s.seed = self.options_bar.seed.value()
+        s.same_label = self.options_bar.same_label.isChecked()
         s.geometry = self.saveGeometry().toBase64().data().decode("ascii")
         s.window_state = self.saveState().toBase64().data().decode("ascii")
         s.splitter_state = self.split.saveState().toBase64().data().decode("ascii")

@@ -36,6 +36,7 @@ class AppSettings:
     candidates: int = 1024
     schedule: list = field(default_factory=list)  # [] = Auto, else [[temperature, noise], ...]
     seed: int = 0
+    same_label: bool = False  # samples compared only at positions with the query position's label
     geometry: str = ""  # QMainWindow.saveGeometry(), base64
     window_state: str = ""  # QMainWindow.saveState(), base64
     splitter_state: str = ""
@@ -79,6 +80,7 @@ LIMITS = {
     "schedule": lambda v: len(v) <= MAX_SCHEDULE and all(
         isinstance(e, list) and len(e) == 2 and all(_finite(x) for x in e) and e[0] > 0 and e[1] >= 0 for e in v),
     "seed": lambda v: 0 <= v <= 2**31 - 1,
+    "same_label": lambda v: isinstance(v, bool),
     "geometry": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "window_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,

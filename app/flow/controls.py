@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.spill import Spill
 from app.style import FLOW_EDGE, TARGET_SCALE, data_line, error_css, muted_css, neutral, text_color
 
 DEFAULT_THRESHOLD = 0.04  # engine.flow.graph.DEFAULT_THRESHOLD (not imported: it pulls numpy in at start-up)
@@ -123,6 +124,7 @@ class FlowControls(QWidget):
         lay.addLayout(self._settings)
         lay.addLayout(self._middle)
         lay.addLayout(state)
+        self._spill = Spill(self, self.extras, self._settings, self._middle)
         self.slider.valueChanged.connect(self._on_slider)
         self.route.toggled.connect(self.routeOnlyChanged)
         self.by_influence.toggled.connect(self._on_pruning)
@@ -132,18 +134,9 @@ class FlowControls(QWidget):
         completer.activated.connect(lambda _: self._on_target())
         self._on_slider(self.slider.value(), emit=False)
 
-    def one_row_width(self) -> int:
-        """The width the settings need in one row (lead, slider at its least, value, extras)."""
-        spacing = self._settings.spacing() * 4 + 8  # between the five, and the margins
-        return (self.lead.sizeHint().width() + self.slider.minimumWidth() + self.value_label.minimumWidth()
-                + self.extras.sizeHint().width() + spacing)
-
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        wide = event.size().width() >= self.one_row_width()
-        if wide != (self._settings.indexOf(self.extras) >= 0):
-            (self._middle if wide else self._settings).removeWidget(self.extras)
-            (self._settings if wide else self._middle).addWidget(self.extras)
+        self._spill.update(event.size().width())
 
     def threshold(self) -> float:
         return self.slider.value() / SLIDER_STEPS

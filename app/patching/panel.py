@@ -58,10 +58,10 @@ class PatchPanel(QWidget):
         self.flip_button = QPushButton("Flip")
         self.flip_button.setToolTip("The corrupted input becomes the query (or the corrupted input, when it is "
                                     "already one) with this token replaced")
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         for text, key in METRIC_CHOICES:
-            self.metric.addItem(text, key)
-        self.metric.setToolTip("logit difference: logit[clean answer] − logit[corrupted answer] (the two inputs "
+            self.metric_box.addItem(text, key)
+        self.metric_box.setToolTip("logit difference: logit[clean answer] − logit[corrupted answer] (the two inputs "
                                "need different answers); probability: p(clean answer)")
         self.answer_position = QComboBox()
         self.answer_position.setToolTip("Whose logits are read: by default the task's answer position")
@@ -118,7 +118,7 @@ class PatchPanel(QWidget):
         flip_row.addStretch(1)
         form.addRow("Or", flip_row)
         read_row = QHBoxLayout()
-        read_row.addWidget(self.metric)
+        read_row.addWidget(self.metric_box)
         read_row.addWidget(QLabel("at"))
         read_row.addWidget(self.answer_position)
         read_row.addWidget(self.answer_note, 1)
@@ -150,7 +150,7 @@ class PatchPanel(QWidget):
         self.header.setVisible(state != "idle" or bool(self.table_model.report))
 
     def metric_key(self) -> str:
-        return self.metric.currentData()
+        return self.metric_box.currentData()
 
     def set_note(self, text: str, ok: bool) -> None:
         self.note.setText(text)

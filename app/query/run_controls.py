@@ -1,8 +1,10 @@
-"""Query options (epsilon, metric, candidates, schedule, seed) and the Run / Cancel / progress bar."""
+"""Query options (epsilon, metric, candidates, schedule, seed, where samples are compared) and the Run / Cancel /
+progress bar."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
@@ -11,9 +13,11 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
+from app.spill import Spill
 from app.style import error_css, muted_css
 from engine.query.types import AUTO_SCHEDULE, METRICS, SCHEDULES, QueryOptions, format_schedule, parse_schedule
 
@@ -36,9 +40,9 @@ class OptionsBar(QWidget):
         self.epsilon.setValue(0.1)
         self.epsilon.setToolTip("Samples with D ≤ ε are in the ε-preimage. Changing ε re-ranks, no new sampling.")
         self.epsilon.valueChanged.connect(self.epsilonChanged)
-        self.metric = QComboBox()
-        self.metric.addItems(list(METRICS))
-        self.metric.setToolTip("euclidean: ||z - z_q|| / ||z_q||; cosine: 1 - cos(z_q, z)")
+        self.metric_box = QComboBox()
+        self.metric_box.addItems(list(METRICS))
+        self.metric_box.setToolTip("euclidean: ||z - z_q|| / ||z_q||; cosine: 1 - cos(z_q, z)")
         self.candidates = QSpinBox()
         self.candidates.setRange(16, 65536)
         self.candidates.setSingleStep(256)
@@ -57,22 +61,43 @@ class OptionsBar(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Random seed of the sampling: the same seed gives the same samples")
-        for w in (self.metric, self.schedule_mode):
+        self.same_label = QCheckBox("same label")
+        self.same_label.setToolTip("Compare each sample only at the positions that have the query position's label\n"
+                                   "(IOI: END; a text model: the same token) rather than at every position,\n"
+                                   "where the closest one counts (the paper's rule)")
+        self.same_label.toggled.connect(self.optionsChanged)
+        for w in (self.metric_box, self.schedule_mode):
             w.currentIndexChanged.connect(self.optionsChanged)
         for w in (self.candidates, self.seed):
             w.valueChanged.connect(self.optionsChanged)
         self.schedule.textChanged.connect(self.optionsChanged)
 
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        for text, w in (("ε", self.epsilon), ("metric", self.metric), ("candidates", self.candidates),
-                        ("schedule", self.schedule_mode), (None, self.schedule), ("seed", self.seed)):
+        # one row; where the window is narrow, the seed and "same label" take a second one (app/spill.py)
+        self.tail = QWidget()
+        tail = QHBoxLayout(self.tail)
+        tail.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        for text, w, into in (("ε", self.epsilon, row), ("metric", self.metric_box, row),
+                              ("candidates", self.candidates, row), ("schedule", self.schedule_mode, row),
+                              (None, self.schedule, row), ("seed", self.seed, tail), (None, self.same_label, tail)):
             if text:
                 label = QLabel(text)
                 label.setBuddy(w)
-                lay.addWidget(label)
-            lay.addWidget(w)
-        lay.addStretch(1)
+                into.addWidget(label)
+            into.addWidget(w)
+        row.addWidget(self.tail)
+        spare = QHBoxLayout()  # empty unless the tail spills into it
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        for r in (row, spare):
+            r.addStretch(1)
+            lay.addLayout(r)
+        self._spill = Spill(self, self.tail, row, spare)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._spill.update(event.size().width())
 
     def _auto_tip(self) -> str:
         return f"Auto: temperature:noise {format_schedule(self.auto_schedule)} (the paper's for this model)"
@@ -87,7 +112,7 @@ class OptionsBar(QWidget):
         if self.schedule_mode.currentText() == AUTO_TEXT:
             self.schedule.setText(format_schedule(self.auto_schedule))
         if reset and changed:
-            self.metric.setCurrentText(task.query_metric)
+            self.metric_box.setCurrentText(task.query_metric)
             self.candidates.setValue(task.query_candidates)
 
     def _on_mode(self, mode: str) -> None:
@@ -115,8 +140,9 @@ class OptionsBar(QWidget):
         (the rows on screen are coloured afterwards, on demand: app/results/colouring.py)."""
         auto = self.schedule_mode.currentText() == AUTO_TEXT
         schedule = self.auto_schedule if auto else parse_schedule(self.schedule.text())
-        return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric.currentText(),
-                            epsilon=self.epsilon.value(), seed=self.seed.value(), colour=colour)
+        return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric_box.currentText(),
+                            epsilon=self.epsilon.value(), seed=self.seed.value(), colour=colour,
+                            same_label=self.same_label.isChecked())
 
     def schedule_list(self) -> list:
         """For settings: [] for Auto, else [[t, noise], ...]."""
@@ -124,10 +150,12 @@ class OptionsBar(QWidget):
             return []
         return [list(e) for e in parse_schedule(self.schedule.text())]
 
-    def apply(self, epsilon: float, metric: str, candidates: int, schedule: list, seed: int) -> None:
+    def apply(self, epsilon: float, metric: str, candidates: int, schedule: list, seed: int,
+              same_label: bool = False) -> None:
         self.epsilon.setValue(epsilon)
+        self.same_label.setChecked(same_label)
         if metric in METRICS:
-            self.metric.setCurrentText(metric)
+            self.metric_box.setCurrentText(metric)
         self.candidates.setValue(candidates)
         self.schedule_mode.setCurrentText(CUSTOM_TEXT if schedule else AUTO_TEXT)
         if schedule:

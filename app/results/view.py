@@ -225,16 +225,20 @@ def legend_html() -> str:
 
 
 def describe_query(result) -> str:
-    """One rich-text line: model, site (hook), position, the query with the compared token marked."""
+    """One rich-text line: model, site (hook), position, the query with the compared token marked,
+    the metric, and where samples were compared when not at every position."""
+    from engine.store.export import compared_at
+
     pos = result.query_position
     label = escape(result.query_labels[pos]) if pos < len(result.query_labels) else ""
     q = result.query
     one_char_tokens = len(q) == len(result.query_tokens)  # the toy tasks: a character per token
     marked = f"{escape(q[:pos])}<b>({escape(q[pos])})</b>{escape(q[pos + 1:])}" if one_char_tokens and pos < len(q) \
         else escape(q)  # a text model's tokens are not characters: the position's label says which
+    where = f" · compared at {escape(compared_at(result), quote=False)}" if result.same_label else ""
     return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{muted_css()}'>"
             f"({result.site_id})</span> · position {pos} '{label}' · query <tt>{marked}</tt> · "
-            f"{result.metric}")
+            f"{result.metric}{where}")
 
 
 def preimage_html(result, most: int = 5) -> str:

@@ -210,17 +210,19 @@ def test_settings_are_saved_and_restored(qtbot, window):
     w.set_target("a1.0", 12)
     w.options_bar.epsilon.setValue(0.2)
     w.options_bar.seed.setValue(5)
+    w.options_bar.same_label.setChecked(True)
     w.close()
     store = SettingsStore()
     s = store.load()
-    assert (s.model, s.query, s.site, s.position, s.epsilon, s.seed) == \
-        ("fake-counting", "Bxxqxqqmqx|m:1", "a1.0", 12, 0.2, 5)
+    assert (s.model, s.query, s.site, s.position, s.epsilon, s.seed, s.same_label) == \
+        ("fake-counting", "Bxxqxqqmqx|m:1", "a1.0", 12, 0.2, 5, True)
     again = MainWindow(store, backend=w.engine._worker._backend)
     qtbot.addWidget(again)
     with qtbot.waitSignal(again.engine.modelLoaded, timeout=5000):
         again.start()
     assert again.editor.text() == "Bxxqxqqmqx|m:1" and again.target() == ("a1.0", 12)
-    assert again.options_bar.epsilon.value() == 0.2
+    assert again.options_bar.epsilon.value() == 0.2 and again.options_bar.same_label.isChecked()
+    assert again.options_bar.options().same_label
     again.close()
 
 
@@ -237,7 +239,7 @@ def test_when_the_saved_model_has_gone_another_opens_with_its_own_defaults(qtbot
     with qtbot.waitSignal(w.engine.modelLoaded, timeout=5000):
         entry = w.start()
     task = entry.load_task()
-    assert (w.options_bar.metric.currentText(), w.options_bar.candidates.value()) == \
+    assert (w.options_bar.metric_box.currentText(), w.options_bar.candidates.value()) == \
         (task.query_metric, task.query_candidates) == ("euclidean", 1024)
     assert w.editor.text() != "When Mary and John went" and w.editor.tokens() is not None  # the task's own example
     assert w.options_bar.epsilon.value() == 0.3  # epsilon is the user's, whatever the model

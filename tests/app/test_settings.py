@@ -51,10 +51,10 @@ def test_a_field_of_the_wrong_type_keeps_its_default():
     store = SettingsStore()
     store.path.parent.mkdir(parents=True, exist_ok=True)
     bad = {"epsilon": "big", "position": 3.5, "seed": True, "schedule": [[-1, 0]], "query": "Babc|a:1",
-           "candidates": 64}
+           "candidates": 64, "same_label": 1}
     store.path.write_text(json.dumps({"schema": SCHEMA_VERSION, "settings": bad}))
     s = store.load()
-    assert (s.epsilon, s.position, s.seed, s.schedule) == (0.1, -1, 0, [])
+    assert (s.epsilon, s.position, s.seed, s.schedule, s.same_label) == (0.1, -1, 0, [], False)
     assert (s.query, s.candidates) == ("Babc|a:1", 64)
 
 

@@ -456,14 +456,15 @@ def test_in_a_narrow_panel_the_controls_take_another_row_and_every_one_keeps_its
     controls.set_computing("computing")
     controls.resize(380, 80)
     controls.show()
-    qtbot.waitUntil(lambda: controls._middle.indexOf(controls.extras) >= 0, timeout=5000)
+    qtbot.waitUntil(lambda: controls._spill.spilled, timeout=5000)
+    controls.layout().activate()
     for widget in (controls.route, controls.by_influence, controls.target, controls.slider):
         assert widget.width() >= widget.minimumSizeHint().width(), widget  # nothing cut
     assert controls.status.width() > 150 and controls.compute_button.isVisible()
     assert controls.status.geometry().bottom() > controls.route.mapTo(controls, controls.route.rect().bottomLeft()).y()
     height = controls.sizeHint().height()
-    controls.resize(max(900, controls.one_row_width() + 10), 80)
-    qtbot.waitUntil(lambda: controls._settings.indexOf(controls.extras) >= 0, timeout=5000)
+    controls.resize(max(900, controls._spill.needed() + 10), 80)
+    qtbot.waitUntil(lambda: not controls._spill.spilled, timeout=5000)
     controls.layout().activate()
     one_row = controls.sizeHint().height()
     assert one_row < height  # a row fewer

@@ -13,7 +13,7 @@ def test_auto_and_the_defaults_follow_the_task(qtbot):
     o = bar.options()
     assert (o.schedule, o.metric, o.candidates) == (TEXT_SCHEDULE, "cosine", 768)
     assert bar.schedule.text() == "0.5:0, 1:0, 1:0.1" and "1:0.1" in bar.schedule_mode.toolTip()
-    bar.metric.setCurrentText("euclidean")  # the user's choice
+    bar.metric_box.setCurrentText("euclidean")  # the user's choice
     bar.set_task_defaults(get_task("text"), reset=True)  # another text model: the choice stays
     assert bar.options().metric == "euclidean"
     bar.set_task_defaults(get_task("counting"), reset=True)
@@ -25,3 +25,23 @@ def test_auto_and_the_defaults_follow_the_task(qtbot):
     assert bar.options().schedule == ((1.0, 0.0),) and bar.options().candidates == 1024
     bar.schedule_mode.setCurrentText(AUTO_TEXT)
     assert bar.options().schedule == TEXT_SCHEDULE
+
+
+def test_a_narrow_bar_puts_the_seed_and_same_label_on_a_second_row_uncut(qtbot):
+    """Clipped off the edge at 1,100 pixels before: the tail moves to a row of its own instead."""
+    bar = OptionsBar()
+    qtbot.addWidget(bar)
+    bar.resize(500, 60)
+    bar.show()
+    qtbot.waitUntil(lambda: bar._spill.spilled, timeout=5000)
+    bar.layout().activate()
+    for widget in (bar.seed, bar.same_label, bar.schedule_mode, bar.metric_box):
+        assert widget.width() >= widget.minimumSizeHint().width(), widget
+    assert bar.same_label.geometry().right() <= bar.tail.width()
+    assert bar.tail.geometry().top() > bar.epsilon.geometry().bottom()  # below the first row
+    bar.resize(bar._spill.needed() + 20, 60)
+    qtbot.waitUntil(lambda: not bar._spill.spilled, timeout=5000)
+    bar.layout().activate()
+    assert bar.tail.geometry().top() < bar.epsilon.geometry().bottom()  # back in the one row
+    bar.same_label.setChecked(True)
+    assert bar.options().same_label

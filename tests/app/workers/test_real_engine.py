@@ -72,6 +72,26 @@ def test_export_csv_from_the_menu_and_read_it_back(qtbot, real_window, tmp_path,
     assert "Wrote" in w.statusBar().currentMessage()
 
 
+def test_same_label_compares_each_sample_only_where_the_query_positions_label_is(qtbot, real_window):
+    """The options bar's "same label" is the command line's --same-label: a sample's distance is
+    then taken at the positions labelled as the query's (':' here) and nowhere else."""
+    import math
+
+    w = real_window
+    w.options_bar.same_label.setChecked(True)
+    result = run_and_wait(qtbot, w)
+    want = result.query_labels[result.query_position]
+    assert result.same_label and want == ":"
+    for sample in result.samples:
+        compared = [p for p, d in enumerate(sample.position_distances) if not math.isnan(d)]
+        assert all(sample.labels[p] == want for p in compared)
+        if compared:
+            assert sample.labels[sample.compared_position] == want
+    assert "compared at positions labelled ':'" in w.results.title.text()
+    w.options_bar.same_label.setChecked(False)
+    assert not run_and_wait(qtbot, w).same_label
+
+
 def test_an_untrained_site_runs_into_a_readable_error(qtbot, real_window):
     w = real_window
     w.set_target("attn0", 14)
