@@ -549,6 +549,11 @@ class MainWindow(QMainWindow):
         """File > Export samples to CSV (asks for a path when none is given); the path written or None."""
         return export_actions.export_samples_csv(self, path)
 
+    def export_paper_json(self, path: str | None = None):
+        """File > Export samples for the paper's viewer; the path written, or None (also when the
+        file waits for the samples' colours: it is written once they are)."""
+        return export_actions.export_paper_json(self, path)
+
     def import_paper_json(self, path: str | None = None):
         """File > Import paper JSON (asks for a file when none is given); the result shown or None."""
         return export_actions.import_paper_json(self, path)

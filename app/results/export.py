@@ -1,4 +1,5 @@
-"""Saving what is on screen: samples as CSV (engine.export.write_csv) and views as PNG.
+"""Saving what is on screen: samples as CSV (engine.export.write_csv) or as the paper's viewer
+reads them (engine/store/paper_json.py), and views as PNG.
 
 PNG only: pyqtgraph's SVG export fails with PySide6 6.12 (docs/design.md §6), and a grab of the
 widget is what the user sees anyway.
@@ -68,6 +69,77 @@ def export_samples_csv(window, path: str | None = None):
         show_message(window, "Export failed", f"Could not write {path}: {e}")
         return None
     window.statusBar().showMessage(f"Wrote {len(result.samples):,} samples to {written}", 10000)
+    return written
+
+
+def export_paper_json(window, path: str | None = None):
+    """File > Export samples for the paper's viewer: the shown result as the InversionView paper's
+    web viewer reads it, with each token's prob-diff colour. The window's queries arrive plain and
+    are coloured on demand (app/results/colouring.py), so when some samples have no colours yet
+    they are coloured first and the file is written once they are (the status bar says so). The
+    path written, or None (nothing to export, cancelled, or written later)."""
+    from engine.store.paper_json import paper_file_name
+
+    result = window.results.result()
+    if result is None:
+        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
+        return None
+    path = path or ask_save_path(window, "Export samples for the paper's viewer", paper_file_name(result),
+                                 "JSON (*.json)")
+    if not path:
+        return None
+    colouring = window.colouring
+    missing = colouring.missing(result, range(len(result.samples)))
+    if missing and colouring.available():
+        PendingPaperExport(window, result, path, len(missing))
+        return None
+    return _write_paper_json(window, result, path)
+
+
+class PendingPaperExport:
+    """A paper JSON export waiting for the shown result's colours; one at a time per window."""
+
+    def __init__(self, window, result, path: str, missing: int):
+        old = getattr(window, "_paper_export", None)
+        if old is not None:
+            old.drop()
+        self.window, self.result, self.path = window, result, path
+        window._paper_export = self
+        window.colouring.idle.connect(self._on_idle)
+        window.statusBar().showMessage(f"Colouring {missing:,} samples before writing {path}…")
+        window.colouring.schedule()
+
+    def drop(self) -> None:
+        self.window.colouring.idle.disconnect(self._on_idle)
+        self.window._paper_export = None
+
+    def _on_idle(self) -> None:
+        from app.results.colouring import same_samples
+
+        self.drop()
+        if not same_samples(self.result, self.window.results.result()):
+            self.window.statusBar().showMessage(f"Not written: another result is shown now; export {self.path} "
+                                                "again", 10000)
+            return
+        _write_paper_json(self.window, self.window.results.result(), self.path)
+
+
+def _write_paper_json(window, result, path: str):
+    from engine.store.paper_json import write_paper_json
+
+    entry = window._entry
+    task = window._task if entry is not None and result.model == entry.name else None
+    pieces = task.vocab.token_strings(result.query_tokens) if task is not None else None
+    try:
+        written = write_paper_json(result, path, query_pieces=pieces)
+    except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
+        show_message(window, "Export failed", f"Could not write {path}: {e}")
+        return None
+    plain = sum(1 for s in result.samples if len(s.prob_diff) != len(s.pieces))
+    note = f" ({plain:,} without colours: the engine colours a text model's samples within epsilon only)" \
+        if plain else ""
+    window.statusBar().showMessage(f"Wrote {result.candidates_done:,} candidates for the paper's viewer to "
+                                   f"{written}{note}", 10000)
     return written
 
 

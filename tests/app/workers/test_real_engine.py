@@ -1,5 +1,6 @@
 """The window on the real engine (engine.query): run, export the CSV and read it back, close mid-run."""
 import csv
+import json
 import shutil
 
 import pytest
@@ -123,6 +124,34 @@ def test_the_rows_on_screen_get_the_colours_a_colouring_query_gives(qtbot, real_
         assert s.prob_diff == pytest.approx(want[tuple(s.tokens)], abs=1e-5)
     qtbot.waitUntil(lambda: not w.colouring.busy(), timeout=120_000)  # then every other sample
     assert all(len(s.prob_diff) == len(s.tokens) for s in w.results.result().samples)
+
+
+def test_export_for_the_papers_viewer_waits_for_the_colours_then_reads_back(qtbot, real_window, tmp_path):
+    """The result arrives plain; the export colours every sample first, then writes the viewer's
+    file: one entry per candidate, each with a prob-diff per token, read back as the same samples."""
+    from engine.store.paper_json import read_paper_json
+
+    w = real_window
+    result = run_and_wait(qtbot, w)
+    assert any(not s.prob_diff for s in result.samples)  # plain when it arrives
+    target = tmp_path / "viewer.json"
+    assert w.export_paper_json(str(target)) is None  # written once the colours are in
+    assert "Colouring" in w.statusBar().currentMessage() and not target.exists()
+    qtbot.waitUntil(target.exists, timeout=120_000)
+    assert "for the paper's viewer" in w.statusBar().currentMessage()
+    doc = json.loads(target.read_text(encoding="utf-8"))
+    assert len(doc["generation"]) == result.candidates_done
+    assert all(len(tokens) == len(diffs) for tokens, diffs, *_ in doc["generation"])
+    assert all(any(d != 0 for d in diffs) for tokens, diffs, *_ in doc["generation"] if len(tokens) > 1)  # BOS: 0
+    back = read_paper_json(target, task="counting", epsilon=result.epsilon)
+    assert sorted(tuple(s.tokens) for s in back.samples) == sorted(tuple(s.tokens) for s in result.samples)
+    mine = {tuple(s.tokens): s for s in result.samples}
+    for s in back.samples:
+        assert s.distance == pytest.approx(mine[tuple(s.tokens)].distance, abs=1e-5)
+        if len(s.tokens) > 1:  # a lone BOS's colours are all 0, which the viewer's format reads as none
+            assert s.prob_diff == pytest.approx(mine[tuple(s.tokens)].prob_diff, abs=1e-5)
+    again = tmp_path / "again.json"
+    assert w.export_paper_json(str(again)) == again  # coloured already: written at once
 
 
 def test_closing_during_a_run_exits_cleanly(qtbot, real_window, qtlog):
