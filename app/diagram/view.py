@@ -316,8 +316,8 @@ class ModelDiagram(QGraphicsView):
 
         A GPT-2-sized overlay is thousands of readouts and edges; they are drawn a slice per turn
         of the event loop (at most OVERLAY_SLICE steps and app.turns.SLICE_MS), so the window never
-        freezes while they go on. Small overlays (the toy models') are drawn at once. `overlay_pending()` says whether
-        some is still to come.
+        freezes while they go on. Small overlays (the toy models') are drawn at once.
+        `overlay_pending()` says whether some is still to come.
         """
         if self._edge_layer is not None:
             self.scene().removeItem(self._edge_layer)  # every edge at once: they are its children

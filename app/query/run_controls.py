@@ -1,5 +1,5 @@
-"""Query options (epsilon, metric, candidates, schedule, seed, where samples are compared) and the Run / Cancel /
-progress bar."""
+"""Query options (epsilon, metric, candidates, schedule, seed, where samples are compared) and the
+Run / Cancel / progress bar."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
