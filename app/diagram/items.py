@@ -79,6 +79,9 @@ class _NodeMixin:
     def set_readout(self, label: str | None, fill: QColor | None, tooltip=None) -> None:
         """Per-node readout (e.g. the logit lens's top-1 token) and fill colour; None clears.
         tooltip: text, or a callable giving it (formatted only when the node is hovered)."""
+        small = self.rect().width() < 12  # a head
+        if small and self.diagram.n_heads > 1:
+            label = None  # heads sit 8-17 pixels apart: their labels would overlap (the tooltip has it)
         shown = bool(label or fill is not None or tooltip)
         if not shown and not self.has_readout:
             return  # nothing to clear: clearing a GPT-2-sized diagram touches thousands of nodes
@@ -86,14 +89,13 @@ class _NodeMixin:
         self.readout_fill = fill
         if label:
             if self.label_item is None:
-                self.label_item = QGraphicsSimpleTextItem(self)
-                small = self.rect().width() < 12  # heads: labels go above, in a smaller font
+                self.label_item = QGraphicsSimpleTextItem(self)  # a head's goes above, in a smaller font
                 self.label_item.setFont(QFont("DejaVu Sans Mono", 7 if small else 9,
                                               QFont.Normal if small else QFont.Bold))
                 self.label_item.setBrush(self.diagram.colors.label)  # on the scene's background
             self.label_item.setText(label)
             r, size = self.rect(), self.label_item.boundingRect()
-            if r.width() < 12:  # a head: centred above it
+            if small:  # a head: centred above it
                 self.label_item.setPos(r.center().x() - size.width() / 2, r.top() - size.height() + 1)
             else:  # to the right, vertically centred
                 self.label_item.setPos(r.right() + 2, r.center().y() - size.height() / 2)

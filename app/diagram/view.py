@@ -577,7 +577,11 @@ class ModelDiagram(QGraphicsView):
         rect = QRectF(lay.column_left(pos), top, lay.column_width, lay.grid_bottom() - top + 44)
         self._band = self.scene().addRect(rect, QPen(Qt.NoPen), self.colors.band)
         self._band.setZValue(-2)
-        self.ensureVisible(self._band, 20, 0)
+        node = self._nodes.get(self._drawn(self._selection))  # chosen elsewhere (token strip, site list): bring it in
+        if node is not None:
+            self.ensureVisible(node, 40, 40)
+        else:
+            self.ensureVisible(self._band, 20, 0)
 
     def drawForeground(self, painter, rect) -> None:
         """Row names pinned to the view's left edge, so they stay visible while panning."""
@@ -687,7 +691,11 @@ class ModelDiagram(QGraphicsView):
         scale = min(self._scale_for_width(), max(view.height() / rect.height(), MIN_LEGIBLE_SCALE))
         self.resetTransform()
         self.scale(scale, scale)
-        self.centerOn(self._band.rect().center() if self._band is not None else rect.center())
+        node = self._nodes.get(self._drawn(self._selection)) if self._selection is not None else None
+        if node is not None:  # a 12-layer model scrolls: the selected node's layer is the one to show
+            self.centerOn(node.sceneBoundingRect().center())
+        else:
+            self.centerOn(self._band.rect().center() if self._band is not None else rect.center())
 
     def fit(self) -> None:
         self._auto_fit = True

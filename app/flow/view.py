@@ -217,6 +217,8 @@ class FlowView(QObject):
             self._route_position = position
             if self.graph is not None and (self.controls.route_only() or self.controls.pruned()):
                 self.redraw()
+            elif self.graph is not None:
+                self.controls.set_status(self._summary())  # it names where the route ends
 
     def _summary(self) -> str:
         g = self.graph

@@ -360,3 +360,36 @@ def test_a_parallel_attention_model_draws_no_mid_row_and_its_mlp_reads_x_pre(qtb
     assert len(d.edge_items()) == 2
     d.set_heads_shown(None, False)  # collapsing the heads keeps the parallel rows
     assert d.node("x1.mid", 0) is None and d.node("m1", 0) is not None and d.node("a1.0", 0) is None
+
+
+def test_a_node_chosen_outside_the_diagram_is_scrolled_into_view(qtbot):
+    """A 12-layer diagram is taller than its panel and scrolls: a site chosen in the site list or
+    through a flow export's selection must be brought in, not left below the edge."""
+    panel, d = gpt2_diagram(qtbot, n_tokens=8)
+    panel.resize(700, 320)
+    qtbot.waitUntil(lambda: d.viewport().height() < d.mapFromScene(d.sceneRect()).boundingRect().height())
+
+    def shown(short, pos):
+        return d.mapToScene(d.viewport().rect()).boundingRect().intersects(d.node(short, pos).sceneBoundingRect())
+
+    for short, pos in (("x11.post", 7), ("x0.pre", 0), ("m6", 3)):
+        d.set_selection(short, pos)
+        assert shown(short, pos), (short, pos)
+    d.set_selection("x11.post", 7)
+    d._fit_if_auto()  # a resize refits: centred on the selection's layer, not the model's middle
+    assert shown("x11.post", 7)
+
+
+def test_heads_keep_their_readout_in_the_tooltip_where_labels_would_overlap(qtbot):
+    """Twelve heads sit 8-9 pixels apart: their logit-lens labels would pile up over each other."""
+    from app.diagram.layout import DiagramOverlay
+
+    _, d = gpt2_diagram(qtbot, n_tokens=3)
+    d.set_heads_shown(2, True)
+    d.finish_columns()
+    d.set_overlay(DiagramOverlay(labels={("a2.5", 1): "Mary", ("m2", 1): "John"},
+                                 tooltips={("a2.5", 1): "lens: Mary", ("m2", 1): "lens: John"}))
+    d.finish_overlay()
+    head, mlp = d.node("a2.5", 1), d.node("m2", 1)
+    assert head.label_item is None and "lens: Mary" in head.tooltip_text()
+    assert mlp.label_item.text() == "John" and mlp.label_item.isVisible()

@@ -192,6 +192,8 @@ def test_the_route_follows_the_selected_position(qtbot, flow_window):
         assert drawn(w) == as_drawn(graph.route_to(end, threshold=controls.threshold()))
         assert f"route → {graph.output[0]} @ {position} " in controls.status.text()
     controls.route.setChecked(False)
+    w.set_target(w.target()[0], 2)  # every edge drawn: the status still names the route's end
+    assert f"route → {graph.output[0]} @ 2 " in controls.status.text()
 
 
 def test_clicking_a_node_opens_the_detail_pane_with_its_top_tokens(qtbot, flow_window):
