@@ -543,6 +543,7 @@ class MainWindow(QMainWindow):
     def pin(self, entry: HistoryEntry, side: int) -> None:
         self.compare.pin(entry, side, self.options_bar.epsilon.value())
         self.tabs.setCurrentWidget(self.compare)
+        self.colouring.schedule()  # a run replaced while it was being coloured is coloured now
 
     # ---- export ---------------------------------------------------------------------------
     def export_csv(self, path: str | None = None):

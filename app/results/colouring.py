@@ -10,6 +10,9 @@ and repainted (dataChanged). Scrolling, a histogram filter or a new epsilon re-p
 rows on screen are still plain and the running job was not started for them, a new job
 supersedes it (one job of a kind runs at a time). A sample without colours is drawn plain.
 
+Once the shown result is whole, the runs pinned in Compare that the loaded model made and that
+still have plain samples (a run replaced while it was being coloured) are coloured the same way.
+
 The colours are written into the samples' own prob_diff lists, in place: the copies a new
 epsilon makes (QueryResult.with_epsilon) share those lists, so the history's result, the one on
 screen and a result pinned in Compare all keep them. A new query, a model change or a result of
@@ -63,8 +66,7 @@ class ColourController(QObject):
         self.model_key = lambda: ""  # the shown result's model folder; the window sets it
         self._request: JobRequest | None = None
         self._first: frozenset[int] = frozenset()  # the sample indices the running job colours
-        self._plain: set[tuple[int, ...]] = set()  # samples the engine left plain (text vocab, beyond epsilon)
-        self._plain_for: tuple | None = None  # query_key the plain set belongs to
+        self._plain: dict[tuple, set] = {}  # query_key -> samples the engine left plain (text vocab, beyond epsilon)
         self._last_done: list[int] | None = None  # the order of the last job that ran to its end
         self._held = False  # another model was chosen: the old result waits for a scroll or a new result
         self._timer = QTimer(self)
@@ -109,7 +111,7 @@ class ColourController(QObject):
 
     def missing(self, result, indices, most: int | None = None) -> list[int]:
         """Of these samples, the ones (the first `most`) with no colours yet that the engine has not left plain."""
-        samples, plain = result.samples, self._plain
+        samples, plain = result.samples, self._plain.get(query_key(result), ())
         wanted = (i for i in indices if not samples[i].prob_diff and tuple(samples[i].tokens) not in plain)
         return list(islice(wanted, most))
 
@@ -119,32 +121,55 @@ class ColourController(QObject):
 
     def schedule(self) -> None:
         """Plan the colouring of the shown result: nothing while a query runs or a model loads (the
-        engine thread is busy with it), else the plain rows on screen first."""
+        engine thread is busy with it), else the plain rows on screen first, then the rest, then
+        the runs pinned in Compare."""
         self._timer.stop()
         result = self.results.result()
         if result is None or self._held or self.engine.running or self.engine.loading or not self.available():
             if result is None:
                 self.reset()
             return
-        if self._plain_for != query_key(result):
-            self._plain, self._plain_for = set(), query_key(result)
+        pinned = self._pinned()
+        keep = {query_key(r) for r in (result, *pinned)}  # plain sets of results no longer shown or pinned go
+        self._plain = {k: v for k, v in self._plain.items() if k in keep}
         visible = self.visible_samples()
         first = self.missing(result, visible)
-        running = self._request is not None and same_samples(self._request.params["result"], result)
-        if running and self._first.issuperset(first[:PART]):
+        if self._running_for(result) and self._first.issuperset(first[:PART]):
             return  # the running job does these (or as many of them as one part holds)
         seen = set(visible)
         order = first[:PART]  # one part per job: a map, a patching run or a query never waits behind the rest
         if len(order) < PART:  # then the others, in rank order
             order += self.missing(result, (i for i in range(len(result.samples)) if i not in seen), PART - len(order))
-        if not order or order == self._last_done:  # everything coloured (or the engine had nothing more to give)
-            if self._request is not None:
-                self.reset()
-            self.idle.emit()
-            return
-        self._request = JobRequest(COLOUR, self.model_key(), {"result": result, "order": order, "part": PART})
+        key = self.model_key()
+        if not order or order == self._last_done:  # the shown result is done: runs pinned in Compare next
+            for other in pinned:
+                if self._running_for(other):
+                    return  # a pinned result's part is being coloured
+                order = self.missing(other, range(len(other.samples)), PART)  # in rank order
+                if order and order != self._last_done:
+                    result = other
+                    break
+            else:  # everything coloured (or the engine had nothing more to give)
+                if self._request is not None:
+                    self.reset()
+                self.idle.emit()
+                return
+        self._request = JobRequest(COLOUR, key, {"result": result, "order": order, "part": PART})
         self._first = frozenset(order)
         self.engine.run_job(self._request)  # cancels the colour job that ran before
+
+    def _pinned(self) -> list:
+        """The results pinned in Compare that the loaded model can colour:
+        the shown result's model (another would need loading, and the engine thread is the
+        shown model's). A run replaced while it was being coloured comes back part plain."""
+        if self.compare is None or self.results.result() is None:
+            return []
+        key = self.model_key()
+        return [side.result() for entry, side in zip(self.compare.entries, self.compare.sides)
+                if entry is not None and entry.model_key == key and side.result() is not None]
+
+    def _running_for(self, result) -> bool:
+        return self._request is not None and same_samples(self._request.params["result"], result)
 
     def _soon(self, *_args, delay: int = SETTLE_MS) -> None:
         if self.results.result() is not None and not (self._timer.isActive() and delay >= self._timer.interval()):
@@ -183,7 +208,7 @@ class ColourController(QObject):
         changed = []
         for i, values in item.items():
             if not values:  # left plain by the engine's rule
-                self._plain.add(tuple(source.samples[i].tokens))
+                self._plain.setdefault(query_key(source), set()).add(tuple(source.samples[i].tokens))
                 continue
             for result in (source, shown) if aligned else (source,):
                 diffs = result.samples[i].prob_diff

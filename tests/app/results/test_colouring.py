@@ -147,3 +147,23 @@ def test_an_engine_without_colour_jobs_colours_in_the_query(qtbot, fake_models):
     result = run_and_wait(qtbot, window)
     assert engine.options_seen[-1].colour is True and all(s.prob_diff for s in result.samples)
     window.close()
+
+
+def test_a_pinned_run_whose_colouring_was_cut_short_is_coloured_after_the_shown_one(qtbot, w, engine):
+    first = run_and_wait(qtbot, w)  # the gate holds its colour job
+    qtbot.waitUntil(lambda: len(engine.colour_jobs) == 1, timeout=TIMEOUT)
+    w.options_bar.seed.setValue(w.options_bar.seed.value() + 1)
+    run_and_wait(qtbot, w)  # the first run's colouring is cancelled, none of it done
+    entry = w.history.entries()[1]
+    assert entry.result.samples[0].tokens == first.samples[0].tokens
+    assert all(not s.prob_diff for s in entry.result.samples)
+    w.pin(entry, 0)
+    engine.colour_gate.set()
+    pinned = w.compare.sides[0].result()
+    qtbot.waitUntil(lambda: all(s.prob_diff for s in pinned.samples), timeout=TIMEOUT)
+    assert all(s.prob_diff == fake_prob_diff(s.tokens) for s in pinned.samples)
+    assert all(s.prob_diff for s in w.results.result().samples)  # and the shown run is whole
+    qtbot.wait(100)
+    jobs = len(engine.colour_jobs)
+    qtbot.wait(100)
+    assert len(engine.colour_jobs) == jobs  # then nothing more to do
