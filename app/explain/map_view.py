@@ -14,7 +14,7 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from app.diagram.layout import DiagramOverlay
 from app.style import error_css, muted_css
@@ -93,12 +93,21 @@ class MapBar(QWidget):
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setWordWrap(True)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
+        self.legend.hide()  # shown with text (set_legend)
+        buttons = QHBoxLayout()
         for w in (self.map_button, self.progress, self.cancel_button, self.clear_button):
-            lay.addWidget(w)
-        lay.addWidget(self.legend, 1)
+            buttons.addWidget(w)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)  # the legend has a row of its own: beside the buttons it wrapped into a column
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addLayout(buttons)
+        lay.addWidget(self.legend)
         self.set_state("idle")
+
+    def set_legend(self, html: str) -> None:
+        self.legend.setText(html)
+        self.legend.setVisible(bool(html))
 
     def set_state(self, state: str) -> None:
         """idle, running, or shown (a map is on the diagram)."""
@@ -137,7 +146,7 @@ class MapController(QObject):
     def map_requested(self) -> JobRequest | None:
         wanted = self.ask() if self.ask else "no window"
         if isinstance(wanted, str):
-            self.bar.legend.setText(f"<span style='color:{muted_css()}'>{escape(wanted)}</span>")
+            self.bar.set_legend(f"<span style='color:{muted_css()}'>{escape(wanted)}</span>")
             return None
         model_key, text, n_layers, options = wanted
         return self.start(model_key, text, n_layers, options)
@@ -150,7 +159,7 @@ class MapController(QObject):
         self.flow.hold(True)
         self.bar.set_state("running")
         self.bar.progress.setRange(0, 0)  # busy until the first node reports its total
-        self.bar.legend.setText("Mapping: the first nodes come in as they finish…")
+        self.bar.set_legend("Mapping: the first nodes come in as they finish…")
         self.engine.run_job(self._request)
         return self._request
 
@@ -165,7 +174,7 @@ class MapController(QObject):
             self.engine.cancel_job("map")
         self._request, self.rows, self.results, self.shown_for = None, [], {}, None
         self.bar.set_state("idle")
-        self.bar.legend.setText("")
+        self.bar.set_legend("")
         self.flow.hold(False)
 
     @property
@@ -193,7 +202,7 @@ class MapController(QObject):
         if request is self._request:
             self._request = None
             self.bar.set_state("shown" if self.rows else "idle")
-            self.bar.legend.setText(f"<span style='color:{error_css()}'>Map failed: {escape(message)}</span>")
+            self.bar.set_legend(f"<span style='color:{error_css()}'>Map failed: {escape(message)}</span>")
             if not self.rows:
                 self.flow.hold(False)
 
@@ -216,14 +225,14 @@ class MapController(QObject):
         self._legend_html = (f"{swatches} · pale: partly · <span style='background:{NOTHING_SHARED}'>"
                              "&nbsp;&nbsp;&nbsp;</span> nothing shared · blank: too few within ε")
         shared = sum(1 for r in self.rows if r.top is not None and r.top.verdict == "shared")
-        self.bar.legend.setText(f"{note}{len(self.rows)} nodes, {shared} share a feature (labels: its value; "
+        self.bar.set_legend(f"{note}{len(self.rows)} nodes, {shared} share a feature (labels: its value; "
                                 f"click a node for its reading and samples) · {self._legend_html}")
 
     def _on_node_clicked(self, short: str, position: int) -> None:
         result = self.results.get((short, position))
         row = next((r for r in self.rows if (r.site, r.position) == (canonical_site(short), position)), None)
         if row is not None:
-            self.bar.legend.setText(f"<b>{escape(row.site)} @ {row.position} '{escape(row.label)}'</b> reads "
+            self.bar.set_legend(f"<b>{escape(row.site)} @ {row.position} '{escape(row.label)}'</b> reads "
                                     f"<b>{escape(row.reading())}</b>" + (
                                         f" ({row.top.share:.0%} within ε, {row.top.base_rate:.0%} of all)"
                                         if row.top is not None else "") + f" · {self._legend_html}")
