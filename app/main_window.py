@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         self.node_dock.hide()  # opens when a node is clicked
         self.node_dock.visibilityChanged.connect(self._on_node_dock_visible)
         self.flow = FlowView(self.engine, self.diagram, self.diagram_panel.flow_controls, self.node_pane, self)
+        legend = self.diagram_panel.flow_legend  # the P(target) key means nothing under a map or a causal check
+        self.flow.heldChanged.connect(lambda held: legend.setVisible(not held))
         self.map = MapController(self.engine, self.diagram, self.flow, self.diagram_panel.map_bar, self)
         self.map.ask = self._map_wanted
         self.map.resultChosen.connect(self._show_mapped)

@@ -22,6 +22,7 @@ DEBOUNCE_MS = 300
 class FlowView(QObject):
     graphShown = Signal(object)  # the FlowGraph now drawn, whole
     neuronsShown = Signal(object)  # [NeuronReadout] now in the detail pane
+    heldChanged = Signal(bool)  # another view draws over the diagram (True) or the graph is back (False)
 
     def __init__(self, engine, diagram, controls, pane, parent=None):
         super().__init__(parent)
@@ -160,6 +161,7 @@ class FlowView(QObject):
         if held == self._held:
             return
         self._held = held
+        self.heldChanged.emit(held)
         if not held:
             if self.graph is not None:
                 self.redraw()

@@ -34,6 +34,7 @@ def test_map_this_input_colours_the_diagram_and_opens_a_node(qtbot, window):
         bar.map_button.click()
     m = done.args[0]
     assert m.complete and len(window.map.rows) == len(m.rows) > 10
+    assert bar.legend.isVisibleTo(window) and not window.diagram_panel.flow_legend.isVisibleTo(window)
     assert bar.clear_button.isVisibleTo(bar) and not bar.cancel_button.isVisibleTo(bar)
     shared = [r for r in m.rows if r.top is not None]
     assert shared, "the fake's samples share the query's letters at some nodes"
@@ -49,6 +50,7 @@ def test_map_this_input_colours_the_diagram_and_opens_a_node(qtbot, window):
         assert len(window.history.entries()) == before + 1
     bar.clear_button.click()
     assert not node.has_readout and not window.map.rows
+    assert window.diagram_panel.flow_legend.isVisibleTo(window) and not bar.legend.isVisibleTo(window)
 
 
 def test_a_map_can_be_cancelled(qtbot, fake_models):
