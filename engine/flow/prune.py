@@ -64,32 +64,64 @@ def check_share(name: str, value: float) -> float:
     return float(value)
 
 
-def _incoming_totals(graph: FlowGraph) -> dict:
-    """node key -> the sum of the positive weights into it (what edge shares are taken of)."""
-    totals: dict = {}
-    for _, dst, weight in graph.edges:
-        if weight > 0:
-            totals[dst] = totals.get(dst, 0.0) + weight
-    return totals
+@dataclass(frozen=True)
+class _EdgeArrays:
+    """A graph's positive edges as arrays over node indices (graph.nodes order); index N stands
+    for a node the graph does not list. Made once per influence index: a GPT-2-sized graph's index
+    (influence, ranks and edge scores) took 45 ms from Python dicts and loops, 17 ms from these."""
+
+    keys: list  # graph.nodes' keys
+    place: dict  # key -> index
+    edge: np.ndarray  # int64 [E]: each one's index into graph.edges
+    src: np.ndarray  # int64 [E]
+    dst: np.ndarray  # int64 [E]
+    share: np.ndarray  # float64 [E]: weight / the sum of the positive weights into dst
+
+
+def _edge_arrays(graph: FlowGraph) -> _EdgeArrays:
+    keys = [n.key for n in graph.nodes]
+    place = {k: i for i, k in enumerate(keys)}
+    n = len(keys)
+    rows = [(i, place.get(s, n), place.get(d, n), w) for i, (s, d, w) in enumerate(graph.edges) if w > 0]
+    edge, src, dst = (np.array([r[j] for r in rows], dtype=np.int64) for j in range(3))
+    weight = np.array([r[3] for r in rows], dtype=np.float64)  # [E]
+    totals = np.bincount(dst, weights=weight, minlength=n + 1)  # [N+1], summed in edge order
+    return _EdgeArrays(keys, place, edge, src, dst, weight / totals[dst] if len(rows) else weight)
+
+
+def _influence_array(arrays: _EdgeArrays, out: int) -> np.ndarray:
+    """float64 [N+1]: each node's influence on node `out`, swept backwards a site at a time.
+    graph.nodes lists each site's positions together, in forward order, and no edge joins two
+    nodes of one site, so a site's nodes depend only on later sites' (checked: otherwise the
+    sweep goes a node at a time)."""
+    n = len(arrays.keys)
+    sites = [k[0] for k in arrays.keys]
+    group = np.cumsum([0] + [a != b for a, b in zip(sites, sites[1:])] + [1])  # [N+1]; N: its own, last
+    src, dst, share = arrays.src, arrays.dst, arrays.share
+    known = src < n  # an edge from a node the graph does not list carries nothing
+    src, dst, share = src[known], dst[known], share[known]
+    if np.any(group[src] >= group[dst]):
+        group = np.arange(n + 1)  # not laid out by site: one node at a time
+    influence = np.zeros(n + 1)
+    influence[out] = 1.0
+    by_group = np.argsort(group[src], kind="stable")  # [E]: edges in graph order within a group
+    starts = np.searchsorted(group[src][by_group], np.arange(int(group[-1]) + 2))
+    for g in range(int(group[-1]), -1, -1):  # destinations before their sources
+        part = by_group[starts[g]:starts[g + 1]]
+        if len(part):
+            np.add.at(influence, src[part], share[part] * influence[dst[part]])  # in edge order, as a sum would
+        if group[out] == g:
+            influence[out] = 1.0  # the output's own influence is 1, whatever it feeds
+    influence[n] = 0.0
+    return influence
 
 
 def influence_on(graph: FlowGraph, output: NodeKey | None = None) -> dict:
     """Each node's influence on `output` (default: the graph's output node)."""
     output = _output(graph, output)
-    incoming_total = _incoming_totals(graph)
-    outgoing: dict = {}
-    for src, dst, weight in graph.edges:
-        if weight > 0:
-            outgoing.setdefault(src, []).append((dst, weight))
-    influence = {n.key: 0.0 for n in graph.nodes}
-    influence[output] = 1.0
-    for node in reversed(graph.nodes):  # destinations before their sources
-        key = node.key
-        if key == output:
-            continue
-        influence[key] = sum(weight / incoming_total[dst] * influence.get(dst, 0.0)
-                             for dst, weight in outgoing.get(key, ()))
-    return influence
+    arrays = _edge_arrays(graph)
+    values = _influence_array(arrays, arrays.place[output]).tolist()
+    return dict(zip(arrays.keys, values))
 
 
 @dataclass(frozen=True)
@@ -117,29 +149,26 @@ class InfluenceIndex:
 def influence_index(graph: FlowGraph, output: NodeKey | None = None, influence: dict | None = None) -> InfluenceIndex:
     """influence: influence_on(graph, output) when the caller has it already."""
     output = _output(graph, output)
-    influence = influence if influence is not None else influence_on(graph, output)
-    order = {n.key: i for i, n in enumerate(graph.nodes)}
-    ranked = tuple(sorted((k for k, v in influence.items() if v > 0), key=lambda k: (-influence[k], order.get(k, 0))))
-    running, total = [], 0.0
-    for key in ranked:  # summed in Python, in rank order: the same floats the shares are read from
-        total += influence[key]
-        running.append(total)
-    place = {key: i + 1 for i, key in enumerate(ranked)}  # kept when at least this many are
-    place[output] = 0  # the output is always kept
-    incoming_total = _incoming_totals(graph)
-    picked, scores, needs = [], [], []
-    for i, (src, dst, weight) in enumerate(graph.edges):
-        if weight > 0 and src in place and dst in place:
-            score = weight / incoming_total[dst] * influence[dst]
-            if score > 0:
-                picked.append(i)
-                scores.append(score)
-                needs.append(max(place[src], place[dst]))
-    scores_a = np.asarray(scores, dtype=np.float64)  # [E]
-    best = np.argsort(-scores_a, kind="stable")  # [E]: ties keep the graph's order
-    return InfluenceIndex(output, influence, ranked, np.asarray(running, dtype=np.float64),
-                          np.asarray(picked, dtype=np.int64)[best], scores_a[best],
-                          np.asarray(needs, dtype=np.int64)[best])
+    arrays = _edge_arrays(graph)
+    n = len(arrays.keys)
+    if influence is None:
+        values = _influence_array(arrays, arrays.place[output])  # [N+1]
+        influence = dict(zip(arrays.keys, values[:n].tolist()))
+    else:
+        values = np.array([influence.get(k, 0.0) for k in arrays.keys] + [0.0])  # [N+1]
+    positive = np.flatnonzero(values[:n] > 0)  # [R], in graph order
+    ranked_at = positive[np.argsort(-values[positive], kind="stable")]  # [R]: ties keep the graph's order
+    ranked = tuple(arrays.keys[i] for i in ranked_at.tolist())
+    running = np.cumsum(values[ranked_at])  # [R]: summed in rank order, as a running total would be
+    place = np.full(n + 1, n + 2, dtype=np.int64)  # [N+1]: kept when at least this many ranked nodes are
+    place[ranked_at] = np.arange(1, len(ranked_at) + 1)
+    place[arrays.place[output]] = 0  # the output is always kept
+    scores = arrays.share * values[arrays.dst]  # [E]
+    can = (place[arrays.src] <= n) & (place[arrays.dst] <= n) & (scores > 0)  # [E]
+    picked, scores = arrays.edge[can], scores[can]
+    needs = np.maximum(place[arrays.src[can]], place[arrays.dst[can]])
+    best = np.argsort(-scores, kind="stable")  # ties keep the graph's order
+    return InfluenceIndex(output, influence, ranked, running, picked[best], scores[best], needs[best])
 
 
 def prune_by_influence(graph: FlowGraph, output: NodeKey | None = None, node_share: float = DEFAULT_NODE_SHARE,

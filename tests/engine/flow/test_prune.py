@@ -46,6 +46,29 @@ def test_influence_is_the_share_of_the_output_through_every_path(graph):
     assert later and all(got[k] == 0 for k in later)  # a causal model: later tokens cannot matter
 
 
+def test_nodes_listed_position_by_position_give_the_same_influence(graph):
+    """The sweep goes a site at a time: the builder lists each site's positions together. In
+    another forward order (position by position) the groups are single nodes: the same values."""
+    from dataclasses import replace
+
+    by_position = replace(graph, nodes=sorted(graph.nodes, key=lambda n: n.position))  # stable: forward per position
+    got = influence_on(by_position)
+    want = solved_influence(graph, graph.output)
+    assert all(abs(got[k] - want[k]) < 1e-9 for k in want)
+    assert got == influence_on(graph)
+
+
+def test_an_edge_inside_one_site_sends_the_sweep_node_by_node(graph):
+    """No builder makes one, but a chain x0.pre@0 -> @1 -> @2 inside one site must still carry
+    everything to its end: a site-at-a-time sweep would read @1 before it was computed."""
+    from dataclasses import replace
+
+    nodes = [n for n in graph.nodes if n.key in {("x0.pre", 0), ("x0.pre", 1), ("x0.pre", 2)}]
+    edges = [flow_edge(("x0.pre", 0), ("x0.pre", 1), 0.5), flow_edge(("x0.pre", 1), ("x0.pre", 2), 0.5)]
+    chain = replace(graph, nodes=nodes, edges=edges, output=("x0.pre", 2))
+    assert influence_on(chain) == {("x0.pre", 0): 1.0, ("x0.pre", 1): 1.0, ("x0.pre", 2): 1.0}
+
+
 def test_the_kept_nodes_are_the_fewest_that_hold_the_share(graph):
     influence = influence_on(graph)
     total = sum(influence.values())
