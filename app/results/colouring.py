@@ -56,7 +56,7 @@ class ColourController(QObject):
     """Colours the window's shown result (window.results) through window.engine's colour jobs."""
 
     coloured = Signal(int)  # samples whose colours arrived in the latest part
-    idle = Signal()  # the shown result has nothing left to colour (or no job can run)
+    idle = Signal()  # nothing left to colour, shown or pinned (or no job can run)
 
     def __init__(self, window):
         super().__init__(window)

@@ -97,7 +97,9 @@ def export_paper_json(window, path: str | None = None):
 
 
 class PendingPaperExport:
-    """A paper JSON export waiting for the shown result's colours; one at a time per window."""
+    """A paper JSON export waiting for the shown result's colours; one at a time per window. It
+    looks after each coloured part (the runs pinned in Compare are coloured after the shown one:
+    the file need not wait for them), and at idle (no job can run, or the colouring failed)."""
 
     def __init__(self, window, result, path: str, missing: int):
         old = getattr(window, "_paper_export", None)
@@ -105,13 +107,19 @@ class PendingPaperExport:
             old.drop()
         self.window, self.result, self.path = window, result, path
         window._paper_export = self
+        window.colouring.coloured.connect(self._on_part)
         window.colouring.idle.connect(self._on_idle)
         window.statusBar().showMessage(f"Colouring {missing:,} samples before writing {path}…")
         window.colouring.schedule()
 
     def drop(self) -> None:
+        self.window.colouring.coloured.disconnect(self._on_part)
         self.window.colouring.idle.disconnect(self._on_idle)
         self.window._paper_export = None
+
+    def _on_part(self, _count: int) -> None:
+        if not self.window.colouring.missing(self.result, range(len(self.result.samples))):
+            self._on_idle()
 
     def _on_idle(self) -> None:
         from app.results.colouring import same_samples
@@ -136,8 +144,8 @@ def _write_paper_json(window, result, path: str):
         show_message(window, "Export failed", f"Could not write {path}: {e}")
         return None
     plain = sum(1 for s in result.samples if len(s.prob_diff) != len(s.pieces))
-    note = f" ({plain:,} without colours: the engine colours a text model's samples within epsilon only)" \
-        if plain else ""
+    note = f" ({plain:,} without colours: a text model's samples beyond epsilon are left plain, and all are if " \
+        "the colouring failed)" if plain else ""
     window.statusBar().showMessage(f"Wrote {result.candidates_done:,} candidates for the paper's viewer to "
                                    f"{written}{note}", 10000)
     return written

@@ -167,3 +167,30 @@ def test_a_pinned_run_whose_colouring_was_cut_short_is_coloured_after_the_shown_
     jobs = len(engine.colour_jobs)
     qtbot.wait(100)
     assert len(engine.colour_jobs) == jobs  # then nothing more to do
+
+
+def test_an_export_for_the_papers_viewer_waits_for_the_shown_run_only(qtbot, w, engine, tmp_path, monkeypatch):
+    """The pinned runs are coloured after the shown one; the shown run's file need not wait for them."""
+    import app.results.export as export
+
+    first = run_and_wait(qtbot, w)  # the gate holds its colour job: it stays plain
+    qtbot.waitUntil(lambda: len(engine.colour_jobs) == 1, timeout=TIMEOUT)
+    w.options_bar.seed.setValue(w.options_bar.seed.value() + 1)
+    shown = run_and_wait(qtbot, w)
+    w.pin(w.history.entries()[1], 0)
+    pinned = w.compare.sides[0].result()
+    assert pinned.samples[0].tokens == first.samples[0].tokens
+    at_write, write = [], export._write_paper_json
+
+    def counting_write(window, result, path):
+        coloured = [sum(bool(s.prob_diff) for s in r.samples) for r in (result, pinned)]
+        at_write.append(tuple(coloured))
+        return write(window, result, path)
+
+    monkeypatch.setattr(export, "_write_paper_json", counting_write)
+    target = tmp_path / "shown.json"
+    assert w.export_paper_json(str(target)) is None
+    engine.colour_gate.set()
+    qtbot.waitUntil(target.exists, timeout=TIMEOUT)
+    assert at_write == [(len(shown.samples), 0)]  # the shown run whole, the pinned one not begun
+    qtbot.waitUntil(lambda: all(s.prob_diff for s in pinned.samples), timeout=TIMEOUT)  # then it comes
