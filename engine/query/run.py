@@ -320,7 +320,8 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
             text=text, tokens=tokens, labels=labels[u], multiplicity=counts[key],
             distance=dist[u], compared_position=argmin[u], position_distances=per_pos[u][:n],
             temperature=temps[i], noise=etas[i], fact=task.fact(tokens),
-            well_formed=task.check(text).well_formed, prob_diff=prob_cache.get(key, []),
+            # the check reads the input as a user types it: a text model's BOS is not part of the prompt
+            well_formed=task.check(task.detokenize(tokens)).well_formed, prob_diff=prob_cache.get(key, []),
             pieces=task.vocab.token_strings(tokens),
             agrees=agreement(task, header.features, tokens, argmin[u], header.query_tokens)))
     return samples

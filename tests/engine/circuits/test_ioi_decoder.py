@@ -53,3 +53,15 @@ def test_a_name_mover_at_end_holds_the_subject(inv):
     r = run_query(inv, QUERY, "a3.3", "END", options)
     s_name = next(f for f in summarize(r).features if f.name == "S")
     assert s_name.query_value == "Erin" and s_name.verdict == "shared", summarize(r).line()
+
+
+def test_every_sample_is_checked_as_the_prompt_it_is(inv):
+    """A sample's well_formed is the grammar's verdict on its own prompt (without the model's BOS
+    token in front): it agrees with parsing the sample's tokens, and a valid prompt counts as one."""
+    task = inv.probed.task
+    last = inv.probed.config.n_layers - 1
+    r = run_query(inv, QUERY, f"x{last}.post", "END", default_options(task, candidates=64, seed=3, colour=False))
+    assert r.samples
+    for s in r.samples:
+        assert s.well_formed == (task.parsed(s.tokens) is not None), s.text
+    assert any(s.well_formed for s in r.samples)  # the card's decoder writes IOI prompts nearly always
