@@ -1,6 +1,7 @@
 """Pick the probed model: bundled and user models by name, task and size, or a folder."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -48,12 +49,16 @@ class ModelPicker(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        current = self.current()
+        """List the store's models afresh (a model just trained joins), keeping the folders opened
+        by hand and the entry shown: the window still has that model open, so the picker must
+        not jump to the first row (nor lose the folder, which list_models does not know)."""
+        current, folders = self.current(), self.opened_folders()
         self.combo.clear()
         for entry in list_models(include_cache=True):  # the Hugging Face cache's task checkpoints too
             self._add(entry)
-        if current is not None:
-            self.select(str(current.path))
+        self.remember(folders)  # re-read: a decoder trained into one since shows
+        if current is not None and not self.select(str(current.path)):
+            self.combo.setCurrentIndex(self._add(current))  # gone from the store, but still open
 
     def remember(self, folders: list[str]) -> None:
         """List the model folders opened in earlier sessions; ones that no longer open are skipped."""
@@ -68,9 +73,14 @@ class ModelPicker(QWidget):
         return [str(e.path) for e in self.entries() if e.source == "folder"]
 
     def _add(self, entry) -> int:
-        """The entry's row: a folder already listed (by its resolved path) is not added twice."""
+        """The entry's row: a folder already listed (by its resolved path) is not added twice, but
+        its row takes the newer entry (a decoder trained into the folder since shows, and loads)."""
         for i, known in enumerate(self.entries()):
             if Path(known.path).resolve() == Path(entry.path).resolve():
+                if known.source == entry.source:  # the same folder, read again (the path as first spelled)
+                    fresh = replace(entry, path=known.path)
+                    self.combo.setItemData(i, fresh)
+                    self.combo.setItemText(i, describe_entry(fresh))
                 return i
         self.combo.addItem(describe_entry(entry), entry)
         self.combo.setItemData(self.combo.count() - 1, str(entry.path), Qt.ToolTipRole)
@@ -126,10 +136,6 @@ class ModelPicker(QWidget):
             self.set_state(f"Could not open {folder}", error=True)
             show_message(self, "Cannot open model folder", str(e))
             return False
-        for i, known in enumerate(self.entries()):
-            if str(known.path) == str(entry.path):
-                self.choose(i)
-                return True
         self.choose(self._add(entry))
         return True
 

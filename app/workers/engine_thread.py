@@ -35,7 +35,7 @@ from app.workers.query_request import QueryRequest, result_header
 from engine.errors import USER_ERRORS
 from engine.logs import log_path
 from engine.query.types import QueryAccumulator
-from engine.store.folders import no_decoder_message
+from engine.store.folders import no_decoder_message, record_path
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,21 @@ class LoadedModel:
     no_query: str = ""  # why the model cannot be queried (no decoder yet); empty when it can
 
 
+def decoder_stamp(entry) -> tuple:
+    """What a loaded Inverter's decoder was read from: the folder's decoder file and its record (which
+    names the decoder's config and sites), each as (size, mtime, inode) or None when absent. The model
+    cache is keyed by the folder and checked against this, so a decoder trained into the folder
+    meanwhile (`train-decoder --model FOLDER`) is loaded rather than the cached decoder-less model."""
+    stamp = []
+    for path in (entry.path / "decoder.safetensors", record_path(entry.path)):
+        try:
+            st = path.stat()
+            stamp.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 def describe_error(e: BaseException) -> str:
     """One readable line; unexpected errors also leave their traceback in the log file (and on
     stderr) for bug reports."""
@@ -154,23 +169,25 @@ class EngineWorker(QObject):
         # model folder -> Inverter, most recent last; switching back is instant, and at most
         # MAX_LOADED stay in memory (a GPT-2 small is half a gigabyte)
         self._inverters: OrderedDict[str, object] = OrderedDict()
+        self._stamps: dict[str, tuple] = {}  # model folder -> decoder_stamp() of the Inverter loaded from it
 
     @Slot(int, object)
     def load_model(self, req_id: int, entry) -> None:
         start = time.monotonic()
         try:
-            key = str(entry.path)
+            key, stamp = str(entry.path), decoder_stamp(entry)
             inv = self._inverters.get(key)
-            if inv is None:
+            if inv is None or self._stamps.get(key) != stamp:  # a decoder trained since: load it
                 inv = self._backend.load_inverter(entry)
                 if self._backend.warm_up is not None:
                     try:
                         self._backend.warm_up(inv)
                     except Exception as e:  # noqa: BLE001 - a failed warm-up only costs speed
                         log.warning("engine warm-up skipped: %s", describe_error(e))
-                self._inverters[key] = inv
+                self._inverters[key], self._stamps[key] = inv, stamp
                 while len(self._inverters) > MAX_LOADED:
-                    self._inverters.popitem(last=False)  # the least recently chosen model goes
+                    gone, _ = self._inverters.popitem(last=False)  # the least recently chosen model goes
+                    self._stamps.pop(gone, None)
             self._inverters.move_to_end(key)
             trained = [s.short for s in getattr(inv, "sites", [])]
             no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
