@@ -179,6 +179,7 @@ class ResultsView(QWidget):
             text += f" · {r.seconds:.1f} s (first results after {r.first_chunk_seconds:.2f} s)"
         self.summary.setText(text)
         self.preimage.setText(preimage_html(r))
+        self.preimage.setToolTip(preimage_tooltip(r) if r.features else "")
         self.preimage.setVisible(bool(r.features))
 
     def result(self):
@@ -241,21 +242,50 @@ def describe_query(result) -> str:
             f"{result.metric}{where}")
 
 
+EVERYWHERE_MEANS = ("kept by nearly every candidate, within ε or not, so the decoder's samples tell nothing "
+                    "beyond it being kept")
+EVERYWHERE_SHORT = "nearly every candidate keeps these, so the samples tell nothing beyond their being kept"
+
+
 def preimage_html(result, most: int = 5) -> str:
-    """The preimage summary as one rich-text line: the features the samples within epsilon share
-    (bold), partly share, or share no more than every candidate does, each with its base rate."""
+    """The preimage summary as one rich-text line, with the verdicts of `query --summary`
+    (engine/explain/summary.py): the features the samples within epsilon share (bold), partly
+    share, and those "everywhere" (named, not hidden: a reader of the paper sees them kept), each
+    with its base rate."""
     from engine.explain.summary import MIN_CANDIDATES, summarize
 
-    summary = summarize(result)
+    summary, muted = summarize(result), muted_css()
     if summary.in_epsilon < MIN_CANDIDATES:
-        return (f"<span style='color:{muted_css()}'>Within ε: {summary.in_epsilon} candidate(s), too few to say what "
+        return (f"<span style='color:{muted}'>Within ε: {summary.in_epsilon} candidate(s), too few to say what "
                 "they share.</span>")
+
+    def share(f) -> str:
+        return f"{escape(f.name)} = {escape(str(f.query_value))} in {f.share:.0%}"
+
     told = [f for f in summary.features if f.verdict in ("shared", "partly")][:most]
-    if not told:
-        return f"<span style='color:{muted_css()}'>Within ε: no feature of the query beyond its base rate.</span>"
-    parts = []
-    for f in told:
-        text = f"{escape(f.name)} = {escape(str(f.query_value))} in {f.share:.0%}"
-        text = f"<b>{text}</b>" if f.verdict == "shared" else text
-        parts.append(f"{text} <span style='color:{muted_css()}'>(all: {f.base_rate:.0%})</span>")
-    return "Within ε: " + " · ".join(parts)
+    parts = [f"{f'<b>{share(f)}</b>' if f.verdict == 'shared' else share(f)} "
+             f"<span style='color:{muted}'>(all: {f.base_rate:.0%})</span>" for f in told]
+    line = "Within ε: " + (" · ".join(parts) if parts else
+                           f"<span style='color:{muted}'>no feature of the query beyond its base rate</span>")
+    everywhere = [f for f in summary.features if f.verdict == "everywhere"]
+    if everywhere:
+        more = f" and {len(everywhere) - most} more" if len(everywhere) > most else ""
+        line += (" · everywhere: " + ", ".join(f"{share(f)} <span style='color:{muted}'>(all: {f.base_rate:.0%})"
+                                              "</span>" for f in everywhere[:most]) +
+                 f"{more} <span style='color:{muted}'>– {EVERYWHERE_SHORT}</span>")
+    return line
+
+
+def preimage_tooltip(result) -> str:
+    """Every feature's verdict, as `query --summary` prints them, and what the verdicts mean."""
+    from engine.explain.summary import LIFT, SHARED, summarize
+
+    summary = summarize(result)
+    rows = "".join(f"<tr><td>{escape(f.name)}</td><td>{escape(str(f.query_value))}</td>"
+                   f"<td align=right>{f.share:.0%}</td><td align=right>{f.base_rate:.0%}</td>"
+                   f"<td>{f.verdict}</td></tr>" for f in summary.features)
+    return (f"<p>{summary.in_epsilon:,} of {summary.candidates:,} candidates within ε.</p>"
+            "<table cellpadding=2><tr><th align=left>feature</th><th align=left>query</th><th>within ε</th><th>all</th>"
+            f"<th align=left>verdict</th></tr>{rows}</table>"
+            f"<p><b>shared</b>: at least {SHARED:.0%} within ε, {LIFT:.0%} more than among all candidates. "
+            f"<b>everywhere</b>: at least {SHARED:.0%} within ε, but {EVERYWHERE_MEANS}.</p>")
