@@ -265,6 +265,8 @@ class MainWindow(QMainWindow):
         self.options_bar.set_task_defaults(task, reset=not restoring)
         self.engine.load_model(entry)
         self._update_run_enabled()
+        self._mark_if_stale()  # the shown run is another model's now
+        self.map.forget_message()  # e.g. "Cannot map: … no decoder" was about the model before
 
     def _on_model_loading(self, name: str) -> None:
         self.picker.set_state(f"Loading {name}… (first load imports torch: a few seconds)")
@@ -287,6 +289,7 @@ class MainWindow(QMainWindow):
                                              f"chose {self._site}", 15000)
         self._update_target()
         self._update_run_enabled()
+        self.map.forget_message()  # "Cannot map: … no decoder" no longer holds once it has one
         # the target picker's vocabulary: the engine thread made the display table while loading
         # (50k tokens take 0.1 s), so this only hands it over
         self.flow.set_model(info.key, self._task.vocab.strings())
@@ -346,16 +349,29 @@ class MainWindow(QMainWindow):
             return
         self.split.setSizes([diagram, total - diagram])
 
+    def _cannot_run(self) -> str:
+        """Why Run would fail now ('' when it can run): the tooltip of a disabled Run says so
+        before the click, rather than an error after it."""
+        if self._loaded is None and not self.engine.loading:
+            return "No model is loaded: choose one in the Model box (the last one failed)"
+        if self._loaded is not None and self._loaded.no_query:
+            return f"Cannot run: {self._loaded.no_query}"
+        if self._untrained_site():
+            return (f"Cannot run: the decoder was not trained on {self._site}; choose a site drawn solid in the "
+                    "diagram (dashed nodes are sites it does not know)")
+        return ""
+
+    def _untrained_site(self) -> bool:
+        """The chosen site is one the loaded model's decoder does not know (unknown while loading)."""
+        return bool(self._loaded is not None and self._loaded.trained_sites and
+                    not self.diagram.is_trained(self._site))
+
     def _update_run_enabled(self) -> None:
-        """Run needs a valid query and a model that is loaded or loading (a run waits for the load)."""
-        has_model = self._loaded is not None or self.engine.loading
-        no_query = self._loaded.no_query if self._loaded is not None else ""
-        self.run_bar.run_button.setEnabled(self.editor.tokens() is not None and has_model and not no_query)
-        if not has_model:
-            tip = "No model is loaded: choose one in the Model box (the last one failed)"
-        else:
-            tip = f"Cannot run: {no_query}" if no_query else self.run_bar.RUN_TIP
-        self.run_bar.run_button.setToolTip(tip)
+        """Run needs a valid query, a model that is loaded or loading (a run waits for the load),
+        a decoder, and a site that decoder was trained on."""
+        why = self._cannot_run()
+        self.run_bar.run_button.setEnabled(self.editor.tokens() is not None and not why)
+        self.run_bar.run_button.setToolTip(why or self.run_bar.RUN_TIP)
 
     def _on_node_dock_visible(self, visible: bool) -> None:
         if visible:  # opened from the View menu: show the selected node
@@ -369,6 +385,7 @@ class MainWindow(QMainWindow):
         labels = self.editor.labels()
         self._position_label = labels[position] if 0 <= position < len(labels) else ""
         self._update_target()
+        self._update_run_enabled()  # a site the decoder does not know cannot run
 
     def _update_target(self) -> None:
         self.diagram.set_selection(self._site, self._position)
@@ -379,7 +396,9 @@ class MainWindow(QMainWindow):
             self.flow.show_detail(self._site, self._position)
         if self.editor.tokens() is None or not 0 <= self._position < len(labels):
             return
-        note = "" if self.diagram.is_trained(self._site) else (
+        # said only once the model has loaded: while it loads, the diagram marks the paper's sites,
+        # not the decoder's (and a model without a decoder says so in the Model box)
+        note = "" if not self._untrained_site() else (
             f" <span style='color:{error_css()}'>· the decoder was not trained on {self._site}</span>")
         self.run_bar.target.setText(f"Invert <b>{self._site}</b> at position <b>{self._position}</b> "
                                     f"'{labels[self._position]}'{note}")
@@ -394,6 +413,9 @@ class MainWindow(QMainWindow):
             return None
         if self.editor.tokens() is None:
             self.statusBar().showMessage(f"The query is not valid: {self.editor.error()}", 8000)
+            return None
+        if self._cannot_run():  # Ctrl+Enter and the menu too, not only the button
+            self.statusBar().showMessage(self._cannot_run(), 8000)
             return None
         try:
             options = self.options_bar.options(colour=not self.colouring.available())
@@ -492,14 +514,17 @@ class MainWindow(QMainWindow):
             now = self.options_bar.options()
         except ValueError:
             now = None  # a schedule being typed: nothing to compare yet
-        if shown is None or now is None:
+        if shown is None:
             self.results.set_stale([])
             return
-        differ = [name for name, was, is_ in (
+        differ = [] if now is None else [name for name, was, is_ in (
             ("candidates", shown.candidates, now.candidates), ("metric", shown.metric, now.metric),
             ("seed", shown.seed, now.seed), ("schedule", shown.schedule, format_schedule(now.schedule)))
             if was != is_]
-        self.results.set_stale(differ)
+        # another model open than the one that made the shown run: its samples are that model's
+        other = (self._shown is not None and self._entry is not None and self._shown.model_key
+                 and self._shown.model_key != str(self._entry.path))
+        self.results.set_stale(differ, f"{self._entry.name} is open" if other else "")
 
     # ---- epsilon, history and compare -----------------------------------------------------
     def _on_epsilon(self, epsilon: float) -> None:

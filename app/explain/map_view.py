@@ -177,6 +177,12 @@ class MapController(QObject):
         self.bar.set_legend("")
         self.flow.hold(False)
 
+    def forget_message(self) -> None:
+        """Another model is chosen or loaded: a message about the one before ("Cannot map: … no
+        decoder") no longer holds; a map running or shown keeps its own legend."""
+        if self._request is None and not self.rows:
+            self.bar.set_legend("")
+
     @property
     def running(self) -> bool:
         return self._request is not None

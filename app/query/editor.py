@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.query.token_strip import TokenStrip
@@ -99,6 +100,16 @@ class QueryEditor(QWidget):
     def set_selected_position(self, index: int) -> None:
         self.strip.set_selected(index)
 
+    def _cut_note(self, text: str) -> str:
+        """A text as long as the field holds was cut there (a QLineEdit drops the rest of a paste
+        without a word): say so, and to how many characters, so the error after it makes sense."""
+        limit = self.combo.lineEdit().maxLength()
+        if len(text) < limit:
+            return ""
+        pasted = len(QGuiApplication.clipboard().text())
+        had = f" of the {pasted:,} pasted" if pasted > len(text) else ""
+        return f"The text was cut to its first {len(text):,} characters{had}: the query field holds no more."
+
     # ---- reactions ----------------------------------------------------------------------
     def _on_pick(self, index: int) -> None:
         if self.combo.itemText(index) == RANDOM_ITEM and self._task is not None:
@@ -118,7 +129,9 @@ class QueryEditor(QWidget):
             self._tokens, self._labels, self._error = None, [], str(e)
             pieces, bad = task.rejected_pieces(text)
             self.strip.set_tokens(pieces, [], bad=bad, live=False)
-        self.message.setText(self._error)
-        self.message.setVisible(bool(self._error))
+        cut = self._cut_note(text)
+        message = f"{cut} {self._error[:1].upper()}{self._error[1:]}".strip() if cut else self._error
+        self.message.setText(message)
+        self.message.setVisible(bool(message))
         self.combo.lineEdit().setStyleSheet(f"border: 1px solid {error_css(self)};" if self._error else "")
         self.queryChanged.emit()

@@ -215,7 +215,10 @@ class RunBar(QWidget):
             self.eta.setText(f"{elapsed:.1f} s" if done else "")
 
     def set_finished(self, text: str) -> None:
+        """The run is over (done, cancelled or failed): `text` says how and how long; the ETA and
+        the running clock beside it go, so no second, different figure stays on screen."""
         self.cancel_button.setEnabled(False)
+        self.eta.setText("")
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
         self.progress.setFormat(text)

@@ -134,11 +134,18 @@ class ResultsView(QWidget):
                 self.preimage.setText(preimage_html(self._result))  # the summary line may hold a message
 
     # ---- content ------------------------------------------------------------------------
-    def set_stale(self, differences: list[str]) -> None:
-        """Say which options now differ from the ones the shown result ran with (none: hide)."""
-        self.stale_label.setText("Options changed since this run (" + ", ".join(differences) +
-                                 "): Run again to apply them." if differences else "")
-        self.stale_label.setVisible(bool(differences))
+    def set_stale(self, differences: list[str], model: str = "") -> None:
+        """Say which options now differ from the ones the shown result ran with, and (model: e.g.
+        "addition is open") that another model is open than the one that made it (neither: hide)."""
+        options = ", ".join(differences)
+        if model:
+            made = f"this run is {self._result.model}'s, {model}" if self._result is not None else model
+            text = (f"Model changed since this run ({made})" + (f"; options too ({options})" if options else "") +
+                    ": Run again for the open model's samples.")
+        else:
+            text = f"Options changed since this run ({options}): Run again to apply them." if options else ""
+        self.stale_label.setText(text)
+        self.stale_label.setVisible(bool(text))
 
     def show_result(self, result, epsilon: float | None = None, status: str = "") -> None:
         """Show a (possibly partial) result; with epsilon, re-flag it for that epsilon first."""

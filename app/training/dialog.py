@@ -183,10 +183,11 @@ class TrainDialog(QDialog):
                                      "the curve.")
         self._show_progress(p)
 
-    def _show_progress(self, p) -> None:
+    def _show_progress(self, p, stopped: str = "") -> None:
+        """stopped ("paused", "cancelled"…): the run is not going on, so no time is "left" to it."""
         self.progress_bar.setValue(round(PROGRESS_STEPS * min(p.seconds / max(p.budget, 1e-9), 1.0)))
-        self.time_label.setText(f"{format_seconds(p.seconds)} of {format_seconds(p.budget)} · about "
-                                f"{format_seconds(p.budget - p.seconds)} left")
+        left = stopped or f"about {format_seconds(p.budget - p.seconds)} left"
+        self.time_label.setText(f"{format_seconds(p.seconds)} of {format_seconds(p.budget)} · {left}")
         self.count_label.setText(f"step {p.step:,} · {p.pairs:,} pairs · loss {p.loss:.3f}")
 
     def _on_finished(self, entry, result) -> None:
@@ -205,7 +206,8 @@ class TrainDialog(QDialog):
         if last is not None and last is not self._last:  # the step it stopped at, throttled away
             self._last = last
             self.curve.add_loss(last.seconds, last.loss)
-            self._show_progress(last)
+        if self._last is not None:
+            self._show_progress(self._last, "paused" if reason == "pause" else "stopped")
         self.curve.flush()
         if reason == "pause":
             self._set_state("paused")
@@ -219,6 +221,8 @@ class TrainDialog(QDialog):
 
     def _on_failed(self, message: str) -> None:
         self._set_state("idle")
+        if self._last is not None:
+            self._show_progress(self._last, "failed")
         self._show_error(message)
 
     def _stopped_text(self, what: str) -> str:

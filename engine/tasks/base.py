@@ -110,7 +110,8 @@ class Task(ABC):
             text = text + eos
         if len(text) > self.n_ctx:
             raise TaskInputError(
-                f"the {self.name} input is {len(text)} tokens long with BOS and EOS; at most {self.n_ctx} are allowed"
+                f"the {self.name} input has {len(text):,} tokens with BOS and EOS (a token per character); "
+                f"at most {self.n_ctx} are allowed"
             )
         return text
 
