@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from app.diagram.layout import DiagramOverlay
+from app.progress import JobProgress
 from app.style import error_css, muted_css
 from app.workers.job_request import JobRequest
 from engine.probed.sites import aliases, canonical_site
@@ -88,16 +89,15 @@ class MapBar(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.clear_button = QPushButton("Clear map")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(160)
-        self.progress.setTextVisible(True)
+        self.job = JobProgress(self.progress)  # "105 / 1,332 nodes · about 0:40 left", in a bar that fits it
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setWordWrap(True)
         self.legend.hide()  # shown with text (set_legend)
         buttons = QHBoxLayout()
         for w in (self.map_button, self.progress, self.cancel_button, self.clear_button):
-            buttons.addWidget(w)
-        buttons.addStretch(1)
+            buttons.addWidget(w, 1 if w is self.progress else 0)  # the bar grows to show the time left
+        buttons.addStretch()  # after the bar: it takes the room it can use first
         lay = QVBoxLayout(self)  # the legend has a row of its own: beside the buttons it wrapped into a column
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
@@ -158,7 +158,7 @@ class MapController(QObject):
         self._request = JobRequest("map", model_key, {"text": text, "options": options or {}})
         self.flow.hold(True)
         self.bar.set_state("running")
-        self.bar.progress.setRange(0, 0)  # busy until the first node reports its total
+        self.bar.job.busy()  # until the first node reports its total
         self.bar.set_legend("Mapping: the first nodes come in as they finish…")
         self.engine.run_job(self._request)
         return self._request
@@ -195,9 +195,7 @@ class MapController(QObject):
         self.rows.append(row)
         for short in aliases(row.site, self._n_layers):
             self.results[(short, row.position)] = result
-        self.bar.progress.setRange(0, total)
-        self.bar.progress.setValue(done)
-        self.bar.progress.setFormat(f"{done} / {total} nodes")
+        self.bar.job.report(done, total)
         self._draw()
 
     def _on_finished(self, request, answer) -> None:

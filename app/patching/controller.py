@@ -197,7 +197,7 @@ class PatchController(QObject):
             self.map.clear()  # its answer would be drawn over anyway, and its job would hold this one up
         self._request = JobRequest(KIND, str(entry.path), params)
         p.set_state("running")
-        p.progress.setRange(0, 0)  # busy until the first batch reports
+        p.job.busy()  # until the first batch reports
         p.show_message("Patching every node…" if not self.engine.loading else "Waiting for the model to load…")
         self.engine.run_job(self._request)
         return self._request

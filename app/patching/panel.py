@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.patching.overlay import legend_html
 from app.patching.table import NODE, PATCHED, POSITION, SHARE, PatchTableModel, ShareBarDelegate
+from app.progress import JobProgress
 from app.style import error_css, muted_css
 
 METRIC_CHOICES = (("logit difference", "logit_diff"), ("probability of the clean answer", "prob"))
@@ -73,7 +74,7 @@ class PatchPanel(QWidget):
         self.clear_button = QPushButton("Clear")
         self.clear_button.setToolTip("Take the answer off the diagram and give it back to the flow graph")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
+        self.job = JobProgress(self.progress)  # "105 / 1,332 nodes · about 0:40 left", in a bar that fits it
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -125,8 +126,8 @@ class PatchPanel(QWidget):
         form.addRow("Metric", read_row)
         run_row = QHBoxLayout()
         for w in (self.run_button, self.cancel_button, self.progress, self.clear_button):
-            run_row.addWidget(w)
-        run_row.addStretch(1)
+            run_row.addWidget(w, 1 if w is self.progress else 0)  # the bar grows to show the time left
+        run_row.addStretch()  # after the bar: it takes the room it can use first
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(intro)
@@ -167,6 +168,4 @@ class PatchPanel(QWidget):
         self.message.setVisible(bool(text))
 
     def set_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{done} / {total} nodes")
+        self.job.report(done, total)

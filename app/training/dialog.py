@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
+from app.progress import format_seconds
 from app.style import error_css
 from app.training.curve import TrainingCurve, TrainingRecord
 from app.training.form import TrainForm
@@ -18,13 +19,6 @@ from app.workers.train_thread import TrainClient, TrainJob
 from engine.store.folders import list_models
 
 PROGRESS_STEPS = 1000  # the progress bar's resolution
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class TrainDialog(QDialog):
