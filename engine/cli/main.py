@@ -10,6 +10,7 @@ import logging
 import sys
 
 from engine.cli import decoder_cmds, explain_cmds, flow_cmds, model_cmds, patch_cmds, probed_cmds, query_cmds
+from engine.cli.printing import printable
 
 
 class UsageError(Exception):
@@ -59,12 +60,42 @@ def _warnings_to_stderr() -> None:
         logger.addHandler(handler)
 
 
+def error_line(e: BaseException) -> str:
+    return f"error: {printable(str(e))}"
+
+
+# What a shell reports for a process stopped by SIGPIPE: `query ... | head -1` reads one line and
+# closes the pipe; the rest of the output has no reader, which is no error of the command's.
+BROKEN_PIPE_EXIT = 128 + 13
+
+
+def _quiet_broken_pipe() -> int:
+    """Point stdout at /dev/null so that the interpreter's last flush finds nothing to complain about."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (a test's capture): nothing to flush
+        pass
+    return BROKEN_PIPE_EXIT
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 2
     if not getattr(args, "func", None):
         parser.print_help()
@@ -77,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

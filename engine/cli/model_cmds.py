@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.cli import values
+from engine.cli.printing import printable
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import TASKS
 
@@ -21,22 +22,34 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=sites_cmd)
 
 
+def say(line: str = "") -> None:
+    """Print a line made from names on disk (folders, records, configs): escaped, never obeyed."""
+    print(printable(line))
+
+
 def models_cmd(args) -> int:
     from engine.store.folders import list_models, user_models_dir
 
-    entries = list_models()
+    problems: list[str] = []
+    entries = list_models(problems=problems)
     for entry in entries:
-        print(entry.describe())
+        say(entry.describe())
     if not entries:
-        print("no models found")
-    print(f"(user models go in {user_models_dir()})")
+        say("no models found")
+    for problem in problems:  # a broken folder is named, and hides nothing else
+        say(f"does not open: {problem}")
+    say(f"(user models go in {user_models_dir()})")
     from engine.store.hub_cache import cached_models, hub_cache_dir
 
-    cached = cached_models()
-    print(f"\nHugging Face cache ({hub_cache_dir()}): {len(cached)} causal language model(s)")
+    problems = []
+    cached = cached_models(problems=problems)
+    say()
+    say(f"Hugging Face cache ({hub_cache_dir()}): {len(cached)} causal language model(s)")
     for model in cached:
-        print(f"{model.repo_id:<32} {model.model_type:<10} {', '.join(model.architectures):<24} "
-              f"{describe_cached(model)}")
+        say(f"{model.repo_id:<32} {model.model_type:<10} {', '.join(model.architectures):<24} "
+            f"{describe_cached(model)}")
+    for problem in problems:
+        say(f"does not open: {problem}")
     return 0
 
 

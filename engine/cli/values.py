@@ -115,7 +115,10 @@ def model_name(text: str) -> str:
 
 
 def path(text: str) -> Path:
-    """A file or folder path; an empty one is refused (Path('') is the working folder)."""
+    """A file or folder path; an empty one is refused (Path('') is the working folder), and so is
+    one with a NUL, which no file system takes (the os calls raise ValueError, not OSError)."""
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}: a path cannot hold a NUL character")
     return Path(_not_empty(text, "a path"))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.probed.model import ProbedConfig, ProbedModel, build_probed
-from engine.store.safefiles import atomic_write_text, checked_weights, load_tensors, save_tensors
+from engine.store.safefiles import atomic_write_text, checked_weights, load_tensors, read_json, save_tensors
 from engine.store.shipped import shipped_dir
 from engine.store.staging import recover, rewrite_folder
 from engine.tasks.text import TEXT_TASK
@@ -128,10 +128,7 @@ LEGACY_FILE = "config.json"  # its old name, which Hugging Face folders use for 
 
 
 def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise StoreError(f"{path}: not valid JSON ({str(e)[:200]})") from None
+    return read_json(path)  # every failure (huge integers, deep nesting, surrogates) is a StoreError
 
 
 def record_path(folder: Path) -> Path:
@@ -187,9 +184,34 @@ def open_folder(folder: Path, source: str = "folder", task: str | None = None) -
         probed = ProbedConfig.from_dict(config["probed"])
     except (KeyError, TypeError, ValueError) as e:
         raise StoreError(f"{record_path(folder)}: bad 'probed' section ({str(e).strip(chr(39))})") from None
+    _check_sections(config, record_path(folder))
     return ModelEntry(name=config.get("name", folder.name), path=folder, source=source, task=probed.task,
                       probed=probed, decoder=config.get("decoder"), huggingface=config.get("huggingface"),
                       prompts=config.get("prompts"))
+
+
+def _check_sections(config: dict, path: Path) -> None:
+    """StoreError unless the record's other sections have the types every reader assumes: a
+    string name, objects (or nothing) for 'decoder' and 'huggingface', a known prompt set. A
+    wrong one would otherwise fail far from here, e.g. while the model list is printed."""
+    from engine.tasks import PROMPTS
+
+    name = config.get("name", "")
+    if not isinstance(name, str) or not name.isprintable() or len(name) > 200:
+        raise StoreError(f"{path}: 'name' must be a line of printable text, got {str(name)[:40]!r}")
+    for key, inner in (("decoder", ("config", "training", "quality")), ("huggingface", ())):
+        section = config.get(key)
+        if section is not None and not isinstance(section, dict):
+            raise StoreError(f"{path}: '{key}' must be an object, got {type(section).__name__}")
+        for part in inner:  # sections within it, read with .get() by the cards and the commands
+            if section and section.get(part) is not None and not isinstance(section[part], dict):
+                raise StoreError(f"{path}: '{key}.{part}' must be an object, got {type(section[part]).__name__}")
+    for key in ("architecture", "model_type", "folder"):
+        value = (config.get("huggingface") or {}).get(key)
+        if value is not None and not (isinstance(value, str) and value.isprintable()):
+            raise StoreError(f"{path}: 'huggingface.{key}' must be printable text, got {str(value)[:40]!r}")
+    if config.get("prompts") is not None and config["prompts"] not in PROMPTS:
+        raise StoreError(f"{path}: 'prompts' must be one of {', '.join(PROMPTS)}, got {str(config['prompts'])[:40]!r}")
 
 
 def open_cached(cached, task: str | None = None) -> ModelEntry:
@@ -210,9 +232,10 @@ def cached_entries() -> list[ModelEntry]:
     return entries
 
 
-def list_models(include_cache: bool = False) -> list[ModelEntry]:
+def list_models(include_cache: bool = False, problems: list[str] | None = None) -> list[ModelEntry]:
     """Bundled models first, then the user's (and with include_cache, the Hugging Face cache's
-    that open); folders that cannot be read are skipped."""
+    that open); folders that cannot be read are skipped, each with its one-line reason added to
+    `problems` when given (one broken folder never hides the others)."""
     entries = []
     for root, source in ((BUNDLED_DIR, "bundled"), (user_models_dir(), "user")):
         if not root.is_dir():
@@ -222,8 +245,9 @@ def list_models(include_cache: bool = False) -> list[ModelEntry]:
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             try:
                 entries.append(open_folder(folder, source))
-            except StoreError:
-                continue
+            except StoreError as e:
+                if problems is not None:
+                    problems.append(str(e))
     return entries + (cached_entries() if include_cache else [])
 
 

@@ -13,7 +13,6 @@ through engine/store/text_models.py instead.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from engine.errors import StoreError
@@ -26,16 +25,65 @@ PICKLED = "pytorch_model.bin"
 
 def read_hf_config(folder: Path) -> dict | None:
     """Hugging Face's config.json of `folder` when it is one (it names a model_type), else None."""
+    from engine.store.safefiles import read_json
+
     path = Path(folder) / HF_CONFIG
     if not path.is_file():
         return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise StoreError(f"{path}: not valid JSON ({str(e)[:200]})") from None
+    config = read_json(path)
     if not isinstance(config, dict) or "model_type" not in config:
         return None
+    check_loadable(config, path)
     return config
+
+
+# Keys that are true or false in every Hugging Face config that has them: a "no" or a 1 there is
+# a hand edit that Hugging Face's code would read as true (or fail on, deep inside loading).
+FLAG_KEYS = ("use_parallel_residual", "parallel_attn", "new_decoder_architecture", "tie_word_embeddings",
+             "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention", "use_cache")
+SPECIAL_IDS = ("bos_token_id", "eos_token_id", "pad_token_id")
+
+
+def check_loadable(config: dict, path: Path) -> None:
+    """StoreError for what no studio reader can use, found in the config before any weights are
+    read: quantized weights, a non-boolean flag, special token ids outside the vocabulary."""
+    quant = config.get("quantization_config")
+    if quant is not None:
+        method = quant.get("quant_method") if isinstance(quant, dict) else None
+        method = method if isinstance(method, str) and method.isprintable() else "quantization_config"
+        raise StoreError(f"{path}: the weights are quantized ({method[:40]}); the studio reads unquantized "
+                         "float weights only")
+    for key in FLAG_KEYS:
+        if config.get(key) is not None and not isinstance(config[key], bool):
+            raise StoreError(f"{path}: {key} must be true or false, got {str(config[key])[:40]!r}")
+    vocab = config.get("vocab_size")
+    for key in SPECIAL_IDS:
+        value = config.get(key)
+        ids = value if isinstance(value, list) else [value]  # Llama 3 lists several EOS ids
+        for token in ids:
+            if token is None:
+                continue
+            # -1 is Hugging Face's "none" (the text task reads it so); one past the vocabulary
+            # would index outside the embedding
+            if isinstance(token, bool) or not isinstance(token, int) or token < -1 or (
+                    isinstance(vocab, int) and token >= vocab):
+                size = f" (the vocabulary has {vocab:,} tokens)" if isinstance(vocab, int) else ""
+                raise StoreError(f"{path}: {key} must be a token id{size}, got {str(token)[:40]!r}")
+
+
+def shard_files(index: Path) -> list[str]:
+    """The shard file names a safetensors index lists (each a file in the index's folder)."""
+    from engine.store.safefiles import read_json
+
+    weight_map = read_json(index)
+    weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise StoreError(f"{index}: not a safetensors index (expected a 'weight_map' of shard files)")
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        if not shard or Path(shard).name != shard:
+            raise StoreError(f"{index}: shard {shard[:60]!r} is not a file in this folder")
+    return shards
 
 
 def _int(config: dict, key: str, path: Path, low: int = 1, high: int = 1_000_000) -> int:
@@ -76,7 +124,8 @@ def looks_like_task_checkpoint(config: dict) -> bool:
     """A GPT-2 config whose vocabulary is a task's size (the paper's checkpoints have no tokenizer)."""
     from engine.tasks import TASKS
 
-    return config.get("model_type") == "gpt2" and config.get("vocab_size") in {
+    vocab = config.get("vocab_size")  # any JSON value: a list here must not raise (unhashable)
+    return config.get("model_type") == "gpt2" and isinstance(vocab, int) and vocab in {
         t.vocab.vocab_size for t in TASKS.values()}
 
 
@@ -118,14 +167,8 @@ def read_hf_tensors(folder: Path) -> dict:
         return load_tensors(folder / SAFETENSORS)[0]
     index = folder / SAFETENSORS_INDEX
     if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-            raise StoreError(f"{index}: not a safetensors index (expected a 'weight_map' of shard files)") from None
         tensors: dict = {}
-        for shard in shards:
-            if Path(shard).name != shard:
-                raise StoreError(f"{index}: shard {shard!r} is not a file in this folder")
+        for shard in shard_files(index):
             tensors.update(load_tensors(folder / shard)[0])
         return tensors
     path = folder / PICKLED

@@ -9,7 +9,6 @@ model trains into a user model made from it (`train-decoder --into NAME`).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +48,19 @@ def _snapshot(repo: Path) -> tuple[str, Path] | None:
     return (found[0].name, found[0]) if found else None
 
 
-def cached_models(root: Path | None = None) -> list[CachedModel]:
-    """The causal LMs in the cache, by repository id; unreadable entries are skipped."""
+def architectures(config: dict) -> tuple[str, ...]:
+    """The architecture names a Hugging Face config lists; () when 'architectures' is not a list
+    (a hand-edited 5 or a bare string must not break every listing that reads the config)."""
+    listed = config.get("architectures")
+    return tuple(a for a in listed if isinstance(a, str)) if isinstance(listed, list) else ()
+
+
+def cached_models(root: Path | None = None, problems: list[str] | None = None) -> list[CachedModel]:
+    """The causal LMs in the cache, by repository id; unreadable entries are skipped, each with
+    its one-line reason added to `problems` when given."""
+    from engine.errors import StoreError
+    from engine.store.safefiles import read_json
+
     root = hub_cache_dir() if root is None else Path(root)
     if not root.is_dir():
         return []
@@ -60,12 +70,21 @@ def cached_models(root: Path | None = None) -> list[CachedModel]:
             picked = _snapshot(repo)
             if picked is None or not (picked[1] / "config.json").is_file():
                 continue
-            config = json.loads((picked[1] / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
+            config = read_json(picked[1] / "config.json")
+        except OSError:  # a snapshot folder that vanished or cannot be listed: not a model
+            continue
+        except StoreError as e:
+            if problems is not None:
+                problems.append(str(e))
             continue
         if not isinstance(config, dict):
             continue
-        archs = tuple(a for a in config.get("architectures") or () if isinstance(a, str))
+        if not isinstance(config.get("architectures", []), list):  # damaged, not merely another kind of model
+            if problems is not None:
+                problems.append(f"{picked[1] / 'config.json'}: 'architectures' must be a list of names such as "
+                                f"['GPT2LMHeadModel'], got {str(config['architectures'])[:40]!r}")
+            continue
+        archs = architectures(config)
         if not any(a.endswith(CAUSAL_SUFFIXES) for a in archs):
             continue
         repo_id = "/".join(repo.name.removeprefix("models--").split("--"))

@@ -176,7 +176,10 @@ def _number(value, what: str, nullable: bool = False) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Bad(f"{what} must be a number, got {_show(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of 309 digits or more has no float
+        raise _Bad(f"{what} must be a number a float can hold, got an integer of {len(str(value))} digits") from None
 
 
 def _whole(value, what: str, low: int, high: int) -> int:
@@ -202,6 +205,8 @@ def _strings(value, what: str) -> list[str]:
     for i, piece in enumerate(items):
         if not isinstance(piece, str):
             raise _Bad(f"{what}[{i}] must be a token string, got {_show(piece)}")
+        if any("\ud800" <= c <= "\udfff" for c in piece):  # a lone surrogate: printing it would fail later
+            raise _Bad(f"{what}[{i}] holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text")
     return items
 
 
@@ -358,7 +363,7 @@ def read_paper_json(path: str | Path, task: str | None = None, epsilon: float = 
         doc = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise StoreError(f"{path}: not UTF-8 text, so not a cached-generation JSON file") from None
-    except (json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, or an integer past 4,300 digits
         raise StoreError(f"{path}: not valid JSON ({str(e).splitlines()[0][:200] if str(e) else 'too deep'})") from None
     try:
         return result_from_paper(doc, task=task, epsilon=epsilon, model=model)

@@ -78,6 +78,40 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+MAX_JSON_BYTES = 64 * 2**20  # records and configs are kilobytes; a training history at most a few MB
+
+
+def read_json(path: Path):
+    """The parsed content of a JSON file the studio reads (a model record, a Hugging Face config,
+    a shard index); StoreError naming the file for anything that is not plain JSON text.
+
+    json.loads raises more than JSONDecodeError: ValueError for an integer of more than 4,300
+    digits, RecursionError for deep nesting. A lone surrogate (an escaped "\\ud800") parses but
+    cannot be printed or written as UTF-8 later, so it is refused here, where the file is known."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise StoreError(f"{path}: {size:,} bytes, more than the {MAX_JSON_BYTES:,} such a JSON file may have")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise StoreError(f"{path}: not UTF-8 text (byte {e.start}), so not a JSON file") from None
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # a lone surrogate anywhere: UnicodeEncodeError
+    except UnicodeEncodeError:
+        raise StoreError(f"{path}: holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not "
+                         "text") from None
+    except RecursionError:
+        raise StoreError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, or an integer too long to convert
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise StoreError(f"{path}: not valid JSON ({first[:200]})") from None
+    return data
+
+
 def save_tensors(path: Path, tensors: dict, meta: dict | None = None) -> None:
     from safetensors.torch import save
 

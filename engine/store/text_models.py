@@ -19,6 +19,7 @@ support (the message lists what it does), weights that cannot be read.
 """
 from __future__ import annotations
 
+import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -66,10 +67,12 @@ def architecture_of(config: dict, path: Path) -> str:
     """The one architecture a config names; StoreError for remote code or a non-causal model."""
     if config.get("auto_map"):
         raise StoreError(f"{path}: the model needs its own code (auto_map), which the studio never runs")
-    archs = [a for a in config.get("architectures") or () if isinstance(a, str)]
+    from engine.store.hub_cache import architectures
+
+    archs = list(architectures(config))  # a list of names; anything else names none
     if not archs:
         raise StoreError(f"{path}: names no architecture (expected an 'architectures' list such as "
-                         "['GPT2LMHeadModel'])")
+                         f"['GPT2LMHeadModel'], got {str(config.get('architectures'))[:40]!r})")
     causal = [a for a in archs if a.endswith(CAUSAL_SUFFIXES)]
     if not causal:
         raise StoreError(f"{path}: {archs[0]} is not a causal language model (the studio reads models ending "
@@ -130,21 +133,15 @@ def check_supported(architecture: str, path: Path) -> None:
 
 def _check_weights(folder: Path) -> None:
     """Safetensors headers parse (a damaged file is named before the bridge tries it)."""
-    import json
-
     from safetensors import safe_open
+
+    from engine.store.hf_folders import shard_files
 
     folder = Path(folder)
     files = [folder / "model.safetensors"] if (folder / "model.safetensors").is_file() else []
     index = folder / "model.safetensors.index.json"
     if not files and index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise StoreError(f"{index}: not a safetensors index (expected a 'weight_map' of shard files)") from None
-        if any(Path(s).name != s for s in shards):
-            raise StoreError(f"{index}: names a shard outside this folder")
-        files = [folder / s for s in shards]
+        files = [folder / s for s in shard_files(index)]
     for file in files:
         if not file.is_file():
             raise StoreError(f"{file}: file not found (the index names it)")
@@ -205,13 +202,14 @@ def text_task(entry):
 
 
 def _read_text_task(entry, folder: Path):
-    import json
-
+    from engine.store.hf_folders import read_hf_config
     from engine.tasks import prompt_task_class
     from engine.text.hf_tokenizer import HFTokenizer
     from engine.text.tokenizer import TokenizerInputError
 
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = read_hf_config(folder)  # read again: it may have changed since the folder was opened
+    if config is None:
+        raise StoreError(f"{folder / 'config.json'}: not a Hugging Face config (no model_type)")
     specials = [config.get(k) if isinstance(config.get(k), int) else None
                 for k in ("bos_token_id", "eos_token_id", "pad_token_id")]
     try:
@@ -243,7 +241,13 @@ def load_text_model(entry, device=None):
         wrapped = PreTrainedTokenizerFast(tokenizer_object=task.vocab.backend)
         bridge = TransformerBridge.boot_transformers(str(folder), device=pick_device(device), tokenizer=wrapped)
         bridge.enable_compatibility_mode(disable_warnings=True)
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
+    except pickle.UnpicklingError:  # torch.load(weights_only=True) met something other than tensors
+        raise StoreError(f"{weights_file(folder) or folder}: not a plain weights file (it pickles more than "
+                         "tensors); nothing in it was run") from None
+    except Exception as e:  # noqa: BLE001 - whatever Hugging Face's loader raises on a damaged folder
+        import logging
+
+        logging.getLogger("engine.store").info("loading %s failed", folder, exc_info=True)  # the log keeps it
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise StoreError(f"{weights_file(folder) or folder}: the model could not be loaded ({first})") from None
     bridge.eval()

@@ -59,6 +59,9 @@ def read_corpus(path) -> list[str]:
                 text = _json_text(line)
                 if text is None:
                     raise CorpusError(f'{path} line {number}: expected a JSON object with a "text" string')
+                if not _encodable(text):  # the tokenizer refuses such a string, with a TypeError
+                    raise CorpusError(f"{path} line {number}: the text holds a lone surrogate (an unpaired "
+                                      "\\ud800-\\udfff escape), which is not text")
                 if text.strip():  # an empty text would give no tokens and no window
                     texts.append(text)
     except OSError as e:
@@ -83,11 +86,19 @@ def _lines(path: Path, f) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _json_text(line: str) -> str | None:
     """The "text" string of a JSON Lines line, or None when the line is not such an object."""
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # ValueError: also an integer past 4,300 digits
         return None
     text = obj.get("text") if isinstance(obj, dict) else None
     return text if isinstance(text, str) else None

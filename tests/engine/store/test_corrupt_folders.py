@@ -128,3 +128,145 @@ def test_deeply_nested_safetensors_metadata_is_one_line(source, tmp_path, capsys
     assert cli_main(["flow", "--model", str(folder), "--text", TEXT]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "probed.safetensors" in err
+
+
+# ---- hostile JSON in every file the store reads ---------------------------------------------------
+# Each reader (the model record, a Hugging Face config, a safetensors index, a hub-cache entry) is
+# fed what json.loads refuses beyond JSONDecodeError (an integer of 5,000 digits: ValueError; deep
+# nesting: RecursionError), what it takes but no later reader can use (a lone surrogate: printing
+# or writing it fails), and values of the wrong type. One bad file breaks only itself: one line
+# naming it, and every other model still lists and opens.
+HUGE = "9" * 5000
+
+
+def hostile_records(good: str) -> dict[str, str]:
+    """Record texts made from a good inversionview.json's text."""
+    record = json.loads(good)
+
+    def changed(**fields) -> str:
+        return json.dumps({**record, **fields})
+
+    return {
+        "5000-digit number": good.replace('"format": 1', f'"format": {HUGE}', 1),
+        "deep nesting": good.rstrip()[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "lone surrogate": changed(name="a\udc80b"),
+        "name a number": changed(name=5),
+        "name with a terminal escape": changed(name="\x1b[2J"),
+        "decoder a number": changed(decoder=5),
+        "decoder training a list": changed(decoder={**record["decoder"], "training": [1]}),
+        "huggingface a number": changed(huggingface=5),
+        "huggingface architecture a number": changed(huggingface={"architecture": 5}),
+        "unknown prompts": changed(prompts="chess"),
+    }
+
+
+HOSTILE_CASES = list(hostile_records(json.dumps({"format": 1, "decoder": {}})))
+
+
+@pytest.mark.parametrize("case", HOSTILE_CASES)
+def test_a_hostile_record_breaks_only_its_own_model(case, source, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("INVERSIONVIEW_DATA_DIR", str(data))
+    folder = data / "models" / "hostile"
+    shutil.copytree(source, folder)
+    good = (folder / "inversionview.json").read_text()
+    (folder / "inversionview.json").write_text(hostile_records(good)[case], encoding="utf-8", errors="surrogatepass")
+    before = digest(folder)
+
+    assert cli_main(["models"]) == 0  # the other models list; the bad one is named, once
+    out = capsys.readouterr().out
+    assert "counting" in out and "\x1b" not in out
+    named = [line for line in out.splitlines() if "inversionview.json" in line]
+    assert len(named) == 1 and named[0].startswith("does not open: ") and str(folder) in named[0], out
+    assert cli_main(["sites", "--model", "counting"]) == 0  # every other model still opens
+    capsys.readouterr()
+    assert cli_main(["sites", "--model", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "inversionview.json" in err, err
+    assert digest(folder) == before
+
+
+HOSTILE_CONFIGS = {
+    "architectures a number": '{"model_type": "gpt2", "architectures": 5}',
+    "architectures a string": '{"model_type": "gpt2", "architectures": "GPT2LMHeadModel"}',
+    "5000-digit number": '{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": ' + HUGE + "}",
+    "deep nesting": '{"model_type": "gpt2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "lone surrogate": '{"model_type": "gpt2\\udc80", "architectures": ["GPT2LMHeadModel"]}',
+}
+
+
+def test_hostile_hub_cache_entries_break_only_themselves(tmp_path, monkeypatch, capsys):
+    from engine.store.folders import find_model, list_models
+    from tests.engine.store.test_hf_folders import cache_repo
+
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    for i, text in enumerate(HOSTILE_CONFIGS.values()):
+        cache_repo(cache, f"evil/case{i}", {"config.json": text.encode()})
+    cache_repo(cache, "evil/\x1b[31mred", {"config.json": HOSTILE_CONFIGS["architectures a number"].encode()})
+    assert cli_main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "counting" in out
+    for i, case in enumerate(HOSTILE_CONFIGS):
+        named = [line for line in out.splitlines() if f"models--evil--case{i}/" in line]
+        assert len(named) == 1 and named[0].startswith("does not open: "), (case, out)
+    assert {e.name for e in list_models(include_cache=True)} >= {"counting", "addition"}
+    assert find_model("counting").task == "counting"
+
+
+@pytest.fixture(scope="module")
+def text_source(tmp_path_factory):
+    from tests.engine.helpers import make_text_folder
+
+    return make_text_folder(tmp_path_factory.mktemp("text") / "text", n_layers=1, d_model=32, n_heads=2)
+
+
+@pytest.mark.parametrize("case,says", [
+    ("architectures a number", "names no architecture"),
+    ("5000-digit number", "not valid JSON"),
+    ("deep nesting", "not valid JSON"),
+    ("lone surrogate", "lone surrogate"),
+    ("bos id past the vocabulary", "bos_token_id must be a token id"),
+    ("a flag as text", "use_parallel_residual must be true or false"),
+    ("quantized", "quantized (bitsandbytes)"),
+    ("shard index a number", "not a safetensors index"),
+    ("shard index 5000 digits", "not valid JSON"),
+    ("a pickle for weights", "nothing in it was run"),
+])
+def test_a_hostile_hugging_face_folder_is_one_line_naming_its_file(case, says, text_source, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "text"
+    shutil.copytree(text_source, folder)
+    config = json.loads((folder / "config.json").read_text())
+    named = "config.json"
+    if case in HOSTILE_CONFIGS:
+        (folder / "config.json").write_text(HOSTILE_CONFIGS[case])
+    elif case == "bos id past the vocabulary":
+        (folder / "config.json").write_text(json.dumps({**config, "bos_token_id": 10**12}))
+    elif case == "a flag as text":
+        (folder / "config.json").write_text(json.dumps({**config, "use_parallel_residual": "no"}))
+    elif case == "quantized":
+        (folder / "config.json").write_text(json.dumps({**config, "quantization_config": {
+            "quant_method": "bitsandbytes", "load_in_4bit": True}}))
+    elif case == "a pickle for weights":  # torch.load(weights_only=True) refuses the date object
+        import datetime
+
+        import torch
+
+        (folder / "model.safetensors").unlink()
+        torch.save({"w": datetime.date(2020, 1, 1)}, folder / "pytorch_model.bin")
+        named = "pytorch_model.bin"
+    else:  # the weights in shards, and their index damaged
+        (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+        index = '{"weight_map": 5}' if case == "shard index a number" else '{"weight_map": {"a": ' + HUGE + "}}"
+        (folder / "model.safetensors.index.json").write_text(index)
+        named = "model.safetensors.index.json"
+    before = digest(folder)
+    assert cli_main(["flow", "--model", str(folder), "--text", "When Mary and John went"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert named in err and says in err, err
+    assert digest(folder) == before

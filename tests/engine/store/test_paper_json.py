@@ -203,6 +203,13 @@ GOOD = {"query_input": list("Baab|a:2"), "query_position": 6, "probed_act": "blo
      "generation[0] best value must be a number, got '0.5'"),
     (json.dumps({**GOOD, "generation": [[list("Baab|a:2E"), [0.0] * 9, [0.5] * 9, 9, 0.5]]}),
      "generation[0] best index must be from 0 to 8, got 9"),
+    # what json.loads refuses past JSONDecodeError, or takes but nothing after it can use
+    (json.dumps(GOOD).replace('"query_position": 6', '"query_position": ' + "9" * 5000),
+     "not valid JSON (Exceeds the limit (4300 digits)"),
+    (json.dumps(GOOD).replace('"temperature": 0.0', '"temperature": ' + "9" * 400),
+     "temperature must be a number a float can hold, got an integer of 400 digits"),
+    (json.dumps({**GOOD, "query_input": ["B", "\udc80"] + GOOD["query_input"][2:]}),
+     "query_input[1] holds a lone surrogate"),
 ])
 def test_a_bad_file_is_one_line_and_exit_2(tmp_path, content, message):
     path = tmp_path / "bad.json"

@@ -58,7 +58,9 @@ def test_a_missing_file_and_a_folder_name_the_path(tmp_path):
     assert issubclass(CorpusError, TaskInputError)  # the CLI reports it as bad input, not a crash
 
 
-@pytest.mark.parametrize("bad", ["not json", json.dumps({"txt": "x"}), json.dumps({"text": 3}), json.dumps(["x"])])
+@pytest.mark.parametrize("bad", ["not json", json.dumps({"txt": "x"}), json.dumps({"text": 3}), json.dumps(["x"]),
+                                 '{"text": "x", "n": ' + "9" * 5000 + "}",  # json.loads: ValueError
+                                 '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"])  # json.loads: RecursionError
 def test_a_bad_json_lines_line_is_named(tmp_path, bad):
     path = tmp_path / "corpus.ndjson"
     path.write_text(json.dumps({"text": "ok"}) + "\n\n" + bad + "\n", encoding="utf-8")
@@ -120,3 +122,11 @@ def test_the_grid_is_bos_ids_eos_then_pad():
     assert window_grid(windows, n_ctx=6, bos_id=1, eos_id=2, pad_id=0).shape == (5, 6)
     with pytest.raises(ValueError, match="5 tokens.*7 positions.*n_ctx is 6"):
         window_grid([[1, 2], [5, 6, 7, 8, 9]], n_ctx=6, bos_id=1, eos_id=2, pad_id=0)
+
+
+def test_a_lone_surrogate_is_named_by_its_line(tmp_path):
+    """json.loads takes an unpaired "\\udc80" escape; the tokenizer would fail on it later, with a TypeError."""
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": "a\\udc80b"}\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match="line 2: the text holds a lone surrogate"):
+        read_corpus(path)
