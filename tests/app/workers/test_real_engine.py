@@ -93,13 +93,13 @@ def test_same_label_compares_each_sample_only_where_the_query_positions_label_is
     assert not run_and_wait(qtbot, w).same_label
 
 
-def test_an_untrained_site_runs_into_a_readable_error(qtbot, real_window):
+def test_an_untrained_site_cannot_run_and_says_why(qtbot, real_window):
     w = real_window
     w.set_target("attn0", 14)
     assert "not trained" in w.run_bar.target.text()
-    with qtbot.waitSignal(w.engine.runFailed, timeout=60_000) as blocker:
-        w.run_query()
-    assert "attn0" in blocker.args[0] and "trained" in blocker.args[0]
+    # Run is disabled before the click rather than failing after it (#31 item 5), and says why
+    assert not w.run_bar.run_button.isEnabled() and "not trained on attn0" in w.run_bar.run_button.toolTip()
+    assert w.run_query() is None and "not trained on attn0" in w.statusBar().currentMessage()
     w.set_target("x1.post", 14)  # the app keeps working
     assert run_and_wait(qtbot, w).complete
 
