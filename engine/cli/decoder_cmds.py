@@ -51,7 +51,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--init-from", type=values.model_name, metavar="MODEL",
                    help="start from this model's decoder (same size and sites) instead of random weights")
     p.add_argument("--seed", type=values.seed, default=0)
-    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from random weights: ignore a stopped run's checkpoint, and replace a trained decoder")
     p.add_argument("--threads", type=values.threads)
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=train_decoder_cmd)
@@ -114,6 +115,20 @@ def refuse_bundled(entry, allowed: bool, what: str, instead: str) -> None:
                          f"write there: {instead}")
 
 
+def refuse_replacing(entry, checkpoint: Path, init_from) -> None:
+    """StoreError when the run would quietly replace a trained decoder: the folder has one, no
+    stopped run of it is there to resume, and the command says neither where to start from
+    (--init-from) nor that a new decoder is wanted (--fresh). `--steps 1` would otherwise swap a
+    decoder trained for hours for a one-step one, and exit 0."""
+    from engine.errors import StoreError
+
+    if entry.has_decoder and not checkpoint.is_file() and init_from is None:
+        steps = ((entry.decoder or {}).get("training") or {}).get("steps")
+        trained = f" ({steps:,} steps)" if isinstance(steps, int) and not isinstance(steps, bool) else ""
+        raise StoreError(f"model {entry.name!r} already has a trained decoder{trained}; training would replace "
+                         f"it: give --init-from {entry.name} to continue from it, or --fresh to train a new one")
+
+
 def _check_every_steps(args) -> int:
     """With a budget in steps, the in-training checks come ten times a run (none with --check-every 0)."""
     if args.steps is None or args.check_every == 0:
@@ -150,6 +165,8 @@ def _train_decoder(args, ranks, device) -> int:
         refuse_bundled(base, args.into_bundled, "training its decoder",
                        f"give --into NAME to train into a new user model made from {base.name!r}")
     init_from = find_model(args.init_from, task=args.task) if args.init_from else None  # unknown: before loading
+    if not args.into and not args.fresh:  # (a new user model has no decoder; --into refuses a finished one)
+        refuse_replacing(base, checkpoint_path(base), init_from)
     if args.threads:
         from engine.threads import apply_threads
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -21,42 +23,74 @@ STALE_TEMP_S = 600  # a temp file this old beside its target was left by a kille
 
 
 def writable_target(path: Path) -> Path:
-    """The file a write to `path` replaces: a symlink's target; OutputError when something other
-    than a regular file (a folder, a device, a pipe) is there, so a write never replaces it."""
+    """The file a write to `path` replaces: `path` itself, as given. A symlink there is replaced,
+    never followed: a link planted in a shared folder (/tmp) must not turn an export into a
+    write onto whatever file it names. OutputError when something other than a regular file or
+    a link (a folder, a device, a pipe) is there, so a write never replaces it."""
     path = Path(path)
     try:
-        if path.is_symlink():
-            path = path.resolve()
-        there = path.exists()
-    except OSError as e:  # e.g. a name longer than the file system allows
-        raise OutputError(f"cannot write {str(path)[:300]}: {e.strerror or e}") from None
-    if there and not path.is_file():
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    except (OSError, ValueError) as e:  # a name too long for the file system; a NUL in it
+        reason = "a path cannot hold a NUL character" if isinstance(e, ValueError) else (e.strerror or e)
+        raise OutputError(f"cannot write {printable_path(path)}: {reason}") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise OutputError(f"cannot write {path}: it is not a regular file (a folder, device or pipe); "
                           "give the path of a file")
     return path
 
 
+def printable_path(path: Path) -> str:
+    return repr(str(path)[:300])[1:-1]  # a NUL or a newline shown escaped, so the message stays one line
+
+
+# A writer's temp file: `.NAME.ivs-<16 hex digits>.tmp` beside its target. The marker and the exact
+# shape are what let a later write remove a killed writer's leftover and nothing else: a user's own
+# `.results.csv.backup.tmp` never matches.
+TEMP_MARK = "ivs-"
+
+
+def _temp_pattern(path: Path) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(path.name[:200])}\.{TEMP_MARK}[0-9a-f]{{16}}\.tmp")
+
+
 def _remove_stale_temps(path: Path) -> None:
-    for old in path.parent.glob(f".{glob.escape(path.name[:200])}.*.tmp"):
+    ours = _temp_pattern(path)
+    for old in path.parent.glob(f".{glob.escape(path.name[:200])}.{TEMP_MARK}*.tmp"):
         try:
-            if time.time() - old.stat().st_mtime > STALE_TEMP_S:
+            st = os.lstat(old)
+            if (ours.fullmatch(old.name) and stat.S_ISREG(st.st_mode)
+                    and time.time() - st.st_mtime > STALE_TEMP_S):
                 old.unlink()
         except OSError:
+            continue
+
+
+def _new_temp(path: Path) -> tuple[int, str]:
+    """A new temp file beside `path`, made by this process (O_EXCL), named as _temp_pattern matches."""
+    while True:
+        tmp = path.with_name(f".{path.name[:200]}.{TEMP_MARK}{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600), str(tmp)
+        except FileExistsError:  # 2^64 names: a clash is a planted file; draw again
             continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that a reader sees the old or the new content, never half of it.
 
-    Only a regular file (or nothing) is replaced; the old file's permissions are kept (a new
-    file gets the usual 0666 less the umask, not mkstemp's 0600); the temp file is removed on
-    any error we can catch, and a killed writer's leftover is removed by the next write."""
+    Only a regular file, a symlink (replaced, not followed) or nothing is replaced; a regular
+    file's permissions are kept (a new file gets the usual 0666 less the umask, not the temp
+    file's 0600); the temp file is removed on any error we can catch, and a killed writer's
+    leftover is removed by the next write."""
     path = writable_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK
+        st = os.lstat(path) if path.is_symlink() or path.exists() else None
+        mode = st.st_mode & 0o7777 if st is not None and stat.S_ISREG(st.st_mode) else 0o666 & ~_UMASK
         _remove_stale_temps(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _new_temp(path)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
@@ -65,7 +99,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # a symlink at `path` is replaced by the file, its target untouched
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)

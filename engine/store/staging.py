@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.errors import StoreError
+
 
 def staging_path(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.staging")
@@ -25,16 +27,45 @@ def previous_path(folder: Path) -> Path:
 
 def _link_or_copy(src: str, dst: str) -> None:
     try:
-        os.link(src, dst)  # safe: every write replaces a file (new inode), never edits one in place
+        os.link(src, dst, follow_symlinks=False)  # safe: every write replaces a file (new inode), never edits one
     except OSError:
-        shutil.copy2(src, dst)
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _copy_entries(src: Path, dst: Path) -> None:
+    """Copy a model folder's regular files (hard links where the file system allows) and its real
+    sub-folders into `dst`. A symlink to a regular file becomes a regular copy of its content, so
+    no later write can go through it to the file it names; anything else that is not a regular
+    file (a link to a folder or a device, a broken link, a pipe) is refused before a byte is
+    written: copying it could run without end (a link to /dev/zero, or `loop -> .`)."""
+    dst.mkdir()
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        target = dst / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            _copy_entries(Path(entry.path), target)
+        elif entry.is_file(follow_symlinks=False):
+            _link_or_copy(entry.path, str(target))
+        elif entry.is_symlink() and entry.is_file():  # follows the link: a regular file at its end
+            shutil.copyfile(entry.path, target)  # the content, as a file of this folder's own
+        else:
+            raise StoreError(f"{entry.path}: not a regular file or folder (a link to a folder or a device, a "
+                             "broken link, a pipe); a model folder is rewritten with its own files only: "
+                             "move it out of the folder and try again")
+
+
+def _clear(path: Path) -> None:
+    """Remove whatever is at `path` (a folder, a file, a link; a link's target is left alone)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def recover(folder: Path) -> None:
     """Put back a folder whose swap was cut between its two renames (the old model returns)."""
     folder = Path(folder)
     previous = previous_path(folder)
-    if not folder.exists() and previous.is_dir():
+    if not folder.exists() and previous.is_dir() and not previous.is_symlink():
         os.rename(previous, folder)
         shutil.rmtree(staging_path(folder), ignore_errors=True)
 
@@ -46,18 +77,24 @@ def rewrite_folder(folder: Path) -> Iterator[Path]:
     folder = Path(folder)
     recover(folder)
     staging = staging_path(folder)
-    shutil.rmtree(staging, ignore_errors=True)
-    if folder.is_dir():
-        shutil.copytree(folder, staging, copy_function=_link_or_copy)
-    else:
-        staging.mkdir(parents=True)
+    try:
+        _clear(staging)
+        if folder.is_dir():
+            _copy_entries(folder, staging)
+        else:
+            staging.mkdir(parents=True)
+    except BaseException as e:  # a refused entry, a full disk: no half copy is left beside the folder
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise StoreError(f"cannot copy {folder} to rewrite it: {e.strerror or e}") from None
+        raise
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     previous = previous_path(folder)
-    shutil.rmtree(previous, ignore_errors=True)
+    _clear(previous)
     try:
         if folder.exists():
             os.rename(folder, previous)

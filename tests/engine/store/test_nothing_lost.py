@@ -157,13 +157,99 @@ def test_output_files_replace_only_regular_files_and_keep_their_mode(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.csv", "out.csv", "pipe"]
 
 
-def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path):
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path, monkeypatch):
     target = tmp_path / "a.json"
-    left = tmp_path / ".a.json.abc123.tmp"
-    left.write_bytes(b"x" * 1000)
+    real_replace = os.replace
+    monkeypatch.setattr(safefiles.os, "replace", lambda *a: (_ for _ in ()).throw(SystemExit("killed")))
+    monkeypatch.setattr(safefiles.os, "unlink", lambda *a: None)  # killed: its clean-up never runs
+    with pytest.raises(SystemExit):
+        atomic_write_text(target, "half")
+    monkeypatch.undo()
+    assert os.replace is real_replace
+    [left] = tmp_path.iterdir()  # the killed writer's own temp file
     os.utime(left, (0, 0))  # long ago
     atomic_write_text(target, "{}")
     assert not left.exists() and target.read_text() == "{}"
+
+
+@pytest.mark.parametrize("name", [".a.json.backup.tmp", ".a.json.abc123.tmp", ".a.json.ivs-notours.tmp",
+                                  ".a.json.ivs-0123456789abcdef.tmp.keep", ".a.json.x.ivs-0123456789abcdef.tmp"])
+def test_a_users_own_temp_names_are_never_deleted(name, tmp_path):
+    """Only the writer's exact temp name (a marker and 16 hex digits) is its own to clear."""
+    mine = tmp_path / name
+    mine.write_text("the user's")
+    os.utime(mine, (0, 0))  # old enough to pass for a killed writer's
+    atomic_write_text(tmp_path / "a.json", "{}")
+    assert mine.read_text() == "the user's"
+
+
+def test_an_output_path_that_is_a_symlink_is_replaced_not_followed(tmp_path):
+    """A link planted at an output path (a shared /tmp) must not redirect the write onto its target."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.chmod(victim, 0o600)
+    link = tmp_path / "out.csv"
+    link.symlink_to(victim)
+    atomic_write_text(link, "export")
+    assert victim.read_text() == "precious" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert not link.is_symlink() and link.read_text() == "export"
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "not-yet" / "made.json")  # would make a file where the link points
+    atomic_write_text(dangling, "{}")
+    assert not dangling.is_symlink() and not (tmp_path / "not-yet").exists()
+
+
+def test_a_nul_in_an_output_path_is_one_line(tmp_path, capsys):
+    with pytest.raises(OutputError, match="cannot hold a NUL"):
+        atomic_write_text(tmp_path / "a\0b.csv", "x")
+    argv = ["query", "--model", "counting", "--text", "Baiaigiaaggi|g:3", "--site", "x1.post", "--position", ":",
+            "--candidates", "8", "--csv", str(tmp_path / "a\0b.csv")]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "NUL" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlinked_file_in_a_model_folder_is_never_written_through(tmp_path, monkeypatch):
+    """CARD.md linked to another file: the rewrite replaces the link with a regular file of the
+    folder's own; the file it named keeps its bytes. A linked weights file is kept, as a copy."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("INVERSIONVIEW_DATA_DIR", str(data))
+    folder = make_tiny_model(data / "models" / "m", name="m")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (folder / "CARD.md").unlink(missing_ok=True)
+    (folder / "CARD.md").symlink_to(os.path.relpath(victim, folder))  # relative: resolves from the copy too
+    weights = tmp_path / "weights.safetensors"
+    os.rename(folder / "probed.safetensors", weights)
+    (folder / "probed.safetensors").symlink_to(weights)
+    kept = weights.read_bytes()
+    probed, decoder, result = trained_result(open_folder(folder), seed=3)
+    finish(open_folder(folder), decoder, result, result.config, "test", "cpu")
+    assert victim.read_text() == "precious" and weights.read_bytes() == kept
+    assert not (folder / "CARD.md").is_symlink() and "Decoder" in (folder / "CARD.md").read_text()
+    assert not (folder / "probed.safetensors").is_symlink() and (folder / "probed.safetensors").read_bytes() == kept
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("odd", ["loop", "device", "fifo"])
+def test_a_model_folder_with_an_entry_that_is_not_a_file_is_refused_in_one_line(odd, tmp_path, monkeypatch,
+                                                                                  capsys):
+    data = tmp_path / "data"
+    monkeypatch.setenv("INVERSIONVIEW_DATA_DIR", str(data))
+    folder = make_tiny_model(data / "models" / "m", name="m")
+    if odd == "loop":
+        (folder / "loop").symlink_to(".")  # copied link by link, to ELOOP
+    elif odd == "device":
+        (folder / "zeros").symlink_to("/dev/zero")  # copied without end
+    else:
+        os.mkfifo(folder / "pipe")  # a copy would wait for a writer
+    before = tree_digest(folder)
+    assert cli_main(["eval-decoder", "counting", "--model", "m", "--queries", "1", "--record"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "not a regular file or folder" in err, err
+    assert str(folder) in err and tree_digest(folder) == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["m"]  # no .m.staging left
 
 
 def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_model(tmp_path):
@@ -179,7 +265,7 @@ def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_model(tmp_path):
     root = Path(__file__).resolve().parents[3]
     proc = subprocess.Popen([sys.executable, str(root / "main.py"), "train-decoder", "counting", "--model", str(folder),
                              "--steps", "1000000", "--check-every", "0", "--d-model", "32", "--layers", "1",
-                             "--heads", "2", "--batch-size", "8", "--threads", "1"],
+                             "--heads", "2", "--batch-size", "8", "--threads", "1", "--init-from", str(folder)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root)
     runs = data / "runs"
     try:
@@ -201,3 +287,21 @@ def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_model(tmp_path):
     _, meta = safefiles.load_tensors(checkpoints[0])
     assert meta["step"] >= 1
     assert tree_digest(folder) == before  # an interrupted run writes nothing into the model
+
+
+def test_training_never_quietly_replaces_a_trained_decoder(tmp_path, monkeypatch, capsys):
+    """`--steps 1` on a model with a trained decoder and no stopped run would swap it for a
+    one-step one: refused in one line, before anything loads; --fresh says a new one is wanted."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("INVERSIONVIEW_DATA_DIR", str(data))
+    folder = make_tiny_model(data / "models" / "tiny", name="tiny")
+    before = tree_digest(folder)
+    argv = ["train-decoder", "counting", "--model", str(folder), "--steps", "1", "--check-every", "0",
+            "--d-model", "32", "--layers", "1", "--heads", "2", "--batch-size", "8"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "already has a trained decoder" in err and "--fresh" in err and "--init-from" in err
+    assert tree_digest(folder) == before and not (data / "runs").exists()
+    assert cli_main([*argv, "--fresh"]) == 0
+    assert open_folder(folder).decoder["training"]["steps"] == 1
