@@ -121,7 +121,20 @@ class ModelPicker(QWidget):
     def _on_activated(self, index: int) -> None:
         entry = self.combo.itemData(index)
         if entry is not None:
-            self.modelChosen.emit(entry)
+            self.modelChosen.emit(self._reread_decoder(index, entry))
+
+    def _reread_decoder(self, index: int, entry):
+        """The entry with its folder's decoder section read again: one trained into the folder
+        since it was listed (`train-decoder --model FOLDER`) is then loaded, and the row says so.
+        A folder that no longer opens keeps its entry; loading it says what is wrong."""
+        try:
+            fresh = replace(entry, decoder=open_folder(Path(entry.path), entry.source).decoder)
+        except (StoreError, OSError):
+            return entry
+        if fresh != entry:
+            self.combo.setItemData(index, fresh)
+            self.combo.setItemText(index, describe_entry(fresh))
+        return fresh
 
     def ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open model folder")

@@ -61,6 +61,23 @@ def test_a_decoder_trained_meanwhile_is_loaded_when_the_folder_is_opened_again(q
     window.close()
 
 
+def test_a_decoder_trained_meanwhile_is_loaded_when_its_row_is_picked_again(qtbot, fake_models, tmp_path):
+    engine = DecoderOptionalEngine()
+    window = open_window(qtbot, engine.backend())
+    folder = folder_without_decoder(tmp_path / "mine")
+    with qtbot.waitSignal(window.engine.modelLoaded, timeout=10000):
+        window.picker.open_path(str(folder))
+    row = window.picker.combo.currentIndex()
+    with qtbot.waitSignal(window.engine.modelLoaded, timeout=10000):
+        window.picker.choose(window.picker.entries().index(window.picker.find("fake-counting")))
+    train_decoder_into(folder)
+    with qtbot.waitSignal(window.engine.modelLoaded, timeout=10000):
+        window.picker.choose(row)  # the folder's row in the Model box, not File > Open
+    assert "no decoder" not in window.picker.combo.currentText()
+    assert window.run_bar.run_button.isEnabled()
+    window.close()
+
+
 def test_the_picker_keeps_the_open_folder_after_the_train_dialog_adds_a_model(qtbot, window, tmp_path):
     from tests.app.fakes import make_fake_models
 
