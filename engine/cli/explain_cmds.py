@@ -9,7 +9,7 @@ from engine.cli.model_flags import add_model_flags
 
 def add_parsers(sub) -> None:
     from engine.explain.sweep import SWEEP_CANDIDATES
-    from engine.query.types import METRICS
+    from engine.query.types import METRICS, SAMPLERS
 
     p = sub.add_parser("sweep", help="InversionView at every (site, position) of one input: what each node's "
                                      "preimage shares (the information map)")
@@ -26,6 +26,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--same-label", action="store_true",
                    help="compare samples only at positions with the query position's label (IOI: END; a text "
                         "model: the same token), not at every position")
+    p.add_argument("--sampler", choices=SAMPLERS, default="auto",
+                   help="each node's candidates: the decoder, the local search, or auto (default): the decoder "
+                        "where it was trained on the site, else the search (a model with no decoder maps too)")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--csv", type=values.path, help="write the map, a row per node, to this CSV file")
     p.add_argument("--json", type=values.path, help="write the map as JSON")
@@ -80,14 +83,14 @@ def sweep_cmd(args) -> int:
     for path in (args.csv, args.json):  # fail before minutes of work
         check_output_file(path)
     entry = with_prompts(find_model(args.model, task=args.task), args.prompts)
-    inv = load_inverter(entry, device=args.device)
+    inv = load_inverter(entry, device=args.device, decoder_optional=True)
     task = inv.probed.task
     given = {"metric": args.metric} if args.metric else {}
     options = sweep_options(task, candidates=args.candidates, epsilon=args.epsilon, seed=args.seed,
-                            same_label=args.same_label, **given)
+                            same_label=args.same_label, sampler=args.sampler, **given)
     ids = task.parse_query(args.text)
     nodes = map_nodes(inv, ids, list(args.sites) if args.sites else None,
-                      list(args.positions) if args.positions else None)
+                      list(args.positions) if args.positions else None, sampler=args.sampler)
     print(f"map of {task.detokenize(ids)} on {entry.name}: {len(nodes)} nodes x {options.candidates} candidates, "
           f"{options.metric}, epsilon {options.epsilon:g}, seed {options.seed}")
     bar = ProgressBar("map", stream=sys.stderr)
@@ -159,7 +162,7 @@ def ioi_circuit_cmd(args) -> int:
           f"{c.copier()}")
     readings = []
     if not args.no_inversion:
-        if not inv.can_query:
+        if not inv.has_decoder:
             print(f"InversionView readings skipped: {entry.name} has no decoder yet (train-decoder --model "
                   f"{entry.name} --prompts ioi)")
         else:

@@ -8,7 +8,7 @@ from engine.tasks import TASKS
 
 
 def add_parsers(sub) -> None:
-    from engine.query.types import METRICS
+    from engine.query.types import METRICS, SAMPLERS
 
     p = sub.add_parser("query", help="sample inputs whose activation at a site matches the query's")
     add_model_flags(p)
@@ -26,12 +26,25 @@ def add_parsers(sub) -> None:
     p.add_argument("--same-label", action="store_true",
                    help="compare samples only at positions with the query position's label (IOI: END; a text "
                         "model: the same token), not at every position")
+    p.add_argument("--sampler", choices=SAMPLERS, default="auto",
+                   help="where candidates come from: the trained decoder, the training-free local search around "
+                        "the query, or auto (default): the decoder where it was trained on the site, else the search")
+    p.add_argument("--chains", type=values.chains, default=64,
+                   help="the search's chains, each proposing one edit per step (default 64)")
+    p.add_argument("--search-temperature", type=values.search_temperature, default=0.25,
+                   help="the search's Metropolis temperature inside the epsilon wall, in units of epsilon "
+                        "(default 0.25; 0: take any move that stays within epsilon)")
+    p.add_argument("--keep", type=values.positions, default=(),
+                   help="query positions the search never changes, e.g. 1,3,5 ('keep these tokens')")
+    p.add_argument("--no-grammar", action="store_true",
+                   help="let the search re-run proposals the task's grammar rejects (by default they are dropped)")
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--top", type=values.rows, default=30, help="rows to print (default 30)")
     p.add_argument("--csv", type=values.path, help="write every distinct sample to this CSV file")
     p.add_argument("--summary", action="store_true",
                    help="say what the samples within epsilon share with the query: each feature's share "
-                        "against its share among all candidates, with a verdict")
+                        "against its share among all candidates, with a verdict (the decoder's samples); the "
+                        "flip test per feature and per token (the search's samples)")
     p.add_argument("--json", type=values.path, metavar="FILE",
                    help="write the result as JSON: the query, how it was drawn, the summary and every sample")
     p.add_argument("--paper-json", type=values.path, metavar="FILE",
@@ -64,20 +77,28 @@ def print_result(r, top: int, fact: str, timing: bool = True) -> None:
     label = r.query_labels[r.query_position]
     print(f"query {r.query} at {r.site_short} ({r.site_id}), position {r.query_position} ({label!r}); "
           f"model {r.model or '(not recorded)'}, {r.metric}, epsilon {r.epsilon:g}")
+    if r.sampler == "search":
+        print(r.sampler_settings)
     print(f"{'rank':>4} {'x':>4}  {'distance':>8}  {'bar':<20}  {fact:<11} sample")
     divider_done = False
     for s in r.samples[:top]:
         if not s.in_epsilon and not divider_done:
             print(f"{'':->4} epsilon {r.epsilon:g} " + "-" * 40)
             divider_done = True
-        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {s.fact:<11} {s.marked()}")
+        near = f"  ({s.edits} edit{'s' * (s.edits != 1)})" if s.edits >= 0 else ""
+        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {s.fact:<11} {s.marked()}"
+              f"{near}")
     if len(r.samples) > top:
         print(f"... {len(r.samples) - top} more distinct samples")
     print(f"{r.summary()}; {r.seconds:.2f} s" if timing else r.summary())
 
 
 def print_summary(r) -> None:
-    """The preimage summary: a line, then each feature's share within epsilon against all candidates."""
+    """The preimage summary: a line, then each feature's share within epsilon against all candidates;
+    for the search's samples the flip test instead (engine/explain/flips.py)."""
+    if r.sampler == "search":
+        print_flip_test(r)
+        return
     from engine.explain.summary import summarize
 
     summary = summarize(r)
@@ -85,6 +106,25 @@ def print_summary(r) -> None:
     print(f"{'feature':<16} {'query':<12} {'within ε':>9} {'all':>6}  verdict")
     for f in summary.features:
         print(f"{f.name[:16]:<16} {str(f.query_value)[:12]:<12} {f.share:>9.0%} {f.base_rate:>6.0%}  {f.verdict}")
+
+
+def print_flip_test(r) -> None:
+    """The flip test: per feature and per query token, how often the search changed it and how
+    often the input stayed within epsilon all the same."""
+    from engine.explain.flips import MIN_CHANGES, REQUIRED_SHARE, flip_test
+
+    test = flip_test(r)
+    print(test.line())
+    if test.warning:
+        print(f"warning: {test.warning}")
+    print(f"required / must keep: changed at least {MIN_CHANGES} times and within epsilon at most "
+          f"{REQUIRED_SHARE:.0%} of those; a feature held only jointly with another reads as each part required")
+    print(f"{'feature':<16} {'query':<12} {'changed':>8} {'within ε':>9}  verdict")
+    for f in test.features:
+        print(f"{f.name[:16]:<16} {str(f.query_value)[:12]:<12} {f.changed:>8} {f.within:>9}  {f.verdict}")
+    print(f"{'position':<16} {'token':<12} {'changed':>8} {'within ε':>9}  verdict")
+    for t in test.tokens:
+        print(f"{t.name.split(':')[0]:<16} {t.query_value[:12]:<12} {t.changed:>8} {t.within:>9}  {t.verdict}")
 
 
 def query_cmd(args) -> int:
@@ -104,9 +144,12 @@ def query_cmd(args) -> int:
              if v is not None}
     # no colours in a terminal; the paper's viewer shows them, so a --paper-json file gets the real prob-diffs
     options = default_options(get_task(entry.task), epsilon=args.epsilon, seed=args.seed,
-                              colour=args.paper_json is not None, same_label=args.same_label, **given)
+                              colour=args.paper_json is not None, same_label=args.same_label,
+                              sampler=args.sampler, chains=args.chains, search_temperature=args.search_temperature,
+                              keep=args.keep, grammar=not args.no_grammar, **given)
     options.check()
-    inv = load_inverter(entry, device=args.device)
+    # a model without a decoder loads too: the search queries it (asked for, the decoder says how to train one)
+    inv = load_inverter(entry, device=args.device, decoder_optional=True)
     r = run_query(inv, args.text, args.site, args.position, options)
     print_result(r, args.top, inv.probed.task.fact_name)
     if args.summary:

@@ -71,6 +71,16 @@ limit = in_range(int, 1, 1_000_000_000, "a number of inputs")
 top_k = in_range(int, 1, 1000, "a number of tokens")
 epsilon = in_range(float, 1e-6, 100.0, "an epsilon")
 decoder_length = in_range(int, 3, 1_000_000, "a decoder length")
+chains = in_range(int, 1, 4096, "a number of chains")  # the engine's own limit
+search_temperature = in_range(float, 0.0, 100.0, "a temperature (in units of epsilon)")
+
+
+def positions(text: str) -> tuple[int, ...]:
+    """Comma-separated position indices, e.g. 1,3,5 (checked against the query once it is read)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or any(len(p) > 9 or not (p.isascii() and p.isdigit()) for p in parts):
+        raise argparse.ArgumentTypeError(f"expected position indices separated by commas, e.g. 1,3,5, got {text!r}")
+    return tuple(int(p) for p in parts)
 
 
 def site_list(text: str) -> tuple[str, ...]:

@@ -77,19 +77,38 @@ def reading_of(result: QueryResult) -> NodeReading:
     summary = summarize(result)
     return NodeReading(result.site_short, result.site_id, result.query_position,
                        result.query_labels[result.query_position], summary.candidates, summary.in_epsilon,
-                       summary.top(), weighted_quantiles(result), result.complete)
+                       search_top(result) if result.sampler == "search" else summary.top(),
+                       weighted_quantiles(result), result.complete)
+
+
+def search_top(result: QueryResult) -> FeatureShare | None:
+    """A search node's reading: its most-tested required feature (engine/explain/flips.py), its
+    share the part of that feature's changes that left epsilon; None when nothing was required."""
+    from engine.explain.flips import flip_test
+
+    required = [f for f in flip_test(result).features if f.verdict == "required"]
+    if not required:
+        return None
+    f = required[0]
+    return FeatureShare(f.name, f.query_value, 1.0 - f.within / f.changed, 0.0, "required")
 
 
 def map_nodes(inv, ids: list[int], sites: list[str] | None = None,
-              positions: list[int | str] | None = None) -> list[tuple]:
+              positions: list[int | str] | None = None, sampler: str = "decoder") -> list[tuple]:
     """(Site, position) pairs to map, layer by layer: the decoder's sites (or those named) at
-    every position of the input but its special tokens (or those named: indices or labels)."""
+    every position of the input but its special tokens (or those named: indices or labels).
+    Without a decoder, or with the search as the sampler, the task's default decoder sites."""
     from engine.probed.sites import chosen_sites
 
     task = inv.probed.task
-    chosen = chosen_sites(inv.probed.config, sites) if sites else list(inv.sites)  # forward order
-    for site in chosen:
-        inv.site_index(site)  # SiteError naming the decoder's sites when it was not trained there
+    by_decoder = sampler == "decoder" or (sampler == "auto" and inv.has_decoder)
+    if sites:
+        chosen = chosen_sites(inv.probed.config, sites)  # forward order
+    else:
+        chosen = list(inv.sites) if by_decoder else chosen_sites(inv.probed.config, None, task)
+    if sampler == "decoder":
+        for site in chosen:
+            inv.site_index(site)  # SiteError naming the decoder's sites when it was not trained there
     if positions:
         at = sorted({task.resolve_position(ids, p) for p in positions})
     else:

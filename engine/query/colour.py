@@ -36,7 +36,7 @@ class ColourConditions:
 
 def colour_conditions(inv: Inverter, result: QueryResult) -> ColourConditions:
     """z_q and z_BOS of a result's query, read as run_query reads them (the fp32 reader)."""
-    if not inv.can_query:
+    if not inv.has_decoder:
         raise StoreError(no_decoder_message(inv.entry))
     task = inv.probed.task
     site = get_site(inv.probed.config, result.site_short)

@@ -9,7 +9,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,14 +20,13 @@ from engine.errors import Cancelled, SiteError, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.reader import BridgeReader, SiteReader, fast_reader_for, reader_for
 from engine.probed.sites import Site, get_site
-from engine.query.distance import min_distance, position_distances
+from engine.query.score import EXACT_BAND, check_cancel, distances, length_groups, sample_results
 from engine.query.types import (
     QueryAccumulator,
     QueryChunk,
     QueryOptions,
     QueryResult,
     SampleResult,
-    agreement,
     result_header,
 )
 from engine.runtime import bf16_pays
@@ -48,7 +47,12 @@ class Inverter:
 
     @property
     def can_query(self) -> bool:
-        """Whether there is a decoder to sample from (a model without one still has sites and a flow graph)."""
+        """Whether queries can run: always, through the local search where there is no decoder."""
+        return self.reader is not None
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether a decoder was trained (sampling from it, prob-diff colours, the base-rate summary)."""
         return self.decoder is not None
 
     @property
@@ -87,8 +91,8 @@ def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
     in fp32 and the epsilon line itself is exact."""
     entry = find_model(entry) if isinstance(entry, str) else entry
     probed = load_probed(entry, device=device)
-    if decoder_optional and not entry.decoder:
-        return Inverter(entry, probed, None, [], None)
+    if decoder_optional and not entry.decoder:  # the local search still queries it (engine/search/)
+        return Inverter(entry, probed, None, [], reader_for(probed))
     decoder, sites = load_decoder(entry, probed)
     inv = Inverter(entry, probed, decoder, sites, reader_for(probed))
     if precision == "bf16" or (precision == "auto" and bf16_pays(probed.device)):
@@ -113,13 +117,6 @@ def wants_colour(inv: Inverter, distance: float, epsilon: float) -> bool:
     return inv.decoder.cfg.d_vocab < COLOUR_NEAR_ONLY_VOCAB or distance <= COLOUR_NEAR * epsilon
 
 
-def check_cancel(cancel: threading.Event | None) -> None:
-    """Raises Cancelled when `cancel` is set: called between the groups of a chunk's scoring, so
-    a Cancel is answered within one group's time (tens of milliseconds), not one chunk's."""
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("query cancelled")
-
-
 @torch.inference_mode()
 def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bos, site_id: int,
                     pad_id: int, cancel: threading.Event | None = None) -> torch.Tensor:
@@ -135,14 +132,6 @@ def token_prob_diff(decoder: ConditionalDecoder, tokens: torch.Tensor, z_q, z_bo
         check_cancel(cancel)
         out[group, :n] = _prob_diff(decoder, tokens[group, :n], z_q, z_bos, site_id)
     return out
-
-
-def length_groups(lengths: torch.Tensor, rows: int):
-    """Yields (row indices, n): samples of the given lengths (N,) sorted by length, `rows` at a
-    time, with n the longest length in each group. A causal model run on tokens[group, :n] gives
-    every sample the values it would get alone, with less padding and outputs small enough for cache."""
-    for group in lengths.argsort().split(rows):
-        yield group, int(lengths[group].max())
 
 
 def token_probabilities(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -178,89 +167,101 @@ def run_query(
     on_chunk: Callable[[QueryChunk], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> QueryResult:
-    """Rank decoder samples by how close their activation at `site` comes to the query's.
+    """Rank candidate inputs by how close their activation at `site` comes to the query's.
 
+    The candidates come from the decoder or the local search (options.sampler; `choose_sampler`).
     Returns the merged, ranked result; `complete` is False when cancelled part way.
     """
     t0 = time.time()
     options.check()
-    if not inv.can_query:
-        raise StoreError(no_decoder_message(inv.entry))
     task, device = inv.probed.task, inv.probed.device
     ids = task.parse_query(text)
     site = site if isinstance(site, Site) else get_site(inv.probed.config, site)
-    site_id = inv.site_index(site)
+    sampler = choose_sampler(inv, site, options.sampler)
     pos = task.resolve_position(ids, position)
 
     query = torch.tensor([ids], device=device)
     acts_q = inv.reader.read(query, site)[0]  # (T, d)
     z_q, z_bos = acts_q[pos], acts_q[task.bos_position]
-    acc = QueryAccumulator(result_header(inv.entry.name, task, ids, pos, site, options, inv.precision))
+    header = result_header(inv.entry.name, task, ids, pos, site, options, inv.precision)
+    search = None
+    if sampler == "search":
+        from engine.search.local import LocalSearch
 
+        search = LocalSearch(inv, ids, pos, site, z_q, options, QueryAccumulator(header))
+        header = replace(header, sampler="search", sampler_settings=search.settings, schedule="",
+                         precision="fp32" if inv.fast_reader is None else "re-run in bf16")
+        search.acc = acc = QueryAccumulator(header)
+    else:
+        acc = QueryAccumulator(header)
+    first_chunk: list[float] = []
+
+    def streamed(chunk: QueryChunk) -> None:
+        first_chunk[:] = first_chunk or [chunk.elapsed]
+        if on_chunk:
+            on_chunk(chunk)
+
+    try:
+        if search is not None:
+            search.run(streamed, cancel, t0)
+        else:
+            _decoder_chunks(inv, site, z_q, z_bos, options, acc, streamed, cancel, t0)
+        complete = True
+    except Cancelled:
+        complete = False
+    result = acc.result(complete=complete)
+    result.seconds = time.time() - t0
+    result.first_chunk_seconds = first_chunk[0] if first_chunk else 0.0
+    return result
+
+
+def choose_sampler(inv: Inverter, site: Site, asked: str) -> str:
+    """'decoder' or 'search' for a query at `site`: auto takes the decoder where it was trained on
+    the site, else the search; asking for the decoder where there is none is a StoreError (or a
+    SiteError naming the trained sites)."""
+    trained = inv.decoder is not None and any(s.id == site.id for s in inv.sites)
+    if asked == "search" or (asked == "auto" and not trained):
+        return "search"
+    if inv.decoder is None:
+        raise StoreError(no_decoder_message(inv.entry) + "; or use the local search (sampler 'search')")
+    inv.site_index(site)  # raises, naming the trained sites
+    return "decoder"
+
+
+def _decoder_chunks(inv: Inverter, site: Site, z_q, z_bos, options: QueryOptions, acc: QueryAccumulator,
+                    on_chunk: Callable[[QueryChunk], None], cancel, t0: float) -> None:
+    """Samples the decoder chunk by chunk into `acc`, each chunk passed to `on_chunk`."""
+    task, device = inv.probed.task, inv.probed.device
+    site_id = inv.site_index(site)
     gen = torch.Generator(device=device).manual_seed(options.seed)
     sched = options.schedule
     plan = torch.arange(options.candidates) % len(sched)  # round robin: every chunk mixes the schedule
     temps_all = torch.tensor([sched[i][0] for i in plan], device=device)
     etas_all = torch.tensor([sched[i][1] for i in plan], device=device)
     prob_cache: dict[tuple[int, ...], list[float]] = {}
-    first_chunk = 0.0
-    try:
-        for start, end in options.chunks():
-            check_cancel(cancel)
-            temps, etas = temps_all[start:end], etas_all[start:end]
-            n = len(temps)
-            noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
-            cond = z_q[None, :] + noise  # (n, d)
-            sampler = inv.sampling_decoder
-            site_ids = torch.full((n,), site_id, device=device)
-            sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
-                               task.bos_id, task.decoder_eos_id, task.decoder_pad_id, generator=gen, cancel=cancel)
-            # a chunk cancelled part way raises before anything of it reaches `acc`: the result holds whole chunks
-            samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache,
-                                   acc.header, cancel)
-            chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
-            acc.add(chunk)  # copies the samples, so the callback may keep the chunk
-            first_chunk = first_chunk or chunk.elapsed
-            if on_chunk:
-                on_chunk(chunk)
-        complete = True
-    except Cancelled:
-        complete = False
-    result = acc.result(complete=complete)
-    result.seconds = time.time() - t0
-    result.first_chunk_seconds = first_chunk
-    return result
-
-
-RERUN_ROWS = 128  # samples per re-run group
-EXACT_BAND = 0.02  # bf16 re-runs: samples this close to epsilon get their fp32 distance
-SAMPLE_ROWS = 128  # distinct samples turned into SampleResults between two looks at the cancel event
-
-
-def rerun_distances(reader: SiteReader | BridgeReader, site: Site, tokens, lengths, compared, z_q,
-                    metric: str, cancel: threading.Event | None = None) -> torch.Tensor:
-    """(U, L) per-position distances of re-run samples (model inputs, (U, L), of `lengths` (U,)),
-    +inf where not compared.
-
-    The samples are sorted by length and re-run in groups of RERUN_ROWS, each cut to its own
-    longest sample: the model is causal, so the padding after a sample never changes its
-    activations, and counting samples vary from 9 to 33 tokens. Small groups also keep each
-    product's output in cache: 1,024 counting samples took 104 ms in one batch and 54 ms in
-    groups of 128 to 256 (one thread). Raises Cancelled, before any group, when `cancel` is set.
-    """
-    per_pos = torch.full(tokens.shape, float("inf"), device=tokens.device)
-    for group, n in length_groups(lengths, RERUN_ROWS):
+    for start, end in options.chunks():
         check_cancel(cancel)
-        acts = reader.read(tokens[group, :n], site)  # (g, n, d) only up to the site's layer
-        per_pos[group, :n] = position_distances(z_q, acts, compared[group, :n], metric)
-    return per_pos
+        temps, etas = temps_all[start:end], etas_all[start:end]
+        n = len(temps)
+        noise = torch.randn((n, z_q.numel()), generator=gen, device=device) * z_q.std() * etas[:, None]
+        cond = z_q[None, :] + noise  # (n, d)
+        sampler = inv.sampling_decoder
+        site_ids = torch.full((n,), site_id, device=device)
+        sampled = generate(sampler, cond.to(sampler.tok_emb.weight.dtype), site_ids, temps,
+                           task.bos_id, task.decoder_eos_id, task.decoder_pad_id, generator=gen, cancel=cancel)
+        # a chunk cancelled part way raises before anything of it reaches `acc`: the result holds whole chunks
+        samples = _score_chunk(inv, site, site_id, sampled, temps, etas, z_q, z_bos, options, prob_cache,
+                               acc.header, cancel)
+        chunk = QueryChunk(samples, start + n, options.candidates, time.time() - t0)
+        acc.add(chunk)  # copies the samples, so the callback may keep the chunk
+        on_chunk(chunk)
 
 
 def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, z_q, z_bos,
                  options: QueryOptions, prob_cache: dict, header: QueryResult,
                  cancel: threading.Event | None = None) -> list[SampleResult]:
-    """Distinct samples of one chunk with distances, facts, prob-diff colouring and which of the
-    query's features each shares (read at its own compared position).
+    """Distinct samples of one chunk of decoder rows with distances, facts, prob-diff colouring
+    and which of the query's features each shares (engine/query/score.py).
 
     Raises Cancelled when `cancel` is set, checked between re-run and colouring groups and every
     SAMPLE_ROWS samples; what it leaves behind is whole (a prob_cache entry is a finished colouring)."""
@@ -272,32 +273,12 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
         key = tuple(task.sample_ids(row))
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, i)
-
-    # re-run each distinct sample once, as the model reads it, without the columns after the longest
     keys = list(first)
-    lengths = torch.tensor([len(k) for k in keys], device=sampled.device)  # (U,)
-    length = int(lengths.max())
-    grid = torch.tensor([list(k) + [task.filler_id] * (length - len(k)) for k in keys], device=sampled.device)
-    inside = torch.arange(length, device=sampled.device)[None, :] < lengths[:, None]  # (U, L)
-    compared = torch.as_tensor(~task.special_mask(grid.cpu().numpy()), device=grid.device) & inside
-    labels = [task.position_labels(list(k)) for k in keys]  # each sample's, once (the results show them too)
-    if options.same_label:  # compare only where the sample has the query position's label
-        want = header.query_labels[header.query_position]
-        same = [[label == want for label in ls] + [False] * (length - len(ls)) for ls in labels]
-        compared &= torch.tensor(same, device=grid.device)
-    per_pos = rerun_distances(inv.fast_reader or inv.reader, site, grid, lengths, compared, z_q, options.metric,
-                              cancel)
-    dist, argmin = min_distance(per_pos)  # (U,), (U,)
-    if inv.fast_reader is not None:  # the samples near the epsilon line, again in fp32
-        near = ((dist - options.epsilon).abs() <= EXACT_BAND).nonzero()[:, 0]
-        if len(near):
-            per_pos[near] = rerun_distances(inv.reader, site, grid[near], lengths[near], compared[near], z_q,
-                                            options.metric, cancel)
-            dist, argmin = min_distance(per_pos)
+    scored = distances(inv, site, keys, z_q, options, header, cancel)
 
     new = [u for u, k in enumerate(keys) if k not in prob_cache] if options.colour else []
     if new:  # at a text vocabulary the costly colouring only where it is read
-        near = dist.cpu().tolist()
+        near = scored.distance.cpu().tolist()
         new = [u for u in new if wants_colour(inv, near[u], options.epsilon)]
     if new:
         rows = torch.tensor([first[keys[u]] for u in new], device=sampled.device)
@@ -306,22 +287,6 @@ def _score_chunk(inv: Inverter, site: Site, site_id: int, sampled, temps, etas, 
         for u, d in zip(new, diffs):
             prob_cache[keys[u]] = d[:len(keys[u])]
 
-    # one conversion to Python lists per chunk, not one per sample (about a thousand per query)
-    per_pos = per_pos.masked_fill(per_pos.isinf(), float("nan")).cpu().tolist()  # NaN: not compared
-    dist, argmin = dist.cpu().tolist(), argmin.cpu().tolist()
     temps, etas = temps.cpu().tolist(), etas.cpu().tolist()
-    samples = []
-    for u, key in enumerate(keys):
-        if u % SAMPLE_ROWS == 0:
-            check_cancel(cancel)
-        i, n, tokens = first[key], len(key), list(key)
-        text = task.vocab.decode(tokens)
-        samples.append(SampleResult(
-            text=text, tokens=tokens, labels=labels[u], multiplicity=counts[key],
-            distance=dist[u], compared_position=argmin[u], position_distances=per_pos[u][:n],
-            temperature=temps[i], noise=etas[i], fact=task.fact(tokens),
-            # the check reads the input as a user types it: a text model's BOS is not part of the prompt
-            well_formed=task.check(task.detokenize(tokens)).well_formed, prob_diff=prob_cache.get(key, []),
-            pieces=task.vocab.token_strings(tokens),
-            agrees=agreement(task, header.features, tokens, argmin[u], header.query_tokens)))
-    return samples
+    return sample_results(task, scored, header, [counts[k] for k in keys], [temps[first[k]] for k in keys],
+                          [etas[first[k]] for k in keys], [prob_cache.get(k, []) for k in keys], cancel=cancel)

@@ -16,6 +16,9 @@ AUTO_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 
 TEXT_SCHEDULE: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (1.0, 0.1))
 SCHEDULES = {"auto": AUTO_SCHEDULE, "text": TEXT_SCHEDULE}
 METRICS = ("euclidean", "cosine")  # ||z - z_q|| / ||z_q||, or 1 - cos(z_q, z)
+# Where candidates come from: the trained decoder, the training-free local search around the query
+# (engine/search/), or auto: the decoder where it was trained on the site, else the search.
+SAMPLERS = ("auto", "decoder", "search")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,12 @@ class QueryOptions:
     # the last residual stream at any ' to' lies within 1 - cos 0.1 of END's, so the paper's min over
     # positions lets mid-sentence tokens in; a sample without the label is never within epsilon.
     same_label: bool = False
+    sampler: str = "auto"  # one of SAMPLERS
+    # the local search's settings (engine/search/local.py); `candidates` is its budget of re-run rows
+    chains: int = 64  # chains stepped together: one proposal each per step
+    search_temperature: float = 0.25  # Metropolis temperature inside the epsilon wall, in units of epsilon
+    grammar: bool = True  # drop proposals the task's grammar rejects before re-running them (where it has one)
+    keep: tuple[int, ...] = ()  # query positions the search never changes ("keep these tokens")
 
     def chunks(self) -> list[tuple[int, int]]:
         """(start, end) candidate ranges: a small first chunk, then chunk_size each."""
@@ -55,6 +64,12 @@ class QueryOptions:
             raise TaskInputError(f"epsilon must be a positive number, got {self.epsilon}")
         if self.chunk_size < 1 or self.first_chunk_size < 1:
             raise TaskInputError(f"chunk sizes must be at least 1, got {self.first_chunk_size} and {self.chunk_size}")
+        if self.sampler not in SAMPLERS:
+            raise TaskInputError(f"unknown sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
+        if not 1 <= self.chains <= 4096:
+            raise TaskInputError(f"chains must be 1-4096, got {self.chains}")
+        if not (self.search_temperature >= 0 and math.isfinite(self.search_temperature)):
+            raise TaskInputError(f"the search temperature must be 0 or more, got {self.search_temperature}")
         if not self.schedule:
             raise TaskInputError("the schedule needs at least one (temperature, noise) entry")
         for t, eta in self.schedule:
@@ -82,6 +97,7 @@ class SampleResult:
     rank: int = 0  # 1-based, by distance
     pieces: list[str] = field(default_factory=list)  # each token's text (the tokenizer's token_strings)
     agrees: int = 0  # bit i set: the sample's value of the result's feature i equals the query's (engine/explain)
+    edits: int = -1  # tokens changed from the query (the local search's samples; -1: not measured)
 
     def marked(self) -> str:
         """The sample with spaces between tokens and the compared token in parentheses."""
@@ -125,6 +141,8 @@ class QueryResult:
     # what the preimage summary (engine/explain/summary.py) compares, at any epsilon
     features: list[tuple[str, str]] = field(default_factory=list)
     same_label: bool = False  # samples compared only at the query position's label (QueryOptions.same_label)
+    sampler: str = "decoder"  # which source drew the samples: "decoder" or "search"
+    sampler_settings: str = ""  # the source's settings in words, e.g. "64 chains, temperature 0.25 x epsilon, ..."
 
     @property
     def in_epsilon_count(self) -> int:

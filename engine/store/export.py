@@ -24,7 +24,7 @@ from engine.tasks import get_task
 COLUMNS = ["rank", "distance", "in_epsilon", "sample", "marked_sample", "compared_position", "compared_label",
            "multiplicity", "temperature", "noise", "fact", "well_formed", "shares", "site", "site_hook", "query",
            "query_position", "query_label", "model", "metric", "epsilon", "seed", "candidates", "candidates_done",
-           "schedule", "precision", "complete", "compared_at"]
+           "schedule", "precision", "complete", "compared_at", "sampler", "sampler_settings", "edits"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 
 
@@ -38,6 +38,11 @@ def neutralise(cell) -> str:
 def number(value: float, digits: int = 6) -> str:
     """A float to the digits it means (0.1, not 0.10000000149011612, for a float32 setting)."""
     return f"{value:.{digits}g}"
+
+
+def optional(value: float) -> str:
+    """A number, or an empty cell where it does not apply (a search sample has no temperature)."""
+    return number(value) if math.isfinite(value) else ""
 
 
 def compared_at(result: QueryResult) -> str:
@@ -58,22 +63,25 @@ def csv_text(result: QueryResult) -> str:
     writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow([neutralise(c) for c in header])
     run = [result.seed, result.candidates, result.candidates_done, neutralise(result.schedule),
-           neutralise(result.precision), result.complete, compared_at(result)]
+           neutralise(result.precision), result.complete, compared_at(result), neutralise(result.sampler),
+           neutralise(result.sampler_settings)]
     for s in result.samples:
         row = [s.rank, f"{s.distance:.6f}", s.in_epsilon, neutralise(s.text), neutralise(s.marked()),
                s.compared_position, neutralise(s.labels[s.compared_position]), s.multiplicity,
-               number(s.temperature), number(s.noise), neutralise(s.fact), s.well_formed,
+               optional(s.temperature), optional(s.noise), neutralise(s.fact), s.well_formed,
                neutralise(shared_names(result, s)), neutralise(result.site_short),
                neutralise(result.site_id), neutralise(result.query), result.query_position,
                neutralise(result.query_labels[result.query_position]), neutralise(result.model),
-               neutralise(result.metric), number(result.epsilon), *run]
+               neutralise(result.metric), number(result.epsilon), *run, s.edits if s.edits >= 0 else ""]
         writer.writerow(row)
     return buf.getvalue()
 
 
 def result_dict(result: QueryResult) -> dict:
     """A result as JSON-ready data: the query, how it was drawn, the preimage summary
-    (engine/explain/summary.py) and every distinct sample with the features it shares."""
+    (engine/explain/summary.py; for the search's samples the flip test, engine/explain/flips.py)
+    and every distinct sample with the features it shares."""
+    from engine.explain.flips import flip_test
     from engine.explain.summary import summarize
 
     def finite(x: float):
@@ -86,12 +94,15 @@ def result_dict(result: QueryResult) -> dict:
         "epsilon": result.epsilon, "seed": result.seed, "candidates": result.candidates,
         "candidates_done": result.candidates_done, "schedule": result.schedule, "precision": result.precision,
         "complete": result.complete, "compared_at": compared_at(result),
+        "sampler": result.sampler, "sampler_settings": result.sampler_settings,
         "summary": summarize(result).to_dict(),
+        **({"flip_test": flip_test(result).to_dict()} if result.sampler == "search" else {}),
         "samples": [{"rank": s.rank, "text": s.text, "tokens": s.tokens, "multiplicity": s.multiplicity,
                      "distance": finite(s.distance), "in_epsilon": s.in_epsilon,
                      "compared_position": s.compared_position,
                      "compared_label": s.labels[s.compared_position], "fact": s.fact, "well_formed": s.well_formed,
-                     "temperature": s.temperature, "noise": s.noise,
+                     "temperature": finite(s.temperature), "noise": finite(s.noise),
+                     "edits": s.edits if s.edits >= 0 else None,
                      "shares": [name for i, (name, _) in enumerate(result.features) if s.agrees >> i & 1],
                      "position_distances": [finite(d) for d in s.position_distances]} for s in result.samples],
     }

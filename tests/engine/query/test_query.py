@@ -219,7 +219,7 @@ def test_a_decoder_that_emits_pad_ends_the_sequence_there(inv):
 
 def test_bad_query_input(inv):
     with pytest.raises(SiteError, match="was not trained on site attn0"):
-        run_query(inv, QUERY, "attn0", ":")
+        run_query(inv, QUERY, "attn0", ":", QueryOptions(sampler="decoder"))
     with pytest.raises(SiteError, match="unknown site"):
         run_query(inv, QUERY, "zz", ":")
 
@@ -318,11 +318,12 @@ def _hooked_query(inv, monkeypatch, stage: str, cancel_in_chunk: int | None):
     cancel_in_chunk, that stage's first call in that chunk sets the cancel event. Returns the
     result, the chunks streamed, and the stage's calls per chunk (after the cancel: under 'after')."""
     import engine.query.run as run
+    import engine.query.score as score
 
     # small groups, so a chunk's scoring is many steps: a cancel must stop between any two of them
-    monkeypatch.setattr(run, "RERUN_ROWS", 8)
+    monkeypatch.setattr(score, "RERUN_ROWS", 8)
     monkeypatch.setattr(run, "COLOUR_ROWS", 8)
-    monkeypatch.setattr(run, "SAMPLE_ROWS", 8)
+    monkeypatch.setattr(score, "SAMPLE_ROWS", 8)
     cancel, chunks, calls = threading.Event(), [], Counter()
 
     def counted(original):
@@ -342,7 +343,7 @@ def _hooked_query(inv, monkeypatch, stage: str, cancel_in_chunk: int | None):
     elif stage == "colour":  # each colouring group is one teacher-forced pass
         monkeypatch.setattr(run, "_prob_diff", counted(run._prob_diff))
     else:  # the per-sample loop: one agreement per distinct sample
-        monkeypatch.setattr(run, "agreement", counted(run.agreement))
+        monkeypatch.setattr(score, "agreement", counted(score.agreement))
     opts = QueryOptions(candidates=192, chunk_size=64, first_chunk_size=64, seed=5)
     result = run_query(inv, QUERY, "x0.mid", ":", opts, on_chunk=chunks.append, cancel=cancel)
     return result, chunks, calls

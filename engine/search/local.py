@@ -1,0 +1,157 @@
+"""The local search's loop: chains of token edits that stay within epsilon of the query.
+
+Each step every chain proposes one edit (moves.py) with a token from its proposer
+(proposals.py); proposals the task's grammar rejects, or that were re-run before, are redrawn
+without spending a row. The new inputs are re-run together (engine/query/score.py) and stream out
+as a chunk. A chain moves to its proposal only inside the epsilon wall (D' <= epsilon), and there
+by Metropolis at a small temperature: downhill always, uphill with probability
+exp(-(D' - D) / (T * epsilon)), which keeps chains off the wall where most proposals would fall
+outside it. A chain that has not moved for RESTART_AFTER steps restarts from a random input found
+within epsilon, so the chains spread over what was found. Deterministic under the seed.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from engine.explain.flips import edit_count
+from engine.query.score import check_cancel, distances, sample_results
+from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions
+from engine.search.moves import NEEDS_TOKEN, Chain, Edit, Rules, apply, plan
+from engine.search.proposals import AlphabetProposer, LanguageModelProposer
+from engine.tasks.base import TaskInputError
+
+ROUNDS = 4  # tries per chain and step to find a new proposal the grammar accepts
+RESTART_AFTER = 8  # steps without a move before a chain restarts from a found input
+STALL_STEPS = 5  # steps in a row without a single new proposal: the neighbourhood is exhausted
+
+
+def settings_text(options: QueryOptions, grammar: bool, proposer: str) -> str:
+    """The search's settings in words, as results record them."""
+    kept = f", kept positions {' '.join(map(str, options.keep))}" if options.keep else ""
+    return (f"local search: {options.chains} chains, moves replace/insert/delete/swap/rename up to the "
+            f"compared position, proposals from {proposer}, temperature {options.search_temperature:g} x epsilon, "
+            f"grammar filter {'on' if grammar else 'off'}, {options.candidates} rows, seed {options.seed}{kept}")
+
+
+class LocalSearch:
+    """One search around one query; `run` streams chunks into the accumulator."""
+
+    def __init__(self, inv, ids: list[int], position: int, site, z_q: torch.Tensor, options: QueryOptions,
+                 acc: QueryAccumulator):
+        self.inv, self.task, self.site, self.z_q = inv, inv.probed.task, site, z_q
+        self.options, self.acc, self.query = options, acc, list(ids)
+        task = self.task
+        outside = [k for k in options.keep if not 0 <= k < len(ids)]
+        if outside:
+            raise TaskInputError(f"cannot keep position {outside[0]}: this input has positions 0-{len(ids) - 1}")
+        special = {task.bos_id, task.eos_id, task.pad_id} - {-1}
+        self.rng = np.random.default_rng(options.seed)
+        if task.is_text:
+            self.proposer = LanguageModelProposer(inv.probed, special, self.rng)
+            self.proposer_name = "the model's next-token distribution"
+        else:
+            alphabet = [i for i in range(task.vocab.vocab_size) if i not in special]
+            self.proposer = AlphabetProposer(alphabet, self.rng)
+            self.proposer_name = "the task's alphabet"
+        self.rules = Rules(frozenset(special), frozenset(options.keep), task.n_ctx)
+        # only a task with a grammar of its own filters (a free-text model accepts any text)
+        self.grammar = options.grammar and task.has_generator
+        self.seen: set[tuple[int, ...]] = {tuple(ids)}
+        self.found: list[Chain] = []  # inputs within epsilon: where idle chains restart
+        start = Chain(list(ids), position, list(range(len(ids))))
+        self.chains = [Chain(list(start.tokens), start.anchor, list(start.origin)) for _ in range(options.chains)]
+        self.rows = 0
+
+    @property
+    def settings(self) -> str:
+        return settings_text(self.options, self.grammar, self.proposer_name)
+
+    def run(self, on_chunk: Callable[[QueryChunk], None] | None, cancel: threading.Event | None, t0: float) -> None:
+        """Steps until the row budget is spent, the neighbourhood is exhausted, or `cancel` is set
+        (Cancelled is raised between steps and inside a step's re-run); each step's chunk goes to `on_chunk`."""
+        stalled = 0
+        while self.rows < self.options.candidates and stalled < STALL_STEPS:
+            check_cancel(cancel)
+            proposals = self._propose(self.options.candidates - self.rows)
+            if not proposals:
+                stalled += 1
+                for c, chain in enumerate(self.chains):
+                    self._idle(chain, c)
+                continue
+            stalled = 0
+            chunk = self._score(proposals, cancel, t0)
+            if on_chunk:
+                on_chunk(chunk)
+
+    # ---- one step -------------------------------------------------------------------
+    def _propose(self, budget: int) -> dict[int, Chain]:
+        """chain index -> its proposed next state: new inputs only, at most `budget` of them."""
+        out: dict[int, Chain] = {}
+        taken: set[tuple[int, ...]] = set()
+        for _ in range(ROUNDS):
+            waiting = [c for c in range(len(self.chains)) if c not in out][:max(0, budget - len(out))]
+            if not waiting:
+                break
+            edits = {c: plan(self.chains[c], self.rules, self.rng) for c in waiting}
+            edits = {c: e for c, e in edits.items() if e is not None}
+            needing = [c for c, e in edits.items() if e.move in NEEDS_TOKEN]
+            drawn = dict(zip(needing, self.proposer.tokens(
+                [self.chains[c].tokens[:edits[c].at] for c in needing],
+                [None if edits[c].move == "insert" else self.chains[c].tokens[edits[c].at] for c in needing])))
+            for c, edit in edits.items():
+                state = self._first_new(self.chains[c], edit, drawn.get(c, [None]), taken)
+                if state is not None:
+                    out[c] = state
+                    taken.add(tuple(state.tokens))
+        return out
+
+    def _first_new(self, chain: Chain, edit: Edit, tokens: list, taken: set) -> Chain | None:
+        for token in tokens:
+            state = apply(chain, edit, token)
+            key = tuple(state.tokens)
+            if key in self.seen or key in taken or len(key) > self.task.n_ctx:
+                continue
+            if self.grammar and not self.task.check(self.task.detokenize(state.tokens)).well_formed:
+                continue
+            return state
+        return None
+
+    def _score(self, proposals: dict[int, Chain], cancel, t0: float) -> QueryChunk:
+        order = list(proposals)
+        keys = [tuple(proposals[c].tokens) for c in order]
+        scored = distances(self.inv, self.site, keys, self.z_q, self.options, self.acc.header, cancel)
+        n = len(keys)
+        nan = [math.nan] * n
+        samples = sample_results(self.task, scored, self.acc.header, [1] * n, nan, nan, [[] for _ in keys],
+                                 edits=[edit_count(self.query, list(k)) for k in keys], cancel=cancel)
+        self.seen.update(keys)
+        self.rows += n
+        chunk = QueryChunk(samples, self.rows, self.options.candidates, time.time() - t0)
+        self.acc.add(chunk)
+        eps, temp = self.options.epsilon, self.options.search_temperature * self.options.epsilon
+        moved = set()
+        for c, d in zip(order, scored.distance.cpu().tolist()):
+            state, chain = proposals[c], self.chains[c]
+            state.distance = d
+            if d <= eps:
+                self.found.append(state)
+                # temperature 0: the plain wall, any input within epsilon is taken
+                if temp == 0 or d <= chain.distance or self.rng.random() < math.exp(-(d - chain.distance) / temp):
+                    self.chains[c] = state
+                    moved.add(c)
+        for c, chain in enumerate(self.chains):
+            if c not in moved:
+                self._idle(chain, c)
+        return chunk
+
+    def _idle(self, chain: Chain, index: int) -> None:
+        chain.idle += 1
+        if chain.idle >= RESTART_AFTER and self.found:
+            pick = self.found[int(self.rng.integers(len(self.found)))]
+            self.chains[index] = Chain(list(pick.tokens), pick.anchor, list(pick.origin), pick.distance)
