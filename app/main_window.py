@@ -33,21 +33,22 @@ from app.launch import HEADLESS_PLATFORMS
 from app.messages import show_message
 from app.patching.controller import PatchController
 from app.patching.panel import PatchPanel
+from app.query import run_gate
 from app.query.editor import QueryEditor
 from app.query.model_picker import ModelPicker
 from app.query.run_controls import OptionsBar, RunBar
+from app.query.token_map import TokenMap
 from app.results import export as export_actions
 from app.results.colouring import ColourController
 from app.results.compare import CompareView
 from app.results.history import HistoryEntry, HistoryPanel
 from app.results.view import ResultsView
 from app.settings import MAX_FOLDERS, AppSettings, SettingsStore
-from app.style import error_css
+from app.style import error_css, muted_css
 from app.workers.engine_thread import EngineBackend, EngineClient
 from app.workers.query_request import QueryRequest, default_position, default_site
 from engine.errors import USER_ERRORS
 from engine.probed.sites import all_sites, paper_sites
-from engine.query.types import format_schedule
 from engine.store.folders import DEFAULT_MODEL
 from engine.tasks import TEXT_TASK
 
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self.diagram = self.diagram_panel.view
         self.results = ResultsView()
         self.compare = CompareView()
+        self.token_map = TokenMap(self.results, self.editor, self)  # a local search's verdicts under the query
         results_page = QWidget()
         rl = QVBoxLayout(results_page)
         rl.setContentsMargins(4, 4, 4, 4)
@@ -173,6 +175,7 @@ class MainWindow(QMainWindow):
         self.run_bar.cancelClicked.connect(self.cancel_query)
         self.options_bar.epsilonChanged.connect(self._on_epsilon)
         self.options_bar.optionsChanged.connect(self._mark_if_stale)
+        self.options_bar.samplerChanged.connect(lambda _: (self._update_target(), self._update_run_enabled()))
         self.resultShown.connect(lambda _: self._mark_if_stale())
         self.results.epsilonDragged.connect(self.options_bar.epsilon.setValue)
         self.history.entryActivated.connect(self.reopen)
@@ -189,7 +192,7 @@ class MainWindow(QMainWindow):
 
     def _restore_options(self) -> None:
         s = self.settings
-        self.options_bar.apply(s.epsilon, s.metric, s.candidates, s.schedule, s.seed, s.same_label)
+        self.options_bar.apply(s.epsilon, s.metric, s.candidates, s.schedule, s.seed, s.same_label, s.sampler)
         for text, setter in ((s.geometry, self.restoreGeometry), (s.window_state, self.restoreState),
                              (s.splitter_state, self.split.restoreState)):
             if text:
@@ -276,8 +279,7 @@ class MainWindow(QMainWindow):
         if self._entry is None or info.key != str(self._entry.path):
             return
         self._loaded = info
-        note = "; no decoder yet: the flow graph and sites work, Run needs a decoder" if info.no_query else ""
-        self.picker.set_state(f"{info.name} ready ({info.seconds:.1f} s){note}")
+        self.picker.set_state(f"{info.name} ready ({info.seconds:.1f} s){run_gate.model_note(info)}")
         self.model_state.setText(f"{info.name}: ready")
         if info.trained_sites:
             self.diagram.set_trained_sites(info.trained_sites)
@@ -352,14 +354,8 @@ class MainWindow(QMainWindow):
     def _cannot_run(self) -> str:
         """Why Run would fail now ('' when it can run): the tooltip of a disabled Run says so
         before the click, rather than an error after it."""
-        if self._loaded is None and not self.engine.loading:
-            return "No model is loaded: choose one in the Model box (the last one failed)"
-        if self._loaded is not None and self._loaded.no_query:
-            return f"Cannot run: {self._loaded.no_query}"
-        if self._untrained_site():
-            return (f"Cannot run: the decoder was not trained on {self._site}; choose a site drawn solid in the "
-                    "diagram (dashed nodes are sites it does not know)")
-        return ""
+        return run_gate.cannot_run(self._loaded, self.engine.loading, self.options_bar.sampler(), self._site,
+                                   self._untrained_site())
 
     def _untrained_site(self) -> bool:
         """The chosen site is one the loaded model's decoder does not know (unknown while loading)."""
@@ -367,8 +363,8 @@ class MainWindow(QMainWindow):
                     not self.diagram.is_trained(self._site))
 
     def _update_run_enabled(self) -> None:
-        """Run needs a valid query, a model that is loaded or loading (a run waits for the load),
-        a decoder, and a site that decoder was trained on."""
+        """Run needs a valid query, a model that is loaded or loading (a run waits for the load), and
+        with the sampler "decoder" a decoder trained on the site (auto: the local search runs there)."""
         why = self._cannot_run()
         self.run_bar.run_button.setEnabled(self.editor.tokens() is not None and not why)
         self.run_bar.run_button.setToolTip(why or self.run_bar.RUN_TIP)
@@ -398,8 +394,8 @@ class MainWindow(QMainWindow):
             return
         # said only once the model has loaded: while it loads, the diagram marks the paper's sites,
         # not the decoder's (and a model without a decoder says so in the Model box)
-        note = "" if not self._untrained_site() else (
-            f" <span style='color:{error_css()}'>· the decoder was not trained on {self._site}</span>")
+        note, bad = run_gate.target_note(self._loaded, self._untrained_site(), self.options_bar.sampler(), self._site)
+        note = note and f" <span style='color:{error_css() if bad else muted_css()}'>· {escape(note)}</span>"
         self.run_bar.target.setText(f"Invert <b>{self._site}</b> at position <b>{self._position}</b> "
                                     f"'{labels[self._position]}'{note}")
 
@@ -437,10 +433,9 @@ class MainWindow(QMainWindow):
 
     def _map_wanted(self):
         """What "Map this input" maps: (model key, text, layers, options), or why it cannot."""
-        if self._entry is None or self._loaded is None:
-            return "Load a model first."
-        if self._loaded.no_query:
-            return f"Cannot map: {self._loaded.no_query}"
+        why = run_gate.cannot_map(self._loaded if self._entry is not None else None, self.options_bar.sampler())
+        if why:
+            return why
         if self.editor.tokens() is None:
             return f"The input is not valid: {self.editor.error()}"
         try:
@@ -448,7 +443,7 @@ class MainWindow(QMainWindow):
         except ValueError as e:
             return f"Schedule: {e}"
         options = {"epsilon": o.epsilon, "metric": o.metric, "seed": o.seed, "schedule": o.schedule,
-                   "same_label": o.same_label}
+                   "same_label": o.same_label, "sampler": o.sampler}
         return str(self._entry.path), self.editor.text(), self._entry.probed.n_layers, options
 
     def _show_mapped(self, result) -> None:
@@ -517,10 +512,7 @@ class MainWindow(QMainWindow):
         if shown is None:
             self.results.set_stale([])
             return
-        differ = [] if now is None else [name for name, was, is_ in (
-            ("candidates", shown.candidates, now.candidates), ("metric", shown.metric, now.metric),
-            ("seed", shown.seed, now.seed), ("schedule", shown.schedule, format_schedule(now.schedule)))
-            if was != is_]
+        differ = [] if now is None else run_gate.changed_options(shown, now)
         # another model open than the one that made the shown run: its samples are that model's
         other = (self._shown is not None and self._entry is not None and self._shown.model_key
                  and self._shown.model_key != str(self._entry.path))
@@ -635,7 +627,7 @@ class MainWindow(QMainWindow):
         s.candidates = self.options_bar.candidates.value()
         s.schedule = self.options_bar.schedule_list()
         s.seed = self.options_bar.seed.value()
-        s.same_label = self.options_bar.same_label.isChecked()
+        s.same_label, s.sampler = self.options_bar.same_label.isChecked(), self.options_bar.sampler()
         s.geometry = self.saveGeometry().toBase64().data().decode("ascii")
         s.window_state = self.saveState().toBase64().data().decode("ascii")
         s.splitter_state = self.split.saveState().toBase64().data().decode("ascii")

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from engine.query.types import METRICS
+from engine.query.types import METRICS, SAMPLERS
 from engine.store.folders import DEFAULT_MODEL
 
 APP_NAME = "inversionview-studio"
@@ -37,6 +37,7 @@ class AppSettings:
     schedule: list = field(default_factory=list)  # [] = Auto, else [[temperature, noise], ...]
     seed: int = 0
     same_label: bool = False  # samples compared only at positions with the query position's label
+    sampler: str = "auto"  # where candidates come from: "auto", "decoder" or "search" (the local search)
     geometry: str = ""  # QMainWindow.saveGeometry(), base64
     window_state: str = ""  # QMainWindow.saveState(), base64
     splitter_state: str = ""
@@ -81,6 +82,7 @@ LIMITS = {
         isinstance(e, list) and len(e) == 2 and all(_finite(x) for x in e) and e[0] > 0 and e[1] >= 0 for e in v),
     "seed": lambda v: 0 <= v <= 2**31 - 1,
     "same_label": lambda v: isinstance(v, bool),
+    "sampler": lambda v: v in SAMPLERS,
     "geometry": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "window_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,

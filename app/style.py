@@ -21,6 +21,9 @@ SELECTED = QColor("#2563eb")  # selected diagram node / token
 SELECTED_BAND = QColor(255, 236, 170, 150)  # the selected token's column (light palettes: see selected_band)
 UNTRAINED = QColor("#9ca3af")  # outline of sites the decoder was not trained on (see neutral())
 DIVIDER = QColor("#d97706")  # the epsilon line in the table and histogram
+# the local search's flip test per query token (app/query/token_strip.py, the results' flip line)
+MUST_KEEP = (190, 24, 93)  # crimson: changing the token left epsilon (nearly) every time
+CAN_CHANGE = (13, 148, 136)  # teal: changed often and stayed within epsilon
 # Fixed colours for a light palette, kept for the modules not yet moved onto the palette
 # functions below (error_css(), muted_css()): new code should not use them.
 ERROR = "#b91c1c"

@@ -4,8 +4,9 @@ what its preimage shares, with a legend, a progress bar and Cancel; a click on a
 opens its full result.
 
 Colours: one hue per feature (the first feature mapped gets the first colour), strong where the
-feature is shared (at least 90% of the candidates within epsilon), pale where it is only partly
-shared; grey where nothing of the input is shared beyond its base rate; no fill where too few
+feature is shared (at least 90% of the candidates within epsilon) or, at a node read by the local
+search (a model without a decoder), required (the flip test: changing it left epsilon), pale where
+it is only partly shared; grey where nothing of the input is shared beyond its base rate; no fill where too few
 candidates came within epsilon to say. While a map is shown the flow graph's readouts are held
 back (FlowView.hold), so the two never draw over each other.
 """
@@ -29,6 +30,7 @@ FEATURE_COLOURS = ("#e78ac3", "#fc8d62", "#66c2a5", "#ffd92f", "#a6d854", "#e5c4
                    "#984ea3", "#a65628", "#17becf", "#bcbd22", "#e31a1c", "#4daf4a", "#ff7f00", "#7f7f7f")
 NOTHING_SHARED = "#d1d5db"
 LABEL_CHARS = 5
+STRONG = ("shared", "required")  # a decoder node's "shared", a search node's "required" (engine/explain/sweep.py)
 
 
 def _pale(hex_colour: str) -> str:
@@ -40,7 +42,11 @@ def _pale(hex_colour: str) -> str:
 def node_tooltip(row) -> str:
     lines = [f"information map: {row.site} @ {row.position} '{row.label}'",
              f"within epsilon: {row.in_epsilon} of {row.candidates} candidates ({row.share:.0%})"]
-    if row.top is not None:
+    if row.top is not None and row.top.verdict == "required":  # a local search's node: the flip test
+        t = row.top
+        lines.append(f"{t.name} = {t.query_value}: required (changing it left epsilon in {t.share:.0%} of "
+                     "the search's changes)")
+    elif row.top is not None:
         t = row.top
         lines.append(f"{t.name} = {t.query_value}: {t.share:.0%} within epsilon, {t.base_rate:.0%} of all "
                      f"({t.verdict})")
@@ -60,7 +66,7 @@ def map_overlay(rows, n_layers: int) -> tuple[DiagramOverlay, dict[str, str]]:
             name = row.top.name
             if name not in legend:
                 legend[name] = FEATURE_COLOURS[len(legend) % len(FEATURE_COLOURS)]
-            colour = legend[name] if row.top.verdict == "shared" else _pale(legend[name])
+            colour = legend[name] if row.top.verdict in STRONG else _pale(legend[name])
         elif row.in_epsilon >= 5:
             colour = NOTHING_SHARED
         # the value alone ("3", "g"): the fill says which feature (the legend), the tooltip and
@@ -84,8 +90,9 @@ class MapBar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.map_button = QPushButton("Map this input")
-        self.map_button.setToolTip("Run InversionView at every site and position the decoder knows, and colour "
-                                   "each node by what its close samples share (the information map)")
+        self.map_button.setToolTip("Run InversionView at every site and position the decoder knows (without a "
+                                   "decoder, or with 'local search' chosen: the task's sites, by local search),\n"
+                                   "and colour each node by what its close samples share (the information map)")
         self.cancel_button = QPushButton("Cancel")
         self.clear_button = QPushButton("Clear map")
         self.progress = QProgressBar()
@@ -226,9 +233,10 @@ class MapController(QObject):
         self.diagram.set_overlay(overlay)
         swatches = " ".join(f"<span style='background:{c}'>&nbsp;&nbsp;&nbsp;</span> {escape(name)}"
                             for name, c in legend.items())
-        self._legend_html = (f"{swatches} · pale: partly · <span style='background:{NOTHING_SHARED}'>"
+        self._legend_html = (f"{swatches} (strong: shared, or required by the flip test) · pale: partly · "
+                             f"<span style='background:{NOTHING_SHARED}'>"
                              "&nbsp;&nbsp;&nbsp;</span> nothing shared · blank: too few within ε")
-        shared = sum(1 for r in self.rows if r.top is not None and r.top.verdict == "shared")
+        shared = sum(1 for r in self.rows if r.top is not None and r.top.verdict in STRONG)
         self.bar.set_legend(f"{note}{len(self.rows)} nodes, {shared} share a feature (labels: its value; "
                                 f"click a node for its reading and samples) · {self._legend_html}")
 
@@ -239,6 +247,8 @@ class MapController(QObject):
             self.bar.set_legend(f"<b>{escape(row.site)} @ {row.position} '{escape(row.label)}'</b> reads "
                                     f"<b>{escape(row.reading())}</b>" + (
                                         f" ({row.top.share:.0%} within ε, {row.top.base_rate:.0%} of all)"
-                                        if row.top is not None else "") + f" · {self._legend_html}")
+                                        if row.top is not None and row.top.verdict != "required" else
+                                        " (required by the flip test)" if row.top is not None else "") +
+                                f" · {self._legend_html}")
         if result is not None and self._request is None:
             self.resultChosen.emit(result)

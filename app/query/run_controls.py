@@ -1,5 +1,5 @@
-"""Query options (epsilon, metric, candidates, schedule, seed, where samples are compared) and the
-Run / Cancel / progress bar."""
+"""Query options (epsilon, metric, candidates, schedule, seed, where samples are compared, where
+candidates come from) and the Run / Cancel / progress bar."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
@@ -19,15 +19,31 @@ from PySide6.QtWidgets import (
 
 from app.spill import Spill
 from app.style import error_css, muted_css
-from engine.query.types import AUTO_SCHEDULE, METRICS, SCHEDULES, QueryOptions, format_schedule, parse_schedule
+from engine.query.types import (
+    AUTO_SCHEDULE,
+    METRICS,
+    SAMPLERS,
+    SCHEDULES,
+    QueryOptions,
+    format_schedule,
+    parse_schedule,
+)
 
 AUTO_TEXT = "Auto"
 CUSTOM_TEXT = "Chosen"
+# the sampler box's words for QueryOptions.sampler's values (engine/query/types.py SAMPLERS)
+SAMPLER_TEXT = {"auto": "auto", "decoder": "decoder", "search": "local search"}
+SAMPLER_TIP = ("Where the candidates come from:\n"
+               "auto: the decoder where it was trained on the chosen site, else the local search\n"
+               "decoder: sample from the trained decoder (prob-diff token colours, the base-rate summary)\n"
+               "local search: no training needed; chains of token edits around the query, kept within ε,\n"
+               "read by the flip test: what could not be changed without leaving ε")
 
 
 class OptionsBar(QWidget):
     epsilonChanged = Signal(float)
     optionsChanged = Signal()  # anything that needs a new run
+    samplerChanged = Signal(str)  # "auto", "decoder" or "search": whether Run can run may change
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -48,7 +64,8 @@ class OptionsBar(QWidget):
         self.candidates.setSingleStep(256)
         self.candidates.setValue(1024)
         self.candidates.setGroupSeparatorShown(True)
-        self.candidates.setToolTip("Candidates sampled from the decoder (split evenly over the schedule)")
+        self.candidates.setToolTip("Candidates sampled from the decoder (split evenly over the schedule),\n"
+                                   "or inputs the local search re-runs")
         self.schedule_mode = QComboBox()
         self.schedule_mode.addItems([AUTO_TEXT, CUSTOM_TEXT])
         self.schedule_mode.setToolTip(self._auto_tip())
@@ -66,6 +83,12 @@ class OptionsBar(QWidget):
                                    "(IOI: END; a text model: the same token) rather than at every position,\n"
                                    "where the closest one counts (the paper's rule)")
         self.same_label.toggled.connect(self.optionsChanged)
+        self.sampler_box = QComboBox()
+        for value in SAMPLERS:
+            self.sampler_box.addItem(SAMPLER_TEXT[value], value)
+        self.sampler_box.setToolTip(SAMPLER_TIP)
+        self.sampler_box.currentIndexChanged.connect(lambda _: self.samplerChanged.emit(self.sampler()))
+        self.sampler_box.currentIndexChanged.connect(self.optionsChanged)
         for w in (self.metric_box, self.schedule_mode):
             w.currentIndexChanged.connect(self.optionsChanged)
         for w in (self.candidates, self.seed):
@@ -79,7 +102,8 @@ class OptionsBar(QWidget):
         row = QHBoxLayout()
         for text, w, into in (("ε", self.epsilon, row), ("metric", self.metric_box, row),
                               ("candidates", self.candidates, row), ("schedule", self.schedule_mode, row),
-                              (None, self.schedule, row), ("seed", self.seed, tail), (None, self.same_label, tail)):
+                              (None, self.schedule, row), ("sampler", self.sampler_box, tail),
+                              ("seed", self.seed, tail), (None, self.same_label, tail)):
             if text:
                 label = QLabel(text)
                 label.setBuddy(w)
@@ -142,7 +166,11 @@ class OptionsBar(QWidget):
         schedule = self.auto_schedule if auto else parse_schedule(self.schedule.text())
         return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric_box.currentText(),
                             epsilon=self.epsilon.value(), seed=self.seed.value(), colour=colour,
-                            same_label=self.same_label.isChecked())
+                            same_label=self.same_label.isChecked(), sampler=self.sampler())
+
+    def sampler(self) -> str:
+        """The chosen sampler: "auto", "decoder" or "search" (QueryOptions.sampler)."""
+        return self.sampler_box.currentData() or "auto"
 
     def schedule_list(self) -> list:
         """For settings: [] for Auto, else [[t, noise], ...]."""
@@ -151,9 +179,10 @@ class OptionsBar(QWidget):
         return [list(e) for e in parse_schedule(self.schedule.text())]
 
     def apply(self, epsilon: float, metric: str, candidates: int, schedule: list, seed: int,
-              same_label: bool = False) -> None:
+              same_label: bool = False, sampler: str = "auto") -> None:
         self.epsilon.setValue(epsilon)
         self.same_label.setChecked(same_label)
+        self.sampler_box.setCurrentIndex(max(self.sampler_box.findData(sampler), 0))  # unknown: auto
         if metric in METRICS:
             self.metric_box.setCurrentText(metric)
         self.candidates.setValue(candidates)

@@ -1,17 +1,33 @@
 """The query as a strip of clickable tokens: index above, token, position label below.
 
 Painted by hand rather than built from buttons so a 33-token query stays one cheap widget and
-invalid characters can be flagged in place.
+invalid characters can be flagged in place. After a local search, a bar under each token gives
+its flip test (engine/explain/flips.py): crimson "must keep", teal "can change", a faint line
+"too few changes"; the tooltip has the counts.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-from app.style import SELECTED, composite, error_text, faint_line, legible, muted_text, selected_band, text_color
+from app.style import (
+    CAN_CHANGE,
+    LINE_CONTRAST,
+    MUST_KEEP,
+    SELECTED,
+    composite,
+    error_text,
+    faint_line,
+    legible,
+    muted_text,
+    selected_band,
+    text_color,
+)
 
 PAD = 6
+FLIP_BAR = 4  # the flip test's bar under a token, in pixels
+FLIP_COLOURS = {"must keep": MUST_KEEP, "can change": CAN_CHANGE}
 
 
 class TokenStrip(QWidget):
@@ -30,6 +46,7 @@ class TokenStrip(QWidget):
         self._small_font = QFont(self.font())
         self._small_font.setPointSizeF(self.font().pointSizeF() * 0.8)
         self._rects: list[QRect] = []
+        self._flips: list | None = None  # FlipReadings, one per token, of the local search shown
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.setFocusPolicy(Qt.StrongFocus)  # Left / Right move the chosen position
@@ -37,11 +54,32 @@ class TokenStrip(QWidget):
 
     # ---- content ----------------------------------------------------------------------
     def set_tokens(self, chars: list[str], labels: list[str], bad: set[int] | None = None, live: bool = True):
+        if list(chars) != self._chars:
+            self._flips = None  # another query: the shown search's bars were about the one before
         self._chars, self._labels = list(chars), list(labels)
         self._bad, self._live = set(bad or ()), live
         self._layout()
         self.updateGeometry()
         self.update()
+
+    def set_flips(self, readings) -> None:
+        """The flip test per query token (FlipReading: verdict, changed, within), or None: no bars."""
+        readings = list(readings) if readings is not None else None
+        self._flips = readings if readings is not None and len(readings) == len(self._chars) else None
+        self.update()
+
+    def flip_verdicts(self) -> list[str]:
+        """What the bars show, per token ('' where none is shown)."""
+        return [r.verdict for r in self._flips] if self._flips else [""] * len(self._chars)
+
+    def flip_tooltip(self, index: int) -> str:
+        if not self._flips or not 0 <= index < len(self._flips):
+            return ""
+        r = self._flips[index]
+        if r.verdict == "after the position":
+            return f"token {index} '{self._chars[index]}': after the compared position, not searched"
+        return (f"token {index} '{self._chars[index]}': {r.verdict} (the local search changed it {r.changed:,} "
+                f"times, still within ε {r.within:,} times)")
 
     def set_selected(self, index: int) -> None:
         self._selected = index
@@ -68,7 +106,7 @@ class TokenStrip(QWidget):
             x += w + 2
 
     def _height(self) -> int:
-        return QFontMetrics(self._token_font).height() + 2 * QFontMetrics(self._small_font).height() + 10
+        return QFontMetrics(self._token_font).height() + 2 * QFontMetrics(self._small_font).height() + 10 + FLIP_BAR
 
     def sizeHint(self) -> QSize:
         width = self._rects[-1].right() + 4 if self._rects else 200
@@ -98,6 +136,14 @@ class TokenStrip(QWidget):
         if i != self._selected:
             self.set_selected(i)
             self.positionClicked.emit(i)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.ToolTip and self._flips:
+            text = self.flip_tooltip(self._index_at(event.pos()))
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+                return True
+        return super().event(event)
 
     def mouseMoveEvent(self, event) -> None:
         i = self._index_at(event.position().toPoint())
@@ -134,6 +180,19 @@ class TokenStrip(QWidget):
             if i < len(self._labels) and self._labels[i] != self._chars[i]:  # a text model's label is its token
                 p.setFont(self._small_font)
                 p.setPen(selected_ink if i == self._selected else muted)
-                p.drawText(QRect(r.x(), r.bottom() - sfm.height() - 2, r.width(), sfm.height()),
+                p.drawText(QRect(r.x(), r.bottom() - sfm.height() - 2 - FLIP_BAR, r.width(), sfm.height()),
                            Qt.AlignCenter, self._labels[i])
+            if self._flips:
+                self._paint_flip(p, r, self._flips[i].verdict, window, border)
         p.end()
+
+    @staticmethod
+    def _paint_flip(p: QPainter, r: QRect, verdict: str, window: QColor, border: QColor) -> None:
+        """The token's flip-test bar along the bottom of its cell."""
+        bar = QRect(r.x() + 3, r.bottom() - FLIP_BAR - 1, r.width() - 6, FLIP_BAR)
+        rgb = FLIP_COLOURS.get(verdict)
+        if rgb is not None:
+            p.fillRect(bar, legible(QColor(*rgb), window, LINE_CONTRAST))
+        elif verdict == "too few changes":
+            p.setPen(QPen(border, 1, Qt.DotLine))
+            p.drawLine(bar.left(), bar.center().y(), bar.right(), bar.center().y())

@@ -18,7 +18,8 @@ epsilon makes (QueryResult.with_epsilon) share those lists, so the history's res
 screen and a result pinned in Compare all keep them. A new query, a model change or a result of
 another query cancels the job. At a text vocabulary the engine leaves the samples beyond
 epsilon plain, as run_query does (engine/query/run.py COLOUR_NEAR_ONLY_VOCAB); they are not asked
-for again until epsilon changes.
+for again until epsilon changes. A local search's samples (QueryResult.sampler "search") are never
+coloured: the colours are the decoder's, and a model without one has none to give.
 """
 from __future__ import annotations
 
@@ -110,7 +111,10 @@ class ColourController(QObject):
         return [model.sample_index(r) for r in range(first, min(last + AHEAD_ROWS, n - 1) + 1)]
 
     def missing(self, result, indices, most: int | None = None) -> list[int]:
-        """Of these samples, the ones (the first `most`) with no colours yet that the engine has not left plain."""
+        """Of these samples, the ones (the first `most`) with no colours yet that the engine has not left
+        plain. None of a local search's: prob-diff colours need the decoder, and the search has none to ask."""
+        if getattr(result, "sampler", "decoder") == "search":
+            return []
         samples, plain = result.samples, self._plain.get(query_key(result), ())
         wanted = (i for i in indices if not samples[i].prob_diff and tuple(samples[i].tokens) not in plain)
         return list(islice(wanted, most))

@@ -146,6 +146,8 @@ def _write_paper_json(window, result, path: str):
     plain = sum(1 for s in result.samples if len(s.prob_diff) != len(s.pieces))
     note = f" ({plain:,} without colours: a text model's samples beyond epsilon are left plain, and all are if " \
         "the colouring failed)" if plain else ""
+    if result.sampler == "search":
+        note = " (without colours: the local search's samples have none, they need a decoder)"
     window.statusBar().showMessage(f"Wrote {result.candidates_done:,} candidates for the paper's viewer to "
                                    f"{written}{note}", 10000)
     return written

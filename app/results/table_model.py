@@ -133,8 +133,19 @@ class ResultsTableModel(QAbstractTableModel):
         if col != SAMPLE:  # tooltip
             form = "well formed" if s.well_formed else "malformed"
             return (f"rank {s.rank}, {s.multiplicity} candidate(s), D = {s.distance:.4f} at position "
-                    f"{s.compared_position}\nsampled at temperature {s.temperature:g}, noise {s.noise:g}; {form}")
+                    f"{s.compared_position}\n{how_found(s)}; {form}")
         return None
+
+
+def edits_text(sample) -> str:
+    """'2 edits' for a local-search sample (tokens changed from the query), '' for a decoder's."""
+    return f"{sample.edits} edit{'s' * (sample.edits != 1)}" if sample.edits >= 0 else ""
+
+
+def how_found(sample) -> str:
+    if sample.edits >= 0:
+        return f"found by the local search, {edits_text(sample)} from the query"
+    return f"sampled at temperature {sample.temperature:g}, noise {sample.noise:g}"
 
 
 _DISPLAY, _ALIGN, _TOOLTIP, _SAMPLE = (int(Qt.DisplayRole.value), int(Qt.TextAlignmentRole.value),

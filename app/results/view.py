@@ -9,6 +9,7 @@ from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
 
 from app.results.delegates import DistanceBarDelegate, SampleDelegate, TextCellDelegate
+from app.results.flip_line import flip_html, flip_tooltip, is_search, sampler_tooltip, search_legend
 from app.results.histogram import DistanceHistogram
 from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel
 from app.style import DIVIDER, NEGATIVE, POSITIVE, backdrop, error_css, legible, muted_css, swatch_html
@@ -45,11 +46,13 @@ class ResultsTableView(QTableView):
 
 class ResultsView(QWidget):
     epsilonDragged = Signal(float)
+    flipsChanged = Signal(object)  # the shown search result's FlipTest, or None (the token map follows it)
 
     def __init__(self, parent=None, compact: bool = False):
         super().__init__(parent)
         self._result = None
         self._status = ""
+        self.flips = None  # the shown search result's FlipTest (engine/explain/flips.py); None for the decoder's
         self.title = QLabel()
         self.title.setTextFormat(Qt.RichText)
         self.title.setWordWrap(True)
@@ -131,7 +134,7 @@ class ResultsView(QWidget):
             self._apply_colors()
             if self._result is not None:
                 self.title.setText(describe_query(self._result))
-                self.preimage.setText(preimage_html(self._result))  # the summary line may hold a message
+                self._set_summary(self._status)  # the summary line may hold a message
 
     # ---- content ------------------------------------------------------------------------
     def set_stale(self, differences: list[str], model: str = "") -> None:
@@ -156,6 +159,8 @@ class ResultsView(QWidget):
             self.clear()
             return
         self.title.setText(describe_query(result))
+        self.title.setToolTip(sampler_tooltip(result))
+        self.legend.setText(search_legend() if is_search(result) else legend_html())
         self._set_summary(status)
         self.table._epsilon = result.epsilon
         self.table_model.set_result(result)
@@ -185,6 +190,16 @@ class ResultsView(QWidget):
         elif r.seconds:
             text += f" · {r.seconds:.1f} s (first results after {r.first_chunk_seconds:.2f} s)"
         self.summary.setText(text)
+        if is_search(r):  # the search's samples are edits of the query: the flip test reads them, not base rates
+            from engine.explain.flips import flip_test
+
+            self.flips = flip_test(r)
+            self.preimage.setText(flip_html(self.flips))
+            self.preimage.setToolTip(flip_tooltip(self.flips))
+            self.preimage.show()
+            self.flipsChanged.emit(self.flips)
+            return
+        self._no_flips()
         self.preimage.setText(preimage_html(r))
         self.preimage.setToolTip(preimage_tooltip(r) if r.features else "")
         self.preimage.setVisible(bool(r.features))
@@ -192,9 +207,17 @@ class ResultsView(QWidget):
     def result(self):
         return self._result
 
+    def _no_flips(self) -> None:
+        if self.flips is not None:
+            self.flips = None
+            self.flipsChanged.emit(None)
+
     def clear(self) -> None:
         self._result = None
+        self._no_flips()
         self.title.setText("")
+        self.title.setToolTip("")
+        self.legend.setText(legend_html())
         self.summary.setText("Run a query to see samples whose activation comes close to the query's.")
         self.preimage.hide()
         self.table_model.set_result(None)
@@ -244,9 +267,10 @@ def describe_query(result) -> str:
     marked = f"{escape(q[:pos])}<b>({escape(q[pos])})</b>{escape(q[pos + 1:])}" if one_char_tokens and pos < len(q) \
         else escape(q)  # a text model's tokens are not characters: the position's label says which
     where = f" · compared at {escape(compared_at(result), quote=False)}" if result.same_label else ""
+    source = " · <b>local search</b>" if is_search(result) else ""  # its settings: the title's tooltip
     return (f"<b>{escape(result.model)}</b> · site <b>{result.site_short}</b> <span style='color:{muted_css()}'>"
             f"({result.site_id})</span> · position {pos} '{label}' · query <tt>{marked}</tt> · "
-            f"{result.metric}{where}")
+            f"{result.metric}{where}{source}")
 
 
 EVERYWHERE_MEANS = ("kept by nearly every candidate, within ε or not, so the decoder's samples tell nothing "

@@ -86,11 +86,11 @@ def real_backend() -> EngineBackend:
         from app.workers.query_request import default_position
         from engine.query.types import QueryOptions
 
-        if not inv.can_query:
-            return
+        trained = [s.short for s in inv.sites]
+        if not inv.can_query or not trained:
+            return  # no decoder: the first local search pays its own set-up (a re-run, no sampling)
         task = inv.probed.task
         ids = task.parse_query(task.examples()[0])
-        trained = [s.short for s in inv.sites]
         site = task.default_site if task.default_site in trained else trained[-1]
         options = QueryOptions(candidates=WARM_UP_CANDIDATES, chunk_size=WARM_UP_CANDIDATES)
         run_query(inv, task.examples()[0], site, default_position(task.name, task.position_labels(ids)), options)
@@ -118,7 +118,8 @@ class LoadedModel:
     task: str
     trained_sites: list[str] = field(default_factory=list)  # short names the decoder was trained on
     seconds: float = 0.0
-    no_query: str = ""  # why the model cannot be queried (no decoder yet); empty when it can
+    no_query: str = ""  # why the model cannot be queried at all; empty when it can (the search needs no decoder)
+    has_decoder: bool = True  # False: only the local search answers (QueryOptions.sampler "auto" or "search")
 
 
 def decoder_stamp(entry) -> tuple:
@@ -192,7 +193,8 @@ class EngineWorker(QObject):
             trained = [s.short for s in getattr(inv, "sites", [])]
             no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
             self.modelLoaded.emit(req_id, LoadedModel(entry.name, key, entry.task, trained,
-                                                      time.monotonic() - start, no_query))
+                                                      time.monotonic() - start, no_query,
+                                                      bool(getattr(inv, "has_decoder", True))))
         except BaseException as e:  # noqa: BLE001 - every failure must reach the user
             self.errored.emit(req_id, f"Could not load model {entry.name!r}: {describe_error(e)}")
 

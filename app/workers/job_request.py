@@ -32,7 +32,8 @@ def real_jobs() -> dict:
         task = inv.probed.task
         ids = task.parse_query(params["text"])
         options = sweep_options(task, **params.get("options", {}))
-        nodes = map_nodes(inv, ids, params.get("sites"), params.get("positions"))
+        # without a decoder (or with the search chosen) the task's sites, each node by local search
+        nodes = map_nodes(inv, ids, params.get("sites"), params.get("positions"), sampler=options.sampler)
         return run_map(inv, params["text"], nodes, options,
                        on_row=lambda row, result, done, total: report((row, result), done, total), cancel=cancel)
 

@@ -37,7 +37,17 @@ def result_header(inv, request: QueryRequest) -> QueryResult:
     tokens = task.parse_query(request.text)
     position = task.resolve_position(tokens, request.position)
     site = get_site(inv.entry.probed, request.site)
-    return engine_header(inv.entry.name, task, tokens, position, site, request.options, inv.precision)
+    header = engine_header(inv.entry.name, task, tokens, position, site, request.options, inv.precision)
+    if chosen_sampler(inv, site, request.options.sampler) == "search":  # the partial results read as the search's
+        header.sampler, header.schedule = "search", ""
+    return header
+
+
+def chosen_sampler(inv, site, asked: str) -> str:
+    """engine.query.run.choose_sampler's answer without its errors (run_query raises them):
+    "search" when asked, or under "auto" where the decoder is missing or was not trained on `site`."""
+    trained = getattr(inv, "has_decoder", True) and any(s.id == site.id for s in getattr(inv, "sites", []))
+    return "search" if asked == "search" or (asked == "auto" and not trained) else "decoder"
 
 
 def default_site(task_name: str) -> str:

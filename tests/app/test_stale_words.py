@@ -48,8 +48,10 @@ def test_no_untrained_site_note_while_the_model_loads(qtbot, window):
 
 
 def test_run_is_disabled_with_a_reason_on_a_site_the_decoder_was_not_trained_on(qtbot, window, fake_engine):
+    """Only with the decoder asked for: under auto the local search runs there (issue #27)."""
     w = window
     load(qtbot, w, "fake-addition")
+    w.options_bar.sampler_box.setCurrentIndex(w.options_bar.sampler_box.findData("decoder"))
     w.set_target("m1", 5)  # addition's paper sites have no MLP outputs
     assert "not trained on m1" in w.run_bar.target.text()
     assert not w.run_bar.run_button.isEnabled()

@@ -93,8 +93,10 @@ def test_same_label_compares_each_sample_only_where_the_query_positions_label_is
     assert not run_and_wait(qtbot, w).same_label
 
 
-def test_an_untrained_site_cannot_run_and_says_why(qtbot, real_window):
+def test_an_untrained_site_cannot_run_with_the_decoder_and_says_why(qtbot, real_window):
     w = real_window
+    box = w.options_bar.sampler_box
+    box.setCurrentIndex(box.findData("decoder"))  # asked for by name (auto runs the local search there)
     w.set_target("attn0", 14)
     assert "not trained" in w.run_bar.target.text()
     # Run is disabled before the click rather than failing after it (#31 item 5), and says why
@@ -102,6 +104,22 @@ def test_an_untrained_site_cannot_run_and_says_why(qtbot, real_window):
     assert w.run_query() is None and "not trained on attn0" in w.statusBar().currentMessage()
     w.set_target("x1.post", 14)  # the app keeps working
     assert run_and_wait(qtbot, w).complete
+
+
+def test_an_untrained_site_runs_the_local_search_under_auto(qtbot, real_window):
+    """Issue #27: the decoder knows x1.post, not attn0; auto answers there by the local search."""
+    w = real_window
+    assert w.options_bar.sampler() == "auto"
+    w.set_target("attn0", 14)
+    assert w.run_bar.run_button.isEnabled() and "the local search runs here" in w.run_bar.target.text()
+    result = run_and_wait(qtbot, w)
+    assert result.complete and result.sampler == "search" and result.site_short == "attn0"
+    assert w.results.preimage.text().startswith("Flip test over")
+    w.set_target("x1.post", 14)  # the decoder's own site: its samples, its summary
+    result = run_and_wait(qtbot, w)
+    assert result.sampler == "decoder" and "Within ε" in w.results.preimage.text()
+    assert "Flip test" not in w.results.preimage.text()
+    assert w.editor.strip.flip_verdicts() == [""] * w.editor.strip.count()
 
 
 def test_the_rows_on_screen_get_the_colours_a_colouring_query_gives(qtbot, real_window):
