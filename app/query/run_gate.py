@@ -58,6 +58,8 @@ def target_note(loaded, untrained: bool, sampler: str, site: str) -> tuple[str, 
     """The note after 'Invert <site> at position …', and whether it is an error (Run refused)."""
     if no_decoder(loaded):
         return ("no decoder yet", True) if sampler == "decoder" else ("by local search (no decoder yet)", False)
+    if sampler == "search":
+        return "by local search", False
     if not untrained:
         return "", False
     if sampler == "decoder":

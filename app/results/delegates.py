@@ -12,14 +12,13 @@ from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip
 
-from app.results.table_model import SAMPLE_ROLE, edits_text, how_found
+from app.results.table_model import SAMPLE_ROLE, how_found
 from app.style import (
     bar_color,
     bar_fraction,
     composite,
     error_text,
     faint_line,
-    muted_text,
     prob_diff_color,
     readable_on,
     selection_fill,
@@ -96,7 +95,6 @@ class CellColors:
         self.background, self.text = background, text
         self.ink = readable_on(background, text)
         self.line = faint_line(pal)
-        self.muted = self.ink if option.state & QStyle.State_Selected else muted_text(pal)  # e.g. '2 edits'
         self._on: dict[int, QColor] = {}  # fill rgba -> ink
 
     @classmethod
@@ -178,14 +176,6 @@ class SampleDelegate(QStyledItemDelegate):
             painter.drawText(cells[cp], Qt.AlignCenter, f"({pieces[cp]})")
             painter.setPen(QPen(colors.ink, 1))  # the outline sits on the row's background
             painter.drawRect(cells[cp].adjusted(0, 0, -1, -1))
-        edits = edits_text(sample)  # a local-search sample: how far from the query, where the row has room
-        if edits and cells:
-            painter.setFont(option.font)
-            room = QRect(cells[-1].right() + 3 * CELL_PAD, r.top(), r.right() - cells[-1].right() - 4 * CELL_PAD,
-                         r.height())
-            if room.width() >= painter.fontMetrics().horizontalAdvance(edits):
-                painter.setPen(colors.muted)
-                painter.drawText(room, Qt.AlignRight | Qt.AlignVCenter, edits)
         painter.restore()
 
     def sizeHint(self, option, index):

@@ -23,8 +23,8 @@ def flip_html(test) -> str:
     for verdict in ("required", "can change"):
         line = line.replace(f" {verdict} (", f" <b>{verdict}</b> (")
     warning = f"<br><span style='color:{error_css()}'>{escape(test.warning)}</span>" if test.warning else ""
-    key = (f" <span style='color:{muted_css()}'>· query tokens:</span> {swatch_html(MUST_KEEP, 'must keep')} "
-           f"{swatch_html(CAN_CHANGE, 'can change')}")
+    key = (f" <span style='color:{muted_css()}'>· query tokens:</span> {swatch_html(MUST_KEEP, 'must&nbsp;keep')} "
+           f"{swatch_html(CAN_CHANGE, 'can&nbsp;change')}")
     return line[:1].upper() + line[1:] + key + warning
 
 
@@ -64,5 +64,5 @@ def sampler_tooltip(result) -> str:
 
 def search_legend() -> str:
     """The legend above a search result's table: its samples have no token colours."""
-    return ("Local search: samples are edits of the query (no token colours, they need a decoder) · "
-            "bar: D / 0.5 · hover a row for its edits, a token for its own distance")
+    return ("Local search: samples are edits of the query, no token colours (they need a decoder) · "
+            "edits: tokens changed · bar: D / 0.5")

@@ -35,6 +35,7 @@ class ResultsTableModel(QAbstractTableModel):
         self._range: tuple[float, float] | None = None
         self._eps_rows = 0
         self._fact_header = "Fact"
+        self._search = False  # a local search's result: the × column counts each sample's edits instead
 
     # ---- content ------------------------------------------------------------------------
     def set_result(self, result) -> None:
@@ -45,6 +46,7 @@ class ResultsTableModel(QAbstractTableModel):
         eps = getattr(result, "epsilon", 0.0)
         self._in_eps = self._distances <= eps if result is not None else np.zeros(0, dtype=bool)
         self._fact_header = fact_header(getattr(result, "task", ""))
+        self._search = getattr(result, "sampler", "decoder") == "search"
         self._apply_range()
         self.endResetModel()
 
@@ -100,8 +102,13 @@ class ResultsTableModel(QAbstractTableModel):
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            if section == MULT and self._search:
+                return "edits"
             return self._fact_header if section == FACT else HEADERS[section]
         if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
+            if section == MULT and self._search:
+                return ("Tokens changed from the query (replaced, inserted or deleted); the search draws each "
+                        "sample once")
             return ["Rank by distance", "How many candidates produced this sample",
                     "The sample; token backgrounds: p(token | z_q) - p(token | z_BOS), blue positive, red "
                     "negative. Hover a token for its distance.",
@@ -122,7 +129,7 @@ class ResultsTableModel(QAbstractTableModel):
             if col == RANK:
                 return str(s.rank)
             if col == MULT:
-                return f"×{s.multiplicity}"
+                return mult_text(s)
             if col == SAMPLE:
                 return s.marked()
             if col == DISTANCE:
@@ -135,6 +142,11 @@ class ResultsTableModel(QAbstractTableModel):
             return (f"rank {s.rank}, {s.multiplicity} candidate(s), D = {s.distance:.4f} at position "
                     f"{s.compared_position}\n{how_found(s)}; {form}")
         return None
+
+
+def mult_text(sample) -> str:
+    """The × column: how many candidates drew the sample, or for a local search's, its edits."""
+    return str(sample.edits) if sample.edits >= 0 else f"×{sample.multiplicity}"
 
 
 def edits_text(sample) -> str:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter,
 from app.results.delegates import DistanceBarDelegate, SampleDelegate, TextCellDelegate
 from app.results.flip_line import flip_html, flip_tooltip, is_search, sampler_tooltip, search_legend
 from app.results.histogram import DistanceHistogram
-from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel
+from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel, mult_text
 from app.style import DIVIDER, NEGATIVE, POSITIVE, backdrop, error_css, legible, muted_css, swatch_html
 
 
@@ -65,6 +65,7 @@ class ResultsView(QWidget):
         self.preimage.setWordWrap(True)
         self.preimage.hide()
         self.legend = QLabel(legend_html())
+        self.legend.setWordWrap(True)  # a long legend (the local search's) must not widen the window
         self.legend.setVisible(not compact)
         self.filter_label = QLabel()
         self.filter_label.setTextFormat(Qt.RichText)
@@ -85,7 +86,7 @@ class ResultsView(QWidget):
         self.table.setItemDelegateForColumn(SAMPLE, SampleDelegate(self.table))
         self.table.setItemDelegateForColumn(DISTANCE, DistanceBarDelegate(self.table))
         for col, text_of, align in ((RANK, lambda s: str(s.rank), Qt.AlignRight),
-                                    (MULT, lambda s: f"×{s.multiplicity}", Qt.AlignRight),
+                                    (MULT, mult_text, Qt.AlignRight),
                                     (FACT, lambda s: s.fact, Qt.AlignLeft)):
             self.table.setItemDelegateForColumn(col, TextCellDelegate(text_of, align, self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)

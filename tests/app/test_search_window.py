@@ -11,6 +11,7 @@ from html import unescape
 from types import SimpleNamespace
 
 import pytest
+from PySide6.QtCore import Qt
 
 from app.workers.engine_thread import real_backend
 from engine.probed.model import PAPER_CONFIGS
@@ -100,6 +101,7 @@ def test_a_model_without_a_decoder_answers_a_query_by_local_search(qtbot, no_dec
     row_tip = m.data(m.index(0, 0), 3)  # Qt.ToolTipRole
     first = m.sample(0)
     assert first.edits >= 0 and f"{first.edits} edit" in row_tip and "temperature" not in row_tip
+    assert m.headerData(1, Qt.Horizontal) == "edits" and m.data(m.index(0, 1)) == str(first.edits)
     # no prob-diff colours: nothing asks the decoder-less engine for them
     assert w.colouring.missing(shown, range(len(shown.samples))) == []
     qtbot.wait(100)
