@@ -213,3 +213,18 @@ def test_a_required_node_on_the_map_is_drawn_strong_like_a_shared_one():
     assert overlay.colors[("m1", 3)] == FEATURE_COLOURS[0]  # strong, as "shared"
     assert overlay.colors[("m1", 4)] == _pale(FEATURE_COLOURS[0])
     assert "required (changing it left epsilon in 99%" in node_tooltip(row(3, "required"))
+
+
+@requires_real_engine
+def test_the_map_job_maps_a_model_without_a_decoder_by_local_search(no_decoder_source):
+    """The window's map job (app/workers/job_request.py) on a decoder-less model: the task's sites,
+    each node by local search (it mapped no node at all before)."""
+    from app.workers.job_request import real_jobs
+    from engine.query.run import load_inverter
+    from engine.store.folders import find_model
+
+    inv = load_inverter(find_model(str(no_decoder_source)), decoder_optional=True)
+    seen = []
+    params = {"text": "Baiaigiaaggi|g:3", "positions": [":"], "options": {"sampler": "auto", "candidates": 64}}
+    answer = real_jobs()["map"](inv, params, lambda item, done, total: seen.append(item[1].sampler), None)
+    assert len(answer.rows) >= 5 and set(seen) == {"search"}
