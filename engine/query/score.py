@@ -67,11 +67,10 @@ class Scored:
     labels: list[list[str]]  # each input's position labels
 
 
-def distances(inv, site: Site, keys: list[tuple[int, ...]], z_q, options: QueryOptions, header: QueryResult,
-              cancel: threading.Event | None = None) -> Scored:
-    """Re-runs distinct inputs (model ids, BOS..end) and measures each against z_q (d,), by the
-    options' metric, at every compared position (or only where the label is the query position's)."""
-    task, device = inv.probed.task, z_q.device
+def compared_grid(task, keys: list[tuple[int, ...]], options: QueryOptions, header: QueryResult, device):
+    """(grid (U, L) of the inputs padded with the filler, lengths (U,), compared (U, L) bool, labels):
+    an input is compared at its positions but the special ones (or only where its label is the
+    query position's, with same_label)."""
     lengths = torch.tensor([len(k) for k in keys], device=device)  # (U,)
     length = int(lengths.max())
     grid = torch.tensor([list(k) + [task.filler_id] * (length - len(k)) for k in keys], device=device)
@@ -82,6 +81,28 @@ def distances(inv, site: Site, keys: list[tuple[int, ...]], z_q, options: QueryO
         want = header.query_labels[header.query_position]
         same = [[label == want for label in ls] + [False] * (length - len(ls)) for ls in labels]
         compared &= torch.tensor(same, device=device)
+    return grid, lengths, compared, labels
+
+
+def scored_from(task, keys: list[tuple[int, ...]], raw: list[torch.Tensor], options: QueryOptions,
+                header: QueryResult) -> Scored:
+    """Scored inputs from distances already measured at every position (raw[u]: (len(keys[u]),)),
+    masked to the compared positions as `distances` masks them."""
+    device = raw[0].device
+    _, _, compared, labels = compared_grid(task, keys, options, header, device)
+    per_pos = torch.full(compared.shape, float("inf"), device=device)
+    for u, values in enumerate(raw):
+        per_pos[u, :len(values)] = values.float()
+    per_pos = per_pos.masked_fill(~compared, float("inf"))
+    dist, argmin = min_distance(per_pos)
+    return Scored(keys, per_pos, dist, argmin, labels)
+
+
+def distances(inv, site: Site, keys: list[tuple[int, ...]], z_q, options: QueryOptions, header: QueryResult,
+              cancel: threading.Event | None = None) -> Scored:
+    """Re-runs distinct inputs (model ids, BOS..end) and measures each against z_q (d,), by the
+    options' metric, at every compared position (or only where the label is the query position's)."""
+    grid, lengths, compared, labels = compared_grid(inv.probed.task, keys, options, header, z_q.device)
     fast = getattr(inv, "fast_reader", None)
     per_pos = rerun_distances(fast or inv.reader, site, grid, lengths, compared, z_q, options.metric, cancel)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)

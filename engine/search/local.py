@@ -20,9 +20,11 @@ import numpy as np
 import torch
 
 from engine.explain.flips import edit_count
-from engine.query.score import check_cancel, distances, sample_results
+from engine.probed.reader import SiteReader, fused_fits
+from engine.query.score import check_cancel, distances, sample_results, scored_from
 from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions
 from engine.search.moves import NEEDS_TOKEN, Chain, Edit, Rules, apply, plan
+from engine.search.prefix import MAX_TOKENS, PrefixRunner
 from engine.search.proposals import AlphabetProposer, LanguageModelProposer
 from engine.tasks.base import TaskInputError
 
@@ -37,6 +39,20 @@ def settings_text(options: QueryOptions, grammar: bool, proposer: str) -> str:
     return (f"local search: {options.chains} chains, moves replace/insert/delete/swap/rename up to the "
             f"compared position, proposals from {proposer}, temperature {options.search_temperature:g} x epsilon, "
             f"grammar filter {'on' if grammar else 'off'}, {options.candidates} rows, seed {options.seed}{kept}")
+
+
+def prefix_runner(inv, site, z_q, metric: str, length: int) -> PrefixRunner | None:
+    """The cached-prefix re-run where the fused GPT-2 path computes the model and the input is
+    short enough to cache (else None: every proposal re-runs whole). It needs an fp32 fused copy
+    of the weights: the synthetic tasks' reader is one; a text model's is made once and kept on
+    the inverter (GPT-2 small: about 0.5 GB)."""
+    probed = inv.probed
+    if length > MAX_TOKENS or not fused_fits(probed):
+        return None
+    reader = inv.reader if isinstance(inv.reader, SiteReader) else getattr(inv, "search_reader", None)
+    if reader is None:
+        reader = inv.search_reader = SiteReader(probed)
+    return PrefixRunner(reader, site, z_q, metric, to_top=probed.task.is_text)
 
 
 class LocalSearch:
@@ -60,12 +76,13 @@ class LocalSearch:
             self.proposer = AlphabetProposer(alphabet, self.rng)
             self.proposer_name = "the task's alphabet"
         self.rules = Rules(frozenset(special), frozenset(options.keep), task.n_ctx)
+        self.runner = prefix_runner(inv, site, z_q, options.metric, len(ids))
         # only a task with a grammar of its own filters (a free-text model accepts any text)
         self.grammar = options.grammar and task.has_generator
         self.seen: set[tuple[int, ...]] = {tuple(ids)}
         self.found: list[Chain] = []  # inputs within epsilon: where idle chains restart
-        start = Chain(list(ids), position, list(range(len(ids))))
-        self.chains = [Chain(list(start.tokens), start.anchor, list(start.origin)) for _ in range(options.chains)]
+        state = self.runner.run([None], [list(ids)], [0])[0] if self.runner else None
+        self.chains = [Chain(list(ids), position, list(range(len(ids))), state=state) for _ in range(options.chains)]
         self.rows = 0
 
     @property
@@ -103,7 +120,8 @@ class LocalSearch:
             needing = [c for c, e in edits.items() if e.move in NEEDS_TOKEN]
             drawn = dict(zip(needing, self.proposer.tokens(
                 [self.chains[c].tokens[:edits[c].at] for c in needing],
-                [None if edits[c].move == "insert" else self.chains[c].tokens[edits[c].at] for c in needing])))
+                [None if edits[c].move == "insert" else self.chains[c].tokens[edits[c].at] for c in needing],
+                hidden=[self._hidden(self.chains[c], edits[c].at) for c in needing])))
             for c, edit in edits.items():
                 state = self._first_new(self.chains[c], edit, drawn.get(c, [None]), taken)
                 if state is not None:
@@ -122,10 +140,24 @@ class LocalSearch:
             return state
         return None
 
+    @staticmethod
+    def _hidden(chain: Chain, place: int):
+        """The chain's last residual stream before `place`, where its cached state has it."""
+        top = getattr(chain.state, "top", None)
+        return None if top is None else top[place - 1]
+
     def _score(self, proposals: dict[int, Chain], cancel, t0: float) -> QueryChunk:
         order = list(proposals)
         keys = [tuple(proposals[c].tokens) for c in order]
-        scored = distances(self.inv, self.site, keys, self.z_q, self.options, self.acc.header, cancel)
+        if self.runner is not None:  # only the positions from each edit on are computed
+            check_cancel(cancel)
+            states = self.runner.run([proposals[c].parent for c in order], [proposals[c].tokens for c in order],
+                                     [proposals[c].start for c in order])
+            for c, state in zip(order, states):
+                proposals[c].state, proposals[c].parent = state, None  # no chain of ancestors kept alive
+            scored = scored_from(self.task, keys, [s.distance for s in states], self.options, self.acc.header)
+        else:
+            scored = distances(self.inv, self.site, keys, self.z_q, self.options, self.acc.header, cancel)
         n = len(keys)
         nan = [math.nan] * n
         samples = sample_results(self.task, scored, self.acc.header, [1] * n, nan, nan, [[] for _ in keys],
@@ -139,8 +171,8 @@ class LocalSearch:
         for c, d in zip(order, scored.distance.cpu().tolist()):
             state, chain = proposals[c], self.chains[c]
             state.distance = d
-            if d <= eps:
-                self.found.append(state)
+            if d <= eps:  # kept for restarts without its cache (a restarted chain re-runs whole once)
+                self.found.append(Chain(state.tokens, state.anchor, state.origin, d))
                 # temperature 0: the plain wall, any input within epsilon is taken
                 if temp == 0 or d <= chain.distance or self.rng.random() < math.exp(-(d - chain.distance) / temp):
                     self.chains[c] = state

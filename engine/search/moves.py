@@ -23,6 +23,11 @@ class Chain:
     origin: list[int]  # per token: its query place, -1 when inserted
     distance: float = 0.0
     idle: int = 0  # steps since the chain last moved
+    # re-running from a cached prefix (engine/search/prefix.py): the input's own PrefixState once
+    # run, and for a proposal its parent's state and the first place that differs from the parent
+    state: object = None
+    parent: object = None
+    start: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,4 +104,4 @@ def apply(chain: Chain, edit: Edit, token: int | None = None) -> Chain:
         tokens = [token if t == value else t for t in tokens]
     else:
         raise ValueError(f"unknown move {edit.move!r}; moves: {', '.join(MOVES)}")
-    return Chain(tokens, anchor, origin, chain.distance)
+    return Chain(tokens, anchor, origin, chain.distance, parent=chain.state, start=edit.at)

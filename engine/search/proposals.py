@@ -24,7 +24,8 @@ class AlphabetProposer:
         self.alphabet = np.asarray(alphabet)
         self.rng = rng
 
-    def tokens(self, prefixes: list[list[int]], current: list[int | None], k: int = DRAWS) -> list[list[int]]:
+    def tokens(self, prefixes: list[list[int]], current: list[int | None], k: int = DRAWS,
+               hidden=None) -> list[list[int]]:
         out = []
         for now in current:
             pool = self.alphabet[self.alphabet != now] if now is not None else self.alphabet
@@ -51,15 +52,22 @@ class LanguageModelProposer:
         self.special = sorted(i for i in special if 0 <= i < self.unembed.d_vocab)
         self.cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # prefix -> (ids, probs)
 
-    def tokens(self, prefixes: list[list[int]], current: list[int | None], k: int = DRAWS) -> list[list[int]]:
+    def tokens(self, prefixes: list[list[int]], current: list[int | None], k: int = DRAWS,
+               hidden: list[torch.Tensor | None] | None = None) -> list[list[int]]:
         """k distinct draws per prefix (its tokens before the edited place), without the token
-        `current` that the place holds now."""
-        missing = list(dict.fromkeys(tuple(p) for p in prefixes if tuple(p) not in self.cache))
+        `current` that the place holds now. hidden[i], where given: the prefix's last residual
+        stream at its last token (d,), from the chain's cached state (engine/search/prefix.py),
+        which saves the forward pass."""
+        hidden = hidden or [None] * len(prefixes)
+        given = [i for i, h in enumerate(hidden) if h is not None]
+        direct = dict(zip(given, self._top_tokens(torch.stack([hidden[i] for i in given])))) if given else {}
+        missing = list(dict.fromkeys(tuple(p) for i, p in enumerate(prefixes)
+                                     if i not in direct and tuple(p) not in self.cache))
         if missing:
             self._fill(missing)
         out = []
-        for prefix, now in zip(prefixes, current):
-            ids, probs = self.cache[tuple(prefix)]
+        for i, (prefix, now) in enumerate(zip(prefixes, current)):
+            ids, probs = direct[i] if i in direct else self.cache[tuple(prefix)]
             keep = ids != now
             ids, probs = ids[keep], probs[keep]
             out.append(self.rng.choice(ids, size=min(k, len(ids)), replace=False, p=probs / probs.sum()).tolist())
@@ -75,11 +83,17 @@ class LanguageModelProposer:
         grid = torch.tensor([list(p) + [self.task.filler_id] * (width - len(p)) for p in prefixes], device=device)
         last = torch.tensor(lengths, device=device) - 1  # (B,) the place each row predicts from
         rows = torch.zeros(len(prefixes), dtype=torch.long, device=device)
-        h = read_rows(self.bridge, grid, [self.top], rows, last).float()  # (B, d) the last residual stream
-        u = self.unembed  # through the final norm and W_U, for these rows only: (B, V), not (B, T, V)
+        h = read_rows(self.bridge, grid, [self.top], rows, last)  # (B, d) the last residual stream
+        for prefix, entry in zip(prefixes, self._top_tokens(h)):
+            self.cache[prefix] = entry
+
+    @torch.inference_mode()
+    def _top_tokens(self, h: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids, probabilities) of the TOP_TOKENS most likely next tokens after last residual
+        streams h (B, d): through the final norm and W_U for these rows only ((B, V), not (B, T, V))."""
+        u, h = self.unembed, h.float()
         logits = u.norm.centred_weighted(h) @ u.w_u / u.norm.scale(h)[:, None] + u.beta  # (B, V)
         logits[:, self.special] = float("-inf")  # never write BOS/EOS/PAD
         top = logits.topk(min(TOP_TOKENS, logits.shape[1] - len(self.special)), dim=1)
         probs = torch.softmax(top.values, dim=1).cpu().numpy().astype(np.float64)
-        for prefix, ids, p in zip(prefixes, top.indices.cpu().numpy(), probs):
-            self.cache[prefix] = (ids, p)
+        return list(zip(top.indices.cpu().numpy(), probs))
