@@ -79,8 +79,8 @@ class Inverter:
 def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
                   decoder_optional: bool = False) -> Inverter:
     """precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on
-    CUDA and on CPUs with bfloat16 instructions). decoder_optional: a model without a decoder
-    loads too (the app's flow graph and sites need none); its queries say how to train one.
+    CUDA, and on a CPU where bf16 products measure faster: engine/runtime.py). decoder_optional: a
+    model without a decoder loads too; the local search queries it (engine/search/).
 
     For the synthetic tasks distances are always computed in fp32, so bf16 only changes which
     inputs are drawn. Sampling reads the whole key/value cache at every step, so halving its bytes
