@@ -115,6 +115,17 @@ def refuse_bundled(entry, allowed: bool, what: str, instead: str) -> None:
                          f"write there: {instead}")
 
 
+def check_decoder_size(d_model: int, heads: int) -> None:
+    """Each head takes d_model / heads dimensions: a width the heads do not divide is refused
+    here, in one line, not deep in the decoder's construction after the model has loaded."""
+    from engine.tasks.base import TaskInputError
+
+    if d_model % heads:
+        fits = [h for h in range(1, min(d_model, 128) + 1) if d_model % h == 0]
+        raise TaskInputError(f"--heads {heads} does not divide --d-model {d_model}; with d_model {d_model} "
+                             f"use --heads {', '.join(map(str, fits[-6:]))} or another divisor")
+
+
 def refuse_replacing(entry, checkpoint: Path, init_from) -> None:
     """StoreError when the run would quietly replace a trained decoder: the folder has one, no
     stopped run of it is there to resume, and the command says neither where to start from
@@ -158,6 +169,7 @@ def _train_decoder(args, ranks, device) -> int:
     from engine.store.folders import check_new_model_name, find_model, load_probed, open_folder, user_models_dir
 
     say = print if ranks.main else (lambda *a, **k: None)  # one rank speaks for the run
+    check_decoder_size(args.d_model, args.heads)
     if args.into:
         check_new_model_name(args.into)  # before anything is loaded or written
     base = _entry(args)

@@ -8,7 +8,7 @@ from engine.errors import SiteError, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.sites import Site, get_site
 from engine.store.folders import ModelEntry, check_state, no_decoder_message, read_config, record_path, write_config
-from engine.store.safefiles import checked_weights, load_tensors, save_tensors
+from engine.store.safefiles import check_shapes, checked_weights, load_tensors, save_tensors, tensor_shapes
 
 
 def save_decoder(folder: Path, decoder: ConditionalDecoder, site_ids: list[str], training: dict) -> None:
@@ -37,9 +37,12 @@ def load_decoder(entry: ModelEntry, probed: ProbedModel) -> tuple[ConditionalDec
     if expected != found:
         raise StoreError(f"{path}: the decoder does not match the model (d_act, vocab, n_ctx, sites = {found}; "
                          f"the probed model needs {expected})")
+    shapes = tensor_shapes(path)  # the header only: a damaged file is named before the decoder is built
+    decoder = ConditionalDecoder(dcfg).to(probed.device)
+    # an extra or oversized tensor is refused before any tensor is read
+    check_shapes(path, {k: tuple(v.shape) for k, v in decoder.state_dict().items()}, shapes)
     tensors, _ = load_tensors(path, device=probed.device)
     tensors = checked_weights(path, tensors)
-    decoder = ConditionalDecoder(dcfg).to(probed.device)
     check_state(path, decoder.state_dict(), tensors)
     decoder.load_state_dict(tensors)
     decoder.eval()

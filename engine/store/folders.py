@@ -22,7 +22,15 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.probed.model import ProbedConfig, ProbedModel, build_probed
-from engine.store.safefiles import atomic_write_text, checked_weights, load_tensors, read_json, save_tensors
+from engine.store.safefiles import (
+    atomic_write_text,
+    check_shapes,
+    checked_weights,
+    load_tensors,
+    read_json,
+    save_tensors,
+    tensor_shapes,
+)
 from engine.store.shipped import shipped_dir
 from engine.store.staging import recover, rewrite_folder
 from engine.tasks.text import TEXT_TASK
@@ -288,11 +296,15 @@ def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
 
         path = entry.path
         tensors = gpt2_to_probed(read_hf_tensors(path), entry.probed.n_layers)
+        model = build_probed(entry.probed, device=device)
     else:
         path = entry.path / "probed.safetensors"
+        shapes = tensor_shapes(path)  # the header only: a damaged file is named before a model is built
+        model = build_probed(entry.probed, device=device)
+        # an extra or oversized tensor is refused before any tensor is read
+        check_shapes(path, {k: tuple(v.shape) for k, v in model.bridge.state_dict().items()}, shapes)
         tensors, _ = load_tensors(path)
     tensors = checked_weights(path, tensors)
-    model = build_probed(entry.probed, device=device)
     check_state(path, model.bridge.state_dict(), tensors)
     model.bridge.load_state_dict(tensors)
     model.bridge.eval()
@@ -301,16 +313,8 @@ def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
 
 def check_state(path: Path, expected: dict, found: dict) -> None:
     """StoreError when a weights file lacks tensors, has extra ones, or shapes differ."""
-    missing = sorted(set(expected) - set(found))
-    extra = sorted(set(found) - set(expected))
-    if missing or extra:
-        what = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
-        raise StoreError(f"{path}: weights do not match the model's config ({what}, "
-                         f"{len(missing)} missing, {len(extra)} unexpected tensors)")
-    for key, tensor in expected.items():
-        if tuple(found[key].shape) != tuple(tensor.shape):
-            raise StoreError(f"{path}: tensor {key} has shape {tuple(found[key].shape)}, "
-                             f"the config implies {tuple(tensor.shape)}")
+    check_shapes(path, {k: tuple(v.shape) for k, v in expected.items()},
+                 {k: tuple(v.shape) for k, v in found.items()})
 
 
 def save_probed(model: ProbedModel, folder: Path, name: str | None = None, extra: dict | None = None) -> ModelEntry:
@@ -338,7 +342,12 @@ def rewrite_model(entry: ModelEntry) -> Iterator[Path]:
         if not (staging / STUDIO_FILE).is_file():
             write_config(staging, read_config(entry.path))
         yield staging
-        probed_card(replace(open_folder(staging, entry.source), name=entry.name))
+        try:
+            probed_card(replace(open_folder(staging, entry.source), name=entry.name))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # a hand-edited record
+            first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+            raise StoreError(f"{record_path(entry.path)}: CARD.md cannot be made from it (a training record of the "
+                             f"wrong shape: {type(e).__name__} {first}); nothing was changed") from None
 
 
 def _recover(folder: Path) -> None:

@@ -174,6 +174,35 @@ def load_tensors(path: Path, device="cpu") -> tuple[dict, dict]:
         raise StoreError(f"{path}: not a readable safetensors file ({first}); it may be truncated") from None
 
 
+def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape from a safetensors file's header, no tensor read: a file's names and
+    sizes can be checked before its data is (an extra tensor of 100 GB is refused unread)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found (expected a .safetensors weights file)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StoreError(f"{path}: not a readable safetensors file ({first}); it may be truncated") from None
+
+
+def check_shapes(path: Path, expected: dict[str, tuple], found: dict[str, tuple]) -> None:
+    """StoreError when a weights file lacks tensors, has extra ones, or shapes differ."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        what = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        raise StoreError(f"{path}: weights do not match the model's config ({what}, "
+                         f"{len(missing)} missing, {len(extra)} unexpected tensors)")
+    for key, shape in expected.items():
+        if tuple(found[key]) != tuple(shape):
+            raise StoreError(f"{path}: tensor {key} has shape {tuple(found[key])}, the config implies {tuple(shape)}")
+
+
 def checked_weights(path: Path, tensors: dict) -> dict:
     """Weights as float32, checked: StoreError for a tensor that is not floating point or holds
     NaN or infinite values (a model that would answer every query with NaN distances); a

@@ -93,8 +93,38 @@ def _device() -> torch.device:
     return torch.device("cpu")
 
 
+def _env_int(name: str, default: str | None = None) -> int | None:
+    text = os.environ.get(name, default)
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else -1  # -1: not a count
+
+
+LAUNCH_VARIABLES = ("RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside WORLD_SIZE
+
+
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Whether this process is one of several (WORLD_SIZE above 1); the TaskInputError (a one-line
+    error on the command line) when the environment says so but cannot be joined: WORLD_SIZE set
+    by hand without the rest of torchrun's variables would fail deep inside torch.distributed, or
+    wait for the other processes for half an hour."""
+    from engine.tasks.base import TaskInputError
+
+    world = _env_int("WORLD_SIZE", "1")
+    if world == -1 or world == 0:
+        raise TaskInputError(f"WORLD_SIZE={os.environ['WORLD_SIZE'][:20]!r} is not a number of processes: unset it, "
+                             "or start several with torchrun --nproc_per_node N main.py ...")
+    if world == 1:
+        return False
+    missing = [name for name in LAUNCH_VARIABLES if not os.environ.get(name, "").strip()]
+    rank, local = _env_int("RANK"), _env_int("LOCAL_RANK", "0")
+    if missing or rank == -1 or local == -1 or (rank is not None and rank >= world):
+        what = f"{', '.join(missing)} not set" if missing else f"RANK {os.environ.get('RANK')!r} of WORLD_SIZE {world}"
+        raise TaskInputError(f"WORLD_SIZE is {world} but {what}: start several processes with torchrun "
+                             f"--nproc_per_node {world} main.py ... (it sets RANK, LOCAL_RANK, MASTER_ADDR and "
+                             "MASTER_PORT), or unset WORLD_SIZE to train in one process")
+    return True
 
 
 def join(device: str | None) -> tuple[Ranks, str | None]:
@@ -104,7 +134,7 @@ def join(device: str | None) -> tuple[Ranks, str | None]:
     gloo. One process (no torchrun): Ranks() and the device unchanged."""
     if not launched_by_torchrun():
         return Ranks(), device
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    local = _env_int("LOCAL_RANK", "0")  # checked by launched_by_torchrun
     cuda = (device or "").startswith("cuda") or (device is None and torch.cuda.is_available())
     if cuda:
         torch.cuda.set_device(local)

@@ -49,11 +49,13 @@ LONG_NAME = "n" * 256  # over the 255 bytes a file name may have
 LONG_UTF8 = "é" * 128  # 128 characters, 256 bytes
 NUMBERS = ["-1", "0", "nan", "inf", "-inf", "1e309", "9" * 5000, "²", "٣", ""]  # ٣: an Arabic-Indic 3
 NAMES = ["", LONG_NAME, LONG_UTF8, f"{TMP}/missing/folder/name"]
+NUL_PATH = f"{TMP}/nul\0name"  # no file system takes a NUL: os calls raise ValueError, not OSError
+ODD_NAME = f"{TMP}/missing\nline\x1b[2J.json"  # a newline and a terminal escape: shown escaped, one line
 OUTPUT_FILES = ["", f"{TMP}/{LONG_NAME}", f"{TMP}/missing/folder/out.json", f"{TMP}/a-file/out.json", "/dev/full",
-                TMP]
+                TMP, NUL_PATH]
 # (a model folder in a missing folder is fine: the model writers make the folders above it)
-OUTPUT_FOLDERS = ["", f"{TMP}/{LONG_NAME}", f"{TMP}/a-file/model", "/dev/full", f"{TMP}/a-file"]
-INPUT_FILES = ["", f"{TMP}/{LONG_NAME}", f"{TMP}/missing/folder/in.json", TMP, "/dev/full"]
+OUTPUT_FOLDERS = ["", f"{TMP}/{LONG_NAME}", f"{TMP}/a-file/model", "/dev/full", f"{TMP}/a-file", NUL_PATH]
+INPUT_FILES = ["", f"{TMP}/{LONG_NAME}", f"{TMP}/missing/folder/in.json", TMP, "/dev/full", NUL_PATH, ODD_NAME]
 POSITIONS = ["²", "-1", "99999", ""]
 SITES = ["a99.0", "", ","]
 CHOICES = ["", "bogus", "²"]
@@ -346,3 +348,52 @@ def test_the_real_entry_point_says_the_same(argv, tmp, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert done.returncode == 2 and done.stderr == err and done.stdout == ""
+
+
+# ---- what the flags alone do not cover: a combination, the environment, the output pipe -----------
+def with_flags(command: str, **flags: str) -> list[str]:
+    """BASE[command] with these flags' values replaced (or added)."""
+    parser = subparsers()[command]
+    positionals, options = split_base(parser, BASE[command])
+    for flag, value in flags.items():
+        options[f"--{flag.replace('_', '-')}"] = [value]
+    return [command, *positionals, *(x for flag, vals in options.items() for x in (flag, *vals))]
+
+
+TORCHRUN = {"RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+TRAIN = ["train-decoder", *BASE["train-decoder"]]
+
+
+@pytest.mark.parametrize("argv,env,says", [
+    (with_flags("train-decoder", heads="7", d_model="128"), {}, "--heads 7 does not divide --d-model 128"),
+    (TRAIN, {"WORLD_SIZE": "2"}, "RANK, MASTER_ADDR, MASTER_PORT not set: start several processes "
+                                                 "with torchrun --nproc_per_node 2"),
+    (TRAIN, {"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a number of processes"),
+    (TRAIN, {"WORLD_SIZE": "2", **TORCHRUN, "RANK": "5"}, "RANK '5' of WORLD_SIZE 2"),
+], ids=["heads", "world-size", "world-size-text", "rank-past-world"])
+def test_a_bad_combination_or_environment_is_one_line(argv, env, says, tmp, untouched, capsys, monkeypatch):
+    folders, (before, _) = untouched
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with deadline(CASE_SECONDS):
+        code = main(resolve(argv, tmp))
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and says in err, err
+    assert snapshot(*folders) == before
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`query ... | head -1`: the pipe closes after one line; the rest has no reader, which is
+    no error of the command's (exit 141, as for SIGPIPE; nothing on stderr)."""
+    import subprocess
+    import sys
+
+    argv = ["query", "--model", "counting", "--text", QUERY, "--site", "x1.post", "--position", ":",
+            "--candidates", "1024", "--top", "1000"]  # about 100 KB: more than a pipe holds
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode(errors="replace")
+    proc.wait(timeout=120)
+    assert first.startswith(b"query ") and err == "" and proc.returncode == 141, err[-2000:]

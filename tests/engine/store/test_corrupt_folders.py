@@ -270,3 +270,51 @@ def test_a_hostile_hugging_face_folder_is_one_line_naming_its_file(case, says, t
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert named in err and says in err, err
     assert digest(folder) == before
+
+
+@pytest.mark.parametrize("file", ["probed.safetensors", "decoder.safetensors"])
+def test_an_extra_tensor_is_refused_from_the_header_before_any_tensor_is_read(file, source, tmp_path, monkeypatch,
+                                                                               capsys):
+    import shutil
+
+    import torch
+
+    import engine.decoder.files
+    import engine.store.folders
+    from engine.store.safefiles import load_tensors, save_tensors
+
+    folder = tmp_path / "extra"
+    shutil.copytree(source, folder)
+    tensors, meta = load_tensors(folder / file)
+    tensors["extra.huge"] = torch.zeros(4 * 2**20)  # 16 MB here; a planted one could be 100 GB
+    save_tensors(folder / file, tensors, meta)
+    before = digest(folder)
+    reads = []
+    for module in (engine.store.folders, engine.decoder.files):
+        monkeypatch.setattr(module, "load_tensors", lambda *a, **k: reads.append(a) or load_tensors(*a, **k))
+    code = cli_main(["query", "--model", str(folder), "--text", TEXT, "--site", "x1.post", "--position", ":",
+                     "--candidates", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert file in err and "unexpected extra.huge" in err
+    assert [Path(a[0]).name for a in reads] == (["probed.safetensors"] if file == "decoder.safetensors" else [])
+    assert digest(folder) == before
+
+
+def test_a_record_the_card_cannot_be_made_from_is_one_line_and_changes_nothing(source, tmp_path, monkeypatch,
+                                                                                capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("INVERSIONVIEW_DATA_DIR", str(data))
+    folder = data / "models" / "odd"
+    shutil.copytree(source, folder)
+    record = json.loads((folder / "inversionview.json").read_text())
+    record["decoder"]["training"] = {"steps": "many", "schedule": {"batch_size": 8}}  # opens; no card from it
+    (folder / "inversionview.json").write_text(json.dumps(record))
+    before = digest(folder)
+    assert cli_main(["eval-decoder", "counting", "--model", str(folder), "--queries", "1", "--record"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "inversionview.json" in err, err
+    assert "CARD.md cannot be made" in err and digest(folder) == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["odd"]
