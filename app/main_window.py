@@ -31,6 +31,7 @@ from app.flow.node_pane import NodeDetailPane
 from app.flow.view import FlowView
 from app.launch import HEADLESS_PLATFORMS
 from app.messages import show_message
+from app.node_dock import make_node_dock, open_beside, redock
 from app.patching.controller import PatchController
 from app.patching.panel import PatchPanel
 from app.query import run_gate
@@ -55,8 +56,6 @@ from engine.tasks import TEXT_TASK
 APP_TITLE = "InversionView Studio"
 REPAINT_MS = 100
 SAVE_DELAY_MS = 1500
-NODE_DOCK_WIDTH = 400
-DIAGRAM_LEGIBLE = 600  # narrower, row labels overlap the nodes and the flow controls are cut
 
 
 class MainWindow(QMainWindow):
@@ -135,11 +134,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.BottomDockWidgetArea, self.history_dock)
         self.resizeDocks([self.history_dock], [130], Qt.Vertical)
         self.node_pane = NodeDetailPane()
-        self.node_dock = QDockWidget("Flow graph node", self)
-        self.node_dock.setObjectName("flowNodeDock")
-        self.node_dock.setWidget(self.node_pane)
-        self.addDockWidget(Qt.RightDockWidgetArea, self.node_dock)
-        self.node_dock.hide()  # opens when a node is clicked
+        self.node_dock = make_node_dock(self, self.node_pane)  # docked beside the results, never over them
         self.node_dock.visibilityChanged.connect(self._on_node_dock_visible)
         self.flow = FlowView(self.engine, self.diagram, self.diagram_panel.flow_controls, self.node_pane, self)
         legend = self.diagram_panel.flow_legend  # the P(target) key means nothing under a map or a causal check
@@ -197,6 +192,7 @@ class MainWindow(QMainWindow):
                              (s.splitter_state, self.split.restoreState)):
             if text:
                 setter(QByteArray.fromBase64(text.encode("ascii")))
+        redock(self.node_dock)
         self._fit_to_screen()
         if self.store.note:
             self.statusBar().showMessage(self.store.note, 15000)
@@ -331,25 +327,10 @@ class MainWindow(QMainWindow):
         """Select the site and position to invert, and read the node in the flow graph's pane."""
         self.set_target(site, position)  # the pane follows the selection while it is open
         if self.node_dock.isHidden():
-            diagram_before = self.diagram_panel.width()
-            self.node_dock.show()
-            self.resizeDocks([self.node_dock], [NODE_DOCK_WIDTH], Qt.Horizontal)
-            QTimer.singleShot(0, lambda: self._keep_diagram_legible(diagram_before))  # after the dock takes space
+            open_beside(self)
             if self.node_pane.key != (site, position):
                 self._update_target()
         self.node_dock.raise_()
-
-    def _keep_diagram_legible(self, wanted: int) -> None:
-        """The pane's width comes out of the results side, not the diagram's, down to the
-        results' own minimum; if even that leaves the diagram too narrow, the pane floats."""
-        total = sum(self.split.sizes())
-        results_least = self.tabs.minimumSizeHint().width()
-        diagram = min(max(wanted, DIAGRAM_LEGIBLE), total - results_least)
-        if diagram < DIAGRAM_LEGIBLE and not self.node_dock.isFloating():
-            self.node_dock.setFloating(True)
-            self.node_dock.resize(NODE_DOCK_WIDTH, self.height() * 2 // 3)
-            return
-        self.split.setSizes([diagram, total - diagram])
 
     def _cannot_run(self) -> str:
         """Why Run would fail now ('' when it can run): the tooltip of a disabled Run says so
