@@ -22,11 +22,11 @@ HEADLESS_PLATFORMS = {"offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrd
 
 SMOKE_SHOT = "build/smoke/screenshot.png"  # ignored by git: a smoke run never changes a tracked file
 
-USAGE = """usage: python main.py [--smoke-test[=PATH]]
+USAGE = """usage: python main.py [--smoke-test[=PATH]] [--version] [Qt options, e.g. -style fusion]
 
 Opens InversionView Studio. --smoke-test starts the window offscreen, runs one query on the
 bundled model, saves a screenshot (default build/smoke/screenshot.png, outside the tracked docs/)
-and exits 0 on success.
+and exits 0 on success. Qt's own options (-style, -platform, -reverse…) are passed to Qt.
 For the command line, run: python main.py --help"""
 
 
@@ -95,7 +95,8 @@ def _quiet_known_qt_noise() -> None:
     qInstallMessageHandler(handler)
 
 
-def make_application():
+def make_application(qt_args: list[str] = ()):
+    """The QApplication (made once), given Qt's own options from the command line (app/qt_args.py)."""
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
@@ -104,7 +105,7 @@ def make_application():
     # wait up to the switch interval (5 ms by default) each time, and a repaint makes hundreds of
     # callbacks. A shorter interval hands the GIL to the GUI thread sooner.
     sys.setswitchinterval(GIL_SWITCH_S)
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID, *qt_args])
     app.setApplicationName(APP_ID)
     app.setApplicationDisplayName(DISPLAY_NAME)
     QGuiApplication.setDesktopFileName(APP_ID)
@@ -113,9 +114,16 @@ def make_application():
 
 
 def main(args: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if args is None else args)
+    from app.qt_args import split_qt_args
+
+    qt_args, args = split_qt_args(list(sys.argv[1:] if args is None else args))
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
+        return 0
+    if "--version" in args:
+        from engine.cli.main import package_version
+
+        print(f"{DISPLAY_NAME} {package_version()}")
         return 0
     smoke, error = parse_args(args)
     if error:
@@ -134,7 +142,7 @@ def main(args: list[str] | None = None) -> int:
     from app.settings import SettingsStore
 
     setup_logging()
-    app = make_application()
+    app = make_application(qt_args)
     _install_excepthook()
     if smoke:
         import tempfile

@@ -629,8 +629,10 @@ class MainWindow(QMainWindow):
         self.engine_stuck = not self.engine.shutdown(timeout_ms=900)
         event.accept()
 
-    def show_about(self) -> None:
-        show_message(self, f"About {APP_TITLE}",
-                     "InversionView Studio: what does an activation encode? Pick a site and position, "
-                     "run, and read what the close samples share.\n\nCommand line: python main.py --help",
-                     icon=QMessageBox.Information)
+    def show_about(self) -> QMessageBox:
+        from engine.cli.main import package_version
+
+        return show_message(self, f"About {APP_TITLE}",
+                            f"InversionView Studio {package_version()}: what does an activation encode? Pick a "
+                            "site and position, run, and read what the close samples share.\n\n"
+                            "Command line: python main.py --help", icon=QMessageBox.Information)

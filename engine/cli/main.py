@@ -25,12 +25,30 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: python {self.prog} --help)")
 
 
+def package_version() -> str:
+    """The installed package's version, or (a checkout run without installing) pyproject.toml's."""
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        return metadata.version("inversionview-studio")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+        except (OSError, ValueError, KeyError):
+            return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="main.py",
         description="InversionView Studio: what does an activation inside a transformer encode? "
                     "Without a command, opens the desktop app.",
     )
+    parser.add_argument("--version", action="version", version=f"InversionView Studio {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     model_cmds.add_parsers(sub)
     probed_cmds.add_parsers(sub)

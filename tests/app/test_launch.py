@@ -133,3 +133,40 @@ def test_smoke_test_runs_a_real_query_and_writes_a_screenshot(tmp_path):
     assert shot.is_file() and shot.stat().st_size > 20000
     assert "candidates within epsilon" in done.stdout
     assert not (tmp_path / "c" / "settings.json").exists()  # the smoke test leaves the user's settings alone
+
+
+def _project_version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_version_is_printed_by_both_entry_points_and_shown_in_about(qtbot, window):
+    """#31 item 8: `main.py --version` was an error and Help > About named no version."""
+    version = _project_version()
+    gui_script = "import sys; sys.argv = ['ivs', '--version']; import app.launch as l; l.console_main()"
+    for args in (["main.py", "--version"], ["-c", gui_script]):
+        done = run_py(args, clean_env(), timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"InversionView Studio {version}", args
+    box = window.show_about()
+    qtbot.waitUntil(box.isVisible, timeout=2000)
+    assert f"InversionView Studio {version}" in box.text()
+    box.grab().save("/tmp/shots/about.png")
+    box.close()
+
+
+def test_qt_own_options_are_passed_to_qt(tmp_path):
+    """#31 item 8: `main.py -style fusion` was refused as an unknown command."""
+    from app.qt_args import split_qt_args
+
+    assert split_qt_args(["-style", "fusion", "--smoke-test", "-reverse", "-platform=xcb"]) == \
+        (["-style", "fusion", "-reverse", "-platform=xcb"], ["--smoke-test"])
+    # the launcher takes them (the unknown flag after them is ours to refuse, by the GUI's usage, not the CLI's)
+    done = run_py(["main.py", "-style", "fusion", "--no-such-flag"], clean_env(QT_QPA_PLATFORM="offscreen"), timeout=60)
+    assert done.returncode == 2 and "unknown argument '--no-such-flag'" in done.stderr, done.stderr
+    assert "invalid choice" not in done.stderr
+    # and QApplication is given them
+    code = "from app.launch import make_application; print(make_application(['-style', 'fusion']).style().name())"
+    done = run_py(["-c", code], clean_env(QT_QPA_PLATFORM="offscreen"), timeout=60)
+    assert done.returncode == 0 and done.stdout.strip().lower() == "fusion", done.stderr
