@@ -42,6 +42,7 @@ class AppSettings:
     window_state: str = ""  # QMainWindow.saveState(), base64
     splitter_state: str = ""
     folders: list = field(default_factory=list)  # model folders opened by hand (Hugging Face ones too), newest last
+    export_folder: str = ""  # where the last file was saved or opened: the next dialog starts there
 
 
 def config_dir() -> Path:
@@ -86,6 +87,7 @@ LIMITS = {
     "geometry": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "window_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
+    "export_folder": lambda v: len(v) <= MAX_TEXT,
     "folders": lambda v: len(v) <= MAX_FOLDERS and all(isinstance(p, str) and 0 < len(p) <= MAX_TEXT for p in v),
 }
 

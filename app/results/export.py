@@ -11,11 +11,14 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.messages import show_message
+from app.results.save_folder import remember, start_folder
 from engine.errors import OutputError
 
 
 def ask_save_path(parent: QWidget, title: str, suggested: str, filter_text: str) -> str:
-    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filter_text)
+    """The path chosen ('' when cancelled), asked in the folder last used (app/results/save_folder.py)."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(start_folder(parent) / suggested), filter_text)
+    remember(parent, path)
     return path
 
 
@@ -243,7 +246,9 @@ def import_paper_json(window, path: str | None = None):
     viewer's format, engine/store/paper_json.py) shown as a result and kept in the history; a file
     that cannot be read is a message. The result shown, or None."""
     if path is None:
-        path, _ = QFileDialog.getOpenFileName(window, "Import a paper JSON file", "", "JSON (*.json)")
+        path, _ = QFileDialog.getOpenFileName(window, "Import a paper JSON file", str(start_folder(window)),
+                                              "JSON (*.json)")
+        remember(window, path)
     if not path:
         return None
     from engine.errors import USER_ERRORS
