@@ -38,7 +38,7 @@ def build_menus(w) -> None:
                                       lambda: w.export_flow("neuronpedia"),
                                       tip="Graph JSON that attribution-graph viewers read, pruned by influence")
     w.export_flow_png_action = _action(w, file_menu, "Export flow graph as P&NG…", lambda: w.export_flow("png"),
-                                       tip="The diagram panel as it looks now")
+                                       tip="The whole diagram with the flow graph's edges and readouts")
     file_menu.addSeparator()
     _action(w, file_menu, "&Quit", w.close, (QKeySequence.Quit,))
 

@@ -340,6 +340,10 @@ class ModelDiagram(QGraphicsView):
     def overlay_pending(self) -> bool:
         return self._overlay_work is not None
 
+    def overlay(self) -> DiagramOverlay | None:
+        """What set_overlay drew last (None: nothing over the diagram)."""
+        return self._overlay
+
     def finish_overlay(self) -> None:
         """Draw what is left of the overlay now (export and tests want it whole)."""
         self.finish_columns()

@@ -168,6 +168,22 @@ class FlowView(QObject):
             else:
                 self.diagram.set_overlay(None)
 
+    def image(self):
+        """The flow graph over the whole diagram as a QImage, without the panel's controls. While a
+        map or the causal check holds the diagram, their colours are set aside for the picture
+        (it is the flow graph's) and put back after it."""
+        if not self._held or self.graph is None:
+            return self.diagram.render_image()
+        other = self.diagram.overlay()
+        self._held = False
+        try:
+            self.redraw()
+            return self.diagram.render_image()
+        finally:
+            self._held = True
+            self.diagram.set_overlay(other, refresh=True)
+            self.diagram.finish_overlay()
+
     def _clear(self, status: str) -> None:
         self.graph, self._graph_key, self.shown_edges = None, None, []
         self._indexes = {}

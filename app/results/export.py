@@ -191,6 +191,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 def png_bytes(pixmap) -> bytes:
+    """A QPixmap or QImage as PNG bytes."""
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
     data = QByteArray()
@@ -228,8 +229,7 @@ def export_flow(window, which: str, path: str | None = None):
             data = flow.export_neuronpedia(slug_for(target.stem),
                                            window._entry.name if window._entry else "model").encode("utf-8")
         else:
-            window.diagram.finish_overlay()  # the picture shows every edge, even of a graph still being drawn
-            data = png_bytes(window.diagram_panel.grab())
+            data = png_bytes(flow.image())  # the whole diagram with every edge, not the panel's controls
         written = write_atomic(target, data)
     except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
         show_message(window, "Export failed", f"Could not write {target}: {e}")

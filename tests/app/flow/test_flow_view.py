@@ -281,13 +281,34 @@ def test_export_png_and_a_failed_export_leaves_nothing(qtbot, flow_window, tmp_p
     written = w.export_flow("png", str(tmp_path / "flow"))
     assert written == tmp_path / "flow.png"
     image = QImage(str(written))
-    assert not image.isNull() and image.width() == w.diagram_panel.width()
+    assert not image.isNull() and image.size() == w.diagram.render_image().size()  # the diagram only
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     assert w.export_flow("json", str(blocker / "sub" / "flow.json")) is None
     qtbot.waitUntil(lambda: any(b.objectName() == "messageBox" and b.isVisible()
                                 for b in QApplication.topLevelWidgets()), timeout=5000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "flow.png"]
+
+
+def test_the_flow_png_is_the_diagram_alone_and_never_the_causal_checks_colours(qtbot, flow_window, tmp_path):
+    """#31 item 8: the PNG grabbed the panel with its controls, and showed the patch colours
+    while the causal check held the diagram."""
+    from app.diagram.layout import DiagramOverlay
+
+    w = flow_window
+    plain = QImage(str(w.export_flow("png", str(tmp_path / "plain"))))
+    panel = w.diagram_panel.grab()
+    assert plain.size() != panel.size()  # not the panel: no slider, legend or Map button
+    assert plain.size() == w.diagram.render_image().size()
+    node = ("x1.post", 14)
+    w.flow.hold(True)  # as the causal check does, painting its own colours
+    w.diagram.set_overlay(DiagramOverlay(colors={node: "#ff00ff"}, labels={node: "99"}))
+    w.diagram.finish_overlay()
+    held = QImage(str(w.export_flow("png", str(tmp_path / "held"))))
+    assert held == plain  # the flow graph's picture, not the check's
+    assert w.diagram.node(*node).readout_fill is not None and w.flow._held  # the check's colours are back
+    assert w.diagram.overlay().colors == {node: "#ff00ff"}
+    plain.save("/tmp/shots/flow_export.png")
 
 
 def test_helpers_name_the_node_before_and_rank_changes():
