@@ -141,9 +141,6 @@ class FlowControls(QWidget):
     def threshold(self) -> float:
         return self.slider.value() / SLIDER_STEPS
 
-    def set_threshold(self, value: float) -> None:
-        self.slider.setValue(round(value * SLIDER_STEPS))
-
     def route_only(self) -> bool:
         return self.route.isChecked() and not self.pruned()
 

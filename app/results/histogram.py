@@ -124,9 +124,6 @@ class DistanceHistogram(pg.PlotWidget):
         self._selected_bin = None
         self._redraw()
 
-    def selected_bin(self) -> int | None:
-        return self._selected_bin
-
     def _on_click(self, event) -> None:
         if event.button() != Qt.LeftButton or event.isAccepted() and self._eps_line.mouseHovering:
             return

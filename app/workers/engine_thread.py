@@ -1,6 +1,6 @@
 """The engine's two long-lived threads: QObject workers moved to QThreads, and their GUI-side client.
 
-Why this shape (STYLE.md): torch work must never run on the GUI thread. One thread runs model
+Why this shape (docs/design.md): torch work must never run on the GUI thread. One thread runs model
 loads and queries, one at a time; a second runs flow graphs and neuron readouts, so that a GPT-2
 flow graph (a second or more) never waits behind a query nor holds one up. Every request carries an id; the client
 forgets ids it no longer cares about, so stale results are dropped. Cancel is a
@@ -374,9 +374,6 @@ class EngineClient(QObject):
             if old.kind == kind:
                 old.cancel.set()
                 del self._jobs[old_id]
-
-    def job_running(self, kind: str) -> bool:
-        return any(job.kind == kind for job in self._jobs.values())
 
     def can_run_job(self, kind: str) -> bool:
         return kind in self._worker._backend.jobs

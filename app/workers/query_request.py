@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 from engine.probed.sites import get_site
-from engine.query.types import QueryOptions, QueryResult
+from engine.query.types import QueryOptions, QueryResult, sampler_for
 from engine.query.types import result_header as engine_header
 from engine.tasks import get_task
 
@@ -44,10 +44,9 @@ def result_header(inv, request: QueryRequest) -> QueryResult:
 
 
 def chosen_sampler(inv, site, asked: str) -> str:
-    """engine.query.run.choose_sampler's answer without its errors (run_query raises them):
-    "search" when asked, or under "auto" where the decoder is missing or was not trained on `site`."""
+    """engine.query.run.choose_sampler's answer without its errors (run_query raises them)."""
     trained = getattr(inv, "has_decoder", True) and any(s.id == site.id for s in getattr(inv, "sites", []))
-    return "search" if asked == "search" or (asked == "auto" and not trained) else "decoder"
+    return sampler_for(asked, trained)
 
 
 def default_site(task_name: str) -> str:

@@ -26,6 +26,7 @@ from difflib import SequenceMatcher
 MIN_CHANGES = 20
 REQUIRED_SHARE = 0.02
 MALFORMED_WARNING = 0.5  # warn when more than this share of in-epsilon samples fail the task's check
+GENERIC = ("compared at", "token", "previous token")  # features every input has, listed after the task's
 
 
 @dataclass
@@ -117,7 +118,9 @@ def flip_test(result) -> FlipTest:
     features = [FlipReading(name, value, changed[i], within[i], verdict(changed[i], within[i]))
                 for i, (name, value) in enumerate(result.features)]
     order = ("required", "can change", "too few changes")
-    features.sort(key=lambda f: (order.index(f.verdict), -f.changed))
+    # within a verdict the task's own features (count, IO, S) before the generic ones every
+    # input has (the compared label, tokens, "has ␣Mary"), which a changed feature drags along
+    features.sort(key=lambda f: (order.index(f.verdict), f.name in GENERIC or f.name.startswith("has "), -f.changed))
     tokens = [FlipReading(f"{i}: {pieces[i]}", pieces[i], tok_changed[i], tok_within[i],
                           "after the position" if i > result.query_position
                           else verdict(tok_changed[i], tok_within[i], "must keep"))

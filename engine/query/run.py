@@ -28,6 +28,7 @@ from engine.query.types import (
     QueryResult,
     SampleResult,
     result_header,
+    sampler_for,
 )
 from engine.runtime import bf16_pays
 from engine.store.folders import ModelEntry, find_model, load_probed, no_decoder_message
@@ -185,16 +186,7 @@ def run_query(
     acts_q = inv.reader.read(query, site)[0]  # (T, d)
     z_q, z_bos = acts_q[pos], acts_q[task.bos_position]
     header = result_header(inv.entry.name, task, ids, pos, site, options, inv.precision)
-    search = None
-    if sampler == "search":
-        from engine.search.local import LocalSearch
-
-        search = LocalSearch(inv, ids, pos, site, z_q, options, QueryAccumulator(header))
-        header = replace(header, sampler="search", sampler_settings=search.settings, schedule="",
-                         precision="fp32" if inv.fast_reader is None else "re-run in bf16")
-        search.acc = acc = QueryAccumulator(header)
-    else:
-        acc = QueryAccumulator(header)
+    acc = QueryAccumulator(header)
     first_chunk: list[float] = []
 
     def streamed(chunk: QueryChunk) -> None:
@@ -203,10 +195,20 @@ def run_query(
             on_chunk(chunk)
 
     try:
-        if search is not None:
-            search.run(streamed, cancel, t0)
+        if sampler == "search":
+            search = _search(inv, ids, pos, site, z_q, options, acc)
+            search.run(acc, streamed, cancel, t0)
         else:
             _decoder_chunks(inv, site, z_q, z_bos, options, acc, streamed, cancel, t0)
+            done = acc.result()
+            if options.sampler == "auto" and done.in_epsilon_count < SEARCH_BELOW * done.candidates_done:
+                # the decoder barely reaches this site: the search goes on from its in-epsilon samples
+                seeds = [(s.tokens, s.compared_position) for s in done.samples if s.in_epsilon]
+                search = _search(inv, ids, pos, site, z_q, options, acc, seeds,
+                                 f"after the decoder ({done.in_epsilon_count} of {done.candidates_done} candidates "
+                                 f"within epsilon, under {SEARCH_BELOW:.0%}; its samples stay in the result), "
+                                 f"seeded by its {len(seeds)} samples within epsilon: ")
+                search.run(acc, streamed, cancel, t0)
         complete = True
     except Cancelled:
         complete = False
@@ -216,12 +218,25 @@ def run_query(
     return result
 
 
+SEARCH_BELOW = 0.05  # auto: the decoder's in-epsilon share under which the search goes on from its samples
+
+
+def _search(inv: Inverter, ids, pos: int, site: Site, z_q, options: QueryOptions, acc: QueryAccumulator,
+            seeds=(), before: str = ""):
+    """A LocalSearch for the query; the result's header (in `acc`) then says the search drew it."""
+    from engine.search.local import LocalSearch
+
+    search = LocalSearch(inv, ids, pos, site, z_q, options, seeds)
+    acc.header = replace(acc.header, sampler="search", sampler_settings=before + search.settings, schedule="",
+                         precision="fp32")
+    return search
+
+
 def choose_sampler(inv: Inverter, site: Site, asked: str) -> str:
     """'decoder' or 'search' for a query at `site`: auto takes the decoder where it was trained on
     the site, else the search; asking for the decoder where there is none is a StoreError (or a
     SiteError naming the trained sites)."""
-    trained = inv.decoder is not None and any(s.id == site.id for s in inv.sites)
-    if asked == "search" or (asked == "auto" and not trained):
+    if sampler_for(asked, inv.decoder is not None and any(s.id == site.id for s in inv.sites)) == "search":
         return "search"
     if inv.decoder is None:
         raise StoreError(no_decoder_message(inv.entry) + "; or use the local search (sampler 'search')")

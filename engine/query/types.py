@@ -21,6 +21,12 @@ METRICS = ("euclidean", "cosine")  # ||z - z_q|| / ||z_q||, or 1 - cos(z_q, z)
 SAMPLERS = ("auto", "decoder", "search")
 
 
+def sampler_for(asked: str, trained_on_site: bool) -> str:
+    """The source a query at a site uses: "search" when asked, or under "auto" where no decoder
+    was trained on the site; else "decoder" (whether there is one is the caller's to check)."""
+    return "search" if asked == "search" or (asked == "auto" and not trained_on_site) else "decoder"
+
+
 @dataclass(frozen=True)
 class QueryOptions:
     candidates: int = 1024

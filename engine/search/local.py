@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -59,9 +60,13 @@ class LocalSearch:
     """One search around one query; `run` streams chunks into the accumulator."""
 
     def __init__(self, inv, ids: list[int], position: int, site, z_q: torch.Tensor, options: QueryOptions,
-                 acc: QueryAccumulator):
+                 seeds: list[tuple[list[int], int]] = ()):
+        """seeds: (input, its compared position) where chains start besides the query, e.g. the
+        decoder's samples within epsilon (far members and their neighbourhoods); the chains take
+        the query and the seeds in turn. A seed keeps none of the query's places ("keep")."""
         self.inv, self.task, self.site, self.z_q = inv, inv.probed.task, site, z_q
-        self.options, self.acc, self.query = options, acc, list(ids)
+        self.options, self.query = options, list(ids)
+        self.acc: QueryAccumulator | None = None  # where `run` merges the samples
         task = self.task
         outside = [k for k in options.keep if not 0 <= k < len(ids)]
         if outside:
@@ -81,18 +86,26 @@ class LocalSearch:
         self.grammar = options.grammar and task.has_generator
         self.seen: set[tuple[int, ...]] = {tuple(ids)}
         self.found: list[Chain] = []  # inputs within epsilon: where idle chains restart
-        state = self.runner.run([None], [list(ids)], [0])[0] if self.runner else None
-        self.chains = [Chain(list(ids), position, list(range(len(ids))), state=state) for _ in range(options.chains)]
+        starts = [Chain(list(ids), position, list(range(len(ids))))]
+        starts += [Chain(list(t), at, [-1] * len(t)) for t, at in seeds if at < len(t) and len(t) <= task.n_ctx]
+        if self.runner:
+            for chain, state in zip(starts, self.runner.run([None] * len(starts), [c.tokens for c in starts],
+                                                            [0] * len(starts))):
+                chain.state = state
+        self.seen.update(tuple(c.tokens) for c in starts)
+        self.chains = [replace(starts[i % len(starts)]) for i in range(options.chains)]
         self.rows = 0
 
     @property
     def settings(self) -> str:
         return settings_text(self.options, self.grammar, self.proposer_name)
 
-    def run(self, on_chunk: Callable[[QueryChunk], None] | None, cancel: threading.Event | None, t0: float) -> None:
+    def run(self, acc: QueryAccumulator, on_chunk: Callable[[QueryChunk], None] | None,
+            cancel: threading.Event | None, t0: float) -> None:
         """Steps until the row budget is spent, the neighbourhood is exhausted, or `cancel` is set
-        (Cancelled is raised between steps and inside a step's re-run); each step's chunk goes to `on_chunk`."""
-        stalled = 0
+        (Cancelled is raised between steps and inside a step's re-run); each step's chunk is
+        merged into `acc` and goes to `on_chunk`."""
+        self.acc, stalled = acc, 0
         while self.rows < self.options.candidates and stalled < STALL_STEPS:
             check_cancel(cancel)
             proposals = self._propose(self.options.candidates - self.rows)

@@ -29,7 +29,8 @@ def test_the_docstring_example_runs(tmp_path):
 
     inv = load_inverter(find_model("counting"))
     result = run_query(inv, "abcab|a:2", "x1.post", ":", QueryOptions(candidates=64))
-    assert result.candidates_done == 64 and result.samples
+    # auto: the decoder's 64, and where under 5% of them fall within epsilon, the search's 64 more
+    assert result.candidates_done in (64, 128) and result.samples
     distances = [s.distance for s in result.samples]
     assert distances == sorted(distances) and all(math.isfinite(d) for d in distances)
     path = write_csv(result, tmp_path / "samples.csv")

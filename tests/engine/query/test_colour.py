@@ -1,6 +1,8 @@
 """The prob-diff colouring on demand (engine/query/colour.py): a query run with colour=False and
 coloured afterwards, in any order and in parts, gives the values run_query(colour=True) gives."""
 import threading
+from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -10,6 +12,9 @@ from engine.query.colour import colour_in_parts, colour_samples
 from engine.query.run import load_inverter, run_query
 from engine.query.types import QueryOptions, default_options
 from tests.engine.helpers import make_model_folder
+
+# these tests are about the decoder's samples: under auto a weak decoder is extended by the search
+Opts = partial(QueryOptions, sampler="decoder")
 
 QUERY = "Baiaigiaaggi|g:3"
 
@@ -33,9 +38,9 @@ def same_colours(coloured, plain, values: dict[int, list[float]]) -> None:
 
 
 def test_colouring_afterwards_equals_colouring_in_the_query(inv):
-    opts = QueryOptions(candidates=192, chunk_size=64, seed=3, epsilon=0.3)
+    opts = Opts(candidates=192, chunk_size=64, seed=3, epsilon=0.3)
     coloured = run_query(inv, QUERY, "x0.mid", ":", opts)
-    plain = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=192, chunk_size=64, seed=3, epsilon=0.3,
+    plain = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=192, chunk_size=64, seed=3, epsilon=0.3,
                                                               colour=False))
     assert all(s.prob_diff == [] for s in plain.samples)
     assert len({len(s.tokens) for s in plain.samples}) >= 5  # many lengths: the groups are cut to each
@@ -49,8 +54,8 @@ def test_colouring_afterwards_equals_colouring_in_the_query(inv):
 
 
 def test_colouring_in_parts_streams_every_sample_once(inv):
-    plain = run_query(inv, QUERY, "x1.post", ":", QueryOptions(candidates=128, seed=1, colour=False))
-    coloured = run_query(inv, QUERY, "x1.post", ":", QueryOptions(candidates=128, seed=1))
+    plain = run_query(inv, QUERY, "x1.post", ":", Opts(candidates=128, seed=1, colour=False))
+    coloured = run_query(inv, QUERY, "x1.post", ":", Opts(candidates=128, seed=1))
     parts, merged = [], {}
 
     def on_part(values, done, total):
@@ -66,7 +71,7 @@ def test_colouring_in_parts_streams_every_sample_once(inv):
 
 
 def test_a_cancel_stops_the_colouring_between_groups(inv, monkeypatch):
-    plain = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=128, seed=2, colour=False))
+    plain = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=128, seed=2, colour=False))
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
@@ -87,10 +92,10 @@ def test_at_a_text_vocabulary_far_samples_stay_plain_as_in_the_query(inv, monkey
     """run_query's rule (COLOUR_NEAR_ONLY_VOCAB): only samples within epsilon are coloured; the
     parts say so with [] for the others, and colour_samples still colours whatever it is asked."""
     monkeypatch.setattr(query_run, "COLOUR_NEAR_ONLY_VOCAB", 1)  # this decoder's 40 tokens count as a text vocabulary
-    plain = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=128, seed=4, colour=False))
+    plain = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=128, seed=4, colour=False))
     eps = plain.samples[len(plain.samples) // 2].distance  # half the samples within epsilon
     plain = plain.with_epsilon(eps)
-    coloured = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=128, seed=4, epsilon=eps))
+    coloured = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=128, seed=4, epsilon=eps))
     merged = {}
     colour_in_parts(inv, plain, range(len(plain.samples)), lambda v, d, t: merged.update(v))
     near = [s.distance <= eps for s in plain.samples]
@@ -124,9 +129,9 @@ def test_a_text_model_gets_its_decoder_rows_back(tmp_path):
     assert task.decoder_eos_id != task.eos_id
     query = "The quick brown fox jumps"
     position = len(task.parse_query(query)) - 1
-    opts = default_options(task, candidates=48, seed=1, epsilon=10.0)  # every sample within epsilon: all coloured
+    # every sample within epsilon: all coloured
+    opts = default_options(task, sampler="decoder", candidates=48, seed=1, epsilon=10.0)
     coloured = run_query(inv, query, "x0.pre", position, opts)
-    plain = run_query(inv, query, "x0.pre", position, default_options(task, candidates=48, seed=1, epsilon=10.0,
-                                                                      colour=False))
+    plain = run_query(inv, query, "x0.pre", position, replace(opts, colour=False))
     assert len({len(s.tokens) for s in plain.samples}) >= 3
     same_colours(coloured, plain, colour_samples(inv, plain, range(len(plain.samples))))

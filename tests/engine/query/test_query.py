@@ -3,6 +3,7 @@ import csv
 import threading
 from collections import Counter
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from engine.query.run import load_inverter, run_query
 from engine.query.types import QueryAccumulator, QueryOptions
 from engine.store.export import write_csv
 from tests.engine.helpers import make_model_folder
+
+# these tests are about the decoder's samples: under auto a weak decoder is extended by the search
+Opts = partial(QueryOptions, sampler="decoder")
 
 QUERY = "Baiaigiaaggi|g:3"
 
@@ -27,7 +31,7 @@ def inv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def streamed(inv):
     chunks = []
-    opts = QueryOptions(candidates=192, chunk_size=64, seed=3, epsilon=0.3)
+    opts = Opts(candidates=192, chunk_size=64, seed=3, epsilon=0.3)
     result = run_query(inv, QUERY, "x0.mid", ":", opts, on_chunk=chunks.append)
     return result, chunks
 
@@ -103,7 +107,7 @@ def test_streamed_chunks_add_up_to_the_result(streamed):
 
 def test_same_seed_same_samples(inv, streamed):
     result, _ = streamed
-    again = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=192, chunk_size=64, seed=3, epsilon=0.3))
+    again = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=192, chunk_size=64, seed=3, epsilon=0.3))
     assert [(s.text, s.multiplicity) for s in again.samples] == [(s.text, s.multiplicity) for s in result.samples]
 
 
@@ -137,7 +141,7 @@ def test_prob_diff_matches_each_sample_decoded_alone(inv, streamed):
 
 
 def test_head_site(inv):
-    r = run_query(inv, QUERY, "a1.0", "Q", QueryOptions(candidates=32, chunk_size=32))
+    r = run_query(inv, QUERY, "a1.0", "Q", Opts(candidates=32, chunk_size=32))
     _, cache = inv.probed.bridge.run_with_cache(torch.tensor([inv.probed.task.parse_query(QUERY)]))
     z_q = (cache["blocks.1.attn.hook_z"][0, 13, 0] @ inv.probed.bridge.blocks[1].attn.W_O[0]).detach().numpy()
     s = next(s for s in r.samples if np.isfinite(s.distance))
@@ -146,7 +150,7 @@ def test_head_site(inv):
 
 def test_cancel_from_a_chunk_callback_returns_partial_result(inv):
     cancel = threading.Event()
-    r = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=256, chunk_size=32),
+    r = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=256, chunk_size=32),
                   on_chunk=lambda c: cancel.set(), cancel=cancel)
     assert not r.complete and r.candidates_done == 32
 
@@ -309,7 +313,7 @@ def test_cached_generation_agrees_with_the_teacher_forced_forward_pass(inv):
 
 
 def test_colouring_can_be_left_out(inv):
-    r = run_query(inv, QUERY, "x0.mid", ":", QueryOptions(candidates=32, chunk_size=32, colour=False))
+    r = run_query(inv, QUERY, "x0.mid", ":", Opts(candidates=32, chunk_size=32, colour=False))
     assert r.samples and all(s.prob_diff == [] for s in r.samples)
 
 
@@ -344,7 +348,7 @@ def _hooked_query(inv, monkeypatch, stage: str, cancel_in_chunk: int | None):
         monkeypatch.setattr(run, "_prob_diff", counted(run._prob_diff))
     else:  # the per-sample loop: one agreement per distinct sample
         monkeypatch.setattr(score, "agreement", counted(score.agreement))
-    opts = QueryOptions(candidates=192, chunk_size=64, first_chunk_size=64, seed=5)
+    opts = Opts(candidates=192, chunk_size=64, first_chunk_size=64, seed=5)
     result = run_query(inv, QUERY, "x0.mid", ":", opts, on_chunk=chunks.append, cancel=cancel)
     return result, chunks, calls
 

@@ -139,3 +139,21 @@ def test_ioi_search_names_io_at_the_last_residual_and_s_at_the_name_mover(ioi):
         # the counts, from the samples' own parsed prompts
         changed = [s for s in r.samples if getattr(task.parsed(s.tokens), name.lower()).strip() != value]
         assert f.changed == len(changed) and f.within == sum(s.in_epsilon for s in changed)
+
+
+def test_auto_goes_on_with_the_search_where_the_decoder_barely_reaches(counting, monkeypatch):
+    """Under auto, a decoder result with under SEARCH_BELOW of its candidates within epsilon is
+    extended by the search, seeded from those samples; both kinds stay in the one result."""
+    import engine.query.run as run
+
+    task = counting.probed.task
+    opts = default_options(task, candidates=128, colour=False, seed=4)
+    plain = run_query(counting, "Baiaigiaaggi|g:3", "x1.post", ":", opts)
+    assert plain.sampler == "decoder" and all(s.edits == -1 for s in plain.samples)
+    monkeypatch.setattr(run, "SEARCH_BELOW", 1.01)  # as if the decoder's share were under the bar
+    r = run_query(counting, "Baiaigiaaggi|g:3", "x1.post", ":", opts)
+    assert r.sampler == "search" and r.sampler_settings.startswith("after the decoder")
+    drawn = [s for s in r.samples if s.edits == -1]
+    searched = [s for s in r.samples if s.edits >= 0]
+    assert {tuple(s.tokens) for s in drawn} == {tuple(s.tokens) for s in plain.samples}
+    assert len(searched) >= 100 and r.candidates_done == plain.candidates_done + len(searched)
