@@ -15,6 +15,7 @@ from app.progress import format_seconds
 from app.style import error_css
 from app.training.curve import TrainingCurve, TrainingRecord
 from app.training.form import TrainForm
+from app.training.retrain import ask_to_train_over, finished_model
 from app.workers.train_thread import TrainClient, TrainJob
 from engine.store.folders import list_models
 
@@ -37,6 +38,7 @@ class TrainDialog(QDialog):
         self._start = None  # TrainStart of the current run
         self._last = None  # the last DecoderProgress shown
         self.trained = None  # ModelEntry of the last finished run
+        self.question = None  # the QMessageBox asking whether to train over a finished model
         self._build()
         self._connect()
         self._set_state("idle")
@@ -99,8 +101,9 @@ class TrainDialog(QDialog):
         c.failed.connect(self._on_failed)
 
     # ---- actions --------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Start a run with the form's choices (a stopped run of the same name resumes); False if refused."""
+    def start(self, confirmed: bool = False) -> bool:
+        """Start a run with the form's choices (a stopped run of the same name resumes); False if
+        refused, or while asking whether to train over a finished model (app/training/retrain.py)."""
         if self.client.running:
             return False
         base, name = self.form.base_entry(), self.form.model_name()
@@ -110,6 +113,10 @@ class TrainDialog(QDialog):
         clash = next((e for e in list_models() if e.name == name and e.source != "user"), None)
         if clash is not None:
             self._show_error(f"{name!r} is the name of a {clash.source} model: choose another name.")
+            return False
+        finished = None if confirmed else finished_model(name)
+        if finished is not None:
+            self.question = ask_to_train_over(self, finished, lambda: self.start(confirmed=True))
             return False
         self._job_args = (base, name, self.form.settings())
         self.curve.clear()

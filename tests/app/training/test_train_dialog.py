@@ -178,6 +178,43 @@ def test_a_finished_model_is_never_trained_over(qtbot, tiny_base, dialog):
     assert (tiny_base / "decoder.safetensors").read_bytes() == before
 
 
+def test_start_on_a_finished_name_asks_before_training_over_it(qtbot, dialog):
+    """#31 item 7: a finished run leaves its checkpoint, and Start with its name resumed it and
+    saved the decoder again without a word."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    d = dialog
+    make_tiny(d, minutes=0.02, name="finished-once")
+    with qtbot.waitSignal(d.client.finished, timeout=RUN_TIMEOUT_MS):
+        d.start()
+    decoder = user_models_dir() / "finished-once" / "decoder.safetensors"
+    before = decoder.read_bytes()
+
+    def question():
+        boxes = [w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, QMessageBox) and w.objectName() == "retrainQuestion" and w.isVisible()]
+        return boxes[0] if boxes else None
+
+    qtbot.mouseClick(d.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: question() is not None, timeout=5000)
+    box = question()
+    assert "already has a trained decoder" in box.text() and "replacing" in box.text()
+    box.grab().save("/tmp/shots/retrain_question.png")
+    assert not d.client.running and d.state == "done"  # nothing started while it asks
+    keep = next(b for b in box.buttons() if b.text() == "Keep it")
+    qtbot.mouseClick(keep, Qt.LeftButton)
+    qtbot.waitUntil(lambda: question() is None, timeout=5000)
+    assert not d.client.running and decoder.read_bytes() == before
+
+    qtbot.mouseClick(d.start_button, Qt.LeftButton)  # asked again; this time the user goes on
+    qtbot.waitUntil(lambda: question() is not None, timeout=5000)
+    go = next(b for b in question().buttons() if b.text() == "Continue and replace")
+    with qtbot.waitSignal(d.client.began, timeout=RUN_TIMEOUT_MS) as began:
+        qtbot.mouseClick(go, Qt.LeftButton)
+    assert began.args[0].resumed_step > 0
+    qtbot.waitUntil(lambda: not d.client.running, timeout=RUN_TIMEOUT_MS)
+
+
 def test_starting_from_the_base_decoder_needs_the_same_size(qtbot, fake_models, dialog):
     d = dialog
     assert d.form.select_base("addition")  # bundled: d_model 128, 2 layers
