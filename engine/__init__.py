@@ -11,7 +11,8 @@ The public API, importable from here; each name loads its module on first use, s
 Rooms (docs/design.md §8): `text/` tokenizers, `tasks/` the synthetic tasks, `probed/` the models
 under study (config, sites, reader, training, evaluation), `decoder/` the conditional decoder,
 `query/` InversionView queries, `flow/` the flow graph, `store/` folders, files, cards and CSV,
-`train/` the shared training loop, `cli/` the command line.
+`train/` the shared training loop, `notebook/` results as runnable notebooks, `cli/` the command line.
+docs/api.md documents the public names with examples that the test suite runs.
 """
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ _API = {
     "build_flow": "engine.flow.build",
     "flow_for_query": "engine.flow.build",
     "FlowGraph": "engine.flow.graph",
+    # the information map: a query at every (site, position)
+    "run_map": "engine.explain.sweep",
+    "sweep_options": "engine.explain.sweep",
+    "InformationMap": "engine.explain.sweep",
+    # results as runnable notebooks (engine/notebook/)
+    "query_notebook": "engine.notebook",
+    "flow_notebook": "engine.notebook",
+    "map_notebook": "engine.notebook",
+    "write_notebook": "engine.notebook",
     # training and checking
     "train_probed": "engine.probed.train",
     "ProbedTrainConfig": "engine.probed.train",

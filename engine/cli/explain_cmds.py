@@ -32,6 +32,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=values.seed, default=0)
     p.add_argument("--csv", type=values.path, help="write the map, a row per node, to this CSV file")
     p.add_argument("--json", type=values.path, help="write the map as JSON")
+    p.add_argument("--notebook", type=values.path, metavar="FILE",
+                   help="write a Jupyter notebook that re-runs this map through the engine's API (same nodes, "
+                        "options and seed), shows it as a table and checks it against this one")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=sweep_cmd)
 
@@ -80,7 +83,7 @@ def sweep_cmd(args) -> int:
     from engine.store.export import write_map_csv, write_map_json
     from engine.store.folders import find_model, with_prompts
 
-    for path in (args.csv, args.json):  # fail before minutes of work
+    for path in (args.csv, args.json, args.notebook):  # fail before minutes of work
         check_output_file(path)
     entry = with_prompts(find_model(args.model, task=args.task), args.prompts)
     inv = load_inverter(entry, device=args.device, decoder_optional=True)
@@ -113,6 +116,12 @@ def sweep_cmd(args) -> int:
         print(f"wrote {write_map_csv(m, args.csv)}")
     if args.json is not None:
         print(f"wrote {write_map_json(m, args.json)}")
+    if args.notebook is not None:
+        from engine.notebook import map_notebook, model_ref, write_notebook
+
+        nb = map_notebook(m, model_ref(entry), text=args.text, precision=inv.precision, task=args.task,
+                          prompts=args.prompts)
+        print(f"wrote {write_notebook(nb, args.notebook)}")
     return 0
 
 

@@ -31,6 +31,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--neuronpedia", type=values.path, metavar="PATH",
                    help="write the graph pruned by influence as graph JSON for attribution-graph viewers "
                         "(Neuronpedia, circuit-tracer)")
+    p.add_argument("--notebook", type=values.path, metavar="FILE",
+                   help="write a Jupyter notebook that rebuilds this graph through the engine's API, shows the "
+                        "route as a table and checks it against this one")
     p.set_defaults(func=flow_cmd)
 
 
@@ -49,6 +52,7 @@ def flow_cmd(args) -> int:
 
     for path in (args.json, args.neuronpedia):  # before the work: a folder, a device or a file in the way
         check_output_file(path, make_folders=True)  # (atomic_write_text makes the missing folders)
+    check_output_file(args.notebook)
     entry = find_model(args.model, task=args.task)
     model = load_probed(entry)
 
@@ -95,6 +99,11 @@ def flow_cmd(args) -> int:
     if args.neuronpedia:
         print(f"wrote {args.neuronpedia}: graph JSON for attribution-graph viewers, {len(doc['nodes'])} nodes "
               f"(with {len(doc['nodes']) - len(pruned.nodes)} output tokens), {len(doc['links'])} links")
+    if args.notebook:
+        from engine.notebook import flow_notebook, model_ref, write_notebook
+
+        nb = flow_notebook(graph, model_ref(entry), args.text, target=args.target, task=args.task)
+        print(f"wrote {write_notebook(nb, args.notebook)}")
     return 0
 
 

@@ -51,6 +51,9 @@ def add_parsers(sub) -> None:
                    help="also write the samples as the InversionView paper's web viewer reads them (a cached-"
                         "generation JSON file, with prob-diff colouring); a folder gets the file name the viewer "
                         "looks for")
+    p.add_argument("--notebook", type=values.path, metavar="FILE",
+                   help="write a Jupyter notebook that re-runs this query through the engine's API (same model, "
+                        "options and seed), shows the samples as a table and checks them against these")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=query_cmd)
 
@@ -133,7 +136,7 @@ def query_cmd(args) -> int:
     from engine.query.types import default_options, parse_schedule
     from engine.tasks import get_task
 
-    for out in (args.csv, args.json):  # fail before minutes of work
+    for out in (args.csv, args.json, args.notebook):  # fail before minutes of work
         check_output_file(out)
     check_output_file(args.paper_json, folder_ok=True)  # a folder gets the file name the viewer looks for
     schedule = parse_schedule(args.schedule) if args.schedule is not None else None  # a bad one: before loading
@@ -168,6 +171,11 @@ def query_cmd(args) -> int:
 
         pieces = inv.probed.task.vocab.token_strings(r.query_tokens)
         print(f"wrote {write_paper_json(r, args.paper_json, query_pieces=pieces)}")
+    if args.notebook is not None:
+        from engine.notebook import model_ref, query_notebook, write_notebook
+
+        nb = query_notebook(r, model_ref(entry), options, text=args.text, task=args.task, prompts=args.prompts)
+        print(f"wrote {write_notebook(nb, args.notebook)}")
     return 0
 
 
