@@ -578,7 +578,7 @@ class MainWindow(QMainWindow):
             self.train_dialog.useModel.connect(self._use_trained_model)
             self.train_dialog.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 20000))
             if self._entry is not None:
-                self.train_dialog.form.select_base(str(self._entry.path))
+                self.train_dialog.choose_base(self._entry)  # or names its folder in the command to run
         self.train_dialog.show()
         self.train_dialog.raise_()
         self.train_dialog.activateWindow()

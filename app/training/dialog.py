@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushB
 
 from app.progress import format_seconds
 from app.style import error_css
+from app.training.cli_note import CliNote
 from app.training.curve import TrainingCurve, TrainingRecord
 from app.training.form import TrainForm
 from app.training.retrain import ask_to_train_over, finished_model
@@ -46,6 +47,7 @@ class TrainDialog(QDialog):
     # ---- construction -------------------------------------------------------------------
     def _build(self) -> None:
         self.form = TrainForm()
+        self.cli_note = CliNote()  # opened folders and Hugging Face models train on the command line
         self.curve = TrainingCurve()
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, PROGRESS_STEPS)
@@ -80,6 +82,7 @@ class TrainDialog(QDialog):
 
         lay = QVBoxLayout(self)
         lay.addWidget(self.form)
+        lay.addWidget(self.cli_note)
         lay.addWidget(self.curve, 1)
         lay.addLayout(progress_row)
         lay.addWidget(self.count_label)
@@ -128,6 +131,14 @@ class TrainDialog(QDialog):
         self._run(TrainJob(base, name, self._job_args[2], self.form.init_from_base()))
         self._show_status(f"Preparing {name}: copying {base.name}'s probed weights and loading them…")
         return True
+
+    def choose_base(self, entry) -> bool:
+        """The main window's open model as the base; one the dialog cannot train (an opened folder,
+        a Hugging Face model) fills the command-line note instead. False in that case."""
+        if self.form.select_base(str(entry.path)):
+            return True
+        self.cli_note.set_folder(str(entry.path))
+        return False
 
     def _run(self, job: TrainJob) -> None:
         self.client.start(job)

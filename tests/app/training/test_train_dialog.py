@@ -178,6 +178,30 @@ def test_a_finished_model_is_never_trained_over(qtbot, tiny_base, dialog):
     assert (tiny_base / "decoder.safetensors").read_bytes() == before
 
 
+def test_the_dialog_gives_the_command_for_a_model_it_cannot_train(qtbot, dialog, tmp_path):
+    """#31 item 7: an opened folder or a hub model is not in the base list and there is no corpus
+    field; the dialog said nothing about the command line."""
+    from PySide6.QtGui import QGuiApplication
+
+    from engine.store.folders import find_model, open_folder
+
+    d = dialog
+    note = d.cli_note
+    assert note.isVisible() and "command line" in note.label.text()
+    assert note.command.text() == "python main.py train-decoder --model FOLDER --corpus FILE"
+    opened = tmp_path / "my model"
+    import shutil
+
+    shutil.copytree(find_model("counting").path, opened)
+    entry = open_folder(opened)  # as File > Open model folder… opens it
+    assert not d.choose_base(entry)  # not a base the dialog can train
+    assert note.command.text() == f"python main.py train-decoder --model '{opened}' --corpus FILE"
+    qtbot.mouseClick(note.copy_button, Qt.LeftButton)
+    assert QGuiApplication.clipboard().text() == note.command.text()
+    assert d.choose_base(find_model("addition"))  # a bundled one is chosen in the form as before
+    d.grab().save("/tmp/shots/train_dialog.png")
+
+
 def test_start_on_a_finished_name_asks_before_training_over_it(qtbot, dialog):
     """#31 item 7: a finished run leaves its checkpoint, and Start with its name resumed it and
     saved the decoder again without a word."""
