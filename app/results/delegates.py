@@ -12,6 +12,7 @@ from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip
 
+from app.results.distance_text import distance_text
 from app.results.table_model import SAMPLE_ROLE, how_found
 from app.style import (
     bar_color,
@@ -243,5 +244,5 @@ class DistanceBarDelegate(QStyledItemDelegate):
         painter.drawRect(bar_area)
         painter.setPen(colors.ink)
         painter.drawText(QRect(int(bar_area.right()) + 4, r.top(), text_w, r.height()),
-                         LEFT_MIDDLE, f"{sample.distance:.3f}")
+                         LEFT_MIDDLE, distance_text(sample.distance))
         painter.restore()

@@ -11,6 +11,7 @@ import math
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
+from app.results.distance_text import distance_text
 from engine.tasks import TASKS
 
 SAMPLE_ROLE = int(Qt.UserRole.value) + 1  # the row's SampleResult
@@ -133,13 +134,13 @@ class ResultsTableModel(QAbstractTableModel):
             if col == SAMPLE:
                 return s.marked()
             if col == DISTANCE:
-                return f"{s.distance:.3f}"
+                return distance_text(s.distance)
             return s.fact
         if role == _ALIGN:
             return _RIGHT if col in (RANK, MULT) else _LEFT
         if col != SAMPLE:  # tooltip
             form = "well formed" if s.well_formed else "malformed"
-            return (f"rank {s.rank}, {s.multiplicity} candidate(s), D = {s.distance:.4f} at position "
+            return (f"rank {s.rank}, {s.multiplicity} candidate(s), D = {s.distance:.4g} at position "
                     f"{s.compared_position}\n{how_found(s)}; {form}")
         return None
 

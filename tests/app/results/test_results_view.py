@@ -186,3 +186,26 @@ def test_the_preimage_summary_is_shown_above_the_rows_and_follows_epsilon(qtbot,
     first = [f for f in summarize(wider).features if f.verdict in ("shared", "partly")]
     assert (f"{first[0].name} = {first[0].query_value} in {first[0].share:.0%}" in v.preimage.text()) if first \
         else "no feature" in v.preimage.text()
+
+
+def test_tiny_cosine_distances_read_as_numbers_not_all_zero(qtbot, result):
+    """#31 item 8: with the cosine metric every top row read "0.000"."""
+    import dataclasses
+
+    from app.results.distance_text import distance_text
+
+    tiny = [dataclasses.replace(s, distance=s.distance * 1e-4) for s in result.samples]
+    cosine = dataclasses.replace(result, samples=tiny, epsilon=result.epsilon * 1e-4)
+    view = ResultsView()
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    view.show_result(cosine, cosine.epsilon)
+    view.grab().save("/tmp/shots/cosine_distances.png")
+    m = view.table.model()
+    shown = [m.data(m.index(r, DISTANCE)) for r in range(min(5, m.rowCount()))]
+    assert "0.000" not in shown and len(set(shown)) > 1, shown
+    assert shown[0] == distance_text(tiny[0].distance)
+    assert [distance_text(d) for d in (0.0, 0.1234, 0.00345, 3.4e-05, 1.23e-7)] == \
+        ["0", "0.123", "0.0034", "3.4e-5", "1.2e-7"]
+    assert max(len(distance_text(d)) for d in (9.999, 0.00999, 9.9e-9)) <= 6  # the column's text width
