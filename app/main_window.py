@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.training_stuck = False  # the same for the decoder training thread
         self.train_dialog = None  # made on first use (File > Train decoder…)
         self._entry = None  # ModelEntry chosen
+        self.last_request = None  # (QueryRequest, ModelEntry) of the last query run
         self._loaded = None  # LoadedModel once the engine has it
         self._task = None  # the chosen model's task (a text model's carries its tokenizer)
         self._restoring = False  # the model being loaded is the last session's (a failure falls back to the default)
@@ -402,6 +403,7 @@ class MainWindow(QMainWindow):
         self.colouring.reset()  # the engine thread is the new query's
         request = QueryRequest(model_key=str(self._entry.path), text=self.editor.text(), site=self._site,
                                position=self._position, options=options)
+        self.last_request = (request, self._entry)  # what File > Export as notebook re-runs
         self._partial_timer.stop()
         self._pending, self._first_shown = None, False
         self._shown = None
@@ -554,6 +556,10 @@ class MainWindow(QMainWindow):
         """File > Export samples for the paper's viewer; the path written, or None (also when the
         file waits for the samples' colours: it is written once they are)."""
         return export_actions.export_paper_json(self, path)
+
+    def export_notebook(self, path: str | None = None):
+        """File > Export as notebook: a Jupyter notebook that re-runs the shown result; the path or None."""
+        return export_actions.export_notebook(self, path)
 
     def import_paper_json(self, path: str | None = None):
         """File > Import paper JSON (asks for a file when none is given); the result shown or None."""

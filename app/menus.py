@@ -30,6 +30,8 @@ def build_menus(w) -> None:
     w.export_paper_json_action = _action(w, file_menu, "Export samples for the paper's &viewer…",
                                          lambda: w.export_paper_json(),
                                          tip="The InversionView paper's web-viewer JSON, with prob-diff colours")
+    w.export_notebook_action = _action(w, file_menu, "Export as &notebook…", lambda: w.export_notebook(),
+                                       tip="A Jupyter notebook that re-runs the shown result through the engine")
     w.export_results_png_action = _action(w, file_menu, "Export results as &PNG…", lambda: w.export_png("results"))
     w.export_diagram_png_action = _action(w, file_menu, "Export &diagram as PNG…", lambda: w.export_png("diagram"))
     w.export_flow_json_action = _action(w, file_menu, "Export flow graph as &JSON…", lambda: w.export_flow("json"),

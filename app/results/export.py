@@ -1,5 +1,6 @@
 """Saving what is on screen: samples as CSV (engine.export.write_csv) or as the paper's viewer
-reads them (engine/store/paper_json.py), and views as PNG.
+reads them (engine/store/paper_json.py), a result as a notebook that re-runs it
+(engine/notebook/), and views as PNG.
 
 PNG only: pyqtgraph's SVG export fails with PySide6 6.12 (docs/design.md §6), and a grab of the
 widget is what the user sees anyway.
@@ -72,6 +73,42 @@ def export_samples_csv(window, path: str | None = None):
         show_message(window, "Export failed", f"Could not write {path}: {e}")
         return None
     window.statusBar().showMessage(f"Wrote {len(result.samples):,} samples to {written}", 10000)
+    return written
+
+
+def export_notebook(window, path: str | None = None):
+    """File > Export as notebook: a Jupyter notebook (engine/notebook/) that re-runs the shown
+    result through the engine's API, with the options of the query that drew it (the last one run,
+    when it is the one shown; else what the result records). The path written, or None."""
+    result = window.results.result()
+    if result is None:
+        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
+        return None
+    if not result.model:
+        window.statusBar().showMessage("This result names no model to re-run it with.", 8000)
+        return None
+    path = path or ask_save_path(window, "Export as notebook", suggested_name(result, ".ipynb"),
+                                 "Jupyter notebook (*.ipynb)")
+    if not path:
+        return None
+    path = Path(path)
+    if path.suffix.lower() != ".ipynb":
+        path = path.with_suffix(".ipynb")
+    try:
+        from engine.notebook import model_ref, options_of, query_notebook, write_notebook
+
+        request, entry = window.last_request or (None, None)
+        drew = (request is not None and entry is not None and entry.name == result.model
+                and request.site == result.site_short and request.position == result.query_position
+                and request.options.seed == result.seed and request.options.candidates == result.candidates)
+        ref = model_ref(entry) if drew else result.model
+        nb = query_notebook(result, ref, options_of(result, request.options if drew else None),
+                            text=request.text if drew else None, prompts=entry.prompts if drew else None)
+        written = write_notebook(nb, path)
+    except Exception as e:  # noqa: BLE001 - a failed export is a message, never a crash
+        show_message(window, "Export failed", f"Could not write {path}: {e}")
+        return None
+    window.statusBar().showMessage(f"Wrote a notebook that re-runs this result to {written}", 10000)
     return written
 
 

@@ -13,6 +13,6 @@ from __future__ import annotations
 from engine.notebook.cells import model_ref, write_notebook
 from engine.notebook.flow import flow_notebook
 from engine.notebook.infomap import map_notebook
-from engine.notebook.query import query_notebook
+from engine.notebook.query import options_of, query_notebook
 
-__all__ = ["flow_notebook", "map_notebook", "model_ref", "query_notebook", "write_notebook"]
+__all__ = ["flow_notebook", "map_notebook", "model_ref", "options_of", "query_notebook", "write_notebook"]

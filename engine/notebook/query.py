@@ -42,6 +42,19 @@ for s in result.samples[:5]:
     print(f"rank {s.rank}: the query gave {s.distance:.6f}, recomputed {again:.6f}  {s.marked()}")'''
 
 
+def options_of(result, asked=None):
+    """The QueryOptions that drew `result`: `asked` when given (the request's own, with the search's
+    settings), else rebuilt from what the result records (candidates, schedule, metric, epsilon,
+    seed, same_label, sampler; the search's other settings at their defaults)."""
+    from engine.query.types import QueryOptions, parse_schedule
+
+    if asked is not None:
+        return asked
+    schedule = parse_schedule(result.schedule) if result.schedule else QueryOptions().schedule
+    return QueryOptions(candidates=result.candidates, schedule=schedule, metric=result.metric, epsilon=result.epsilon,
+                        seed=result.seed, same_label=result.same_label, sampler=result.sampler)
+
+
 def query_notebook(result, model_ref: str, options, *, text: str | None = None, task: str | None = None,
                    prompts: str | None = None) -> nbformat.NotebookNode:
     """A notebook that re-runs `result` (a QueryResult) with the same model, query, site,
