@@ -26,7 +26,8 @@ def real_window(qtbot, tiny_model_source):
     from app.settings import AppSettings, SettingsStore
 
     store = SettingsStore()
-    store.save(AppSettings(model="tiny-counting", candidates=256))
+    # the decoder's path (its tiny decoder puts under 5% within epsilon, where auto goes on with the search)
+    store.save(AppSettings(model="tiny-counting", candidates=256, sampler="decoder"))
     w = MainWindow(store, backend=real_backend())
     qtbot.addWidget(w)
     w.show()
@@ -106,9 +107,14 @@ def test_an_untrained_site_cannot_run_with_the_decoder_and_says_why(qtbot, real_
     assert run_and_wait(qtbot, w).complete
 
 
-def test_an_untrained_site_runs_the_local_search_under_auto(qtbot, real_window):
+def test_an_untrained_site_runs_the_local_search_under_auto(qtbot, real_window, monkeypatch):
     """Issue #27: the decoder knows x1.post, not attn0; auto answers there by the local search."""
+    import engine.query.run as run
+
+    monkeypatch.setattr(run, "SEARCH_BELOW", 0.0)  # the tiny decoder's own samples stand, however few
     w = real_window
+    box = w.options_bar.sampler_box
+    box.setCurrentIndex(box.findData("auto"))
     assert w.options_bar.sampler() == "auto"
     w.set_target("attn0", 14)
     assert w.run_bar.run_button.isEnabled() and "the local search runs here" in w.run_bar.target.text()
