@@ -450,3 +450,17 @@ def test_a_graphs_edges_drop_out_of_the_garbage_collectors_passes(counting):
     assert graph.edges and type(graph.edges[0]) is tuple
     assert not any(gc.is_tracked(e) for e in graph.edges)
     assert not any(gc.is_tracked(e) for e in graph.route)
+
+
+def test_pair_blocks_change_no_weight(counting, monkeypatch):
+    """The attention pairs are measured in blocks (bounded memory on long prompts): a block of 7
+    pairs gives every weight bit for bit as one block of all pairs does."""
+    import engine.flow.contributions as contributions
+
+    ids = counting.task.parse_query("Baiaigiaaggi|g:3")
+    cap = capture(counting.bridge, torch.tensor([ids]))
+    whole = [layer_flow(counting.bridge, cap, L) for L in range(counting.config.n_layers)]
+    monkeypatch.setattr(contributions, "PAIR_BLOCK", 7)
+    blocked = [layer_flow(counting.bridge, cap, L) for L in range(counting.config.n_layers)]
+    for a, b in zip(whole, blocked):
+        assert torch.equal(a.attn_weight, b.attn_weight) and torch.equal(a.attn_resid_weight, b.attn_resid_weight)
