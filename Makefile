@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint smoke install-desktop bench clean
+.PHONY: setup run test test-fast lint smoke install-desktop bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# the suite without the slow tests (training recipes, several processes, notebook kernels), for
+# a quick check while working; CI runs `make test`, everything
+test-fast: lint
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # make test-fast leaves these out; CI runs them
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -24,6 +24,8 @@ from engine.store.folders import find_model, open_folder
 from engine.store.safefiles import load_tensors
 from tests.engine.helpers import make_model_folder, run_cli
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out; CI runs them
+
 
 @pytest.fixture(scope="module")
 def counting():

@@ -11,6 +11,8 @@ from nbclient import NotebookClient
 from engine.cli.main import main
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out; CI runs them
+
 TEXT = "Baiaigiaaggi|g:3"
 
 

@@ -19,6 +19,8 @@ from engine.store.folders import load_probed
 from engine.store.safefiles import load_tensors
 from tests.engine.helpers import run_cli
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out; CI runs them
+
 PAD = 39  # counting's padding token
 
 

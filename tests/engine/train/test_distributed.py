@@ -13,6 +13,8 @@ from engine.decoder.train import DecoderTrainConfig, train_decoder
 from engine.probed.model import PAPER_CONFIGS, build_probed
 from engine.store.safefiles import load_tensors, save_tensors
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out; CI runs them
+
 CFG = dict(minutes=0, batch_size=24, d_model=32, n_layers=1, n_heads=2, lr=3e-3, warmup=2, check_every_steps=0)
 
 
