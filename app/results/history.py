@@ -29,8 +29,10 @@ class HistoryEntry:
         state = "" if r.complete else " (stopped)"
         stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
         label = r.query_labels[r.query_position] if r.query_position < len(r.query_labels) else ""
+        source = "local search" if getattr(r, "sampler", "decoder") == "search" else "decoder"
         return (f"{stamp}  {r.model} · {r.site_short} @ {r.query_position} '{label}' · {r.query}\n"
-                f"        {r.in_epsilon_count:,}/{r.candidates_done:,} within ε {r.epsilon:g}{state}")
+                f"        {r.in_epsilon_count:,}/{r.candidates_done:,} within ε {r.epsilon:g} · {r.metric} · "
+                f"seed {r.seed} · {source}{state}")
 
 
 class HistoryPanel(QWidget):

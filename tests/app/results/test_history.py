@@ -23,3 +23,16 @@ def test_the_history_keeps_the_newest_runs_and_drops_the_oldest(qtbot):
     assert first not in entries and first.id not in panel._entries  # memory is released, not only hidden
     panel.list.setCurrentRow(0)
     assert panel.selected().result.seed == MAX_ENTRIES + 4
+
+
+def test_an_entry_says_how_its_run_was_drawn(qtbot):
+    """#31: an entry names its metric, seed and candidate source, so two runs of one query differ."""
+    panel = HistoryPanel()
+    qtbot.addWidget(panel)
+    searched = result(7)
+    searched.sampler, searched.metric = "search", "cosine"
+    panel.add(HistoryEntry(result(3), "m", "q"))
+    panel.add(HistoryEntry(searched, "m", "q"))
+    newest, oldest = panel.list.item(0).text(), panel.list.item(1).text()
+    assert "cosine · seed 7 · local search" in newest
+    assert "euclidean · seed 3 · decoder" in oldest
