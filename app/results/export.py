@@ -28,6 +28,14 @@ def suggested_name(result, suffix: str) -> str:
     return f"{result.model}_{site}_p{result.query_position}{suffix}"
 
 
+def shown_result(window):
+    """The result on screen, or None with the status bar saying to run a query first."""
+    result = window.results.result()
+    if result is None:
+        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
+    return result
+
+
 def write_samples_csv(result, path: str) -> Path:
     """engine.export.write_csv; imported here, not at start-up, since the engine lands it with run_query."""
     from engine.store.export import write_csv
@@ -60,9 +68,8 @@ def save_image(image, path: str) -> Path:
 
 def export_samples_csv(window, path: str | None = None):
     """The shown result's samples as CSV; problems become a message, never an exception."""
-    result = window.results.result()
+    result = shown_result(window)
     if result is None:
-        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
         return None
     path = path or ask_save_path(window, "Export samples to CSV", suggested_name(result, ".csv"), "CSV (*.csv)")
     if not path:
@@ -80,9 +87,8 @@ def export_notebook(window, path: str | None = None):
     """File > Export as notebook: a Jupyter notebook (engine/notebook/) that re-runs the shown
     result through the engine's API, with the options of the query that drew it (the last one run,
     when it is the one shown; else what the result records). The path written, or None."""
-    result = window.results.result()
+    result = shown_result(window)
     if result is None:
-        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
         return None
     if not result.model:
         window.statusBar().showMessage("This result names no model to re-run it with.", 8000)
@@ -120,9 +126,8 @@ def export_paper_json(window, path: str | None = None):
     path written, or None (nothing to export, cancelled, or written later)."""
     from engine.store.paper_json import paper_file_name
 
-    result = window.results.result()
+    result = shown_result(window)
     if result is None:
-        window.statusBar().showMessage("Nothing to export yet: run a query first.", 8000)
         return None
     path = path or ask_save_path(window, "Export samples for the paper's viewer", paper_file_name(result),
                                  "JSON (*.json)")

@@ -99,11 +99,12 @@ def scored_from(task, keys: list[tuple[int, ...]], raw: list[torch.Tensor], opti
 
 
 def distances(inv, site: Site, keys: list[tuple[int, ...]], z_q, options: QueryOptions, header: QueryResult,
-              cancel: threading.Event | None = None) -> Scored:
+              cancel: threading.Event | None = None, exact: bool = False) -> Scored:
     """Re-runs distinct inputs (model ids, BOS..end) and measures each against z_q (d,), by the
-    options' metric, at every compared position (or only where the label is the query position's)."""
+    options' metric, at every compared position (or only where the label is the query position's).
+    exact: always the fp32 reader (the local search steers by every distance, not only epsilon's)."""
     grid, lengths, compared, labels = compared_grid(inv.probed.task, keys, options, header, z_q.device)
-    fast = getattr(inv, "fast_reader", None)
+    fast = None if exact else getattr(inv, "fast_reader", None)
     per_pos = rerun_distances(fast or inv.reader, site, grid, lengths, compared, z_q, options.metric, cancel)
     dist, argmin = min_distance(per_pos)  # (U,), (U,)
     if fast is not None:  # the samples near the epsilon line, again in fp32

@@ -170,7 +170,7 @@ class LocalSearch:
                 proposals[c].state, proposals[c].parent = state, None  # no chain of ancestors kept alive
             scored = scored_from(self.task, keys, [s.distance for s in states], self.options, self.acc.header)
         else:
-            scored = distances(self.inv, self.site, keys, self.z_q, self.options, self.acc.header, cancel)
+            scored = distances(self.inv, self.site, keys, self.z_q, self.options, self.acc.header, cancel, exact=True)
         n = len(keys)
         nan = [math.nan] * n
         samples = sample_results(self.task, scored, self.acc.header, [1] * n, nan, nan, [[] for _ in keys],
