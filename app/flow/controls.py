@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.flow.slider_tip import say_value
 from app.spill import Spill
 from app.style import FLOW_EDGE, TARGET_SCALE, data_line, error_css, muted_css, neutral, text_color
 
@@ -168,6 +169,11 @@ class FlowControls(QWidget):
 
     def _show_value(self) -> None:
         self.value_label.setText(f"{self.node_share():.0%}" if self.pruned() else f"{self.threshold():.2f}")
+        # the arrow keys move the slider as a drag does: the value is said at the handle either way
+        say_value(self.slider, f"edges ≥ {self.threshold():.2f}", "edges whose contribution is below this are "
+                  "not drawn")
+        say_value(self.share_slider, f"nodes holding {self.node_share():.0%}",
+                  "the share of the influence on the output that the nodes kept hold")
 
     def target_token(self) -> str | None:
         """The chosen target token's text, or None for the model's own prediction."""
