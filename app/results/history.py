@@ -61,12 +61,13 @@ class HistoryPanel(QWidget):
         lay.addWidget(self.list, 1)
         lay.addLayout(buttons)
         self._entries: dict[int, HistoryEntry] = {}
+        self._pinned: list[int | None] = [None, None]  # the entry id shown on each side of Compare
 
     def add(self, entry: HistoryEntry) -> None:
         self._entries[entry.id] = entry
-        item = QListWidgetItem(entry.title())
+        item = QListWidgetItem()
         item.setData(Qt.UserRole, entry.id)
-        item.setToolTip(entry.result.summary())
+        self._label(item, entry)
         self.list.insertItem(0, item)  # newest first
         self.list.setCurrentItem(item)
         while self.list.count() > MAX_ENTRIES:  # the oldest goes
@@ -77,8 +78,28 @@ class HistoryPanel(QWidget):
         for i in range(self.list.count()):
             item = self.list.item(i)
             if item.data(Qt.UserRole) == entry.id:
-                item.setText(entry.title())
-                item.setToolTip(entry.result.summary())
+                self._label(item, entry)
+
+    def pinned_sides(self, entry: HistoryEntry) -> list[str]:
+        """"left", "right", both or neither: where Compare shows this entry."""
+        return [name for name, pinned in zip(("left", "right"), self._pinned) if pinned == entry.id]
+
+    def mark_pinned(self, entry: HistoryEntry, side: int) -> None:
+        """Compare shows `entry` on `side` now: mark it in the list (and unmark the one it replaced)."""
+        self._pinned[side] = entry.id
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            self._label(item, self._entries[item.data(Qt.UserRole)])
+
+    def _label(self, item: QListWidgetItem, entry: HistoryEntry) -> None:
+        sides = self.pinned_sides(entry)
+        mark = f"◆ pinned {' and '.join(sides)} · " if sides else ""
+        item.setText(mark + entry.title())
+        font = item.font()
+        font.setBold(bool(sides))
+        item.setFont(font)
+        where = f"Shown on the {' and '.join(sides)} of the Compare tab.\n" if sides else ""
+        item.setToolTip(where + entry.result.summary())
 
     def entries(self) -> list[HistoryEntry]:
         """Newest first, as listed."""
@@ -94,4 +115,5 @@ class HistoryPanel(QWidget):
     def _pin(self, side: int) -> None:
         entry = self.selected()
         if entry is not None:
+            self.mark_pinned(entry, side)
             self.pinRequested.emit(entry, side)

@@ -28,3 +28,27 @@ def test_arrow_keys_on_the_threshold_slider_say_the_new_value(qtbot):
     again = f"{controls.threshold():.2f}"
     assert again != value
     qtbot.waitUntil(lambda: again in QToolTip.text(), timeout=2000)
+
+
+def run_once(qtbot, w) -> None:
+    with qtbot.waitSignal(w.engine.runFinished, timeout=20000):
+        w.run_query()
+
+
+def test_pinned_history_entries_are_marked_in_the_list(qtbot, window):
+    w = window
+    run_once(qtbot, w)
+    run_once(qtbot, w)
+    items = [w.history.list.item(i) for i in range(2)]  # newest first
+    assert not any("pinned" in item.text() for item in items)
+    w.history.list.setCurrentItem(items[1])
+    qtbot.mouseClick(w.history.pin_left, Qt.LeftButton)
+    w.history.list.setCurrentItem(items[0])
+    qtbot.mouseClick(w.history.pin_right, Qt.LeftButton)
+    assert w.tabs.currentWidget() is w.compare
+    assert "pinned left" in items[1].text() and items[1].font().bold()
+    assert "pinned right" in items[0].text() and "left" not in items[0].text().split("·")[0]
+    assert "Compare" in items[0].toolTip()
+    qtbot.mouseClick(w.history.pin_left, Qt.LeftButton)  # the newest on both sides: the older one is no longer shown
+    assert "pinned left and right" in items[0].text()
+    assert "pinned" not in items[1].text() and not items[1].font().bold()
