@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.diagram.colors import DiagramColors, legend_html
+from app.diagram.focus_frame import FocusFrame
 from app.diagram.items import CircleNode, FlowWire, RectNode, TokenLabel, add_curve, wires
 from app.diagram.layout import (
     ROW_HEIGHT,
@@ -36,21 +38,6 @@ from app.diagram.layout import (
     layout_for,
 )
 from app.retire import Retirer
-from app.style import (
-    FLOW_EDGE,
-    backdrop,
-    data_line,
-    faint_line,
-    muted_css,
-    muted_text,
-    neutral,
-    node_fill,
-    outline,
-    resid_fill,
-    scene_background,
-    selected_band,
-    text_color,
-)
 from app.turns import TurnBudget
 from engine.probed.sites import parse_short
 
@@ -67,42 +54,6 @@ MERGE_STEP = 20  # edges merged into collapsed heads' per step of the overlay's 
 MAX_ROW_STRETCH = 2.2  # rows grow to at most this multiple of ROW_HEIGHT
 ROW_SETTLE = 0.12  # rows are re-stretched (a full redraw) only when the fit moves them by more than this share
 ROW_NAME_FONT = QFont("DejaVu Sans Mono", 8)
-
-
-
-def legend_html(source=None) -> str:
-    """The legend under the diagram, its secondary parts in the palette's muted text."""
-    muted = muted_css(source)
-    return ("● residual stream &nbsp; ■ written into it (heads, attention, MLP) &nbsp; "
-            f"<span style='color:{muted}'>dashed: decoder not trained on this site</span> &nbsp; "
-            f"<span style='color:{muted}'>Ctrl+wheel zooms, drag pans, double-click fits; "
-            "double-click attn to show or hide its heads</span>")
-
-
-@dataclass(frozen=True)
-class DiagramColors:
-    """The diagram's colours, from the palette: made once per palette, not per painted node."""
-
-    background: QColor
-    node_fill: QColor
-    resid_fill: QColor
-    outline: QColor
-    untrained: QColor
-    label: QColor  # node readouts and tokens, on the background
-    muted: QColor  # position labels and row names
-    wire: QColor
-    resid_wire: QColor
-    flow_edge: QColor  # the violet data colour, lightened on a dark background as far as 3:1 needs
-    band: QColor
-    backdrop: QColor
-
-    @classmethod
-    def of(cls, source=None) -> DiagramColors:
-        return cls(background=scene_background(source), node_fill=node_fill(source), resid_fill=resid_fill(source),
-                   outline=outline(source), untrained=neutral(source), label=text_color(source),
-                   muted=muted_text(source), wire=faint_line(source), resid_wire=neutral(source),
-                   flow_edge=data_line(FLOW_EDGE, source), band=selected_band(source),
-                   backdrop=backdrop(source, 230))
 
 
 @dataclass
@@ -133,6 +84,7 @@ class ModelDiagram(QGraphicsView):
         self.colors = DiagramColors.of(self)
         self.setBackgroundBrush(self.colors.background)
         self.setFocusPolicy(Qt.StrongFocus)  # Tab reaches the diagram; arrows move, Enter picks
+        self.focus_frame = FocusFrame(self)  # and it shows: a highlight frame while it has the focus
         self._grow_timer = QTimer(self)  # the next columns of a diagram built in steps (a child: it dies with the view)
         self._grow_timer.setSingleShot(True)
         self._grow_timer.setInterval(0)

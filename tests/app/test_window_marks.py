@@ -52,3 +52,28 @@ def test_pinned_history_entries_are_marked_in_the_list(qtbot, window):
     qtbot.mouseClick(w.history.pin_left, Qt.LeftButton)  # the newest on both sides: the older one is no longer shown
     assert "pinned left and right" in items[0].text()
     assert "pinned" not in items[1].text() and not items[1].font().bold()
+
+
+def frame_pixels(widget):
+    """The colours down the middle of the widget's left edge, as it shows on screen."""
+    from PySide6.QtGui import QPalette
+
+    image = widget.grab().toImage()
+    highlight = widget.palette().color(QPalette.Highlight).rgb()
+    return [image.pixelColor(x, image.height() // 2).rgb() == highlight for x in (0, 1)], highlight
+
+
+def test_the_diagram_shows_a_focus_frame_when_tab_reaches_it(qtbot, window):
+    w = window
+    d = w.diagram
+    w.editor.setFocus()
+    qtbot.waitUntil(lambda: not d.hasFocus(), timeout=2000)
+    unfocused, _ = frame_pixels(d)
+    assert not any(unfocused)
+    focus(qtbot, d)
+    focused, _ = frame_pixels(d)
+    assert all(focused)  # a 2 px frame in the palette's highlight colour
+    w.grab().save("/tmp/shots/after/diagram_focus.png")
+    w.editor.setFocus()
+    qtbot.waitUntil(lambda: not d.hasFocus(), timeout=2000)
+    assert not any(frame_pixels(d)[0])  # and it goes with the focus
