@@ -10,8 +10,9 @@ The public API, importable from here; each name loads its module on first use, s
 
 Rooms (docs/design.md §8): `text/` tokenizers, `tasks/` the synthetic tasks, `probed/` the models
 under study (config, sites, reader, training, evaluation), `decoder/` the conditional decoder,
-`query/` InversionView queries, `flow/` the flow graph, `store/` folders, files, cards and CSV,
-`train/` the shared training loop, `notebook/` results as runnable notebooks, `cli/` the command line.
+`query/` InversionView queries, `flow/` the flow graph, `patching/` activation patching, `store/`
+folders, files, cards and CSV, `train/` the shared training loop, `notebook/` results as runnable
+notebooks, `cli/` the command line.
 docs/api.md documents the public names with examples that the test suite runs.
 """
 from __future__ import annotations
@@ -50,10 +51,20 @@ _API = {
     "run_map": "engine.explain.sweep",
     "sweep_options": "engine.explain.sweep",
     "InformationMap": "engine.explain.sweep",
+    # activation patching: does a node carry the difference between two inputs to the answer?
+    "make_setup": "engine.patching.setup",
+    "flip_one": "engine.patching.setup",
+    "PatchSetup": "engine.patching.setup",
+    "parse_nodes": "engine.patching.nodes",
+    "patch_nodes": "engine.patching.run",
+    "patch_cumulative": "engine.patching.run",
+    "PatchReport": "engine.patching.report",
+    "CumulativeReport": "engine.patching.report",
     # results as runnable notebooks (engine/notebook/)
     "query_notebook": "engine.notebook",
     "flow_notebook": "engine.notebook",
     "map_notebook": "engine.notebook",
+    "patch_notebook": "engine.notebook",
     "write_notebook": "engine.notebook",
     # training and checking
     "train_probed": "engine.probed.train",

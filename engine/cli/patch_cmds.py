@@ -42,6 +42,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--top", type=values.rows, default=20, help="table rows to print (default 20)")
     p.add_argument("--json", type=values.path, metavar="PATH",
                    help="write the report as JSON (written whole or not at all)")
+    p.add_argument("--notebook", type=values.path, metavar="FILE",
+                   help="write a Jupyter notebook that re-runs this patching through the engine's API and checks "
+                        "it gets the same figures (written whole or not at all)")
     p.add_argument("--device", type=values.device)
     p.set_defaults(func=patch_cmd)
 
@@ -55,7 +58,8 @@ def patch_cmd(args) -> int:
                              "--nodes a0.0@13,a1.0@:")
     if args.reverse and not args.cumulative:
         raise TaskInputError("--reverse is for --cumulative (the order the nodes are added in)")
-    check_output_file(args.json)  # a missing folder, a folder or device there: before any work
+    for path in (args.json, args.notebook):  # a missing folder, a folder or device there: before any work
+        check_output_file(path)
 
     from engine.patching.nodes import parse_nodes
     from engine.patching.run import patch_cumulative, patch_nodes
@@ -93,6 +97,12 @@ def patch_cmd(args) -> int:
         doc = {"model": entry.name, **report.to_dict()}
         atomic_write_text(args.json, json.dumps(doc, ensure_ascii=False, indent=1))  # OutputError: one line
         print(f"wrote {args.json}")
+    if args.notebook is not None:
+        from engine.notebook import model_ref, patch_notebook, write_notebook
+
+        nb = patch_notebook(report, model_ref(entry), setup, text=args.text, corrupt=args.corrupt, flips=flips,
+                            nodes=args.nodes, task=args.task, prompts=args.prompts)
+        print(f"wrote {write_notebook(nb, args.notebook)}")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Results as runnable Jupyter notebooks: the code that reproduces a query, a flow graph or an
-information map through the public API (engine/__init__.py), then the result as a table, a check
+"""Results as runnable Jupyter notebooks: the code that reproduces a query, a flow graph, an
+information map or a patching run through the public API (engine/__init__.py), then the result as a table, a check
 against the exported figures, and the cells a researcher writes next.
 
     nb = query_notebook(result, "counting", options)   # an nbformat NotebookNode
@@ -13,6 +13,8 @@ from __future__ import annotations
 from engine.notebook.cells import model_ref, write_notebook
 from engine.notebook.flow import flow_notebook
 from engine.notebook.infomap import map_notebook
+from engine.notebook.patch import patch_notebook
 from engine.notebook.query import options_of, query_notebook
 
-__all__ = ["flow_notebook", "map_notebook", "model_ref", "options_of", "query_notebook", "write_notebook"]
+__all__ = ["flow_notebook", "map_notebook", "model_ref", "options_of", "patch_notebook", "query_notebook",
+           "write_notebook"]

@@ -17,8 +17,10 @@ SETUP = f'''\
 # It runs offline: the model is read from its folder (or the local Hugging Face cache), never downloaded.
 import os
 import sys
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's note about notebook widgets
 PROJECT = {str(PROJECT)!r}  # used only when `engine` is not installed
 try:
     import engine

@@ -1,7 +1,7 @@
-"""Exported notebooks re-compute what was exported: `query`, `flow` and `sweep` with --notebook
-write a notebook next to their JSON; a real kernel (offline, started by nbclient) executes it,
+"""Exported notebooks re-compute what was exported: `query`, `flow`, `sweep` and `patch` with
+--notebook write a notebook next to their JSON; a real kernel (offline, started by nbclient) executes it,
 and what it computes equals the JSON: the same samples and distances for the same seed, the same
-route, the same map. Each notebook takes a kernel start and a torch import (about 10 s)."""
+route, the same map, the same patched metrics. Each notebook takes a kernel start and a torch import (about 10 s)."""
 import json
 
 import nbformat
@@ -73,10 +73,37 @@ def test_a_map_notebook_maps_the_same_nodes(tmp_path, capsys):
     assert "reproduces the export: yes" in printed(nb)
 
 
+PATCH = ["patch", "--model", "counting", "--text", TEXT, "--flip", "2=g", "--corrupt-answer", "4"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--nodes", "a0.0@13,x0.post@2,a1.0@:", "--cumulative", "--reverse"]],
+                         ids=["each-node", "cumulative"])
+def test_a_patch_notebook_patches_to_the_same_metrics(tmp_path, capsys, extra):
+    path, exported = tmp_path / "patch.ipynb", tmp_path / "patch.json"
+    assert main([*PATCH, *extra, "--json", str(exported), "--notebook", str(path)]) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    nb, again = execute(path, tmp_path, "[report.clean, report.corrupt, [[e.node, e.metric] for e in EFFECTS]]")
+    want = json.loads(exported.read_text())
+    effects = want["steps"] if extra else want["effects"]
+    assert len(again[2]) == len(effects) == (3 if extra else 126)
+    assert [a[0] for a in again[2]] == [e["node"] for e in effects]
+    assert [a[1] for a in again[2]] == pytest.approx([e["metric"] for e in effects], abs=1e-5)
+    assert again[:2] == pytest.approx([want["clean"], want["corrupt"]], abs=1e-5)
+    text = printed(nb)
+    assert "reproduces the export: yes" in text
+    assert "recomputed" in text and "patched by hand" in text  # the next-step cells ran too
+    clean, corrupt = (line.split() for line in text.splitlines() if line.startswith(("clean: ", "corrupt: ")))
+    assert float(clean[-1]) == pytest.approx(float(clean[-3].rstrip(",")), abs=1e-4)  # baselines from the logits
+    assert float(corrupt[-1]) == pytest.approx(float(corrupt[-3].rstrip(",")), abs=1e-4)
+    by_hand = next(line for line in text.splitlines() if "patched by hand" in line).split()
+    assert float(by_hand[-5].rstrip(";")) == pytest.approx(float(by_hand[-1]), abs=1e-4)
+
+
 @pytest.mark.parametrize("command", [
     ["query", "--site", "x1.post", "--position", ":"],
     ["flow"],
     ["sweep"],
+    PATCH[:1] + PATCH[5:],
 ])
 def test_an_unwritable_notebook_path_is_one_line_and_exit_2(tmp_path, capsys, command):
     path = tmp_path / "no" / "such" / "x.ipynb"
