@@ -13,12 +13,12 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip
 
 from app.results.distance_text import distance_text
+from app.results.sample_cells import ELLIPSIS, sample_text, shown_cells
 from app.results.table_model import SAMPLE_ROLE, how_found
 from app.style import (
     bar_color,
     bar_fraction,
     composite,
-    error_text,
     faint_line,
     prob_diff_color,
     readable_on,
@@ -28,6 +28,7 @@ from app.style import (
 LEFT_MIDDLE = Qt.AlignLeft | Qt.AlignVCenter  # built once: enum arithmetic is slow in a paint loop
 
 CELL_PAD = 3
+MALFORMED_STRIKE = 1.5  # px: the line through a malformed sample's tokens
 
 
 class TokenMetrics:
@@ -39,6 +40,7 @@ class TokenMetrics:
         self.font.setPointSizeF(base.pointSizeF() * 1.1)
         fm = QFontMetrics(self.font)
         self.char_w = fm.horizontalAdvance("m")
+        self.pad = CELL_PAD
         self.pitch = self.char_w + 2 * CELL_PAD + 1  # one token cell plus its 1 px gap
         # the same font, spaced so that each glyph lands in the middle of its cell: one drawText per run
         self.spaced = QFont(self.font)
@@ -74,7 +76,8 @@ def token_tooltip(sample, i: int) -> str:
     dist = "not compared (BOS/EOS/PAD)" if not math.isfinite(d) else f"D = {d:.4f}"
     mark = " (compared)" if i == sample.compared_position else ""
     diff = f"; p(token | z_q) - p(token | z_BOS) = {pd:+.3f}" if math.isfinite(pd) else ""
-    return f"position {i} {sample.pieces[i]!r} [{label}]{mark}: {dist}{diff}"
+    bad = "" if sample.well_formed else "\nmalformed (struck through): the task's check rejects this sample"
+    return f"position {i} {sample.pieces[i]!r} [{label}]{mark}: {dist}{diff}{bad}"
 
 
 class CellColors:
@@ -84,7 +87,7 @@ class CellColors:
 
     _cache: dict = {}
 
-    def __init__(self, option, malformed: bool = False):
+    def __init__(self, option):
         pal = option.palette
         if option.state & QStyle.State_Selected:
             background = selection_fill(pal)
@@ -92,22 +95,22 @@ class CellColors:
             background = pal.color(QPalette.AlternateBase)
         else:
             background = pal.color(QPalette.Base)
-        text = error_text(pal) if malformed else pal.color(QPalette.Text)
+        text = pal.color(QPalette.Text)  # a malformed sample is struck through, not red: red means negative
         self.background, self.text = background, text
         self.ink = readable_on(background, text)
         self.line = faint_line(pal)
         self._on: dict[int, QColor] = {}  # fill rgba -> ink
 
     @classmethod
-    def of(cls, option, malformed: bool = False) -> CellColors:
+    def of(cls, option) -> CellColors:
         pal = option.palette
         key = (pal.cacheKey(), bool(option.state & QStyle.State_Selected),
-               bool(option.features & QStyleOptionViewItem.Alternate), malformed)
+               bool(option.features & QStyleOptionViewItem.Alternate))
         colors = cls._cache.get(key)
         if colors is None:
             if len(cls._cache) > 64:
                 cls._cache.clear()
-            colors = cls._cache[key] = cls(option, malformed)
+            colors = cls._cache[key] = cls(option)
         return colors
 
     def fill_background(self, painter, option) -> None:
@@ -133,50 +136,54 @@ class SampleDelegate(QStyledItemDelegate):
             return super().paint(painter, option, index)
         painter.save()
         painter.setClipRect(option.rect)  # long samples must not spill into the next column
-        colors = CellColors.of(option, malformed=not sample.well_formed)
+        colors = CellColors.of(option)
         colors.fill_background(painter, option)
         tm = token_metrics(option.font)
         r = option.rect
-        cells = tm.cells(sample, r.left(), r.top(), r.height())
-        diffs = sample.prob_diff
-        inks = []
-        for i, cell in enumerate(cells):
-            if cell.left() > r.right():
-                break
+        shown = shown_cells(tm, sample, r)  # elided in the middle when too wide: the compared token shows
+        diffs, pieces, cp = sample.prob_diff, sample.pieces, sample.compared_position
+        inks = {}
+        for i, cell in shown.cells:
             color = prob_diff_color(diffs[i]) if i < len(diffs) else None
             if color is not None:
                 painter.fillRect(cell, color)
-            inks.append(colors.ink_on(color))
-        cp = sample.compared_position
-        pieces = sample.pieces
+            inks[i] = colors.ink_on(color)
         if all(len(piece) == 1 for piece in pieces):
-            # runs of text of one ink: before the compared token, the compared token in parentheses,
-            # after it; the spaced font puts glyph k of a run CELL_PAD into the run's k-th cell
+            # runs of text of one ink, the compared token and "…" between them; the spaced font
+            # puts glyph k of a run CELL_PAD into the run's k-th cell
             painter.setFont(tm.spaced)
-            for start, stop in ((0, min(cp, len(inks))), (cp + 1, len(inks))):
-                first = start
-                for i in range(start, stop + 1):
-                    if i == stop or inks[i] != inks[first]:
-                        if i > first:
-                            c = cells[first]
-                            painter.setPen(inks[first])
-                            painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE,
-                                             "".join(pieces[first:i]))
-                        first = i
+            run: list[int] = []
+            where = dict(shown.cells)
+            for i in [*where, None]:
+                if run and (i is None or i == cp or i != run[-1] + 1 or inks[i] != inks[run[0]]):
+                    c = where[run[0]]
+                    painter.setPen(inks[run[0]])
+                    painter.drawText(c.left() + CELL_PAD, c.top(), r.width(), c.height(), LEFT_MIDDLE,
+                                     "".join(pieces[j] for j in run if j < len(pieces)))
+                    run = []
+                if i is not None and i != cp:
+                    run.append(i)
         else:  # BPE tokens of several characters: each in its own cell
             painter.setFont(tm.font)
-            for i, (cell, piece) in enumerate(zip(cells, pieces)):
-                if i >= len(inks):
-                    break
-                if i != cp:
+            for i, cell in shown.cells:
+                if i != cp and i < len(pieces):
                     painter.setPen(inks[i])
-                    painter.drawText(cell, Qt.AlignCenter, piece)
-        if 0 <= cp < len(inks):
-            painter.setFont(tm.font)
+                    painter.drawText(cell, Qt.AlignCenter, pieces[i])
+        painter.setFont(tm.font)
+        cp_cell = dict(shown.cells).get(cp)
+        if cp_cell is not None and cp < len(pieces):
             painter.setPen(inks[cp])
-            painter.drawText(cells[cp], Qt.AlignCenter, f"({pieces[cp]})")
+            painter.drawText(cp_cell, Qt.AlignCenter, f"({pieces[cp]})")
             painter.setPen(QPen(colors.ink, 1))  # the outline sits on the row's background
-            painter.drawRect(cells[cp].adjusted(0, 0, -1, -1))
+            painter.drawRect(cp_cell.adjusted(0, 0, -1, -1))
+        painter.setPen(colors.ink)
+        for gap in shown.gaps:
+            painter.drawText(gap, Qt.AlignCenter, ELLIPSIS)
+        if not sample.well_formed and shown.cells:  # malformed: struck through (red means negative)
+            y = r.center().y()
+            painter.setPen(QPen(colors.ink, MALFORMED_STRIKE))
+            right = max(c.right() for c in [*shown.gaps, *(c for _, c in shown.cells)])
+            painter.drawLine(shown.cells[0][1].left(), y, right, y)
         painter.restore()
 
     def sizeHint(self, option, index):
@@ -191,13 +198,19 @@ class SampleDelegate(QStyledItemDelegate):
         sample = index.data(SAMPLE_ROLE)
         if sample is None or event is None:
             return super().helpEvent(event, view, option, index)
-        r = option.rect
-        for i, cell in enumerate(token_metrics(option.font).cells(sample, r.left(), r.top(), r.height())):
-            if cell.contains(event.pos()):
-                QToolTip.showText(event.globalPos(), token_tooltip(sample, i), view, cell)
+        shown = shown_cells(token_metrics(option.font), sample, option.rect)
+        whole = f"\n{sample_text(sample)}" if shown.elided else ""  # what "…" stands for
+        for gap in shown.gaps:
+            if gap.contains(event.pos()):
+                QToolTip.showText(event.globalPos(), f"The whole sample:{whole}", view, gap)
                 return True
-        if sample.edits >= 0:  # beside the tokens: how the search found it
-            QToolTip.showText(event.globalPos(), how_found(sample), view, option.rect)
+        for i, cell in shown.cells:
+            if cell.contains(event.pos()):
+                QToolTip.showText(event.globalPos(), token_tooltip(sample, i) + whole, view, cell)
+                return True
+        if sample.edits >= 0 or whole:  # beside the tokens: how the search found it, the whole sample
+            text = (how_found(sample) if sample.edits >= 0 else "") + whole
+            QToolTip.showText(event.globalPos(), text.strip(), view, option.rect)
             return True
         QToolTip.hideText()
         return True
@@ -223,7 +236,9 @@ class TextCellDelegate(QStyledItemDelegate):
         colors = CellColors.of(option)
         colors.fill_background(painter, option)
         painter.setPen(colors.ink)
-        painter.drawText(option.rect.adjusted(4, 0, -4, 0), self._align, self._text_of(sample))
+        rect = option.rect.adjusted(4, 0, -4, 0)  # too long: "…" at the end (the cell's tooltip holds it whole)
+        text = option.fontMetrics.elidedText(self._text_of(sample), Qt.ElideRight, rect.width())
+        painter.drawText(rect, self._align, text)
 
 
 class DistanceBarDelegate(QStyledItemDelegate):

@@ -65,4 +65,4 @@ def sampler_tooltip(result) -> str:
 def search_legend() -> str:
     """The legend above a search result's table: its samples have no token colours."""
     return ("Local search: samples are edits of the query, no token colours (they need a decoder) · "
-            "edits: tokens changed · bar: D / 0.5")
+            "edits: tokens changed · <s>struck through</s>: malformed · bar: D / 0.5")

@@ -139,8 +139,9 @@ class ResultsTableModel(QAbstractTableModel):
         if role == _ALIGN:
             return _RIGHT if col in (RANK, MULT) else _LEFT
         if col != SAMPLE:  # tooltip
-            form = "well formed" if s.well_formed else "malformed"
-            return (f"rank {s.rank}, {s.multiplicity} candidate(s), D = {s.distance:.4g} at position "
+            form = "well formed" if s.well_formed else "malformed (struck through)"
+            fact = f"{self._fact_header}: {s.fact}\n" if col == FACT and s.fact else ""  # the whole of an elided fact
+            return (f"{fact}rank {s.rank}, {s.multiplicity} candidate(s), D = {s.distance:.4g} at position "
                     f"{s.compared_position}\n{how_found(s)}; {form}")
         return None
 

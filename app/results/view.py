@@ -14,6 +14,8 @@ from app.results.histogram import DistanceHistogram
 from app.results.table_model import DISTANCE, FACT, MULT, RANK, SAMPLE, ResultsTableModel, mult_text
 from app.style import DIVIDER, NEGATIVE, POSITIVE, backdrop, error_css, legible, muted_css, swatch_html
 
+FACT_WIDTH_SAMPLES = 500  # the facts measured for the fact column's width (the first rows: a long result is ranked)
+
 
 class ResultsTableView(QTableView):
     """A table that draws the epsilon divider under the last sample within epsilon."""
@@ -103,6 +105,7 @@ class ResultsView(QWidget):
         for col, width in widths:
             hh.setSectionResizeMode(col, QHeaderView.Fixed)
             self.table.setColumnWidth(col, width)
+        self._fact_width = dict(widths)[FACT]  # the least: a task's longer facts widen it (_fit_fact_column)
         hh.setSectionResizeMode(SAMPLE, QHeaderView.Stretch)
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.histogram)
@@ -165,10 +168,21 @@ class ResultsView(QWidget):
         self._set_summary(status)
         self.table._epsilon = result.epsilon
         self.table_model.set_result(result)
+        self._fit_fact_column(result)
         self.histogram.set_data(self.table_model.distances(),
                                 np.fromiter((s.multiplicity for s in result.samples), float, len(result.samples)),
                                 result.epsilon)
         self._refresh_filter_label()
+
+    def _fit_fact_column(self, result) -> None:
+        """The fact column as wide as its longest fact (IOI's "IO ␣Justin, S ␣Erin"), within a third
+        of the table; a fact wider than that ends in "…", whole in its tooltip."""
+        fm = self.table.fontMetrics()
+        facts = {s.fact for s in result.samples[:FACT_WIDTH_SAMPLES]}
+        need = max((fm.horizontalAdvance(f) for f in facts), default=0) + 12
+        width = max(self._fact_width, min(need, self.table.viewport().width() // 3))
+        if width != self.table.columnWidth(FACT):
+            self.table.setColumnWidth(FACT, width)
 
     def set_epsilon(self, epsilon: float):
         """Re-flag the shown samples for a new epsilon (no re-sampling); returns the new result."""
@@ -252,8 +266,8 @@ class ResultsView(QWidget):
 def legend_html() -> str:
     """The colour legend: the two prob_diff colours as swatches, their words black or white on them."""
     return ("Token colour: p(token | z_q) − p(token | z_BOS), " + swatch_html(POSITIVE, "<b>blue</b>") +
-            " positive, " + swatch_html(NEGATIVE, "<b>red</b>") + " negative · "
-            "bar: D / 0.5 · hover a token for its own distance")
+            " positive, " + swatch_html(NEGATIVE, "<b>red</b>") + " negative · <s>struck through</s>: "
+            "malformed (the task's check rejects it) · bar: D / 0.5 · hover a token for its own distance")
 
 
 def describe_query(result) -> str:
