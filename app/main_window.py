@@ -113,6 +113,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(results_page, "Results")
         self.tabs.addTab(self.compare, "Compare")
         self.tabs.currentChanged.connect(self._on_tab)
+        from app.window_fit import HistoryHeight, follow_compare
+
+        follow_compare(self)  # after _on_tab: the narrowed diagram shows every position
         self._sizes_before_compare: list[int] | None = None
         self.split = QSplitter(Qt.Horizontal)
         self.split.addWidget(self.diagram_panel)
@@ -133,7 +136,7 @@ class MainWindow(QMainWindow):
         self.history_dock.setObjectName("historyDock")
         self.history_dock.setWidget(self.history)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.history_dock)
-        self.resizeDocks([self.history_dock], [130], Qt.Vertical)
+        self.history_height = HistoryHeight(self, self.history_dock)  # shorter on a short window
         self.node_pane = NodeDetailPane()
         self.node_dock = make_node_dock(self, self.node_pane)  # docked beside the results, never over them
         self.node_dock.visibilityChanged.connect(self._on_node_dock_visible)
@@ -208,7 +211,12 @@ class MainWindow(QMainWindow):
             if screen is None:
                 return
             room = screen.availableGeometry()
-        width, height = min(self.width(), room.width()), min(self.height(), room.height())
+        from app.window_fit import fit_minimum, frame_extra
+
+        fit_minimum(self, room)  # a minimum size larger than the screen (QT_SCALE_FACTOR=2) shrinks to fit it
+        extra = frame_extra(self)  # the frame counts too
+        width = min(self.width(), room.width() - extra.width())
+        height = min(self.height(), room.height() - extra.height())
         if (width, height) != (self.width(), self.height()):
             self.resize(width, height)
         frame = self.frameGeometry()

@@ -26,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.diagram.colors import DiagramColors, legend_html
+from app.diagram.fit import FIT_ALL_SMALLEST, fit_all_scale, gutter_width, view_rect
 from app.diagram.focus_frame import FocusFrame
 from app.diagram.items import CircleNode, FlowWire, RectNode, TokenLabel, add_curve, wires
 from app.diagram.layout import (
+    LEFT_MARGIN,
     ROW_HEIGHT,
     DiagramLayout,
     DiagramOverlay,
@@ -113,6 +115,7 @@ class ModelDiagram(QGraphicsView):
         self._band = None
         self._selection: tuple[str, int] | None = None
         self._auto_fit = True
+        self._fit_all = False  # the fit shows every position at any zoom (Ctrl+0), not only when legible
         self._row_height = ROW_HEIGHT
         self._refit = QTimer(self)  # resizes come in bursts: fit once they settle
         self._refit.setSingleShot(True)
@@ -615,9 +618,16 @@ class ModelDiagram(QGraphicsView):
             super().keyPressEvent(event)
 
     # ---- zoom and pan -------------------------------------------------------------------
-    def _scale_for_width(self) -> float:
-        rect, view = self.scene().sceneRect(), self.viewport().rect()
-        return max(MIN_LEGIBLE_SCALE, min(view.width() / max(rect.width(), 1.0), MAX_AUTO_SCALE))
+    def _scale_for_width(self, width: float | None = None) -> float:
+        """The zoom fitting the drawing's width (default: the scene's): never below legible, except in
+        a fit of every position (Ctrl+0), which leaves the row names a gutter (fit.py)."""
+        width, view = self.scene().sceneRect().width() if width is None else width, self.viewport().width()
+        if self._fit_all:
+            return max(FIT_ALL_SMALLEST, min((view - self._gutter()) / max(width - LEFT_MARGIN, 1.0), MAX_AUTO_SCALE))
+        return max(MIN_LEGIBLE_SCALE, min(view / max(width, 1.0), MAX_AUTO_SCALE))
+
+    def _gutter(self) -> int:
+        return gutter_width(ROW_NAME_FONT, self._layout.row_names if self._layout else ())
 
     def _settle_rows(self) -> bool:
         """Stretch the rows into the view's spare height (when fitting); True if they changed."""
@@ -625,7 +635,7 @@ class ModelDiagram(QGraphicsView):
         if not self._auto_fit or lay is None or not self._tokens:
             return False
         view = self.viewport().rect()
-        scale = max(MIN_LEGIBLE_SCALE, min(view.width() / lay.width(len(self._tokens)), MAX_AUTO_SCALE))
+        scale = self._scale_for_width(lay.width(len(self._tokens)))
         spare = (view.height() / scale - fixed_height() - 6) / lay.n_rows
         row_height = min(max(spare, ROW_HEIGHT), ROW_HEIGHT * MAX_ROW_STRETCH)
         if abs(row_height - self._row_height) <= ROW_SETTLE * self._row_height:
@@ -643,19 +653,29 @@ class ModelDiagram(QGraphicsView):
             self._rebuild()  # calls back here once, with the row height settled
             return
         view = self.viewport().rect()
-        # fit the height too, but never below legible: a 12-layer model scrolls up and down instead
-        scale = min(self._scale_for_width(), max(view.height() / rect.height(), MIN_LEGIBLE_SCALE))
+        if self._fit_all:  # every position and layer, the row names in a gutter of their own (fit.py)
+            scale = fit_all_scale(rect, view.width(), view.height(), self._gutter(), MAX_AUTO_SCALE)
+            self.setSceneRect(view_rect(rect, scale, self._gutter()))
+        else:  # fit the height too, but never below legible: a 12-layer model scrolls up and down instead
+            self.setSceneRect(QRectF())  # the scene's own rect
+            scale = min(self._scale_for_width(), max(view.height() / rect.height(), MIN_LEGIBLE_SCALE))
         self.resetTransform()
         self.scale(scale, scale)
         node = self._nodes.get(self._drawn(self._selection)) if self._selection is not None else None
-        if node is not None:  # a 12-layer model scrolls: the selected node's layer is the one to show
+        if self._fit_all:
+            self.centerOn(self.sceneRect().center())
+        elif node is not None:  # a 12-layer model scrolls: the selected node's layer is the one to show
             self.centerOn(node.sceneBoundingRect().center())
         else:
             self.centerOn(self._band.rect().center() if self._band is not None else rect.center())
 
-    def fit(self) -> None:
-        self._auto_fit = True
+    def fit(self, *, all_positions: bool = True) -> None:
+        """Ctrl+0, a double-click: every position in view; all_positions False: the automatic fit."""
+        self._auto_fit, self._fit_all = True, all_positions
         self._fit_if_auto()
+
+    def fits_all(self) -> bool:
+        return self._auto_fit and self._fit_all
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

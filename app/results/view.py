@@ -17,6 +17,9 @@ from app.style import DIVIDER, NEGATIVE, POSITIVE, backdrop, error_css, legible,
 FACT_WIDTH_SAMPLES = 500  # the facts measured for the fact column's width (the first rows: a long result is ranked)
 
 
+HISTOGRAM_LEAST = 64  # px
+
+
 class ResultsTableView(QTableView):
     """A table that draws the epsilon divider under the last sample within epsilon."""
 
@@ -68,6 +71,7 @@ class ResultsView(QWidget):
         self.preimage.hide()
         self.legend = QLabel(legend_html())
         self.legend.setWordWrap(True)  # a long legend (the local search's) must not widen the window
+        self.legend.setToolTip(LEGEND_TIP)
         self.legend.setVisible(not compact)
         self.filter_label = QLabel()
         self.filter_label.setTextFormat(Qt.RichText)
@@ -78,7 +82,7 @@ class ResultsView(QWidget):
         self.stale_label.setWordWrap(True)
         self.stale_label.hide()
         self.histogram = DistanceHistogram()
-        self.histogram.setMinimumHeight(90 if compact else 120)
+        self.histogram.setMinimumHeight(HISTOGRAM_LEAST)  # a short window's height goes to the rows first
         self.histogram.binSelected.connect(self._on_bin)
         self.histogram.selectionCleared.connect(self._on_bin_cleared)
         self.histogram.epsilonDragged.connect(self.epsilonDragged)
@@ -112,6 +116,8 @@ class ResultsView(QWidget):
         split.addWidget(self.table)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 3)
+        self._rows_split, self._split_moved = split, False  # the user's own split stays theirs
+        split.splitterMoved.connect(lambda *_: setattr(self, "_split_moved", True))
         split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -130,6 +136,15 @@ class ResultsView(QWidget):
         self.legend.setStyleSheet(f"color: {muted_css(self)};")
         self.filter_label.setStyleSheet(f"color: {muted_css(self)};")
         self.stale_label.setStyleSheet(f"color: {error_css(self)};")
+
+    def resizeEvent(self, event) -> None:
+        """A quarter of the height for the histogram, the rest for the rows (the splitter's own
+        sharing went by size hints: at 1280 x 720 two rows showed)."""
+        super().resizeEvent(event)
+        if not self._split_moved:
+            total = sum(self._rows_split.sizes())
+            histogram = max(HISTOGRAM_LEAST, total // 4)
+            self._rows_split.setSizes([histogram, max(total - histogram, 0)])
 
     def changeEvent(self, event) -> None:
         """A new palette: recolour the labels and the rich text written with the old one."""
@@ -264,10 +279,15 @@ class ResultsView(QWidget):
 
 
 def legend_html() -> str:
-    """The colour legend: the two prob_diff colours as swatches, their words black or white on them."""
-    return ("Token colour: p(token | z_q) − p(token | z_BOS), " + swatch_html(POSITIVE, "<b>blue</b>") +
-            " positive, " + swatch_html(NEGATIVE, "<b>red</b>") + " negative · <s>struck through</s>: "
-            "malformed (the task's check rejects it) · bar: D / 0.5 · hover a token for its own distance")
+    """The colour legend, one line (a short window's height goes to the rows): the two prob_diff
+    colours as swatches, their words black or white on them; LEGEND_TIP says it in full."""
+    return ("Token: p(token | z_q) − p(token | z_BOS) " + swatch_html(POSITIVE, "<b>+</b>") + " " +
+            swatch_html(NEGATIVE, "<b>−</b>") + " · <s>struck through</s>: malformed · bar: D / 0.5")
+
+
+LEGEND_TIP = ("Token background: p(token | z_q) − p(token | z_BOS), blue where positive, red where negative.\n"
+              "Struck through: a malformed sample (the task's check rejects it); red never means that.\n"
+              "Bar: the distance D / 0.5. Hover a token for its own distance.")
 
 
 def describe_query(result) -> str:
