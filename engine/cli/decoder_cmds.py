@@ -98,7 +98,33 @@ def _named_entry(args):
 def describe_point(q) -> str:
     """One line for an in-training check: the average and each site's in-epsilon rate."""
     sites = " ".join(f"{name} {rate:.2f}" for name, rate in q.rates.items())
-    return f"average in-epsilon {q.average:.2f}, well-formed {q.well_formed:.0%} ({sites})"
+    some = f" on {len(q.rates)} of {q.of_sites} sites" if q.of_sites and len(q.rates) < q.of_sites else ""
+    took = f", took {q.took:.0f} s" if q.took >= 1 else ""
+    return f"average in-epsilon {q.average:.2f}{some}, well-formed {q.well_formed:.0%}{took} ({sites})"
+
+
+def describe_checks(cfg, n_sites: int, every: str) -> str:
+    """What the in-training checks will do and cost, said before the first one starts."""
+    from engine.decoder.train import MIN_CHECK_SITES, check_limit
+
+    tested = min(cfg.check_sites, n_sites)
+    sites = f"{tested} of {n_sites} sites in turn" if tested < n_sites else f"all {n_sites} sites"
+    limit = check_limit(cfg)
+    most = (f", at most about {limit:.0f} s each (at least {min(MIN_CHECK_SITES, tested)} sites)"
+            if limit is not None else "")
+    counted = "; their time counts in the budget" if cfg.steps is None else ""
+    return (f"quality checks: at the start and {every}, {sites} x {cfg.check_queries} queries{most}{counted}; "
+            "progress is shown during each")
+
+
+def describe_check(step: int, c) -> str:
+    """The line a check starts with: what it tests, and how long it will take when known."""
+    from engine.decoder.train import MIN_CHECK_SITES
+
+    up_to = "up to " if c.limit is not None and c.planned > MIN_CHECK_SITES else ""
+    left = c.left()
+    left = f", about {left:.0f} s" if left is not None else ""
+    return f"checking the decoder at step {step:,}: {up_to}{c.planned} of {c.of_sites} sites x {c.queries} queries{left}"
 
 
 def refuse_bundled(entry, allowed: bool, what: str, instead: str) -> None:
@@ -209,11 +235,26 @@ def _train_decoder(args, ranks, device) -> int:
     say(f"training a decoder for {entry.name} ({entry.path}): {budget}{processes}, d_model {cfg.d_model}, "
         f"batch {cfg.batch_size}, lr {cfg.lr}; checkpoint {checkpoint}")
     say(f"inputs: {inputs.describe()}")
+    if cfg.check_every_steps if cfg.steps else cfg.check_every_s:
+        every = (f"every {cfg.check_every_steps:,} steps" if cfg.steps
+                 else f"every {cfg.check_every_s / 60:g} minutes")
+        say(describe_checks(cfg, len(chosen_sites(probed.config, cfg.sites, probed.task)), every))
     bar = ProgressBar(f"decoder {entry.task}") if ranks.main else None
+    check_bar = ProgressBar("  check") if ranks.main else None
 
     def show(p) -> None:
+        if p.check is not None:
+            c = p.check
+            if c.done == 0:
+                bar.note(describe_check(p.step, c))
+            else:
+                check_bar.update(c.done, c.expected(), c.seconds,
+                                 f"sites of {c.of_sites}, {c.queries} queries each", force=c.done == 1)
+            return
         if p.quality is not None:
-            bar.note(f"check at {p.seconds / 60:.1f} min: {describe_point(p.quality)}")
+            bar.note(f"check at {p.quality.seconds / 60:.1f} min: {describe_point(p.quality)}")
+        if p.step == 0:  # a check before the first step: no bar yet
+            return
         done, total = (p.step, cfg.steps) if cfg.steps else (int(p.seconds), int(p.budget))  # steps or seconds
         bar.update(done, total, p.seconds, f"step {p.step} pairs {p.pairs:,} loss {p.loss:.4f}")
 

@@ -22,6 +22,7 @@ class DecoderTrainConfig:
     focus: float = 0.5  # share of pairs whose site is drawn in proportion to its miss rate
     check_every_s: float = 120.0  # in-training quality checks (0 = none)
     check_queries: int = 48  # queries per site in each check
+    check_sites: int = 32  # sites tested in each check at most, in turn (a GPT-2-small-shaped model has 157)
     # A budget in steps instead of minutes (scripts and tests: the same work on a busy machine
     # as on an idle one). With steps set, the cosine follows steps and checks come every
     # check_every_steps steps (0 = none); minutes and check_every_s are then not used.

@@ -65,12 +65,18 @@ def evaluate_decoder(inv, held_out: np.ndarray, n_queries: int = 200, epsilon: f
 
 
 def measure_quality(probed, decoder, sites, pool: np.ndarray, n_queries: int = 200, epsilon: float = 0.1,
-                    seed: int = 0, progress=None, metric: str | None = None) -> DecoderQuality:
+                    seed: int = 0, progress=None, metric: str | None = None, tested: list[int] | None = None,
+                    enough=None, agreement: bool = True) -> DecoderQuality:
     """Per-site in-epsilon rates of `decoder` (its site embedding in the order of `sites`) on
     queries drawn from `pool` (decoder rows): held-out inputs for the reported figures,
     training inputs for the checks during training (the held-out ones stay untouched).
     Distances are `metric`, by default the task's (1 - cosine for text models, as the paper's
-    GPT-2 test; normalised Euclidean for the synthetic tasks)."""
+    GPT-2 test; normalised Euclidean for the synthetic tasks).
+
+    tested: the indices into `sites` to test, in this order (default: all); enough(done) is asked
+    after each site and ends the test early when true (the sites done so far are the result);
+    progress(done, total) is called after each site. agreement: also run the task's agreement
+    probe (the in-training checks leave it out: they do not use it)."""
     task = probed.task
     metric = metric or task.query_metric
     rng = np.random.default_rng(seed)
@@ -80,14 +86,18 @@ def measure_quality(probed, decoder, sites, pool: np.ndarray, n_queries: int = 2
     quality = DecoderQuality(n_queries, epsilon)
     was_training = decoder.training
     decoder.eval()
-    for i, site in enumerate(sites):
+    order = list(range(len(sites))) if tested is None else list(tested)
+    for done, i in enumerate(order, start=1):
+        site = sites[i]
         positions = random_positions(task, queries, rng)
         positions = np.where(positions == 0, task.decoder_positions(queries).argmax(axis=1), positions)  # no BOS
         inside, well, _ = _sample_once(probed, decoder, i, site, queries, positions, epsilon, gen, metric)
         quality.sites.append(SiteQuality(site.short, float(inside.mean()), float(well.mean())))
         if progress:
-            progress(i + 1, len(sites))
-    probe = task.agreement_probe()
+            progress(done, len(order))
+        if enough is not None and done < len(order) and enough(done):
+            break
+    probe = task.agreement_probe() if agreement else None
     if probe is not None and any(s.short == probe.site for s in sites):
         index = next(i for i, s in enumerate(sites) if s.short == probe.site)
         at = probe.position_of(queries)

@@ -11,9 +11,17 @@ the measurements), so the recipe is about pairs per second and about seeing prog
 - in-training checks: every few minutes the paper's in-epsilon test runs on a small sample of
   training-split queries; the points make the quality-against-time curve, and a share of the next
   pairs go to the sites where the decoder lands inside epsilon least often (hard-site focus).
+
+A check is sized to the model: it tests at most cfg.check_sites sites, taking the sites in turn
+from one check to the next (a GPT-2-small-shaped model has 157; testing all 157 x 48 queries took
+6.5 minutes before the first step), and under a time budget it ends after CHECK_SHARE of the time
+between checks (never before MIN_CHECK_SITES sites). Its time counts in the budget, and the last
+check's time is kept free at the end for the closing check, so `--minutes 4` ends in about 4
+minutes. Progress inside a check reaches on_progress (DecoderProgress.check) after every site.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -48,8 +56,10 @@ class QualityPoint:
     step: int
     seconds: float
     pairs: int
-    rates: dict[str, float]  # site short name -> in-epsilon rate
+    rates: dict[str, float]  # site short name -> in-epsilon rate, of the sites this check tested
     well_formed: float
+    of_sites: int = 0  # how many sites the decoder has (0: an older record, where every check tested all)
+    took: float = 0.0  # seconds the check took (0: an older record)
 
     @property
     def average(self) -> float:
@@ -57,13 +67,45 @@ class QualityPoint:
 
 
 @dataclass
+class CheckProgress:
+    """Where an in-training check stands: `done` of the `planned` sites tested, `seconds` into it.
+    limit: the seconds after which it ends early (None: it tests every planned site);
+    per_site: the seconds one site took in the last check (None before the first)."""
+    done: int
+    planned: int
+    of_sites: int
+    seconds: float
+    limit: float | None
+    per_site: float | None
+    queries: int
+
+    def _per_site(self) -> float | None:
+        return self.seconds / self.done if self.done else self.per_site
+
+    def expected(self) -> int:
+        """How many sites the check will test: all planned, or under a time limit as many as
+        fit in it at the pace so far (never fewer than MIN_CHECK_SITES, or than are done)."""
+        per_site = self._per_site()
+        if self.limit is None or not per_site:
+            return self.planned
+        fit = math.ceil(self.limit / per_site)
+        return max(self.done, min(self.planned, max(fit, MIN_CHECK_SITES)))
+
+    def left(self) -> float | None:
+        """Seconds the check still needs, estimated (None: nothing to go by yet)."""
+        per_site = self._per_site()
+        return None if per_site is None else per_site * (self.expected() - self.done)
+
+
+@dataclass
 class DecoderProgress:
     step: int
     seconds: float
     budget: float
-    loss: float
+    loss: float  # nan before the first step
     pairs: int
-    quality: QualityPoint | None = None  # set on the update right after a check
+    quality: QualityPoint | None = None  # set on the update sent as a check ends
+    check: CheckProgress | None = None  # set on the updates during a check (its start, then after each site)
 
 
 @dataclass
@@ -115,12 +157,46 @@ class PairLoss(torch.nn.Module):
 
 
 def site_probabilities(n_sites: int, focus: float, last: QualityPoint | None, site_names: list[str]) -> np.ndarray:
-    """(S,) how often each site is drawn: (1 - focus) uniform, focus in proportion to its miss rate."""
+    """(S,) how often each site is drawn: (1 - focus) uniform, focus in proportion to its miss rate.
+    A site `last` has no rate for counts as the average of those it has."""
     uniform = np.full(n_sites, 1.0 / n_sites)
-    if last is None or focus <= 0:
+    if last is None or focus <= 0 or not last.rates:
         return uniform
-    miss = np.array([1.0 - last.rates.get(name, 0.0) for name in site_names]) + 0.02  # never exactly 0
+    typical = float(np.mean(list(last.rates.values())))
+    miss = np.array([1.0 - last.rates.get(name, typical) for name in site_names]) + 0.02  # never exactly 0
     return (1 - focus) * uniform + focus * miss / miss.sum()
+
+
+def latest_rates(quality: list[QualityPoint]) -> QualityPoint | None:
+    """The last check, with each site's rate from the latest check that tested it (a check of a
+    large model tests only some of its sites)."""
+    if not quality:
+        return None
+    rates: dict[str, float] = {}
+    for q in quality:
+        rates.update(q.rates)
+    last = quality[-1]
+    return QualityPoint(last.step, last.seconds, last.pairs, rates, last.well_formed, last.of_sites, last.took)
+
+
+MIN_CHECK_SITES = 4  # a check under a time limit still tests this many sites (or all, when fewer)
+CHECK_SHARE = 0.15  # under a time budget, a check ends after this share of the time between checks
+
+
+def check_order(n_sites: int, quality: list[QualityPoint], most: int) -> list[int]:
+    """The sites the next check tests, in order: up to `most`, going on from where the checks so
+    far left off (so that a large model's sites all get tested over a few checks; a resumed run
+    continues the same turn)."""
+    start = sum(len(q.rates) for q in quality) % n_sites
+    return [(start + i) % n_sites for i in range(min(n_sites, max(1, most)))]
+
+
+def check_limit(cfg: DecoderTrainConfig) -> float | None:
+    """The seconds after which a check ends early: none under a budget in steps (the same work on
+    any machine), else CHECK_SHARE of the time between checks (or of the budget, if shorter)."""
+    if cfg.steps is not None or cfg.check_every_s <= 0:
+        return None
+    return CHECK_SHARE * min(cfg.check_every_s, cfg.minutes * 60.0)
 
 
 SIZE_FIELDS = (("d_model", "d_model"), ("n_layers", "layers"), ("n_heads", "heads"))
@@ -192,31 +268,59 @@ def train_decoder(
     budget = cfg.minutes * 60.0
     train_inputs = inputs.train
 
-    def between_sites(done: int, total: int) -> None:
-        if should_stop and should_stop():
-            raise Cancelled("stopped during a check")
+    limit = check_limit(cfg)
+    per_site: list[float] = []  # seconds per site in the last check (this process's)
 
     def check() -> QualityPoint | None:
-        # Training-split queries, a fresh draw each time; the seconds spent here are not counted
-        # as training time. A stop request ends a check between sites (None: no point), so
-        # stopping never waits for a whole check.
+        # Training-split queries, a fresh draw each time; the seconds spent here count in the
+        # budget. A stop request ends a check between sites (None: no point), so stopping never
+        # waits for a whole check.
+        order = check_order(len(sites), quality, cfg.check_sites)
+        started, at = time.time(), loop.elapsed()
+        loss = shown_loss()
+
+        def tell(done: int) -> None:
+            if on_progress:
+                where = CheckProgress(done, len(order), len(sites), time.time() - started, limit,
+                                      per_site[-1] if per_site else None, cfg.check_queries)
+                on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loss, pairs, check=where))
+
+        def between_sites(done: int, total: int) -> None:
+            if should_stop and should_stop():
+                raise Cancelled("stopped during a check")
+            tell(done)
+
+        def enough(done: int) -> bool:
+            return limit is not None and done >= MIN_CHECK_SITES and time.time() - started >= limit
+
+        tell(0)
         try:
-            with loop.paused():
-                q = measure_quality(probed, decoder, sites, inputs.train, cfg.check_queries,
-                                    seed=check_seed(cfg.seed, len(quality)), progress=between_sites)
+            q = measure_quality(probed, decoder, sites, inputs.train, cfg.check_queries,
+                                seed=check_seed(cfg.seed, len(quality)), progress=between_sites,
+                                tested=order, enough=enough, agreement=False)
         except Cancelled:
             return None
         finally:
             decoder.train()
-        point = QualityPoint(loop.step, loop.elapsed(), pairs, {s.site: s.in_epsilon for s in q.sites},
-                             q.well_formed)
+        took = time.time() - started
+        per_site.append(took / max(len(q.sites), 1))
+        tested = {s.site: s.in_epsilon for s in q.sites}
+        rates = {n: tested[n] for n in names if n in tested}  # in the decoder's site order
+        point = QualityPoint(loop.step, at, pairs, rates, q.well_formed, len(sites), took)
         quality.append(point)
         return point
 
     by_steps = cfg.steps is not None
     checks_on = cfg.check_every_steps > 0 if by_steps else cfg.check_every_s > 0
     last_check = time.time() if quality else 0.0  # a fresh run checks its starting point first
-    point = None
+
+    def shown_loss() -> float:
+        return loop.loss_ema if loop.loss_ema is not None else float("nan")
+
+    def tell_point(point: QualityPoint | None) -> None:
+        # as soon as the check ends: a step of a large model can take minutes
+        if on_progress and point is not None:
+            on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, shown_loss(), pairs, point))
 
     def check_due() -> bool:
         if not checks_on:
@@ -235,17 +339,16 @@ def train_decoder(
         return point
 
     def before_step() -> None:
-        nonlocal point, last_check
-        point = None
+        nonlocal last_check
         due = check_due()
         if ranks.active and not by_steps:
             due = ranks.from_main(float(due)) > 0  # rank 0's clock decides
         if due:
-            point = shared_check()
+            tell_point(shared_check())
             last_check = time.time()
 
     def loss_of_step(step: int) -> torch.Tensor:
-        probs = site_probabilities(len(sites), cfg.focus, quality[-1] if quality else None, names)
+        probs = site_probabilities(len(sites), cfg.focus, latest_rates(quality), names)
         # each step's pairs come from its own stream: a resumed run, on any number of processes,
         # draws exactly the pairs the uninterrupted run would have
         rng = np.random.default_rng([cfg.seed, step])
@@ -261,10 +364,14 @@ def train_decoder(
         if loop.step % 100 == 0:
             history.append((loop.step, loop.elapsed(), loop.loss_ema))
         if on_progress:
-            on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loop.loss_ema, pairs, point))
+            on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loop.loss_ema, pairs))
 
     def finished() -> bool:
-        return loop.step >= cfg.steps if by_steps else loop.elapsed() >= budget
+        if by_steps:
+            return loop.step >= cfg.steps
+        # the closing check runs after the last step: keep the time the last check took free for it
+        closing = quality[-1].took if checks_on and quality and quality[-1].step != loop.step else 0.0
+        return loop.elapsed() + closing >= budget
 
     decoder.train()
     try:
@@ -276,9 +383,7 @@ def train_decoder(
         # keeps this frame), its destructor joins gloo's thread while holding the GIL, and hangs.
         loss_module = None  # noqa: F841 (the closure's cell: the wrapper is freed here)
     if checks_on and not (quality and quality[-1].step == loop.step):
-        point = shared_check()
-        if on_progress and point is not None:
-            on_progress(DecoderProgress(loop.step, loop.elapsed(), budget, loop.loss_ema or 0.0, pairs, point))
+        tell_point(shared_check())
     loop.save()
     decoder.eval()
     result = DecoderTrainResult(cfg, decoder.cfg, [s.id for s in sites], loop.step, pairs, loop.elapsed(),
