@@ -1,8 +1,9 @@
 """Which tokens of a sample fit its cell, elided in the middle so the compared token shows.
 
 A text model's sample is often wider than the column (IOI's prompts: every row's compared token
-and answer sat past the right edge, cut with no mark). When the tokens do not fit, the start is
-kept as far as room allows, then "…", then the compared token and what follows it; when even
+and answer sat past the right edge, cut with no mark). When the tokens do not fit, the compared
+token and what follows it are kept, and the room left is shared a token at a time between the
+start and the tokens just before the compared one, "…" standing for the middle; when even
 that does not fit, "…", the compared token and what follows as far as it fits, then "…". The
 full sample is in the tooltip of the "…" and of the row.
 """
@@ -36,14 +37,18 @@ def shown_cells(tm, sample, rect: QRect) -> ShownCells:
     n = len(full)
     cp = min(max(sample.compared_position, 0), n - 1)
     tail_w = sum(widths[cp:])
-    if tail_w + gap_w <= room:  # the start as far as it goes, "…", the compared token to the end
-        head, used = [], gap_w + tail_w
-        for i in range(cp):
-            if used + widths[i] > room:
-                break
-            head.append(i)
-            used += widths[i]
-        order = [*head, None, *range(cp, n)] if len(head) < cp else list(range(n))
+    if tail_w + gap_w <= room:  # the start and the tokens before the compared one, in turn, "…" between
+        head, before, used = 0, cp, gap_w + tail_w  # tokens [0, head) and [before, n) are kept
+        grew = True
+        while grew and head < before:
+            grew = False
+            for side in ("start", "context"):
+                i = head if side == "start" else before - 1
+                if head < before and used + widths[i] <= room:
+                    used += widths[i]
+                    head, before = (head + 1, before) if side == "start" else (head, before - 1)
+                    grew = True
+        order = [*range(head), None, *range(before, n)] if head < before else list(range(n))
     else:  # "…", the compared token and what follows as far as it fits, "…"
         used = gap_w if cp > 0 else 0
         order = [None] if cp > 0 else []

@@ -112,3 +112,11 @@ def test_a_malformed_sample_is_struck_through_not_red(qtbot, result):
     assert "struck through" in v.legend.text()
     v.grab().save("/tmp/shots/after/malformed_struck.png")
     assert math.isfinite(rows[0].distance)
+
+
+def test_an_elided_sample_shows_the_tokens_before_its_compared_token_too(qtbot, result):
+    """Compared at the last token (IOI at END + 1): the middle goes, the tokens leading up to it stay."""
+    v = shown(qtbot, result, [sample(IOI, compared=15)], width=700)
+    texts = [t.split(" ")[1] for t in tooltips_along(qtbot, v, 0, SAMPLE) if t.startswith("position")]
+    assert texts[0] == "0" and texts[-1] == "15"
+    assert "14" in texts and "13" in texts  # "␣ring ␣to (␣Justin)": what leads up to the compared token
