@@ -552,8 +552,12 @@ class ModelDiagram(QGraphicsView):
         painter.setFont(ROW_NAME_FONT)
         fm = painter.fontMetrics()
         width = max(fm.horizontalAdvance(name) for _, name in lay.row_names) + 10
+        last = None  # zoomed far out (a fit of every position), names that would overlap are left out
         for row, name in lay.row_names:
             y = self.mapFromScene(QPointF(0, lay.row_y(row))).y()
+            if last is not None and abs(y - last) < fm.height():
+                continue
+            last = y
             painter.fillRect(0, y - fm.height() // 2, width, fm.height(), self.colors.backdrop)
             painter.setPen(self.colors.muted)
             painter.drawText(4, y + fm.ascent() // 2 - 1, name)

@@ -17,7 +17,7 @@ from app.style import DIVIDER, NEGATIVE, POSITIVE, backdrop, error_css, legible,
 FACT_WIDTH_SAMPLES = 500  # the facts measured for the fact column's width (the first rows: a long result is ranked)
 
 
-HISTOGRAM_LEAST = 64  # px
+HISTOGRAM_LEAST = 80  # px: its axis labels still apart
 
 
 class ResultsTableView(QTableView):
