@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 @dataclass
 class DecoderTrainConfig:
+    """A decoder's training run: a budget in minutes of wall time (or `steps`), AdamW with lr
+    (per step, linear warm-up over `warmup` steps, cosine decay to min_lr_frac * lr), batch_size
+    (query, input) pairs per step, the decoder's size (d_model, n_layers, n_heads), and in-training
+    quality checks every check_every_s seconds (or check_every_steps steps)."""
+
     minutes: float
     batch_size: int = 256
     lr: float = 2e-3

@@ -2,7 +2,9 @@
 the in-epsilon rate is the share of samples whose activation lands within D < epsilon."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +13,9 @@ from engine.decoder.pairs import random_positions
 from engine.decoder.sampling import generate
 from engine.probed.sites import read_site
 from engine.query.distance import min_distance, position_distances
+
+if TYPE_CHECKING:
+    from engine.query.run import Inverter
 
 
 @dataclass
@@ -58,9 +63,15 @@ def _sample_once(probed, decoder, site_index: int, site, queries: np.ndarray, po
     return (dist < epsilon).cpu().numpy(), well, rows
 
 
-def evaluate_decoder(inv, held_out: np.ndarray, n_queries: int = 200, epsilon: float = 0.1, seed: int = 0,
-                     progress=None, metric: str | None = None) -> DecoderQuality:
-    """The paper's test on held-out inputs (decoder rows), for a loaded Inverter."""
+def evaluate_decoder(inv: Inverter, held_out: np.ndarray, n_queries: int = 200, epsilon: float = 0.1,
+                     seed: int = 0, progress: Callable[[int, int], None] | None = None,
+                     metric: str | None = None) -> DecoderQuality:
+    """The paper's test on held-out inputs, for a loaded Inverter: held_out is (N, T) token ids
+    (decoder rows), of which n_queries are drawn as the queries (the same at every site); each
+    query's activation at a site is decoded and the decoded input re-run; the quality is each
+    site's share of decoded inputs within epsilon (0 to 1) in `metric` (default: the task's), and
+    the share that are well formed.
+    progress(done, total) after each site."""
     return measure_quality(inv.probed, inv.decoder, inv.sites, held_out, n_queries, epsilon, seed, progress, metric)
 
 

@@ -17,11 +17,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.explain.summary import FeatureShare, summarize
 from engine.query.types import QueryOptions, QueryResult
+
+if TYPE_CHECKING:
+    from engine.probed.sites import Site
+    from engine.query.run import Inverter
+    from engine.tasks.base import Task
 
 SWEEP_CANDIDATES = 256  # per node: the issue's and the benchmark's figure; a quarter of a full query
 CACHE_NODES = 2048  # node results kept (about 9 counting maps; each result a few hundred samples)
@@ -55,6 +61,11 @@ class NodeReading:
 
 @dataclass
 class InformationMap:
+    """A query at each (site, position) node of one input: `rows` (a NodeReading each, in the
+    order run: site, position, label, share of candidates within epsilon, distance quantiles
+    (10%, 50%, 90%, in the metric's units), the top shared feature); `options` the per-node
+    QueryOptions; `seconds` the wall time; `complete` False when cancelled part way."""
+
     model: str
     query: str
     query_tokens: list[int]
@@ -151,9 +162,10 @@ class NodeCache:
 NODE_CACHE = NodeCache()
 
 
-def sweep_options(task, **changes) -> QueryOptions:
+def sweep_options(task: Task, **changes) -> QueryOptions:
     """A map's per-node options: the task's schedule and metric, SWEEP_CANDIDATES candidates,
-    no colouring (nobody reads a token's colour on a map), one chunk per node."""
+    no colouring (nobody reads a token's colour on a map), one chunk per node. changes: any
+    QueryOptions field (candidates=64, seed=1, epsilon=0.05, ...)."""
     from engine.query.types import default_options
 
     base = default_options(task, candidates=SWEEP_CANDIDATES, colour=False)
@@ -161,11 +173,15 @@ def sweep_options(task, **changes) -> QueryOptions:
     return replace(options, first_chunk_size=options.candidates, chunk_size=options.candidates)
 
 
-def run_map(inv, text: str, nodes: list[tuple] | None = None, options: QueryOptions | None = None,
+def run_map(inv: Inverter, text: str, nodes: list[tuple[Site, int]] | None = None,
+            options: QueryOptions | None = None,
             on_row: Callable[[NodeReading, QueryResult, int, int], None] | None = None,
             cancel: threading.Event | None = None, cache: NodeCache = NODE_CACHE) -> InformationMap:
     """InversionView at each node, in order; on_row(reading, result, done, total) after each.
-    Cancel stops between nodes (and inside a node's sampling); the map then has the rows done."""
+    Cancel stops between nodes (and inside a node's sampling); the map then has the rows done.
+
+    text: the input as typed; nodes: (Site, position index) pairs (default: `map_nodes`, every
+    site at every position after BOS); options: default `sweep_options(task)`."""
     from engine.query.run import run_query
 
     t0 = time.time()

@@ -17,7 +17,9 @@ vocabulary sweep and the edges): the app's flow thread drops a graph nobody wait
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,15 +38,25 @@ from engine.probed.sites import canonical_site, flow_sites, resid_before
 from engine.tasks.base import TaskInputError
 from engine.threads import one_thread_if_small
 
+if TYPE_CHECKING:
+    from engine.probed.model import ProbedModel
+    from engine.runtime import TransformerBridge
+
 __all__ = ["DEFAULT_THRESHOLD", "FlowEdge", "FlowGraph", "FlowNode", "NeuronReadout", "build_flow", "flow_edge",
            "default_output_position", "find_route", "flow_for_query", "flow_sites", "resolve_target", "top_neurons"]
 
 
-def build_flow(bridge, ids: Sequence[int], vocab: Sequence[str], *, position_labels: Sequence[str] | None = None,
-               target: int | Sequence[int] | None = None, output: NodeKey | None = None,
-               threshold: float = DEFAULT_THRESHOLD, top_k: int = 5, fast: bool | None = None,
-               cancel=None) -> FlowGraph:
+def build_flow(bridge: TransformerBridge, ids: Sequence[int], vocab: Sequence[str], *,
+               position_labels: Sequence[str] | None = None, target: int | Sequence[int] | None = None,
+               output: NodeKey | None = None, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5,
+               fast: bool | None = None, cancel: threading.Event | None = None) -> FlowGraph:
     """The flow graph of one token sequence.
+
+    ids: the token ids (T of them, BOS first when the model has one); vocab: the text of every
+    token id (d_vocab strings). The graph has, for every node (site, position), its logit-lens
+    top_k tokens with their probabilities (0 to 1) and its norm, and for every edge its
+    contribution weight (0 to 1: its share of what reaches the node); the route keeps the edges
+    of weight >= threshold that lead to the output node.
 
     target: None = the model's own prediction (argmax of its logits) at each position; an int =
     that token id at every position; a sequence = one id per position. output: the route's end
@@ -208,11 +220,13 @@ def resolve_target(task, token: str | int | None) -> int | None:
     raise TaskInputError(f"unknown target token {token!r}; give a token of {task.vocab.describe()} or an id")
 
 
-def flow_for_query(model, text: str, *, target: str | int | Sequence[int] | None = None,
+def flow_for_query(model: ProbedModel, text: str, *, target: str | int | Sequence[int] | None = None,
                    position: int | str | None = None, threshold: float = DEFAULT_THRESHOLD,
-                   top_k: int = 5, cancel=None) -> FlowGraph:
+                   top_k: int = 5, cancel: threading.Event | None = None) -> FlowGraph:
     """The flow graph of a task query on a ProbedModel; the route ends at the final residual of
-    `position` (index or label; default: default_output_position). cancel: as build_flow's."""
+    `position` (index or label; default: default_output_position). target: a token's text or id,
+    one id per position, or None (the model's own prediction at each position); threshold: the
+    route's least edge weight (0 to 1); top_k: tokens read out per node; cancel: as build_flow's."""
     task = model.task
     ids = task.parse_query(text)
     pos = default_output_position(task, ids) if position is None else task.resolve_position(ids, position)

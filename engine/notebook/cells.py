@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+if TYPE_CHECKING:
+    from engine.store.folders import ModelEntry
 
 PROJECT = Path(__file__).resolve().parents[2]  # the checkout (or install) whose engine wrote the notebook
 
@@ -62,7 +66,7 @@ def notebook(cells: list) -> nbformat.NotebookNode:
     return nb
 
 
-def model_ref(entry) -> str:
+def model_ref(entry: ModelEntry) -> str:
     """How a notebook names a model: bundled and user models by name, a Hugging Face cache model
     by its id, any other folder by its absolute path."""
     if entry.source == "folder":

@@ -3,12 +3,17 @@ exported route, then the logit lens at the output position, another node's route
 model's own prediction recomputed from its logits."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import nbformat
 
 from engine.notebook.cells import SETUP, TABLE, code, load_lines, md, notebook
 
+if TYPE_CHECKING:
+    from engine.flow.graph import FlowGraph
 
-def flow_notebook(graph, model_ref: str, text: str, *, target: str | int | None = None,
+
+def flow_notebook(graph: FlowGraph, model_ref: str, text: str, *, target: str | int | None = None,
                   task: str | None = None) -> nbformat.NotebookNode:
     """A notebook that rebuilds `graph` (a FlowGraph) with flow_for_query: the same model, input,
     target (None: the model's own prediction at each position), output position, threshold and

@@ -3,13 +3,18 @@ against the exported rows, then one node's samples within epsilon, another site,
 recomputed independently."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import nbformat
 
 from engine.notebook.cells import SETUP, TABLE, code, load_lines, md, notebook, options_source, precision_arg
 
+if TYPE_CHECKING:
+    from engine.explain.sweep import InformationMap
 
-def map_notebook(m, model_ref: str, *, text: str | None = None, precision: str = "fp32", task: str | None = None,
-                 prompts: str | None = None) -> nbformat.NotebookNode:
+
+def map_notebook(m: InformationMap, model_ref: str, *, text: str | None = None, precision: str = "fp32",
+                 task: str | None = None, prompts: str | None = None) -> nbformat.NotebookNode:
     """A notebook that re-runs `m` (an InformationMap) with run_map: the same model, input, nodes
     (site, position) and options (every field, seed and sampler included). precision: the
     inverter's (Inverter.precision) when the map was made; text: the input as given."""

@@ -4,9 +4,16 @@ patched together, the two baselines recomputed from the model's logits, and one 
 hand with a forward hook."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import nbformat
 
 from engine.notebook.cells import SETUP, TABLE, code, load_lines, md, notebook
+
+if TYPE_CHECKING:
+    from engine.patching.report import CumulativeReport, PatchReport
+    from engine.patching.setup import PatchSetup
 
 # The clean and corrupted metrics from the model's own logits, without the patching code.
 BASELINES = '''\
@@ -55,8 +62,9 @@ else:
     print(f"{NODE} patched by hand: {again:.6f}; the report gave {patched[NODE]:.6f}")'''
 
 
-def patch_notebook(report, model_ref: str, setup, *, text: str, corrupt: str | None = None,
-                   flips=(), nodes: str | None = None, task: str | None = None,
+def patch_notebook(report: PatchReport | CumulativeReport, model_ref: str, setup: PatchSetup, *, text: str,
+                   corrupt: str | None = None, flips: Sequence[tuple[int | str, int | str]] = (),
+                   nodes: str | None = None, task: str | None = None,
                    prompts: str | None = None) -> nbformat.NotebookNode:
     """A notebook that re-runs `report` (a PatchReport from patch_nodes, or a CumulativeReport
     from patch_cumulative) with the same model, inputs, answer position and tokens, metric and

@@ -2,9 +2,14 @@
 the exported samples, then another site, an independent distance and the samples within epsilon."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import nbformat
 
 from engine.notebook.cells import SETUP, TABLE, code, load_lines, md, notebook, options_source, precision_arg
+
+if TYPE_CHECKING:
+    from engine.query.types import QueryOptions, QueryResult
 
 CHECKED_ROWS = 20  # exported samples the notebook checks its own against
 
@@ -42,7 +47,7 @@ for s in result.samples[:5]:
     print(f"rank {s.rank}: the query gave {s.distance:.6f}, recomputed {again:.6f}  {s.marked()}")'''
 
 
-def options_of(result, asked=None):
+def options_of(result: QueryResult, asked: QueryOptions | None = None) -> QueryOptions:
     """The QueryOptions that drew `result`: `asked` when given (the request's own, with the search's
     settings), else rebuilt from what the result records (candidates, schedule, metric, epsilon,
     seed, same_label, sampler; the search's other settings at their defaults)."""
@@ -55,8 +60,8 @@ def options_of(result, asked=None):
                         seed=result.seed, same_label=result.same_label, sampler=result.sampler)
 
 
-def query_notebook(result, model_ref: str, options, *, text: str | None = None, task: str | None = None,
-                   prompts: str | None = None) -> nbformat.NotebookNode:
+def query_notebook(result: QueryResult, model_ref: str, options: QueryOptions, *, text: str | None = None,
+                   task: str | None = None, prompts: str | None = None) -> nbformat.NotebookNode:
     """A notebook that re-runs `result` (a QueryResult) with the same model, query, site,
     position, options (every field, seed and sampler included) and sampling precision.
 

@@ -8,10 +8,16 @@ input (`:`, `A1`, `END`). No torch here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.probed.sites import canonical_site, flow_sites, get_site, is_parallel
 from engine.tasks.base import TaskInputError
+
+if TYPE_CHECKING:
+    from engine.probed.config import ProbedConfig
+    from engine.tasks.base import Task
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,9 @@ def parse_node(config, task, ids, text: str) -> Node:
     return Node(canonical_site(site.short), task.resolve_position(ids, position))
 
 
-def parse_nodes(config, task, ids, text: str) -> list[Node]:
-    """Comma-separated `SITE@POSITION` nodes, in the order given (each once)."""
+def parse_nodes(config: ProbedConfig, task: Task, ids: Sequence[int], text: str) -> list[Node]:
+    """Comma-separated `SITE@POSITION` nodes of the input `ids` (token ids), in the order given
+    (each once); a position is an index or one of the input's labels."""
     parts = [p for p in _NODE_START.split(text) if p.strip()]
     if not parts:
         raise TaskInputError("expected nodes as SITE@POSITION separated by commas, e.g. a0.0@3,x1.post@:")

@@ -69,6 +69,11 @@ class PatchEffect:
 
 @dataclass
 class PatchReport:
+    """patch_nodes' result: the clean and corrupted runs' metric (PatchSetup.metric: a logit
+    difference, or a probability 0 to 1) and, per node in the order patched, the metric with that
+    node patched and its share of the effect ((patched - clean) / (corrupt - clean): 1 = all of
+    it); `ranked()` largest share first; seconds: wall time; passes: forward passes."""
+
     inputs: PatchInputs
     clean: float  # the metric of the clean run
     corrupt: float  # the metric of the corrupted run
@@ -102,6 +107,10 @@ class CumulativeStep:
 
 @dataclass
 class CumulativeReport:
+    """patch_cumulative's result: per step, the metric with the nodes so far patched together,
+    how far it has moved from the clean value (clean - metric, in the metric's units) and its
+    share of the effect; `line()` the paper's 'forward [moved, ...] of total'."""
+
     inputs: PatchInputs
     order: str  # "forward" (the nodes as given) or "backward" (reversed)
     clean: float

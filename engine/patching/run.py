@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,9 @@ from engine.patching.setup import PatchSetup
 from engine.probed.sites import hooked_pass
 from engine.tasks.base import TaskInputError
 from engine.threads import one_thread_if_small
+
+if TYPE_CHECKING:
+    from engine.probed.model import ProbedModel
 
 Progress = Callable[[int, int], None]  # (done, total) patched runs
 
@@ -47,9 +51,11 @@ def metric_of(probed, setup: PatchSetup, ids: Sequence[int], hooks=()) -> float:
     return float(metric_values(logits[:, setup.answer_position], setup)[0])
 
 
-def patch_nodes(probed, setup: PatchSetup, nodes: Sequence[Node] | None = None,
+def patch_nodes(probed: ProbedModel, setup: PatchSetup, nodes: Sequence[Node] | None = None,
                 on_progress: Progress | None = None, cancel: threading.Event | None = None) -> PatchReport:
-    """Each node patched alone into the clean run (default: `all_nodes` up to the answer position)."""
+    """Each node patched alone into the clean run (default: `all_nodes` up to the answer position).
+    on_progress(done, total) after each batch of patched runs; a set `cancel` raises Cancelled
+    between batches."""
     t0 = time.perf_counter()
     nodes = list(nodes) if nodes is not None else default_nodes(probed, setup)
     _check(probed, setup, nodes)
@@ -63,7 +69,7 @@ def patch_nodes(probed, setup: PatchSetup, nodes: Sequence[Node] | None = None,
                        time.perf_counter() - t0, passes + more)
 
 
-def patch_cumulative(probed, setup: PatchSetup, nodes: Sequence[Node], reverse: bool = False,
+def patch_cumulative(probed: ProbedModel, setup: PatchSetup, nodes: Sequence[Node], reverse: bool = False,
                      on_progress: Progress | None = None,
                      cancel: threading.Event | None = None) -> CumulativeReport:
     """The nodes patched in order, each on top of those before it (reverse: last node first);

@@ -13,15 +13,24 @@ No torch here.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.tasks.base import TaskInputError
+
+if TYPE_CHECKING:
+    from engine.tasks.base import Task
 
 METRICS = ("logit_diff", "prob")
 
 
 @dataclass(frozen=True)
 class PatchSetup:
+    """Two inputs of one length (token ids) and how the answer is scored: the metric is read
+    from the logits at answer_position; logit_diff = logit[answer] - logit[corrupt_answer]
+    (logits, unbounded), prob = softmax probability of answer (0 to 1). Made by make_setup."""
+
     clean: tuple[int, ...]  # token ids as the model reads them (BOS ...)
     corrupt: tuple[int, ...]  # same length
     answer_position: int  # whose logits are read
@@ -39,7 +48,8 @@ class PatchSetup:
         return [i for i, (a, b) in enumerate(zip(self.clean, self.corrupt)) if a != b]
 
 
-def make_setup(task, clean_ids, corrupt_ids, position: int | str | None = None, metric: str = "logit_diff",
+def make_setup(task: Task, clean_ids: Sequence[int], corrupt_ids: Sequence[int],
+               position: int | str | None = None, metric: str = "logit_diff",
                answer: int | str | None = None, corrupt_answer: int | str | None = None) -> PatchSetup:
     """A checked set-up; TaskInputError (one line) for anything that would make it meaningless.
 
@@ -97,7 +107,7 @@ def parse_flip(text: str) -> tuple[str, str]:
     return text[:cut], text[cut + 1:]
 
 
-def flip_one(task, ids, position: int | str, token: int | str) -> list[int]:
+def flip_one(task: Task, ids: Sequence[int], position: int | str, token: int | str) -> list[int]:
     """`ids` with the token at `position` (index or label) replaced by `token` (id or text)."""
     ids = [int(i) for i in ids]
     pos = task.resolve_position(ids, position)

@@ -28,8 +28,12 @@ import re
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.errors import SiteError
+
+if TYPE_CHECKING:
+    from engine.probed.config import ProbedConfig
 
 KINDS = ("resid_pre", "head", "attn_out", "resid_mid", "mlp_out", "resid_post")
 _HOOKS = {"resid_pre": "hook_resid_pre", "head": "attn.hook_z", "attn_out": "hook_attn_out",
@@ -96,9 +100,10 @@ def is_parallel(config) -> bool:
     return bool(getattr(config, "parallel_attn_mlp", False))
 
 
-def all_sites(config) -> list[Site]:
-    """Every site of a model (anything with n_layers and n_heads), in forward order; a
-    parallel-attention model has no x{L}.mid."""
+def all_sites(config: ProbedConfig) -> list[Site]:
+    """Every site of a model (its ProbedConfig, or anything with n_layers and n_heads), in
+    forward order; a parallel-attention model has no x{L}.mid. Each site's activation is a
+    d_model-wide vector per position (a head's: its z through its rows of W_O)."""
     after = ("attn_out", "mlp_out", "resid_post") if is_parallel(config) else \
         ("attn_out", "resid_mid", "mlp_out", "resid_post")
     sites = []
@@ -184,8 +189,9 @@ def chosen_sites(config, names: list[str] | None, task=None) -> list[Site]:
     return [s for s in all_sites(config) if s.id in wanted]
 
 
-def get_site(config, name: str) -> Site:
-    """A site by short name, hook name or id."""
+def get_site(config: ProbedConfig, name: str) -> Site:
+    """A site by short name ("x1.post", "a0.1"), hook name or id; SiteError when the model
+    has no such site."""
     for site in all_sites(config):
         if name in (site.short, site.id) or (site.head is None and name == site.hook):
             return site

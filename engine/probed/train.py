@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.probed.evaluate import correct_mask, score_probed
-from engine.probed.model import PAPER_CONFIGS, ProbedConfig, build_probed
+from engine.probed.model import PAPER_CONFIGS, ProbedConfig, ProbedModel, build_probed
 from engine.tasks import TASKS
 from engine.train.loop import warmup_cosine
 
@@ -143,13 +143,16 @@ def train_probed(
     cfg: ProbedTrainConfig,
     checkpoint: Path,
     resume: bool = True,
-    device=None,
+    device: str | None = None,
     init_state: dict | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     checkpoint_every_s: float = 60.0,
-):
-    """Train until cfg.steps; returns (ProbedModel, ProbedTrainResult). Checkpoints to `checkpoint`.
+) -> tuple[ProbedModel, ProbedTrainResult]:
+    """Train until cfg.steps; returns (ProbedModel, ProbedTrainResult). Checkpoints to `checkpoint`
+    (a .safetensors path) at most every checkpoint_every_s seconds; device: "cpu", "cuda", ...
+    (default: the best available). on_progress(TrainProgress) as steps go; should_stop() is
+    asked between steps (True: save a checkpoint and raise Cancelled).
 
     init_state: weights to start from (fine-tuning a trained model with a new schedule); a
     checkpoint being resumed takes precedence.

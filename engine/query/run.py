@@ -77,9 +77,13 @@ class Inverter:
                         f"trained sites: {trained}")
 
 
-def load_inverter(entry: ModelEntry | str, device=None, precision: str = "auto",
-                  decoder_optional: bool = False) -> Inverter:
-    """precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on
+def load_inverter(entry: ModelEntry | str, device: str | torch.device | None = None,
+                  precision: str = "auto", decoder_optional: bool = False) -> Inverter:
+    """The model under study and its decoder, loaded once to be queried many times
+    (run_query). entry: a ModelEntry or a name, folder or cache id (find_model); device: "cpu",
+    "cuda", ... (default: the best available).
+
+    precision: 'fp32', 'bf16' (sample with a bfloat16 copy of the decoder) or 'auto' (bf16 on
     CUDA, and on a CPU where bf16 products measure faster: engine/runtime.py). decoder_optional: a
     model without a decoder loads too; the local search queries it (engine/search/).
 

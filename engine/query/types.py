@@ -29,6 +29,14 @@ def sampler_for(asked: str, trained_on_site: bool) -> str:
 
 @dataclass(frozen=True)
 class QueryOptions:
+    """How one InversionView query draws and judges its candidates (frozen; change with
+    dataclasses.replace). candidates: how many inputs to draw (1-65536); schedule: (temperature,
+    noise) pairs the decoder's candidates are split across evenly; metric: "euclidean"
+    (||z - z_q|| / ||z_q||, a ratio) or "cosine" (1 - cos(z, z_q), 0 to 2); epsilon: the distance
+    under which a sample counts as "within epsilon", in the metric's units; seed: the same seed
+    gives the same samples; sampler: "auto", "decoder" or "search".
+    """
+
     candidates: int = 1024
     schedule: tuple[tuple[float, float], ...] = AUTO_SCHEDULE  # split evenly across the entries
     metric: str = "euclidean"
@@ -88,11 +96,11 @@ class SampleResult:
     """One distinct sampled input, compared with the query activation."""
 
     text: str  # BOS..EOS, e.g. "Bmbombmbobo|m:3E"
-    tokens: list[int]
+    tokens: list[int]  # token ids, BOS first
     labels: list[str]  # position labels of the sample
     multiplicity: int  # how many candidates produced exactly this input
-    distance: float  # min over compared positions
-    compared_position: int  # argmin position
+    distance: float  # min over compared positions, in the metric's units (QueryOptions.metric)
+    compared_position: int  # argmin position (a token index, BOS at 0)
     position_distances: list[float]  # per position; nan where not compared (BOS/EOS/PAD)
     temperature: float  # of the first candidate that produced it
     noise: float
@@ -124,6 +132,12 @@ class QueryChunk:
 
 @dataclass
 class QueryResult:
+    """What one query found: the query (tokens, position labels, the compared position), the
+    site, and `samples`, the distinct sampled inputs ranked by distance (ascending, in the
+    metric's units); `seconds` the wall time of the whole query, `first_chunk_seconds` until the
+    first rows; `candidates` asked for, `candidates_done` drawn (fewer when cancelled:
+    `complete` False); seed, schedule, precision and sampler say how to draw them again."""
+
     model: str
     task: str
     query: str  # BOS..EOS

@@ -284,7 +284,11 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelEntry:
     return entry
 
 
-def load_probed(entry: ModelEntry | str, device=None) -> ProbedModel:
+def load_probed(entry: ModelEntry | str, device: str | None = None) -> ProbedModel:
+    """The model under study, ready to run: its TransformerLens bridge (`.bridge`), its config
+    (`.config`: n_layers, n_heads, d_model, d_vocab, ...) and its task (`.task`). entry: a
+    ModelEntry or a name, folder or cache id (find_model); device: "cpu", "cuda", ... (default:
+    the best available). StoreError when the folder or its weights cannot be read."""
     if isinstance(entry, str):
         entry = find_model(entry)
     if entry.task == TEXT_TASK:
