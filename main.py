@@ -6,7 +6,7 @@ def main() -> int:
     from app.qt_args import is_qt_option
 
     args = sys.argv[1:]
-    if not args or args[0].startswith("--smoke-test") or is_qt_option(args[0]):  # -style fusion: Qt's own
+    if not args or args[0].startswith(("--smoke-test", "--engine-command")) or is_qt_option(args[0]):  # -style fusion: Qt's own
         from app.launch import main as gui_main
 
         return gui_main(args)

@@ -1,6 +1,6 @@
 """Starting the desktop app: display check, QApplication identity, the window, the smoke test.
 
-Nothing here imports torch: the window shows first and the engine thread loads the model.
+Nothing here imports torch: the window shows first and the engine process loads the model.
 """
 from __future__ import annotations
 
@@ -17,17 +17,19 @@ APP_ID = "inversionview-studio"  # the .desktop file's name and the Wayland app 
 DISPLAY_NAME = "InversionView Studio"
 RESOURCES = shipped_dir("resources")  # icons: the checkout's, or the installed copy
 # Platforms that draw without a windowing system (offscreen tests, VNC, framebuffers).
-GIL_SWITCH_S = 0.0005
 HEADLESS_PLATFORMS = {"offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
 
 SMOKE_SHOT = "build/smoke/screenshot.png"  # ignored by git: a smoke run never changes a tracked file
 
-USAGE = """usage: python main.py [--smoke-test[=PATH]] [--version] [Qt options, e.g. -style fusion]
+USAGE = """usage: python main.py [--smoke-test[=PATH]] [--engine-command=CMD] [--version] [Qt options, e.g. -style fusion]
 
 Opens InversionView Studio. --smoke-test starts the window offscreen, runs one query on the
 bundled model, saves a screenshot (default build/smoke/screenshot.png, outside the tracked docs/)
-and exits 0 on success. Qt's own options (-style, -platform, -reverse…) are passed to Qt.
-For the command line, run: python main.py --help"""
+and exits 0 on success. --engine-command runs the engine with another command that speaks its
+protocol on standard input and output, e.g. on a GPU machine:
+  --engine-command="ssh gpu-box /path/to/.venv/bin/python -m engine.server"
+(remembered in the settings; --engine-command= goes back to this machine). Qt's own options
+(-style, -platform, -reverse…) are passed to Qt. For the command line, run: python main.py --help"""
 
 
 def has_display() -> bool:
@@ -39,17 +41,29 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def parse_args(args: list[str]) -> tuple[str | None, str | None]:
-    """(smoke test screenshot path or None, error text or None)."""
-    smoke = None
-    for arg in args:
+def parse_args(args: list[str]) -> tuple[str | None, str | None, str | None]:
+    """(smoke test screenshot path or None, engine command or None (not given), error text or None)."""
+    from app.workers.engine_link import parse_command
+
+    smoke = command = None
+    args = list(args)
+    while args:
+        arg = args.pop(0)
         if arg == "--smoke-test":
             smoke = SMOKE_SHOT
         elif arg.startswith("--smoke-test="):
             smoke = arg.split("=", 1)[1] or SMOKE_SHOT
+        elif arg == "--engine-command" or arg.startswith("--engine-command="):
+            if "=" not in arg and not args:
+                return None, None, "--engine-command needs a command, e.g. --engine-command='ssh gpu-box python -m engine.server'"
+            command = arg.split("=", 1)[1] if "=" in arg else args.pop(0)
+            try:
+                command and parse_command(command)
+            except ValueError as e:
+                return None, None, str(e)
         else:
-            return None, f"unknown argument {arg!r}"
-    return smoke, None
+            return None, None, f"unknown argument {arg!r}"
+    return smoke, command, None
 
 
 def app_icon():
@@ -101,10 +115,6 @@ def make_application(qt_args: list[str] = ()):
     from PySide6.QtWidgets import QApplication
 
     _quiet_known_qt_noise()
-    # The engine thread runs Python between torch calls; a GUI callback waiting for the GIL would
-    # wait up to the switch interval (5 ms by default) each time, and a repaint makes hundreds of
-    # callbacks. A shorter interval hands the GIL to the GUI thread sooner.
-    sys.setswitchinterval(GIL_SWITCH_S)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID, *qt_args])
     app.setApplicationName(APP_ID)
     app.setApplicationDisplayName(DISPLAY_NAME)
@@ -125,7 +135,7 @@ def main(args: list[str] | None = None) -> int:
 
         print(f"{DISPLAY_NAME} {package_version()}")
         return 0
-    smoke, error = parse_args(args)
+    smoke, engine_command, error = parse_args(args)
     if error:
         print(f"error: {error}\n{USAGE}", file=sys.stderr)
         return 2
@@ -149,9 +159,10 @@ def main(args: list[str] | None = None) -> int:
 
         # a fresh settings file: the smoke test always runs the bundled model's defaults
         store = SettingsStore(Path(tempfile.mkdtemp(prefix="ivs-smoke-")) / "settings.json")
-        window = MainWindow(store, save_settings=False)
+        window = MainWindow(store, save_settings=False, engine_command=_engine_command(engine_command, store))
     else:
-        window = MainWindow()
+        store = SettingsStore()
+        window = MainWindow(store, engine_command=_engine_command(engine_command, store))
     window.setWindowIcon(app.windowIcon())
     window.show()
     if smoke:
@@ -164,13 +175,22 @@ def main(args: list[str] | None = None) -> int:
     code = app.exec()
     if smoke:
         code = driver.exit_code
-    if window.engine_stuck or window.training_stuck:
-        # the engine (or training) thread is inside a long call (e.g. importing torch) that cannot be interrupted;
-        # leave without destroying its QThread, which would abort
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
     return code
+
+
+def _engine_command(given: str | None, store) -> list[str] | None:
+    """The engine command: --engine-command (remembered), else the setting; None: the default."""
+    from app.workers.engine_link import parse_command
+
+    settings = store.load()
+    if given is not None and given != settings.engine_command:
+        settings.engine_command = given
+        try:
+            store.save(settings)
+        except OSError:
+            pass  # used this time, not remembered
+    text = settings.engine_command if given is None else given
+    return parse_command(text) if text else None
 
 
 def console_main() -> None:

@@ -46,7 +46,7 @@ from app.results.history import HistoryEntry, HistoryPanel
 from app.results.view import ResultsView
 from app.settings import MAX_FOLDERS, AppSettings, SettingsStore
 from app.style import error_css, muted_css
-from app.workers.engine_thread import EngineBackend, EngineClient
+from app.workers.engine_client import EngineClient
 from app.workers.query_request import QueryRequest, default_position, default_site
 from engine.errors import USER_ERRORS
 from engine.probed.sites import all_sites, paper_sites
@@ -61,14 +61,15 @@ SAVE_DELAY_MS = 1500
 class MainWindow(QMainWindow):
     resultShown = Signal(object)  # the QueryResult now on screen (partial or final)
 
-    def __init__(self, store: SettingsStore | None = None, backend: EngineBackend | None = None,
-                 save_settings: bool = True):
+    def __init__(self, store: SettingsStore | None = None, backend=None, save_settings: bool = True,
+                 engine_command: list[str] | None = None):
+        """backend: a fake engine run in a thread (tests); None: the engine process, started with
+        engine_command (default: this interpreter, app/workers/engine_link.py)."""
         super().__init__()
         self.store = store or SettingsStore()
         self.settings: AppSettings = self.store.load()
         self._save_enabled = save_settings
-        self.engine = EngineClient(backend, self)
-        self.engine_stuck = False  # set when closing could not stop the engine thread in time
+        self.engine = EngineClient(backend, self, command=engine_command)
         self.training_stuck = False  # the same for the decoder training thread
         self.train_dialog = None  # made on first use (File > Train decoder…)
         self._entry = None  # ModelEntry chosen
@@ -188,6 +189,7 @@ class MainWindow(QMainWindow):
         e.runFinished.connect(self._on_finished)
         e.runFailed.connect(self._on_run_failed)
         e.runCancelled.connect(self._on_run_cancelled)
+        e.engineLost.connect(self._on_engine_lost)
 
     def _restore_options(self) -> None:
         s = self.settings
@@ -300,6 +302,15 @@ class MainWindow(QMainWindow):
         # the target picker's vocabulary: the engine thread made the display table while loading
         # (50k tokens take 0.1 s), so this only hands it over
         self.flow.set_model(info.key, self._task.vocab.strings())
+
+    def _on_engine_lost(self, line: str) -> None:
+        """The engine process died (killed, crashed, out of memory): the query, site, results and history
+        stay on screen; the client has started another engine and is reloading the model."""
+        self._loaded = None
+        self.picker.set_state(line, error=True)
+        self.model_state.setText("engine restarting…")
+        self.statusBar().showMessage(line, 30000)
+        self._update_run_enabled()
 
     def _on_model_failed(self, message: str) -> None:
         self.picker.set_state(message, error=True)
@@ -639,8 +650,7 @@ class MainWindow(QMainWindow):
         self.flow.stop()
         if self.train_dialog is not None:  # a run stops at its next step, its checkpoint saved
             self.training_stuck = not self.train_dialog.shutdown()
-        # cancel, stop the engine loop and wait: no "QThread destroyed while running"
-        self.engine_stuck = not self.engine.shutdown(timeout_ms=900)
+        self.engine.shutdown()  # the engine's pipe closes and it exits: nothing here waits for torch
         event.accept()
 
     def show_about(self) -> QMessageBox:

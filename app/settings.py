@@ -43,6 +43,9 @@ class AppSettings:
     splitter_state: str = ""
     folders: list = field(default_factory=list)  # model folders opened by hand (Hugging Face ones too), newest last
     export_folder: str = ""  # where the last file was saved or opened: the next dialog starts there
+    # the engine process's command, as a shell would split it; empty: this interpreter on this machine
+    # (e.g. "ssh gpu-box /path/.venv/bin/python -m engine.server": app/workers/engine_link.py)
+    engine_command: str = ""
 
 
 def config_dir() -> Path:
@@ -88,8 +91,18 @@ LIMITS = {
     "window_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "export_folder": lambda v: len(v) <= MAX_TEXT,
+    "engine_command": lambda v: len(v) <= MAX_TEXT and _splits(v),
     "folders": lambda v: len(v) <= MAX_FOLDERS and all(isinstance(p, str) and 0 < len(p) <= MAX_TEXT for p in v),
 }
+
+
+def _splits(text: str) -> bool:
+    from app.workers.engine_link import parse_command
+
+    try:
+        return not text or bool(parse_command(text))
+    except ValueError:
+        return False
 
 
 def _coerce(value, default):

@@ -28,7 +28,8 @@ def default_threads(with_gui: bool) -> int:
     if override.isascii() and override.isdigit() and int(override) > 0:
         return int(override)
     cores = os.cpu_count() or 2
-    return max(1, cores - 1) if with_gui else cores
+    beside_window = with_gui or os.environ.get("INVERSIONVIEW_BESIDE_WINDOW") == "1"  # engine/server/main.py
+    return max(1, cores - 1) if beside_window else cores
 
 
 def apply_threads(n: int | None = None, with_gui: bool = False) -> int:

@@ -83,8 +83,8 @@ class _LazyTooltip:
 
 @dataclass
 class PreparedGraph:
-    """What every redraw of one graph reuses, made once per graph on the flow thread
-    (app/workers/flow_worker.py): on a GPT-2-sized graph (4,344 nodes, 47,808 edges) the readouts
+    """What every redraw of one graph reuses, made once per graph on the engine link's
+    reader thread (app/workers/engine_client.py): on a GPT-2-sized graph (4,344 nodes, 47,808 edges) the readouts
     took 38 ms and the influence on the output 48 ms, which the GUI thread paid on arrival and
     when pruning was switched on; the influence index (engine/flow/prune.py) takes 17 ms now."""
 

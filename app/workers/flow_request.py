@@ -1,7 +1,6 @@
-"""What the window asks the engine thread for the flow graph: plain data, no Qt, no torch."""
+"""What the window asks the engine for the flow graph: plain data, no Qt, no torch."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 FLOW_TOP_K = 10  # logit-lens tokens kept per node: the tooltip shows 5, the detail pane 10
@@ -13,7 +12,6 @@ class FlowRequest:
     text: str  # the query as typed
     target: str | None = None  # a token's text, or None: the model's own prediction at each position
     top_k: int = FLOW_TOP_K
-    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
     # where the window's route ends (None: the graph's own output): the influence on that node is
     # worked out with the graph, off the GUI thread (app/flow/overlay.py prepare_graph)
     route_position: int | None = field(default=None, compare=False)
@@ -29,7 +27,6 @@ class NeuronRequest:
     graph: object = field(repr=False)  # the FlowGraph the node belongs to (its neuron activations)
     layer: int = 0
     position: int = 0
-    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
     def key(self) -> tuple:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.workers.engine_thread import describe_error
+from engine.server.service import describe_error
 
 PROGRESS_EVERY_S = 0.1
 

@@ -145,6 +145,21 @@ def record_path(folder: Path) -> Path:
     return own if own.is_file() or not (Path(folder) / LEGACY_FILE).is_file() else Path(folder) / LEGACY_FILE
 
 
+def decoder_stamp(entry: ModelEntry) -> tuple:
+    """What a loaded model's decoder was read from: the folder's decoder file and its record (which
+    names the decoder's config and sites), each as (size, mtime, inode) or None when absent. The
+    engine's model cache checks it, so a decoder trained into the folder meanwhile
+    (`train-decoder --model FOLDER`) is loaded rather than the cached decoder-less model."""
+    stamp = []
+    for path in (entry.path / "decoder.safetensors", record_path(entry.path)):
+        try:
+            st = path.stat()
+            stamp.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 def read_config(folder: Path, task: str | None = None) -> dict:
     """The folder's studio record. A Hugging Face task checkpoint without one gets its record
     made from Hugging Face's config.json (nothing is written)."""

@@ -83,4 +83,4 @@ def window(qtbot, fake_engine, fake_models):
     w = open_window(qtbot, fake_engine.backend())
     yield w
     w.close()
-    assert not w.engine.thread.isRunning(), "the engine thread outlived its window"
+    qtbot.waitUntil(lambda: not w.engine.engine_alive, timeout=5000)  # the engine ends with its window

@@ -65,7 +65,7 @@ class FakeEngine:
         self.colour_gate.set()
 
     def backend(self):
-        from app.workers.engine_thread import EngineBackend
+        from engine.server.backend import EngineBackend
 
         return EngineBackend(load_inverter=self.load_inverter, run_query=self.run_query,
                              jobs={"map": self.run_map, "colour": self.run_colour})

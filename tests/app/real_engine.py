@@ -39,3 +39,20 @@ def make_tiny_model(folder: Path, task: str = "counting", name: str | None = Non
     decoder = new_decoder(probed, DecoderTrainConfig(minutes=0, d_model=32, n_layers=1, n_heads=2), sites)
     save_decoder(folder, decoder.eval(), [s.id for s in sites], {"command": "tests (random, untrained)"})
     return folder
+
+
+def engine_gone(pid: int | None, timeout_s: float = 10.0) -> bool:
+    """Has the engine process ended (and been reaped)? Polled: the link kills a process that lingers."""
+    import os
+    import time
+
+    if pid is None:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False

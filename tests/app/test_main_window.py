@@ -216,7 +216,7 @@ def test_settings_are_saved_and_restored(qtbot, window):
     s = store.load()
     assert (s.model, s.query, s.site, s.position, s.epsilon, s.seed, s.same_label) == \
         ("fake-counting", "Bxxqxqqmqx|m:1", "a1.0", 12, 0.2, 5, True)
-    again = MainWindow(store, backend=w.engine._worker._backend)
+    again = MainWindow(store, backend=w.engine._backend)
     qtbot.addWidget(again)
     with qtbot.waitSignal(again.engine.modelLoaded, timeout=5000):
         again.start()

@@ -28,7 +28,7 @@ def test_save_dialogs_start_in_documents_then_in_the_folder_last_used(qtbot, win
     assert w.export_png("diagram") is not None
     assert Path(asked[1]).parent == out  # the next one starts where the last file went
     w.close()
-    again = MainWindow(SettingsStore(), backend=w.engine._worker._backend)  # and so does the next session
+    again = MainWindow(SettingsStore(), backend=w.engine._backend)  # and so does the next session
     qtbot.addWidget(again)
     again.show()
     with qtbot.waitSignal(again.engine.modelLoaded, timeout=5000):

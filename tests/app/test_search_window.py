@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 from PySide6.QtCore import Qt
 
-from app.workers.engine_thread import real_backend
 from engine.probed.model import PAPER_CONFIGS
 from engine.store.folders import user_models_dir
 from engine.tasks import get_task
@@ -65,7 +64,7 @@ def test_a_model_without_a_decoder_answers_a_query_by_local_search(qtbot, no_dec
     shutil.copytree(no_decoder_source, user_models_dir() / "plain-counting")
     store = SettingsStore()
     store.save(AppSettings(model="plain-counting", query="Baiaigiaaggi|g:3", site="m1", candidates=192))
-    w = MainWindow(store, backend=real_backend())
+    w = MainWindow(store)  # the engine process
     qtbot.addWidget(w)
     w.show()
     with qtbot.waitSignal(w.engine.modelLoaded, timeout=LOAD_TIMEOUT_MS):
@@ -126,7 +125,6 @@ def test_a_model_without_a_decoder_answers_a_query_by_local_search(qtbot, no_dec
     choose_sampler(w, "search")
     assert w.run_bar.run_button.isEnabled()
     w.close()
-    assert not w.engine.thread.isRunning()
 
 
 # ---- the fake engine: the choice and when Run is refused ----------------------------------------
@@ -217,14 +215,14 @@ def test_a_required_node_on_the_map_is_drawn_strong_like_a_shared_one():
 
 @requires_real_engine
 def test_the_map_job_maps_a_model_without_a_decoder_by_local_search(no_decoder_source):
-    """The window's map job (app/workers/job_request.py) on a decoder-less model: the task's sites,
+    """The engine's map job (engine/server/backend.py) on a decoder-less model: the task's sites,
     each node by local search (it mapped no node at all before)."""
-    from app.workers.job_request import real_jobs
+    from engine.server.backend import real_backend
     from engine.query.run import load_inverter
     from engine.store.folders import find_model
 
     inv = load_inverter(find_model(str(no_decoder_source)), decoder_optional=True)
     seen = []
     params = {"text": "Baiaigiaaggi|g:3", "positions": [":"], "options": {"sampler": "auto", "candidates": 64}}
-    answer = real_jobs()["map"](inv, params, lambda item, done, total: seen.append(item[1].sampler), None)
+    answer = real_backend().jobs["map"](inv, params, lambda item, done, total: seen.append(item[1].sampler), None)
     assert len(answer.rows) >= 5 and set(seen) == {"search"}

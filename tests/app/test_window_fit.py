@@ -53,7 +53,7 @@ def test_a_node_pane_saved_floating_is_restored_docked(qtbot, window):
     w.node_dock.move(200, 0)
     assert w.node_dock.isFloating()
     w.close()
-    again = MainWindow(SettingsStore(), backend=w.engine._worker._backend)
+    again = MainWindow(SettingsStore(), backend=w.engine._backend)
     qtbot.addWidget(again)
     again.show()
     with qtbot.waitSignal(again.engine.modelLoaded, timeout=5000):

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.diagram.layout import _diagram_key
 from app.flow.overlay import rank_change, token_text
-from app.workers.engine_thread import real_backend
+from engine.server.backend import real_backend
 from engine.flow.graph import FlowGraph
 from engine.probed.sites import previous_resid
 from engine.store.folders import user_models_dir
@@ -67,7 +67,6 @@ def flow_window(qtbot, tiny_counting):
         w.start()
     yield w
     w.close()
-    assert not w.engine.thread.isRunning() and not w.engine.flow_thread.isRunning()
 
 
 def edges_drawn(w) -> list:
@@ -100,7 +99,7 @@ def type_query(qtbot, w, text):
     qtbot.keyClicks(line, text)
 
 
-def test_typing_a_query_draws_its_flow_graph_computed_on_the_flow_thread(qtbot, flow_window):
+def test_typing_a_query_draws_its_flow_graph_computed_off_the_gui_thread(qtbot, flow_window):
     w = flow_window
     before = len(w.recorder.calls)
     with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
@@ -109,7 +108,7 @@ def test_typing_a_query_draws_its_flow_graph_computed_on_the_flow_thread(qtbot, 
     assert graph.tokens == w.editor.tokens()
     assert len(w.recorder.calls) == before + 1  # one forward pass for the whole typed text (debounced)
     qthread, ident, text = w.recorder.calls[-1]
-    assert qthread is w.engine.flow_thread and ident != threading.get_ident()
+    assert ident != threading.get_ident()  # an engine worker's (here a thread: the real engine in-thread)
     assert text == "Bvvzccvczvvvzvcvc|v:8"
     assert len(edges_drawn(w)) == len(graph.edges_above(0.04)) > 0
     assert drawn(w) == as_drawn(graph.edges_above(0.04))
@@ -334,7 +333,7 @@ def test_choosing_a_target_token_recolours_by_its_probability(qtbot, flow_window
     with qtbot.waitSignal(w.flow.graphShown, timeout=30_000) as blocker:
         combo.setCurrentIndex(combo.findText("g"))
     graph = blocker.args[0]
-    g = list(graph.vocab).index("g")
+    g = next(i for i, text in graph.vocab.items() if text == "g")  # the graph carries the labels it refers to
     assert set(graph.targets) == {g}
     assert w.recorder.calls[-1][2] == QUERY
     from app.style import target_prob_hex
@@ -458,7 +457,7 @@ def test_stop_ends_a_graph_being_computed_and_compute_asks_again(qtbot, flow_win
     assert w.flow.graph is None and "computing" in w.flow.controls.status.text()
     qtbot.mouseClick(button, Qt.LeftButton)
     # the engine raises Cancelled at its first look at the event: the request is dropped, not failed
-    qtbot.waitUntil(lambda: not w.engine._side, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.engine.waiting("flow"), timeout=10_000)
     assert w.flow.graph is None and not w.diagram.edge_items()
     assert w.flow.controls.status.text() == "flow graph stopped" and button.text() == "Compute"
     w.recorder.hold = False

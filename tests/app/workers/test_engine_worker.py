@@ -1,12 +1,14 @@
-"""The engine threads: request ids, stale results dropped, cancel, readable errors, flow graphs beside queries."""
+"""The engine client over the protocol (a fake engine in a thread): request ids, stale results dropped,
+cancel, readable errors, flow graphs beside queries."""
 import threading
 
 import pytest
 
-from app.workers.engine_thread import EngineClient, describe_error
+from app.workers.engine_client import EngineClient
 from app.workers.query_request import QueryRequest
 from engine.errors import SiteError, StoreError
 from engine.query.types import QueryOptions
+from engine.server.service import describe_error
 from engine.store.folders import find_model
 from tests.app.fakes import FakeEngine
 
@@ -23,7 +25,6 @@ def client(qtbot, fake_models):
     yield make
     for c in engines:
         assert c.shutdown(2000)
-        assert not c.thread.isRunning() and not c.flow_thread.isRunning()
 
 
 def request(text="Baiaigiaaggi|g:3", site="x1.post", position=14, candidates=256, **kw):
@@ -76,7 +77,7 @@ def test_the_work_runs_on_the_engine_thread_not_the_gui_thread(qtbot, client):
 def test_a_flow_graph_is_answered_while_a_query_runs_on_its_own_thread(qtbot, client):
     """The query below cannot finish until the test lets it; a flow graph computed on the engine
     thread would wait behind it and never arrive."""
-    from app.workers.engine_thread import EngineBackend
+    from engine.server.backend import EngineBackend
     from app.workers.flow_request import FlowRequest
 
     engine, release, threads = FakeEngine(), threading.Event(), {}
@@ -104,15 +105,24 @@ def test_a_flow_graph_is_answered_while_a_query_runs_on_its_own_thread(qtbot, cl
 
 
 def test_a_new_run_supersedes_the_old_and_its_results_are_dropped(qtbot, client):
-    c = client(FakeEngine(chunk_delay=0.05))
+    engine = FakeEngine(chunk_delay=0.05)
+    cancels = []
+    original = engine.run_query
+
+    def spy(inv, text, site, position, options, on_chunk=None, cancel=None):
+        cancels.append(cancel)
+        return original(inv, text, site, position, options, on_chunk, cancel)
+
+    engine.run_query = spy
+    c = client(engine)
     loaded(qtbot, c)
     finished = []
     c.runFinished.connect(finished.append)
-    first = request(seed=1)
-    c.run(first)
+    c.run(request(seed=1))
+    qtbot.waitUntil(lambda: len(cancels) == 1, timeout=5000)
     with qtbot.waitSignal(c.runFinished, timeout=10000):
         c.run(request(seed=2, candidates=64))
-    assert first.cancel.is_set()
+    assert cancels[0].is_set()  # the engine stopped the first
     assert len(finished) == 1 and finished[0].candidates == 64
 
 

@@ -7,7 +7,7 @@ from engine.logs import log_path, setup_logging
 
 def test_an_unexpected_error_leaves_its_traceback_in_the_log_file(tmp_path, monkeypatch):
     monkeypatch.setenv("INVERSIONVIEW_LOG_DIR", str(tmp_path / "logs"))
-    from app.workers.engine_thread import describe_error
+    from engine.server.service import describe_error
 
     path = setup_logging()
     assert path == tmp_path / "logs" / "studio.log" == log_path()
@@ -17,7 +17,7 @@ def test_an_unexpected_error_leaves_its_traceback_in_the_log_file(tmp_path, monk
     except RuntimeError as e:
         line = describe_error(e)
     assert line == "RuntimeError: the decoder fell over"
-    for handler in logging.getLogger("app").handlers:
+    for handler in logging.getLogger("engine").handlers:
         handler.flush()
     text = path.read_text()
     assert text.count("unexpected error in the engine") == 1

@@ -1,4 +1,4 @@
-"""The window on the real engine (engine.query): run, export the CSV and read it back, close mid-run."""
+"""The window on the real engine process: run, export the CSV and read it back, close mid-run."""
 import csv
 import json
 import shutil
@@ -6,9 +6,8 @@ import shutil
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from app.workers.engine_thread import real_backend
 from engine.store.folders import user_models_dir
-from tests.app.real_engine import make_tiny_model, requires_real_engine
+from tests.app.real_engine import engine_gone, make_tiny_model, requires_real_engine
 
 pytestmark = requires_real_engine
 LOAD_TIMEOUT_MS = 180_000  # the first load imports torch and transformer_lens on a busy 2-core machine
@@ -19,8 +18,9 @@ def tiny_model_source(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-counting")
 
 
-@pytest.fixture
-def real_window(qtbot, tiny_model_source):
+def open_real(qtbot, tiny_model_source, backend=None):
+    """The window on the tiny model: backend None is the engine process, as the app runs it; a test
+    that patches the engine's module passes engine.server.backend.real_backend() (run in a thread)."""
     shutil.copytree(tiny_model_source, user_models_dir() / "tiny-counting")
     from app.main_window import MainWindow
     from app.settings import AppSettings, SettingsStore
@@ -28,14 +28,21 @@ def real_window(qtbot, tiny_model_source):
     store = SettingsStore()
     # the decoder's path (its tiny decoder puts under 5% within epsilon, where auto goes on with the search)
     store.save(AppSettings(model="tiny-counting", candidates=256, sampler="decoder"))
-    w = MainWindow(store, backend=real_backend())
+    w = MainWindow(store, backend=backend)
     qtbot.addWidget(w)
     w.show()
     with qtbot.waitSignal(w.engine.modelLoaded, timeout=LOAD_TIMEOUT_MS):
         w.start()
+    return w
+
+
+@pytest.fixture
+def real_window(qtbot, tiny_model_source):
+    w = open_real(qtbot, tiny_model_source)
+    pid = w.engine.engine_pid
     yield w
     w.close()
-    assert not w.engine.thread.isRunning()
+    assert engine_gone(pid)
 
 
 def run_and_wait(qtbot, w, timeout=120_000):
@@ -107,12 +114,13 @@ def test_an_untrained_site_cannot_run_with_the_decoder_and_says_why(qtbot, real_
     assert run_and_wait(qtbot, w).complete
 
 
-def test_an_untrained_site_runs_the_local_search_under_auto(qtbot, real_window, monkeypatch):
+def test_an_untrained_site_runs_the_local_search_under_auto(qtbot, tiny_model_source, monkeypatch):
     """Issue #27: the decoder knows x1.post, not attn0; auto answers there by the local search."""
     import engine.query.run as run
+    from engine.server.backend import real_backend
 
     monkeypatch.setattr(run, "SEARCH_BELOW", 0.0)  # the tiny decoder's own samples stand, however few
-    w = real_window
+    w = open_real(qtbot, tiny_model_source, real_backend())  # in this process, where the patch holds
     box = w.options_bar.sampler_box
     box.setCurrentIndex(box.findData("auto"))
     assert w.options_bar.sampler() == "auto"
@@ -185,6 +193,7 @@ def test_closing_during_a_run_exits_cleanly(qtbot, real_window, qtlog):
     with qtbot.waitSignal(w.engine.runPartial, timeout=120_000):
         w.run_query()
     assert w.engine.running
+    pid = w.engine.engine_pid
     w.close()
-    assert not w.engine.thread.isRunning() and not w.engine_stuck
+    assert engine_gone(pid)  # the engine ended with the window, mid-query
     assert not [m for m in qtlog.records if "Destroyed while thread" in m.message]
