@@ -66,12 +66,11 @@ def measure(folder: Path, screenshot: Path | None) -> int:
     from app.launch import make_application
     from app.main_window import MainWindow
     from app.settings import AppSettings, SettingsStore
-    from app.workers.engine_thread import real_backend
 
     app = make_application()
     store = SettingsStore()
     store.save(AppSettings(model=str(folder), query=PROMPTS[0]))
-    window = MainWindow(store, backend=real_backend(), save_settings=False)
+    window = MainWindow(store, save_settings=False)  # the engine in its own process, as in the app
     window.resize(1480, 920)
     window.show()
     probe = StallProbe()

@@ -129,15 +129,22 @@ class EngineLink:
 
     # ---- messages ----------------------------------------------------------------------
     def send(self, header: dict, body=None) -> None:
-        """Queue a message; CodecError (at once, on the caller's thread) for a value that cannot cross."""
-        buffers: list = []
-        self._outbox.put((dict(header, body=encode(body, buffers)), buffers))
+        """Queue a message. It is encoded on the writer thread (a 1,000-sample result sent to be
+        coloured takes tens of milliseconds to encode); one that cannot be is answered as an error."""
+        self._outbox.put((header, body))
 
     def _write_loop(self) -> None:
         writer = FrameWriter(self._stdin)
         while (item := self._outbox.get()) is not None:
+            header, body = item
+            buffers: list = []
             try:
-                writer.write(*item)
+                header = dict(header, body=encode(body, buffers))
+            except CodecError as e:
+                self._on_message({"id": header.get("id", 0), "reply": "error", "body": f"cannot send the request: {e}"})
+                continue
+            try:
+                writer.write(header, buffers)
             except (OSError, ValueError):
                 return  # the engine has gone: the reader reports it
 
