@@ -9,6 +9,11 @@ token, so a leading space changes the ids.
 Each text is encoded with the model's tokenizer and cut into windows short enough to fit the
 decoder's context with BOS and EOS; a hash of each window's ids decides train or test, so a
 window (and any duplicate of it) lands on the same side however the corpus is ordered.
+
+A long text is encoded in pieces of at most PIECE_CHARS characters, cut before a space where
+there is one: the tokenizers library holds about 16 bytes of bookkeeping per byte of a text it
+encodes, so a 500 MB line asked it for 8 GiB and aborted the process (exit 134); a 6 MB line
+took 1.7 GB. Only the windows that straddle a cut differ from the whole text's.
 """
 from __future__ import annotations
 
@@ -104,17 +109,42 @@ def _json_text(line: str) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def corpus_windows(texts: list[str], encode: Callable[[str], list[int]], length: int) -> list[list[int]]:
-    """Token windows of at most `length` ids: a text that fits is one window, a longer one is cut
-    into consecutive windows (the last may be shorter). `encode` gives content ids, no BOS; the
-    caller adds BOS and EOS (window_grid), so length = n_ctx - 2 fits the context."""
+PIECE_CHARS = 1 << 16  # the most characters handed to the tokenizer at once
+
+
+def text_pieces(text: str, most: int = PIECE_CHARS) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `most` characters that add back up to it, each cut
+    just before a whitespace character in the second half of the piece when there is one (BPE puts
+    a word's leading space into its token, so the space starts the next piece), else at `most`."""
+    start = 0
+    while len(text) - start > most:
+        end = start + most
+        cut = max(text.rfind(space, start + most // 2, end) for space in " \n\t")
+        end = cut if cut > start else end
+        yield text[start:end]
+        start = end
+    yield text[start:] if start else text
+
+
+def corpus_windows(texts: list[str], encode: Callable[[str], list[int]], length: int,
+                   piece: int = PIECE_CHARS) -> list[np.ndarray]:
+    """Token windows of at most `length` ids, each an int32 array: a text that fits is one window,
+    a longer one is cut into consecutive windows (the last may be shorter). `encode` gives content
+    ids, no BOS; the caller adds BOS and EOS (window_grid), so length = n_ctx - 2 fits the context.
+    A text longer than `piece` characters is encoded piece by piece (text_pieces), each piece cut
+    into windows. The windows are views of one array per piece: 4 bytes an id, where a list of
+    Python ints took about 40 (a 60 MB line: 1.25 GB of lists)."""
     if length < 1:
         raise ValueError(f"window length must be at least 1, got {length}")
-    windows: list[list[int]] = []
+    windows: list[np.ndarray] = []
     for text in texts:
-        ids = list(encode(text))
-        # a text that encodes to nothing adds no window: range() is empty
-        windows.extend(ids[start:start + length] for start in range(0, len(ids), length))
+        for part in text_pieces(text, piece):
+            ids = np.asarray(encode(part), dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
+                raise ValueError(f"token ids must be from 0 to {np.iinfo(np.int32).max}")
+            ids = ids.astype(np.int32)
+            # a text that encodes to nothing adds no window: range() is empty
+            windows.extend(ids[start:start + length] for start in range(0, len(ids), length))
     return windows
 
 
