@@ -34,6 +34,8 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import OutputError, StoreError
 from engine.probed.sites import make_site, parse_short
 from engine.query.types import QueryResult, SampleResult, parse_schedule
@@ -50,6 +52,9 @@ DIGITS = 6  # decimals written (the paper rounds to 3; 6 keeps our distances' or
 MAX_FILE_BYTES = 64 * 2**20  # a 1,024-sample counting file is about 1 MB
 MAX_DEPTH = 8  # the format nests 4 deep: object > generation > entry > token list
 MAX_TOKENS = 100_000  # per sequence
+MAX_ENTRIES = 10 * MAX_TOKENS  # samples in `generation`
+MAX_CONTAINERS = 4 * MAX_ENTRIES + 8  # arrays and objects: 4 an entry (itself and 3 lists), a few more
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HEAD = re.compile(r"blocks\.(\d+)\.attn\.hook_(?:result\.(\d+)|z\[(\d+)\])")
 _OTHER = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|resid_mid|resid_post|mlp_out|attn_out)")
 
@@ -159,16 +164,53 @@ def write_paper_json(result: QueryResult, path: str | Path, query_pieces: list[s
 
 
 # ---- import --------------------------------------------------------------------------------
-def _depth(data: bytes) -> int:
-    """How deeply the JSON text nests arrays and objects (strings skipped), without parsing it."""
-    import numpy as np
+SCAN_CHUNK = 1 << 18  # bytes of a file the nesting scan looks at at once
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_MARKS = np.zeros(256, dtype=bool)
+_MARKS[list(b'"[]{}')] = True
+_STEP = np.zeros(256, dtype=np.int8)
+_STEP[list(b"[{")], _STEP[list(b"]}")] = 1, -1
 
-    bare = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", data)
-    brackets = np.frombuffer(bare.translate(None, delete=bytes(set(range(256)) - set(b"[]{}"))), dtype=np.uint8)
-    if not len(brackets):
-        return 0
-    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
+
+def _nesting(data: bytes) -> tuple[int, int]:
+    """(depth, containers): how deeply the JSON text nests arrays and objects and how many it
+    opens, strings skipped, without parsing it. A scan of SCAN_CHUNK bytes at a time that keeps
+    only where each chunk's quotes and brackets are: memory is a few times the chunk, not the
+    file's (a regex that cut the strings out took 120 MB per MB of a long string; a 60 MB file,
+    6 GiB). A quote after an odd run of backslashes is inside a string."""
+    depth = deepest = containers = 0
+    inside = False  # in a string at the chunk's start
+    run = 0  # backslashes that end the bytes before the chunk
+    view = memoryview(data)
+    for at in range(0, len(data), SCAN_CHUNK):
+        arr = np.frombuffer(view[at:at + SCAN_CHUNK], dtype=np.uint8)
+        where = np.flatnonzero(_MARKS[arr])
+        if len(where):
+            marks = arr[where]
+            quote = marks == _QUOTE
+            if quote.any():
+                # the run of backslashes before each quote: back to the last byte that is not one
+                plain = np.flatnonzero(arr != _BACKSLASH)
+                q_at = where[quote]
+                before = np.searchsorted(plain, q_at) - 1
+                last = np.where(before >= 0, plain[np.maximum(before, 0)], -1 - run)
+                escaped = (q_at - 1 - last) % 2 == 1
+                real = np.zeros(len(marks), dtype=bool)
+                real[np.flatnonzero(quote)[~escaped]] = True
+                # in a string: an odd number of real quotes so far (a quote itself is no bracket)
+                open_strings = (np.cumsum(real) + inside) % 2 == 1
+                inside = bool(open_strings[-1])
+                steps = np.where(open_strings | quote, 0, _STEP[marks])
+            else:
+                steps = np.zeros(len(marks), dtype=np.int8) if inside else _STEP[marks]
+            if len(steps):
+                levels = depth + np.cumsum(steps, dtype=np.int64)
+                deepest = max(deepest, int(levels.max()))
+                depth = int(levels[-1])
+                containers += int((steps > 0).sum())
+        plain_tail = np.flatnonzero(arr != _BACKSLASH)
+        run = len(arr) - 1 - int(plain_tail[-1]) if len(plain_tail) else run + len(arr)
+    return deepest, containers
 
 
 def _number(value, what: str, nullable: bool = False) -> float:
@@ -205,7 +247,7 @@ def _strings(value, what: str) -> list[str]:
     for i, piece in enumerate(items):
         if not isinstance(piece, str):
             raise _Bad(f"{what}[{i}] must be a token string, got {_show(piece)}")
-        if any("\ud800" <= c <= "\udfff" for c in piece):  # a lone surrogate: printing it would fail later
+        if _SURROGATE.search(piece):  # a lone surrogate: printing it would fail later
             raise _Bad(f"{what}[{i}] holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text")
     return items
 
@@ -283,7 +325,7 @@ def result_from_paper(doc, task: str | None = None, epsilon: float = 0.1, model:
     if not math.isfinite(temperature) or temperature < 0:
         raise _Bad(f"temperature must be 0 (Auto) or above, got {temperature}")
     entries = [_entry(item, i, metric) for i, item in
-               enumerate(_list(doc["generation"], "generation", high=10 * MAX_TOKENS))]
+               enumerate(_list(doc["generation"], "generation", high=MAX_ENTRIES))]
 
     every = set(query).union(*(set(e[0]) for e in entries)) if entries else set(query)
     chosen = _task_for(every, task)
@@ -355,10 +397,13 @@ def read_paper_json(path: str | Path, task: str | None = None, epsilon: float = 
         data = path.read_bytes()
     except OSError as e:
         raise StoreError(f"{path}: cannot read it ({e.strerror or e})") from None
-    depth = _depth(data)
+    depth, containers = _nesting(data)
     if depth > MAX_DEPTH:
         raise StoreError(f"{path}: nested {depth} levels deep, more than the {MAX_DEPTH} a cached-generation "
                          "file may have")
+    if containers > MAX_CONTAINERS:  # each would be a Python list or dict: about 60 bytes from 2 of the file
+        raise StoreError(f"{path}: {containers:,} arrays and objects, more than the {MAX_CONTAINERS:,} a "
+                         f"cached-generation file may have (4 for each of at most {MAX_ENTRIES:,} samples)")
     try:
         doc = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
