@@ -6,7 +6,8 @@ def main() -> int:
     from app.qt_args import is_qt_option
 
     args = sys.argv[1:]
-    if not args or args[0].startswith(("--smoke-test", "--engine-command")) or is_qt_option(args[0]):  # -style fusion: Qt's own
+    gui = ("--smoke-test", "--engine-command")
+    if not args or args[0].startswith(gui) or is_qt_option(args[0]):  # -style fusion: Qt's own option
         from app.launch import main as gui_main
 
         return gui_main(args)

@@ -21,7 +21,7 @@ HEADLESS_PLATFORMS = {"offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrd
 
 SMOKE_SHOT = "build/smoke/screenshot.png"  # ignored by git: a smoke run never changes a tracked file
 
-USAGE = """usage: python main.py [--smoke-test[=PATH]] [--engine-command=CMD] [--version] [Qt options, e.g. -style fusion]
+USAGE = """usage: python main.py [--smoke-test[=PATH]] [--engine-command=CMD] [--version] [Qt options]
 
 Opens InversionView Studio. --smoke-test starts the window offscreen, runs one query on the
 bundled model, saves a screenshot (default build/smoke/screenshot.png, outside the tracked docs/)
@@ -55,7 +55,8 @@ def parse_args(args: list[str]) -> tuple[str | None, str | None, str | None]:
             smoke = arg.split("=", 1)[1] or SMOKE_SHOT
         elif arg == "--engine-command" or arg.startswith("--engine-command="):
             if "=" not in arg and not args:
-                return None, None, "--engine-command needs a command, e.g. --engine-command='ssh gpu-box python -m engine.server'"
+                return None, None, ("--engine-command needs a command, "
+                                    "e.g. --engine-command='ssh gpu-box python -m engine.server'")
             command = arg.split("=", 1)[1] if "=" in arg else args.pop(0)
             try:
                 command and parse_command(command)

@@ -276,7 +276,7 @@ class EngineClient(QObject):
         line = (f"The engine stopped: {why}. " + ("Restarted it" + (" and reloading the model" if self._entry else "")
                 if restart else "It was not restarted") + f" (log: {engine_log_path()}).")
         log.warning(line)
-        for rid, (kind, request) in pending.items():
+        for kind, request in pending.values():
             if kind != "load":
                 self._failed(kind, request, line)
         if not restart:  # the next request (another model chosen, Run) starts an engine afresh

@@ -46,7 +46,8 @@ def serve(stream_in: BinaryIO, stream_out: BinaryIO, backend=None, on_end=None) 
             header = {"id": request_id, "reply": reply, "body": encode(body, buffers)}
         except CodecError as e:
             log.error("reply to %s could not be sent: %s", request_id, e)
-            header, buffers = {"id": request_id, "reply": "error", "body": f"the engine could not send its answer: {e}"}, []
+            header, buffers = {"id": request_id, "reply": "error",
+                               "body": f"the engine could not send its answer: {e}"}, []
         try:
             writer.write(header, buffers)
         except (OSError, ValueError):  # the window has gone: stop answering

@@ -52,7 +52,9 @@ def describe_error(e: BaseException) -> str:
         return "Out of memory: try fewer candidates or a smaller model."
     log.error("unexpected error in the engine", exc_info=e)
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text}" if text else f"Unexpected {type(e).__name__} in the engine (details in its log)"
+    if text:
+        return f"{type(e).__name__}: {text}"
+    return f"Unexpected {type(e).__name__} in the engine (details in its log)"
 
 
 class EngineService:
@@ -182,8 +184,9 @@ class EngineService:
                 self._models.popitem(last=False)  # the least recently chosen model goes
         self._models.move_to_end(key)
         inv = self._models[key][1]
+        no_query = "" if getattr(inv, "can_query", True) else no_decoder_message(entry)
         return LoadedModel(entry.name, key, entry.task, [s.short for s in getattr(inv, "sites", [])],
-                           time.monotonic() - start, "" if getattr(inv, "can_query", True) else no_decoder_message(entry),
+                           time.monotonic() - start, no_query,
                            bool(getattr(inv, "has_decoder", True)), str(getattr(inv, "device", "cpu")))
 
     def _inverter(self, key: str, cancel: threading.Event):

@@ -217,8 +217,8 @@ def test_a_required_node_on_the_map_is_drawn_strong_like_a_shared_one():
 def test_the_map_job_maps_a_model_without_a_decoder_by_local_search(no_decoder_source):
     """The engine's map job (engine/server/backend.py) on a decoder-less model: the task's sites,
     each node by local search (it mapped no node at all before)."""
-    from engine.server.backend import real_backend
     from engine.query.run import load_inverter
+    from engine.server.backend import real_backend
     from engine.store.folders import find_model
 
     inv = load_inverter(find_model(str(no_decoder_source)), decoder_optional=True)

@@ -15,9 +15,9 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.diagram.layout import _diagram_key
 from app.flow.overlay import rank_change, token_text
-from engine.server.backend import real_backend
 from engine.flow.graph import FlowGraph
 from engine.probed.sites import previous_resid
+from engine.server.backend import real_backend
 from engine.store.folders import user_models_dir
 from tests.app.real_engine import make_tiny_model, requires_real_engine
 

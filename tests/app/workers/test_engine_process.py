@@ -6,8 +6,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.app.real_engine import engine_gone, requires_real_engine
 
 pytestmark = requires_real_engine
@@ -40,7 +38,7 @@ WINDOW_RUN = textwrap.dedent("""
     store.save(AppSettings(model="counting", candidates=256, sampler="decoder"))
     w = MainWindow(store, save_settings=False)
     w.show()
-    w.engine.jobFailed.connect(lambda request, message: request.kind != "colour" and sys.exit(f"{request.kind}: {message}"))
+    w.engine.jobFailed.connect(lambda request, why: request.kind != "colour" and sys.exit(f"{request.kind}: {why}"))
     QTimer.singleShot(0, w.start)
     info = wait(w.engine.modelLoaded)[0]
     w.run_query()

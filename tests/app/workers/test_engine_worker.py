@@ -77,8 +77,8 @@ def test_the_work_runs_on_the_engine_thread_not_the_gui_thread(qtbot, client):
 def test_a_flow_graph_is_answered_while_a_query_runs_on_its_own_thread(qtbot, client):
     """The query below cannot finish until the test lets it; a flow graph computed on the engine
     thread would wait behind it and never arrive."""
-    from engine.server.backend import EngineBackend
     from app.workers.flow_request import FlowRequest
+    from engine.server.backend import EngineBackend
 
     engine, release, threads = FakeEngine(), threading.Event(), {}
 
