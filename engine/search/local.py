@@ -27,6 +27,7 @@ from engine.query.types import QueryAccumulator, QueryChunk, QueryOptions
 from engine.search.moves import NEEDS_TOKEN, Chain, Edit, Rules, apply, plan
 from engine.search.prefix import MAX_TOKENS, PrefixRunner
 from engine.search.proposals import AlphabetProposer, LanguageModelProposer
+from engine.search.ragged import SharedReader
 from engine.tasks.base import TaskInputError
 
 ROUNDS = 4  # tries per chain and step to find a new proposal the grammar accepts
@@ -44,15 +45,15 @@ def settings_text(options: QueryOptions, grammar: bool, proposer: str) -> str:
 
 def prefix_runner(inv, site, z_q, metric: str, length: int) -> PrefixRunner | None:
     """The cached-prefix re-run where the fused GPT-2 path computes the model and the input is
-    short enough to cache (else None: every proposal re-runs whole). It needs an fp32 fused copy
-    of the weights: the synthetic tasks' reader is one; a text model's is made once and kept on
-    the inverter (GPT-2 small: about 0.5 GB)."""
+    short enough to cache (else None: every proposal re-runs whole). The synthetic tasks' reader
+    is fused already; a text model's is made once and kept on the inverter, its weights views of
+    the bridge's but for the fused W_QKV (GPT-2 small: 85 MB, not a 0.5 GB copy)."""
     probed = inv.probed
     if length > MAX_TOKENS or not fused_fits(probed):
         return None
     reader = inv.reader if isinstance(inv.reader, SiteReader) else getattr(inv, "search_reader", None)
     if reader is None:
-        reader = inv.search_reader = SiteReader(probed)
+        reader = inv.search_reader = SharedReader(probed)
     return PrefixRunner(reader, site, z_q, metric, to_top=probed.task.is_text)
 
 
@@ -74,6 +75,10 @@ class LocalSearch:
         special = {task.bos_id, task.eos_id, task.pad_id} - {-1}
         self.rng = np.random.default_rng(options.seed)
         if task.is_text:
+            # every row's pieces, labels and features are token display strings: with the table
+            # built (once per tokenizer, 0.1 s at 50k ids) they are lookups, not 4 x 768 x 22
+            # one-token decodes (2.5 s of a 768-row search at GPT-2 small, one thread)
+            getattr(task.vocab, "strings", lambda: None)()
             self.proposer = LanguageModelProposer(inv.probed, special, self.rng)
             self.proposer_name = "the model's next-token distribution"
         else:
@@ -131,10 +136,10 @@ class LocalSearch:
             edits = {c: plan(self.chains[c], self.rules, self.rng) for c in waiting}
             edits = {c: e for c, e in edits.items() if e is not None}
             needing = [c for c, e in edits.items() if e.move in NEEDS_TOKEN]
+            prefixes = [self.chains[c].tokens[:edits[c].at] for c in needing]
             drawn = dict(zip(needing, self.proposer.tokens(
-                [self.chains[c].tokens[:edits[c].at] for c in needing],
-                [None if edits[c].move == "insert" else self.chains[c].tokens[edits[c].at] for c in needing],
-                hidden=[self._hidden(self.chains[c], edits[c].at) for c in needing])))
+                prefixes, [None if edits[c].move == "insert" else self.chains[c].tokens[edits[c].at] for c in needing],
+                hidden=self._hidden([self.chains[c] for c in needing], prefixes))))
             for c, edit in edits.items():
                 state = self._first_new(self.chains[c], edit, drawn.get(c, [None]), taken)
                 if state is not None:
@@ -153,11 +158,23 @@ class LocalSearch:
             return state
         return None
 
-    @staticmethod
-    def _hidden(chain: Chain, place: int):
-        """The chain's last residual stream before `place`, where its cached state has it."""
-        top = getattr(chain.state, "top", None)
-        return None if top is None else top[place - 1]
+    def _hidden(self, chains: list[Chain], prefixes: list[list[int]]) -> list[torch.Tensor | None] | None:
+        """Per edit, the chain's last residual stream (d,) at the place before it, from its cached
+        state (engine/search/prefix.py), for prefixes whose next-token distribution the proposer
+        has not met (one per distinct prefix); None where it has, or where there is no state (the
+        proposer then runs the prefix through the model itself)."""
+        if self.runner is None or not isinstance(self.proposer, LanguageModelProposer):
+            return None
+        first: dict[tuple[int, ...], int] = {}
+        for i, (chain, prefix) in enumerate(zip(chains, prefixes)):
+            if chain.state is not None and not self.proposer.known(prefix):
+                first.setdefault(tuple(prefix), i)
+        out: list[torch.Tensor | None] = [None] * len(chains)
+        picked = list(first.values())
+        for i, h in zip(picked, self.runner.tops([chains[i].state for i in picked], [len(prefixes[i]) - 1
+                                                                                     for i in picked])):
+            out[i] = h
+        return out
 
     def _score(self, proposals: dict[int, Chain], cancel, t0: float) -> QueryChunk:
         order = list(proposals)

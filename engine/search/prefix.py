@@ -1,20 +1,25 @@
-"""Re-running a search's proposals from their parent's cached prefix.
+"""Re-running a search's proposals from their parent's cached prefix, only up to the site.
 
 Every search move changes an input from one place on (`Edit.at`): the tokens before it, and so
 every activation there, are the parent's (the model is causal). A chain's state therefore keeps
-its keys and values per layer, its raw per-position distances and, for a text model, its last
-residual stream per position; a proposal computes only its positions from the edit on, attending
-to the parent's cached keys and values for the positions before it. The last residual stream
-gives the next step's language-model proposals as one unembedding row per chain (no second pass).
+its keys and values per layer and its raw per-position distances; a proposal computes only its
+positions from the edit on, attending to the parent's cached keys and values before it.
 
-The computation is SiteReader's (engine/probed/reader.py: GPT-2's design, fused weights) with a
-ragged prefix per row; a test checks its distances against the plain re-run. It holds about
-2 x layers x tokens x d_model floats per live state, so it is used for inputs of at most
+A proposal runs only the layers its site needs: the layers below the site's, then at the site's
+layer no more than the site reads (a head site: that head's attention alone). At GPT-2 small and
+a mid-layer head that is half the model. A text model's proposals draw their tokens from the
+model's next-token distribution, which needs the last residual stream at the place before an
+edit; the layers above the site run lazily for that (`tops`): once per chain state, for its
+places up to the one asked, attending to the keys and values it inherited from its parent. Most
+of those places are shared with the parent, and the proposer caches each prefix's distribution.
+
+The computation is SiteReader's (engine/probed/reader.py: GPT-2's design, fused weights) on
+ragged rows (engine/search/ragged.py); a test checks its distances against independent re-runs.
+A state holds about 2 x layers x tokens x d_model floats, so it is used for inputs of at most
 MAX_TOKENS tokens (longer ones re-run whole).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -23,99 +28,122 @@ import torch.nn.functional as F
 from engine.probed.reader import SiteReader
 from engine.probed.sites import Site
 from engine.query.distance import position_distances
+from engine.search.ragged import Layout, attend, block_attention, mlp, run_layers
 
 MAX_TOKENS = 256
 
 
 @dataclass
 class PrefixState:
-    """What a re-run input leaves for its children."""
+    """What a re-run input leaves for its children and its own proposals."""
 
-    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer run: keys, values (H, T, dh)
+    kv: torch.Tensor  # (split, T, 2, H, dh) keys and values of the layers run in full below the site
     distance: torch.Tensor  # (T,) raw distance to the query at every position (special ones included)
-    top: torch.Tensor | None  # (T, d) the last residual stream (text models: the LM proposals read it)
+    head_kv: torch.Tensor | None = None  # (T, 2, 1, dh) the site head's keys and values (head sites)
+    mid: torch.Tensor | None = None  # (T, d) residual stream entering layer `split` (text models)
+    upper: torch.Tensor | None = None  # (layers - split, u, 2, H, dh) the layers above, places < u only
+    top: torch.Tensor | None = None  # (u, d) the last residual stream at places < u (text models)
+
+    @property
+    def known(self) -> int:
+        """u: the places whose last residual stream is computed (a prefix of the input)."""
+        return 0 if self.top is None else self.top.shape[0]
 
 
 class PrefixRunner:
-    """Runs batches of (parent state or None, tokens, first changed place) to new states."""
+    """Runs batches of (parent state or None, tokens, first changed place) to new states; with
+    to_top, also the last residual stream of states at given places (`tops`)."""
 
     def __init__(self, reader: SiteReader, site: Site, z_q: torch.Tensor, metric: str, to_top: bool):
-        self.r, self.site, self.z_q, self.metric = reader, site, z_q, metric
-        self.last = len(reader.layers) - 1 if to_top else site.layer  # the last layer run
+        self.r, self.site, self.z_q, self.metric, self.to_top = reader, site, z_q, metric, to_top
+        # layers every proposal runs in full: a head or resid_pre site reads before its layer's output
+        self.split = site.layer if site.kind in ("head", "resid_pre") else site.layer + 1
+        if site.kind == "head":  # the head's own rows of W_QKV (3 dh, d) and columns of W_O (d, dh)
+            layer, H, dh = reader.layers[site.layer], reader.n_heads, reader.d_head
+            pick = torch.cat([torch.arange(dh, device=layer.w_qkv.device) + part * H * dh + site.head * dh
+                              for part in range(3)])
+            self.head_w, self.head_b = layer.w_qkv[pick], layer.b_qkv[pick]
+            self.head_o = layer.w_o[:, site.head * dh:(site.head + 1) * dh]
 
     @torch.inference_mode()
     def run(self, parents: list[PrefixState | None], inputs: list[list[int]], starts: list[int]) -> list[PrefixState]:
-        r = self.r
-        B, H, dh = len(inputs), r.n_heads, r.d_head
-        d = r.w_e.shape[1]
+        r, site = self.r, self.site
+        H, dh = r.n_heads, r.d_head
         device, dtype = r.w_e.device, r.w_e.dtype
         starts = [0 if p is None else j for p, j in zip(parents, starts)]
         lengths = [len(t) for t in inputs]
-        news = [n - j for n, j in zip(lengths, starts)]
-        W, T = max(news), max(lengths)
-        grid = torch.tensor([t[j:] + [0] * (W - n) for t, j, n in zip(inputs, starts, news)], device=device)
-        start = torch.tensor(starts, device=device)
-        at = (start[:, None] + torch.arange(W, device=device)[None, :]).clamp(max=r.w_pos.shape[0] - 1)  # (B, W)
-        valid = torch.arange(W, device=device)[None, :] < torch.tensor(news, device=device)[:, None]  # (B, W)
-        rows = torch.arange(B, device=device)[:, None].expand(B, W)[valid]  # (n,) scatter targets
-        cols = at[valid]
-        keys = torch.arange(T, device=device)
-        allowed = (keys[None, None, :] <= at[:, :, None]) & (keys[None, None, :] < torch.tensor(
-            lengths, device=device)[:, None, None])  # (B, W, T) causal, inside the input
-        bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, float("-inf"))
-
-        # The per-token products run on the new positions packed (n, d): padding every row to the
-        # widest edit would cost as much as re-running whole. Only attention sees rows (B, W).
-        x = r.w_e[grid[valid]] + r.w_pos[at[valid]]  # (n, d) residual stream of the new positions
-        n = x.shape[0]
-        kv_out, acts = [], None
-        for L, layer in enumerate(r.layers[:self.last + 1]):
-            if L == self.site.layer and self.site.kind == "resid_pre":
-                acts = x
-            qkv = x.new_zeros(B, W, 3 * H * dh)
-            qkv[valid] = F.linear(F.layer_norm(x, (d,), *layer.ln1, eps=r.eps), layer.w_qkv, layer.b_qkv)
-            q, k, v = qkv.view(B, W, 3, H, dh).permute(2, 0, 3, 1, 4)  # each (B, H, W, dh)
-            k_all = torch.zeros(B, H, T, dh, dtype=dtype, device=device)
-            v_all = torch.zeros(B, H, T, dh, dtype=dtype, device=device)
-            for b, parent in enumerate(parents):  # the parent's keys and values before the edit
-                if parent is not None and starts[b]:
-                    k_all[b, :, :starts[b]] = parent.kv[L][0][:, :starts[b]]
-                    v_all[b, :, :starts[b]] = parent.kv[L][1][:, :starts[b]]
-            k_all.permute(0, 2, 1, 3)[rows, cols] = k.permute(0, 2, 1, 3)[valid]
-            v_all.permute(0, 2, 1, 3)[rows, cols] = v.permute(0, 2, 1, 3)[valid]
-            kv_out.append((k_all, v_all))
-            z = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=bias[:, None], scale=1.0 / math.sqrt(dh))
-            z = z.transpose(1, 2)[valid]  # (n, H, dh)
-            if L == self.site.layer and self.site.kind == "head":
-                acts = F.linear(z[:, self.site.head], layer.w_o[:, self.site.head * dh:(self.site.head + 1) * dh])
-            attn_out = F.linear(z.reshape(n, H * dh), layer.w_o, layer.b_o)
-            if L == self.site.layer and self.site.kind == "attn_out":
-                acts = attn_out
+        T = max(lengths)
+        lay = Layout.of(starts, lengths, r.w_pos.shape[0], device, dtype)
+        tokens = torch.tensor([t for row, j in zip(inputs, starts) for t in row[j:]], device=device)  # (n,)
+        x = r.w_e[tokens] + r.w_pos[lay.cols]  # (n, d) residual stream of the new positions
+        n, d = x.shape
+        kv = x.new_zeros(len(inputs), self.split, T, 2, H, dh)  # (B, split, T, 2, H, dh)
+        for b, (parent, j) in enumerate(zip(parents, starts)):  # the parent's keys and values before the edit
+            if j:
+                kv[b, :, :j] = parent.kv[:, :j]
+        acts = None
+        for L in range(self.split):
+            layer = r.layers[L]
+            attn_out = F.linear(block_attention(r, layer, x, kv[:, L], lay).reshape(n, H * dh), layer.w_o, layer.b_o)
             x = x + attn_out
-            if L == self.site.layer and self.site.kind == "resid_mid":
-                acts = x
-            hidden = r.act(F.linear(F.layer_norm(x, (d,), *layer.ln2, eps=r.eps), layer.w_in, layer.b_in))
-            mlp_out = F.linear(hidden, layer.w_out, layer.b_out)
-            if L == self.site.layer and self.site.kind == "mlp_out":
-                acts = mlp_out
+            if L == site.layer and site.kind in ("attn_out", "resid_mid"):
+                acts = attn_out if site.kind == "attn_out" else x
+            mlp_out = mlp(r, layer, x)
             x = x + mlp_out
-            if L == self.site.layer and self.site.kind == "resid_post":
-                acts = x
-        padded = x.new_zeros(B, W, d)
-        padded[valid] = acts
-        acts = padded
-        if self.last == len(r.layers) - 1:
-            padded = x.new_zeros(B, W, d)
-            padded[valid] = x
-            x = padded
-        dist = position_distances(self.z_q, acts.float(), valid, self.metric)  # (B, W), inf past the end
+            if L == site.layer and site.kind in ("mlp_out", "resid_post"):
+                acts = mlp_out if site.kind == "mlp_out" else x
+        head_kv = None
+        if site.kind == "resid_pre":
+            acts = x
+        elif site.kind == "head":  # hook_z of this head alone, @ W_O[head] without the bias (as SiteReader)
+            head_kv = x.new_zeros(len(inputs), T, 2, 1, dh)  # (B, T, 2, 1, dh)
+            for b, (parent, j) in enumerate(zip(parents, starts)):
+                if j:
+                    head_kv[b, :j] = parent.head_kv[:j]
+            ln = F.layer_norm(x, (d,), *r.layers[site.layer].ln1, eps=r.eps)
+            qkv = F.linear(ln, self.head_w, self.head_b).view(n, 3, 1, dh)
+            acts = F.linear(attend(r, qkv[:, 0], head_kv, lay, qkv[:, 1:])[:, 0], self.head_o)  # (n, d)
+        dist = position_distances(self.z_q, lay.padded(acts), lay.valid, self.metric)  # (B, W), inf past the end
+        mids = x.split(lay.sizes) if self.to_top else [None] * len(inputs)
         out = []
-        for b, parent in enumerate(parents):
-            j, n, m = starts[b], news[b], lengths[b]
-            before = parent.distance[:j] if parent is not None else dist.new_empty(0)
-            top = None
-            if self.last == len(r.layers) - 1:
-                top = torch.cat([parent.top[:j] if parent is not None else x.new_empty(0, d), x[b, :n]])
-            out.append(PrefixState([(kk[b, :, :m].clone(), vv[b, :, :m].clone()) for kk, vv in kv_out],
-                                   torch.cat([before, dist[b, :n]]), top))
+        for b, (parent, j, m) in enumerate(zip(parents, starts, lengths)):
+            before = parent.distance[:j] if j else dist.new_empty(0)
+            state = PrefixState(kv[b, :, :m].clone(), torch.cat([before, dist[b, :m - j]]),
+                                None if head_kv is None else head_kv[b, :m].clone())
+            if self.to_top:
+                state.mid = torch.cat([parent.mid[:j], mids[b]]) if j else mids[b].clone()
+                u = min(j, parent.known) if j else 0
+                if u:  # the layers above, before the edit, are the parent's (views: nothing copied)
+                    state.upper, state.top = parent.upper[:, :u], parent.top[:u]
+            out.append(state)
         return out
+
+    @torch.inference_mode()
+    def tops(self, states: list[PrefixState], places: list[int]) -> list[torch.Tensor]:
+        """The last residual stream (d,) of each state at its place (to_top only). The layers
+        above the split run for the places not known yet: each state once, up to the furthest
+        place asked of it."""
+        if self.split == len(self.r.layers):  # the proposals run the whole model already
+            return [s.mid[p] for s, p in zip(states, places)]
+        furthest: dict[int, tuple[PrefixState, int]] = {}
+        for s, p in zip(states, places):
+            if p >= s.known:
+                furthest[id(s)] = (s, max(p, furthest.get(id(s), (s, p))[1]))
+        if furthest:
+            self._extend([s for s, _ in furthest.values()], [p + 1 for _, p in furthest.values()])
+        return [s.top[p] for s, p in zip(states, places)]
+
+    def _extend(self, states: list[PrefixState], ends: list[int]) -> None:
+        """Runs the layers above the split for places [known, end) of each state, in place."""
+        r = self.r
+        starts = [s.known for s in states]
+        lay = Layout.of(starts, ends, r.w_pos.shape[0], r.w_e.device, r.w_e.dtype)
+        kv = r.w_e.new_zeros(len(states), len(r.layers) - self.split, max(ends), 2, r.n_heads, r.d_head)
+        for b, (s, u) in enumerate(zip(states, starts)):  # (B, upper layers, T, 2, H, dh)
+            if u:
+                kv[b, :, :u] = s.upper
+        x = torch.cat([s.mid[u:e] for s, u, e in zip(states, starts, ends)])  # (n, d) entering layer `split`
+        x = run_layers(r, self.split, x, kv, lay)  # (n, d) the last residual stream
+        for b, (s, new) in enumerate(zip(states, x.split(lay.sizes))):
+            s.upper = kv[b, :, :ends[b]].clone()
+            s.top = new.clone() if s.top is None else torch.cat([s.top, new])

@@ -52,31 +52,39 @@ class LanguageModelProposer:
         self.special = sorted(i for i in special if 0 <= i < self.unembed.d_vocab)
         self.cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # prefix -> (ids, probs)
 
+    def known(self, prefix: list[int]) -> bool:
+        """Whether the prefix's distribution is cached (its hidden state is then not needed)."""
+        return tuple(prefix) in self.cache
+
     def tokens(self, prefixes: list[list[int]], current: list[int | None], k: int = DRAWS,
                hidden: list[torch.Tensor | None] | None = None) -> list[list[int]]:
         """k distinct draws per prefix (its tokens before the edited place), without the token
         `current` that the place holds now. hidden[i], where given: the prefix's last residual
         stream at its last token (d,), from the chain's cached state (engine/search/prefix.py),
-        which saves the forward pass."""
+        which saves the forward pass. Every prefix's distribution is cached, however computed."""
         hidden = hidden or [None] * len(prefixes)
-        given = [i for i, h in enumerate(hidden) if h is not None]
-        direct = dict(zip(given, self._top_tokens(torch.stack([hidden[i] for i in given])))) if given else {}
-        missing = list(dict.fromkeys(tuple(p) for i, p in enumerate(prefixes)
-                                     if i not in direct and tuple(p) not in self.cache))
+        entries = {tuple(p): self.cache[tuple(p)] for p in prefixes if tuple(p) in self.cache}
+        given = [i for i, h in enumerate(hidden) if h is not None and tuple(prefixes[i]) not in entries]
+        if given:
+            entries.update(zip((tuple(prefixes[i]) for i in given),
+                               self._top_tokens(torch.stack([hidden[i] for i in given]))))
+        missing = list(dict.fromkeys(tuple(p) for p in prefixes if tuple(p) not in entries))
         if missing:
-            self._fill(missing)
+            entries.update(zip(missing, self._fill(missing)))
+        if len(self.cache) + len(entries) > CACHED_PREFIXES:
+            self.cache.clear()  # a long search: start afresh rather than grow without end
+        self.cache.update(entries)
         out = []
-        for i, (prefix, now) in enumerate(zip(prefixes, current)):
-            ids, probs = direct[i] if i in direct else self.cache[tuple(prefix)]
+        for prefix, now in zip(prefixes, current):
+            ids, probs = entries[tuple(prefix)]
             keep = ids != now
             ids, probs = ids[keep], probs[keep]
             out.append(self.rng.choice(ids, size=min(k, len(ids)), replace=False, p=probs / probs.sum()).tolist())
         return out
 
     @torch.inference_mode()
-    def _fill(self, prefixes: list[tuple[int, ...]]) -> None:
-        if len(self.cache) + len(prefixes) > CACHED_PREFIXES:
-            self.cache.clear()  # a long search: start afresh rather than grow without end
+    def _fill(self, prefixes: list[tuple[int, ...]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each prefix's (ids, probabilities), run through the model (prefixes with no cached state)."""
         lengths = [len(p) for p in prefixes]
         width = max(lengths)
         device = self.unembed.w_u.device
@@ -84,8 +92,7 @@ class LanguageModelProposer:
         last = torch.tensor(lengths, device=device) - 1  # (B,) the place each row predicts from
         rows = torch.zeros(len(prefixes), dtype=torch.long, device=device)
         h = read_rows(self.bridge, grid, [self.top], rows, last)  # (B, d) the last residual stream
-        for prefix, entry in zip(prefixes, self._top_tokens(h)):
-            self.cache[prefix] = entry
+        return self._top_tokens(h)
 
     @torch.inference_mode()
     def _top_tokens(self, h: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
