@@ -6,7 +6,8 @@ its keys and values per layer and its raw per-position distances; a proposal com
 positions from the edit on, attending to the parent's cached keys and values before it.
 
 A proposal runs only the layers its site needs: the layers below the site's, then at the site's
-layer no more than the site reads (a head site: that head's attention alone). At GPT-2 small and
+layer no more than the site reads (a head site: that head's attention alone; attn and x.mid: the
+attention without the MLP). At GPT-2 small and
 a mid-layer head that is half the model. A text model's proposals draw their tokens from the
 model's next-token distribution, which needs the last residual stream at the place before an
 edit; the layers above the site run lazily for that (`tops`): once per chain state, for its
@@ -39,7 +40,7 @@ class PrefixState:
 
     kv: torch.Tensor  # (split, T, 2, H, dh) keys and values of the layers run in full below the site
     distance: torch.Tensor  # (T,) raw distance to the query at every position (special ones included)
-    head_kv: torch.Tensor | None = None  # (T, 2, 1, dh) the site head's keys and values (head sites)
+    head_kv: torch.Tensor | None = None  # (T, 2, h, dh) keys and values of the h heads a site reads
     mid: torch.Tensor | None = None  # (T, d) residual stream entering layer `split` (text models)
     upper: torch.Tensor | None = None  # (layers - split, u, 2, H, dh) the layers above, places < u only
     top: torch.Tensor | None = None  # (u, d) the last residual stream at places < u (text models)
@@ -56,14 +57,15 @@ class PrefixRunner:
 
     def __init__(self, reader: SiteReader, site: Site, z_q: torch.Tensor, metric: str, to_top: bool):
         self.r, self.site, self.z_q, self.metric, self.to_top = reader, site, z_q, metric, to_top
-        # layers every proposal runs in full: a head or resid_pre site reads before its layer's output
-        self.split = site.layer if site.kind in ("head", "resid_pre") else site.layer + 1
-        if site.kind == "head":  # the head's own rows of W_QKV (3 dh, d) and columns of W_O (d, dh)
+        # layers every proposal runs in full: a site that reads its layer's attention, or the
+        # residual before it, needs no more of that layer than the heads it reads
+        self.split = site.layer if site.kind in ("head", "resid_pre", "attn_out", "resid_mid") else site.layer + 1
+        if site.kind in ("head", "attn_out", "resid_mid"):  # the heads' rows of W_QKV (3 h dh, d)
             layer, H, dh = reader.layers[site.layer], reader.n_heads, reader.d_head
-            pick = torch.cat([torch.arange(dh, device=layer.w_qkv.device) + part * H * dh + site.head * dh
-                              for part in range(3)])
-            self.head_w, self.head_b = layer.w_qkv[pick], layer.b_qkv[pick]
-            self.head_o = layer.w_o[:, site.head * dh:(site.head + 1) * dh]
+            heads = [site.head] if site.kind == "head" else list(range(H))
+            pick = torch.cat([torch.arange(dh, device=layer.w_qkv.device) + part * H * dh + h * dh
+                              for part in range(3) for h in heads])
+            self.heads, self.head_w, self.head_b = len(heads), layer.w_qkv[pick], layer.b_qkv[pick]
 
     @torch.inference_mode()
     def run(self, parents: list[PrefixState | None], inputs: list[list[int]], starts: list[int]) -> list[PrefixState]:
@@ -86,8 +88,6 @@ class PrefixRunner:
             layer = r.layers[L]
             attn_out = F.linear(block_attention(r, layer, x, kv[:, L], lay).reshape(n, H * dh), layer.w_o, layer.b_o)
             x = x + attn_out
-            if L == site.layer and site.kind in ("attn_out", "resid_mid"):
-                acts = attn_out if site.kind == "attn_out" else x
             mlp_out = mlp(r, layer, x)
             x = x + mlp_out
             if L == site.layer and site.kind in ("mlp_out", "resid_post"):
@@ -95,14 +95,19 @@ class PrefixRunner:
         head_kv = None
         if site.kind == "resid_pre":
             acts = x
-        elif site.kind == "head":  # hook_z of this head alone, @ W_O[head] without the bias (as SiteReader)
-            head_kv = x.new_zeros(len(inputs), T, 2, 1, dh)  # (B, T, 2, 1, dh)
+        elif site.layer == self.split:  # the site's heads alone, attending to their cached keys and values
+            h, layer = self.heads, r.layers[site.layer]
+            head_kv = x.new_zeros(len(inputs), T, 2, h, dh)  # (B, T, 2, h, dh)
             for b, (parent, j) in enumerate(zip(parents, starts)):
                 if j:
                     head_kv[b, :j] = parent.head_kv[:j]
-            ln = F.layer_norm(x, (d,), *r.layers[site.layer].ln1, eps=r.eps)
-            qkv = F.linear(ln, self.head_w, self.head_b).view(n, 3, 1, dh)
-            acts = F.linear(attend(r, qkv[:, 0], head_kv, lay, qkv[:, 1:])[:, 0], self.head_o)  # (n, d)
+            qkv = F.linear(F.layer_norm(x, (d,), *layer.ln1, eps=r.eps), self.head_w, self.head_b).view(n, 3, h, dh)
+            z = attend(r, qkv[:, 0], head_kv, lay, qkv[:, 1:])  # (n, h, dh)
+            if site.kind == "head":  # hook_z @ W_O[head], without the bias (as SiteReader)
+                acts = F.linear(z[:, 0], layer.w_o[:, site.head * dh:(site.head + 1) * dh])
+            else:
+                acts = F.linear(z.reshape(n, H * dh), layer.w_o, layer.b_o)
+                acts = acts if site.kind == "attn_out" else x + acts
         dist = position_distances(self.z_q, lay.padded(acts), lay.valid, self.metric)  # (B, W), inf past the end
         mids = x.split(lay.sizes) if self.to_top else [None] * len(inputs)
         out = []
