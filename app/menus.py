@@ -60,4 +60,17 @@ def build_menus(w) -> None:
     view_menu.addAction(w.node_dock.toggleViewAction())
 
     help_menu = bar.addMenu("&Help")
-    _action(w, help_menu, "&About", w.show_about)
+    _action(w, help_menu, "&About", lambda: show_about(w))
+
+
+def show_about(w):
+    """Help > About: the version, and where the command line is."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.messages import show_message
+    from engine.cli.main import package_version
+
+    return show_message(w, "About InversionView Studio",
+                        f"InversionView Studio {package_version()}: what does an activation encode? Pick a "
+                        "site and position, run, and read what the close samples share.\n\n"
+                        "Command line: python main.py --help", icon=QMessageBox.Information)

@@ -5,8 +5,9 @@
   area scrolls instead of being cut off (`fit_minimum`).
 - The History dock gives up height on a short window, so the results keep rows to read
   (`HistoryHeight`); once the user drags it, their height stays.
-- The Compare tab narrows the diagram (MainWindow._on_tab): while it is open the diagram shows
-  every position (ModelDiagram.fit), and gets back its own fit after (`follow_compare`).
+- Comparing needs width: the Compare tab narrows the diagram to its minimum width; while it is
+  open the diagram shows every position (ModelDiagram.fit), and gets back its own width and fit
+  after (`follow_compare`).
 """
 from __future__ import annotations
 
@@ -110,14 +111,22 @@ def follow_compare(window) -> None:
     """While the Compare tab is open (and the diagram narrow), the diagram shows every position;
     after, it fits as it did before."""
     before: list[bool] = []
+    sizes: list[list[int]] = []  # the splitter's sizes before Compare opened
 
     def on_tab(index: int) -> None:
-        diagram = window.diagram
+        diagram, split = window.diagram, window.split
         if window.tabs.widget(index) is window.compare:
+            if not sizes:
+                sizes.append(split.sizes())
+                narrow = window.diagram_panel.minimumWidth()
+                split.setSizes([narrow, sum(sizes[0]) - narrow])
             if not before:
                 before.append(diagram.fits_all())
             diagram.fit(all_positions=True)
-        elif before:
-            diagram.fit(all_positions=before.pop())
+        else:
+            if sizes:
+                split.setSizes(sizes.pop())
+            if before:
+                diagram.fit(all_positions=before.pop())
 
     window.tabs.currentChanged.connect(on_tab)

@@ -3,9 +3,9 @@
 What it needs from the window: the engine client, the query editor (the clean input), the
 results table (a sample as the corrupted input), the diagram with the flow view and the map
 (whose overlays it must not fight: drawing its own clears the map and holds the flow graph;
-a map starting clears this one), `set_target` (a table row selects its node) and `context`, a
-callable giving (model entry, task) or (None, None). All torch work is in the "patch" job
-(job.py) on the engine thread; here only short inputs are tokenized, to say where they differ.
+a map starting clears this one), `set_target` (a table row selects its node) and the window's
+session (the open model and its task). All torch work is in the "patch" job of the engine process
+(engine/server/backend.py); here only short inputs are tokenized, to say where they differ.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ class PatchController(QObject):
         super().__init__(parent or window)
         self.window, self.panel, self.engine = window, panel, window.engine
         self.diagram, self.flow, self.map = window.diagram, window.flow, window.map
-        self.context = lambda: (None, None)  # set by the window: () -> (ModelEntry, task)
         self.report = None  # the PatchReport shown
         self.shown_for: tuple | None = None  # (model key, clean text) of the report shown
         self._request: JobRequest | None = None
@@ -67,6 +66,11 @@ class PatchController(QObject):
         table.setContextMenuPolicy(Qt.ActionsContextMenu)
 
     # ---- inputs ------------------------------------------------------------------------------
+
+    def context(self) -> tuple:
+        """(the open model's entry, its task), or (None, None)."""
+        session = self.window.session
+        return session.entry, session.task
     def open(self) -> None:
         """Query > Patch…: the tab in front, the cursor in the corrupted input."""
         self.window.tabs.setCurrentWidget(self.panel)

@@ -64,7 +64,8 @@ class ColourController(QObject):
         self.engine = window.engine
         self.results = window.results
         self.compare = getattr(window, "compare", None)
-        self.model_key = lambda: ""  # the shown result's model folder; the window sets it
+        self.session = window.session  # the shown result's model folder: session.shown_model_key
+        self.waiting_export = None  # a paper JSON export waiting for colours (app/results/export.py)
         self._request: JobRequest | None = None
         self._first: frozenset[int] = frozenset()  # the sample indices the running job colours
         self._plain: dict[tuple, set] = {}  # query_key -> samples the engine left plain (text vocab, beyond epsilon)
@@ -144,7 +145,7 @@ class ColourController(QObject):
         order = first[:PART]  # one part per job: a map, a patching run or a query never waits behind the rest
         if len(order) < PART:  # then the others, in rank order
             order += self.missing(result, (i for i in range(len(result.samples)) if i not in seen), PART - len(order))
-        key = self.model_key()
+        key = self.session.shown_model_key
         if not order or order == self._last_done:  # the shown result is done: runs pinned in Compare next
             for other in pinned:
                 if self._running_for(other):
@@ -168,7 +169,7 @@ class ColourController(QObject):
         shown model's). A run replaced while it was being coloured comes back part plain."""
         if self.compare is None or self.results.result() is None:
             return []
-        key = self.model_key()
+        key = self.session.shown_model_key
         return [side.result() for entry, side in zip(self.compare.entries, self.compare.sides)
                 if entry is not None and entry.model_key == key and side.result() is not None]
 

@@ -103,7 +103,7 @@ def export_notebook(window, path: str | None = None):
     try:
         from engine.notebook import model_ref, options_of, query_notebook, write_notebook
 
-        request, entry = window.last_request or (None, None)
+        request, entry = window.session.last_request or (None, None)
         drew = (request is not None and entry is not None and entry.name == result.model
                 and request.site == result.site_short and request.position == result.query_position
                 and request.options.seed == result.seed and request.options.candidates == result.candidates)
@@ -147,11 +147,11 @@ class PendingPaperExport:
     the file need not wait for them), and at idle (no job can run, or the colouring failed)."""
 
     def __init__(self, window, result, path: str, missing: int):
-        old = getattr(window, "_paper_export", None)
+        old = window.colouring.waiting_export
         if old is not None:
             old.drop()
         self.window, self.result, self.path = window, result, path
-        window._paper_export = self
+        window.colouring.waiting_export = self
         window.colouring.coloured.connect(self._on_part)
         window.colouring.idle.connect(self._on_idle)
         window.statusBar().showMessage(f"Colouring {missing:,} samples before writing {path}…")
@@ -160,7 +160,7 @@ class PendingPaperExport:
     def drop(self) -> None:
         self.window.colouring.coloured.disconnect(self._on_part)
         self.window.colouring.idle.disconnect(self._on_idle)
-        self.window._paper_export = None
+        self.window.colouring.waiting_export = None
 
     def _on_part(self, _count: int) -> None:
         if not self.window.colouring.missing(self.result, range(len(self.result.samples))):
@@ -180,8 +180,8 @@ class PendingPaperExport:
 def _write_paper_json(window, result, path: str):
     from engine.store.paper_json import write_paper_json
 
-    entry = window._entry
-    task = window._task if entry is not None and result.model == entry.name else None
+    entry = window.session.entry
+    task = window.session.task if entry is not None and result.model == entry.name else None
     pieces = task.vocab.token_strings(result.query_tokens) if task is not None else None
     try:
         written = write_paper_json(result, path, query_pieces=pieces)
@@ -219,7 +219,7 @@ def export_png(window, which: str, path: str | None = None):
 
 # ---- the flow graph ----------------------------------------------------------------------
 def _flow_name(window, suffix: str) -> str:
-    entry = window._entry
+    entry = window.session.entry
     text = "".join(c if c.isalnum() else "_" for c in window.editor.text())[:40]
     return f"{entry.name if entry else 'model'}_flow_{text}{suffix}"
 
@@ -269,7 +269,7 @@ def export_flow(window, which: str, path: str | None = None):
             from engine.flow.neuronpedia import slug_for
 
             data = flow.export_neuronpedia(slug_for(target.stem),
-                                           window._entry.name if window._entry else "model").encode("utf-8")
+                                           getattr(window.session.entry, "name", "model")).encode("utf-8")
         else:
             data = png_bytes(flow.image())  # the whole diagram with every edge, not the panel's controls
         written = write_atomic(target, data)

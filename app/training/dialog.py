@@ -17,7 +17,7 @@ from app.training.cli_note import CliNote
 from app.training.curve import TrainingCurve, TrainingRecord
 from app.training.form import TrainForm
 from app.training.retrain import ask_to_train_over, finished_model
-from app.workers.train_thread import TrainClient, TrainJob
+from app.workers.train_client import TrainClient, TrainJob
 from engine.store.folders import list_models
 
 PROGRESS_STEPS = 1000  # the progress bar's resolution
@@ -28,12 +28,13 @@ class TrainDialog(QDialog):
     useModel = Signal(object)  # ModelEntry: open it in the main window
     statusMessage = Signal(str)  # for the main window's status bar (e.g. stopped by closing)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, backend=None):
+        """backend: a test's engine backend, run in a thread; None: an engine process per training job."""
         super().__init__(parent)
         self.setWindowTitle("Train decoder")
         self.setModal(False)
         self.resize(1040, 780)
-        self.client = TrainClient(self)
+        self.client = TrainClient(self, backend)
         self.state = "idle"  # idle, starting, running, stopping, paused, done
         self._job_args: tuple | None = None  # (base, name, settings) of the run that Resume continues
         self._start = None  # TrainStart of the current run
@@ -281,6 +282,32 @@ class TrainDialog(QDialog):
             self._set_state("stopping")
         super().done(result)
 
-    def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Stop any run (checkpoint saved) and end the training thread; False if it did not end in time."""
-        return self.client.shutdown(timeout_ms)
+    def shutdown(self) -> None:
+        """Stop any run and let go of its engine, which saves the checkpoint and exits on its own."""
+        self.client.shutdown()
+
+
+def open_for(window) -> TrainDialog:
+    """File > Train decoder…: the window's one non-modal dialog, made on first use and kept (with its
+    curves) while the window lives; a model it trains joins the picker, and Use opens it."""
+    if window.train_dialog is None:
+        dialog = window.train_dialog = TrainDialog(window)
+
+        def trained(entry) -> None:
+            window.picker.refresh()
+            window.statusBar().showMessage(f"New model {entry.name} is in the model picker.", 15000)
+
+        def use(entry) -> None:
+            found = window.picker.find(str(entry.path))
+            if found is not None:
+                window.choose_model(found)
+
+        dialog.modelTrained.connect(trained)
+        dialog.useModel.connect(use)
+        dialog.statusMessage.connect(lambda text: window.statusBar().showMessage(text, 20000))
+        if window.session.entry is not None:
+            dialog.choose_base(window.session.entry)  # or names its folder in the command to run
+    window.train_dialog.show()
+    window.train_dialog.raise_()
+    window.train_dialog.activateWindow()
+    return window.train_dialog

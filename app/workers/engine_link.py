@@ -96,15 +96,16 @@ class EngineLink:
         threading.Thread(target=self._write_loop, name="engine-writer", daemon=True).start()
         threading.Thread(target=self._read_loop, name="engine-reader", daemon=True).start()
 
-    def close(self, wait_s: float = 0.5) -> None:
-        """End the engine: its input closes (it exits at once); a process still there is killed."""
+    def close(self, wait_s: float = 0.5, kill: bool = True) -> None:
+        """End the engine: its input closes (it exits at once); a process still there is killed, unless
+        kill is False (a training engine saving its checkpoint ends on its own)."""
         self._closing.set()
         self._outbox.put(None)
         try:
             self._stdin.close()
         except OSError:
             pass
-        if self._process is not None:
+        if self._process is not None and kill:
             try:
                 self._process.wait(wait_s)
             except subprocess.TimeoutExpired:

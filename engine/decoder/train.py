@@ -21,7 +21,6 @@ minutes. Progress inside a check reaches on_progress (DecoderProgress.check) aft
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,76 +35,19 @@ from engine.decoder.inputs import DecoderInputs, decoder_length, task_inputs
 from engine.decoder.loss import sequence_sums
 from engine.decoder.model import ConditionalDecoder, DecoderConfig
 from engine.decoder.pairs import PairBatch, make_pairs
+from engine.decoder.progress import MIN_CHECK_SITES, CheckProgress, DecoderProgress, QualityPoint  # noqa: F401
 from engine.errors import Cancelled, StoreError
 from engine.probed.model import ProbedModel
 from engine.probed.sites import Site, chosen_sites
 from engine.runtime import bf16_pays, flush_denormals
 from engine.store.safefiles import load_tensors
 from engine.train.distributed import Ranks
-from engine.train.loop import OptimiserSettings, TrainingLoop
+from engine.train.loop import OptimiserSettings, TrainingLoop, check_record, damaged
 
 
 def check_seed(seed: int, index: int) -> int:
     """The seed of the index-th in-training check: its own stream, never one a batch uses."""
     return int(np.random.SeedSequence([seed, index, 1]).generate_state(1)[0])
-
-
-@dataclass
-class QualityPoint:
-    """One in-training check: the in-epsilon rate per site on training-split queries."""
-    step: int
-    seconds: float
-    pairs: int
-    rates: dict[str, float]  # site short name -> in-epsilon rate, of the sites this check tested
-    well_formed: float
-    of_sites: int = 0  # how many sites the decoder has (0: an older record, where every check tested all)
-    took: float = 0.0  # seconds the check took (0: an older record)
-
-    @property
-    def average(self) -> float:
-        return float(np.mean(list(self.rates.values()))) if self.rates else 0.0
-
-
-@dataclass
-class CheckProgress:
-    """Where an in-training check stands: `done` of the `planned` sites tested, `seconds` into it.
-    limit: the seconds after which it ends early (None: it tests every planned site);
-    per_site: the seconds one site took in the last check (None before the first)."""
-    done: int
-    planned: int
-    of_sites: int
-    seconds: float
-    limit: float | None
-    per_site: float | None
-    queries: int
-
-    def _per_site(self) -> float | None:
-        return self.seconds / self.done if self.done else self.per_site
-
-    def expected(self) -> int:
-        """How many sites the check will test: all planned, or under a time limit as many as
-        fit in it at the pace so far (never fewer than MIN_CHECK_SITES, or than are done)."""
-        per_site = self._per_site()
-        if self.limit is None or not per_site:
-            return self.planned
-        fit = math.ceil(self.limit / per_site)
-        return max(self.done, min(self.planned, max(fit, MIN_CHECK_SITES)))
-
-    def left(self) -> float | None:
-        """Seconds the check still needs, estimated (None: nothing to go by yet)."""
-        per_site = self._per_site()
-        return None if per_site is None else per_site * (self.expected() - self.done)
-
-
-@dataclass
-class DecoderProgress:
-    step: int
-    seconds: float
-    budget: float
-    loss: float  # nan before the first step
-    pairs: int
-    quality: QualityPoint | None = None  # set on the update sent as a check ends
-    check: CheckProgress | None = None  # set on the updates during a check (its start, then after each site)
 
 
 @dataclass
@@ -179,7 +121,6 @@ def latest_rates(quality: list[QualityPoint]) -> QualityPoint | None:
     return QualityPoint(last.step, last.seconds, last.pairs, rates, last.well_formed, last.of_sites, last.took)
 
 
-MIN_CHECK_SITES = 4  # a check under a time limit still tests this many sites (or all, when fewer)
 CHECK_SHARE = 0.15  # under a time budget, a check ends after this share of the time between checks
 
 
@@ -208,11 +149,44 @@ def checkpoint_meta(checkpoint: Path, cfg: DecoderTrainConfig, name: str) -> dic
     if not Path(checkpoint).is_file():
         return {}
     meta = load_tensors(checkpoint)[1]
+    check_record(checkpoint, meta)
     check_size(checkpoint, meta, cfg, name)
     return meta
 
 
+QUALITY_FIELDS = {f for f in QualityPoint.__dataclass_fields__}
+QUALITY_NEEDED = {"step", "seconds", "pairs", "rates", "well_formed"}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_decoder_record(checkpoint: Path, meta: dict) -> None:
+    """StoreError unless a decoder checkpoint's own fields (pairs, history, quality, train) are as
+    train_decoder writes them: a damaged one is one line before anything is loaded, not a
+    traceback at resume or a record CARD.md cannot be made from after the run."""
+    pairs = meta.get("pairs", 0)
+    if not isinstance(pairs, int) or isinstance(pairs, bool) or not 0 <= pairs <= 10**15:
+        raise damaged(checkpoint, f"pairs must be a whole number, got {str(pairs)[:40]!r}")
+    history = meta.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(h, list) and len(h) == 3 and _number(h[0]) and _number(h[1]) and (h[2] is None or _number(h[2]))
+            for h in history):
+        raise damaged(checkpoint, "history must be a list of [step, seconds, loss]")
+    quality = meta.get("quality", [])
+    if not isinstance(quality, list) or not all(
+            isinstance(q, dict) and QUALITY_NEEDED <= set(q) <= QUALITY_FIELDS
+            and all(_number(q[k]) for k in set(q) - {"rates"}) and isinstance(q["rates"], dict)
+            and all(isinstance(k, str) and _number(v) for k, v in q["rates"].items()) for q in quality):
+        raise damaged(checkpoint, "quality must be a list of in-training checks (step, seconds, pairs, rates, "
+                                  "well_formed)")
+    if not isinstance(meta.get("train", {}), dict):
+        raise damaged(checkpoint, "train must be the run's settings, a JSON object")
+
+
 def check_size(checkpoint: Path, meta: dict, cfg: DecoderTrainConfig, name: str) -> None:
+    check_decoder_record(checkpoint, meta)
     trained = meta.get("train") or {}
     for key, what in (("sites", "sites"), ("length", "length")):
         if key in trained and (trained[key] or None) != (list(getattr(cfg, key)) if key == "sites" and cfg.sites

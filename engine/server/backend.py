@@ -21,6 +21,7 @@ class EngineBackend:
     flow_graph: Callable | None = None  # (Inverter, text, target, top_k, cancel=Event) -> FlowGraph
     top_neurons: Callable | None = None  # (Inverter, FlowGraph, layer, position) -> [NeuronReadout]
     jobs: dict = field(default_factory=dict)  # kind -> fn(inv, params, report, cancel)
+    train: Callable | None = None  # fn(params, report, cancel) -> answer (engine/server/training.py)
 
 
 def _load_inverter(entry):
@@ -122,6 +123,8 @@ def _run_patch(inv, params, report, cancel):
 
 
 def real_backend() -> EngineBackend:
+    from engine.server.training import run_training
+
     return EngineBackend(load_inverter=_load_inverter, run_query=_run_query, warm_up=_warm_up,
                          flow_graph=_flow_graph, top_neurons=_top_neurons,
-                         jobs={"map": _run_map, "patch": _run_patch, "colour": _run_colour})
+                         jobs={"map": _run_map, "patch": _run_patch, "colour": _run_colour}, train=run_training)

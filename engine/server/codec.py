@@ -33,6 +33,10 @@ DATACLASSES = {
     "PatchEffect": "engine.patching.report",
     "Node": "engine.patching.nodes",
     "LoadedModel": "engine.server.replies",
+    "TrainStart": "engine.server.training",
+    "DecoderProgress": "engine.decoder.progress",
+    "QualityPoint": "engine.decoder.progress",
+    "CheckProgress": "engine.decoder.progress",
 }
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: arrays of anything else are refused
 _classes: dict[str, type] = {}

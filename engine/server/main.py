@@ -22,6 +22,7 @@ from engine.server.codec import CodecError, decode, encode
 from engine.server.wire import PROTOCOL, FrameWriter, WireError, read_frame
 
 log = logging.getLogger(__name__)
+SAVE_WAIT_S = 120.0  # how long a cancelled training run may take to save its checkpoint once the window has gone
 
 
 def hello() -> dict:
@@ -76,8 +77,8 @@ def serve(stream_in: BinaryIO, stream_out: BinaryIO, backend=None, on_end=None) 
     except (WireError, OSError) as e:
         log.error("the window's messages stopped: %s", e)
     finally:
+        service.stop(wait_s=SAVE_WAIT_S)  # a training run saves its checkpoint before the process ends
         gone.set()
-        service.stop()
         if on_end is not None:
             on_end()
 

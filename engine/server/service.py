@@ -28,7 +28,8 @@ from engine.server.replies import LoadedModel
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"load": 0, "query": 1, "neurons": 2, "flow": 3, "colour": 4, "patch": 5, "map": 6}
+PRIORITY = {"load": 0, "query": 1, "neurons": 2, "flow": 3, "colour": 4, "patch": 5, "map": 6, "train": 7}
+SAVING_KINDS = ("train",)  # requests that, cancelled, still write their state: the engine waits for them
 WORKERS = 2
 MAX_LOADED = 2  # models kept loaded; switching back is instant, and a GPT-2 small is half a gigabyte
 MAX_GRAPHS = 4  # flow graphs kept for the MLP drill-down (their neuron activations stay here)
@@ -109,12 +110,20 @@ class EngineService:
         for old_id in skipped:
             self._send(old_id, "skipped", None)
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 0.0) -> None:
+        """Cancel everything; then wait up to wait_s for running requests of SAVING_KINDS (a training
+        run saves its checkpoint at its next step)."""
         with self._cond:
             self._stopped = True
             for request in self._live.values():
                 request.cancel.set()
             self._cond.notify_all()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with self._cond:
+                if not any(r.kind in SAVING_KINDS for r in self._live.values()):
+                    return
+            time.sleep(0.05)
 
     # ---- workers ----------------------------------------------------------------------
     def _work(self) -> None:
@@ -148,6 +157,12 @@ class EngineService:
         body, rid = request.body, request.id
         if request.kind == "load":
             self._send(rid, "done", self._load(body["entry"]))
+            return
+        if request.kind == "train":
+            if self._backend.train is None:
+                raise RuntimeError("this engine cannot train decoders")
+            answer = self._backend.train(body.get("params", {}), self._reporter(request), request.cancel)
+            self._send(rid, "done", answer)
             return
         inv = self._inverter(body["model_key"], request.cancel)
         if request.kind == "query":
@@ -228,10 +243,13 @@ class EngineService:
         fn = self._backend.jobs.get(request.kind)
         if fn is None:
             raise RuntimeError(f"this engine cannot run {request.kind!r} jobs")
-        cancel, rid = request.cancel, request.id
+        self._send(request.id, "done", fn(inv, request.body.get("params", {}), self._reporter(request), request.cancel))
+
+    def _reporter(self, request: Request):
+        """report(item, done, total): a piece of the answer, sent while nobody has cancelled."""
 
         def report(item, done: int, total: int) -> None:
-            if not cancel.is_set():
-                self._send(rid, "item", {"item": item, "done": done, "total": total})
+            if not request.cancel.is_set():
+                self._send(request.id, "item", {"item": item, "done": done, "total": total})
 
-        self._send(rid, "done", fn(inv, request.body.get("params", {}), report, cancel))
+        return report

@@ -145,7 +145,9 @@ def test_version_is_printed_by_both_entry_points_and_shown_in_about(qtbot, windo
         done = run_py(args, clean_env(), timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"InversionView Studio {version}", args
-    box = window.show_about()
+    from app.menus import show_about
+
+    box = show_about(window)
     qtbot.waitUntil(box.isVisible, timeout=2000)
     assert f"InversionView Studio {version}" in box.text()
     box.grab().save("/tmp/shots/about.png")

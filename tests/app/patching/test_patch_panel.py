@@ -102,7 +102,7 @@ def test_a_result_row_becomes_the_corrupted_input(qtbot, window):
     assert w.patch.use_action in table.actions()
     w.patch.use_action.trigger()
     sample = table.model().sample(0)
-    assert w.patch_panel.corrupt.text() == w._task.query_text(sample.tokens)
+    assert w.patch_panel.corrupt.text() == w.session.task.query_text(sample.tokens)
     assert w.tabs.currentWidget() is w.patch_panel
 
 
@@ -154,7 +154,7 @@ def test_clear_gives_the_diagram_back_and_the_map_and_the_check_take_turns(qtbot
     assert panel.table_model.rowCount() == 0 and not panel.clear_button.isVisibleTo(panel)
 
     run_check(qtbot, w)
-    w.map.start(str(w._entry.path), QUERY, 2)  # a map starting takes the diagram: the check steps aside
+    w.map.start(w.session.model_key, QUERY, 2)  # a map starting takes the diagram: the check steps aside
     assert w.patch.report is None and w.map.running and w.flow._held
     w.map.cancel()
     w.map.rows = ["a row on the diagram"]

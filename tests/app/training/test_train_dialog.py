@@ -2,7 +2,7 @@
 
 Each run trains a d_model 32, 1-layer decoder for the bundled addition model's probed weights
 for a few seconds, with small quality checks, so every step a user takes is real: copying the
-base, the worker thread, live curves, pause / resume / cancel with the checkpoint, finishing
+base, the training engine, live curves, pause / resume / cancel with the checkpoint, finishing
 into a new user model that the main window's picker lists. Waits are on signals and conditions,
 never on sleeps.
 """
@@ -63,12 +63,14 @@ def tiny_base(app_dirs):
 
 @pytest.fixture
 def dialog(qtbot):
-    d = TrainDialog()
+    from engine.server.backend import real_backend
+
+    d = TrainDialog(backend=real_backend())  # the training engine in a thread, through the same protocol
     qtbot.addWidget(d)
     d.show()
     yield d
-    assert d.shutdown(RUN_TIMEOUT_MS)
-    assert not d.client.thread.isRunning()
+    d.shutdown()
+    qtbot.waitUntil(lambda: not d.client.engine_alive, timeout=RUN_TIMEOUT_MS)
 
 
 def test_a_tiny_run_from_the_menu_draws_curves_and_joins_the_picker(qtbot, window, tiny_base):
@@ -99,7 +101,7 @@ def test_a_tiny_run_from_the_menu_draws_curves_and_joins_the_picker(qtbot, windo
         qtbot.mouseClick(d.use_button, Qt.LeftButton)
     assert window.picker.current().name == "tiny-addition-d32-0.05min"
     window.close()
-    assert not d.client.thread.isRunning()
+    assert not d.client.running
 
 
 def test_pause_keeps_the_checkpoint_resume_continues_cancel_keeps_it_and_start_resumes(qtbot, dialog):
@@ -272,14 +274,20 @@ def test_closing_the_dialog_mid_run_stops_it_with_the_checkpoint_saved(qtbot, di
     assert d._start.checkpoint.is_file() and checkpoint_step(d._start.checkpoint) >= 1
 
 
-def test_closing_the_main_window_mid_run_ends_the_training_thread(qtbot, window):
+def test_closing_the_main_window_mid_run_lets_the_training_process_save_and_end(qtbot, window):
+    """Training runs in an engine process of its own (from the menu, as a user starts it): closing the
+    window waits for nothing; the process saves its checkpoint at its next step, then exits."""
     window.train_decoder_action.trigger()
     d = window.train_dialog
     make_tiny(d, minutes=2.0, name="window-closes")
     d.start()
     qtbot.waitUntil(lambda: d.step() >= 1, timeout=RUN_TIMEOUT_MS)
+    process = d.client._link._process
+    assert process is not None  # its own process, not a thread of the window
     window.close()
-    assert not d.client.thread.isRunning() and not window.training_stuck
+    assert not d.client.running  # the window let go at once
+    qtbot.waitUntil(lambda: process.poll() is not None, timeout=RUN_TIMEOUT_MS)
+    assert process.returncode == 0
     assert d._start.checkpoint.is_file() and checkpoint_step(d._start.checkpoint) >= 1
 
 

@@ -146,7 +146,7 @@ def test_the_rows_on_screen_get_the_colours_a_colouring_query_gives(qtbot, real_
     qtbot.waitUntil(lambda: w.colouring.visible_missing() == [], timeout=120_000)
     visible = [result.samples[i] for i in w.colouring.visible_samples()]
     assert len(visible) > 5 and all(len(s.prob_diff) == len(s.tokens) for s in visible)
-    inv = load_inverter(w._entry)  # the app's precision ("auto"): the same draws for the same seed
+    inv = load_inverter(w.session.entry)  # the app's precision ("auto"): the same draws for the same seed
     options = w.options_bar.options(colour=True)
     want = {tuple(s.tokens): s.prob_diff
             for s in run_query(inv, w.editor.text(), result.site_short, result.query_position, options).samples}
