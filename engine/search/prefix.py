@@ -69,6 +69,8 @@ class PrefixRunner:
 
     @torch.inference_mode()
     def run(self, parents: list[PrefixState | None], inputs: list[list[int]], starts: list[int]) -> list[PrefixState]:
+        """Each input's state: its places from starts[b] on computed up to the site (a row
+        without a parent in full), the places before taken from its parent."""
         r, site = self.r, self.site
         H, dh = r.n_heads, r.d_head
         device, dtype = r.w_e.device, r.w_e.dtype
