@@ -1,5 +1,6 @@
 """How soon does the window show? A fresh Python process, offscreen, from interpreter start to the
-window's first processed paint, before the engine thread imports torch. Goal (2-core CPU): 2 s.
+window's first processed paint, while its engine process (started with the window) is still
+importing torch. Goal (2-core CPU): 1 s.
 
     python benchmarks/startup.py            # five cold starts
     python benchmarks/startup.py --runs 10
@@ -16,14 +17,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GOAL_S = 2.0
+GOAL_S = 1.0
 
 SHOW = """
 import time
 from app.launch import make_application
 from app.main_window import MainWindow
 app = make_application()
-w = MainWindow()
+w = MainWindow()  # starts the engine process
 w.show()
 app.processEvents()
 print(time.time())
@@ -50,7 +51,7 @@ def main() -> int:
     times = [one_start() for _ in range(args.runs)]
     median = statistics.median(times)
     print(f"window shown after {median:.2f} s (median of {args.runs}; min {min(times):.2f}, max {max(times):.2f}); "
-          f"goal <= {GOAL_S:.0f} s: {'met' if median <= GOAL_S else 'NOT met'}")
+          f"goal <= {GOAL_S:g} s: {'met' if median <= GOAL_S else 'NOT met'}")
     return 0
 
 
