@@ -147,3 +147,32 @@ def test_an_engine_started_by_another_command_elsewhere_answers(qtbot, tmp_path)
         w.run_query()
     assert done.args[0].candidates_done == 128 and done.args[0].samples
     w.close()
+
+
+def test_the_engine_exits_when_the_window_dies_without_closing_it(tmp_path):
+    """kill -9 of the window's process: the engine's input closes and it ends by itself (no orphan)."""
+    import signal
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from app.workers.engine_link import EngineLink
+        hello = []
+        link = EngineLink(hello.append, lambda why: None)
+        link.start()
+        while not hello:
+            time.sleep(0.01)
+        print(link.pid, flush=True)
+        time.sleep(600)
+    """)
+    env = dict(os.environ, INVERSIONVIEW_LOG_DIR=str(tmp_path / "log"))
+    window = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        engine_pid = int(window.stdout.readline())
+        assert not engine_gone(engine_pid, timeout_s=0.2)  # running, answering
+        os.kill(window.pid, signal.SIGKILL)
+        window.wait(30)
+        assert engine_gone(engine_pid, timeout_s=30)
+    finally:
+        if window.poll() is None:
+            window.kill()
