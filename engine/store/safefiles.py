@@ -166,6 +166,8 @@ def load_tensors(path: Path, device="cpu") -> tuple[dict, dict]:
         tensors = {}
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+            if not isinstance(meta, dict):
+                raise StoreError(f"{path}: its metadata is not a JSON object (the file is damaged)")
             for key in f.keys():
                 tensors[key] = f.get_tensor(key)
         return tensors, meta

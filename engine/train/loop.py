@@ -24,12 +24,44 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import Cancelled
+from engine.errors import Cancelled, StoreError
 from engine.store.safefiles import load_tensors, optimizer_tensors, restore_optimizer, save_tensors
 from engine.train.distributed import Ranks
 
 WEIGHT_PREFIX = "model."  # weight tensors in a checkpoint; the optimizer's are "optim.*"
 LOSS_SMOOTHING = 0.98  # the shown loss: an exponential average over about 50 steps
+
+
+def damaged(checkpoint: Path, what: str) -> StoreError:
+    """The one line for a checkpoint that cannot be resumed: what is wrong, and the way out."""
+    return StoreError(f"{checkpoint}: a damaged checkpoint ({what}); start afresh with --fresh, or delete the file")
+
+
+def check_record(checkpoint: Path, meta: dict) -> None:
+    """StoreError unless a checkpoint's metadata holds the loop's own fields as the loop writes
+    them (step, seconds, loss_ema, optimizer): a hand edit or a damaged file is one line, not a
+    traceback mid-resume or a run that believes it made 10^30 steps."""
+    from engine.validate import finite, whole
+
+    if not isinstance(meta, dict):
+        raise damaged(checkpoint, "its metadata is not a JSON object")
+    missing = [k for k in ("step", "seconds", "optimizer") if k not in meta]
+    if missing:
+        raise damaged(checkpoint, f"its metadata lacks {', '.join(missing)}")
+    try:
+        whole(meta["step"], "step", 0, 10**12)
+        finite(meta["seconds"], "seconds", 0, 1e9)
+        loss = meta.get("loss_ema")
+        if loss is not None and (isinstance(loss, bool) or not isinstance(loss, (int, float))):
+            raise ValueError(f"loss_ema must be a number, got {str(loss)[:40]!r}")
+    except ValueError as e:
+        raise damaged(checkpoint, str(e)) from None
+    optimizer = meta["optimizer"]
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    scalars = optimizer.get("scalars", {}) if isinstance(optimizer, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                               for g in groups) or not isinstance(scalars, dict):
+        raise damaged(checkpoint, "its optimizer record is not the parameter groups and scalars the loop writes")
 
 
 def warmup_cosine(step: int, steps: int, lr: float, warmup: int, min_lr_frac: float) -> float:
@@ -84,15 +116,33 @@ class TrainingLoop:
         if not self.checkpoint.is_file():
             return {}
         tensors, meta = load_tensors(self.checkpoint, device=device or "cpu")
+        check_record(self.checkpoint, meta)
         if check is not None:
             check(meta)
-        self.weights.load_state_dict({k[len(WEIGHT_PREFIX):]: v for k, v in tensors.items()
-                                      if k.startswith(WEIGHT_PREFIX)})
-        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
-        self.step, self._seconds_before = meta["step"], meta["seconds"]
+        try:
+            self.weights.load_state_dict({k[len(WEIGHT_PREFIX):]: v for k, v in tensors.items()
+                                          if k.startswith(WEIGHT_PREFIX)})
+            restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+            self._check_optimizer_state()
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+            if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+                lines = [f"its weights do not fit: {lines[1]}"]  # Missing key(s)... / size mismatch for ...
+            raise damaged(self.checkpoint, lines[0][:200]) from None
+        self.step, self._seconds_before = meta["step"], float(meta["seconds"])
         self.loss_ema = meta.get("loss_ema")
         self._t0 = self._last_save = time.time()
         return meta
+
+    def _check_optimizer_state(self) -> None:
+        """ValueError when a restored optimizer tensor does not fit its parameter (it would fail at
+        the first step, deep in AdamW)."""
+        for group in self.optimizer.param_groups:
+            for param in group["params"]:
+                for name, value in self.optimizer.state.get(param, {}).items():
+                    if name != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
+                        raise ValueError(f"optimizer state {name} has shape {tuple(value.shape)}, its parameter "
+                                         f"{tuple(param.shape)}")
 
     def save(self) -> None:
         """Write the checkpoint (rank 0 only: every rank holds the same weights)."""
