@@ -89,7 +89,6 @@ def text_record(config: dict, folder: Path) -> dict:
     written): architecture, sizes, and the probed section every model has."""
     from engine.tasks import TEXT_TASK
     from engine.text.hf_tokenizer import MERGES_TXT, TOKENIZER_JSON, VOCAB_JSON, tokenizer_files
-    from engine.validate import whole
 
     folder = Path(folder)
     path = folder / "config.json"
@@ -99,6 +98,20 @@ def text_record(config: dict, folder: Path) -> dict:
     if tokenizer_files(folder) is None:
         raise StoreError(f"{folder}: no tokenizer (expected {TOKENIZER_JSON}, or {VOCAB_JSON} and {MERGES_TXT}); "
                          "a task checkpoint without one is named with --task")
+    sizes = config_sizes(config, path)
+    act = _first(config, "act_fn")
+    probed = {"task": TEXT_TASK, **sizes, "act_fn": act if isinstance(act, str) else "gelu_new"}
+    if parallel_attention(config, arch):
+        probed["parallel_attn_mlp"] = True
+    return {"format": 1, "name": folder.name, "task": TEXT_TASK, "probed": probed,
+            "huggingface": {"model_type": str(config.get("model_type", "?")), "architecture": arch}}
+
+
+def config_sizes(config: dict, path: Path) -> dict:
+    """n_layers, n_heads, d_model, n_ctx, d_vocab and d_mlp as a config.json gives them (under
+    any family's key names, the first present wins); StoreError naming a bad one."""
+    from engine.validate import whole
+
     sizes = {}
     try:
         for field, high in (("n_layers", 1024), ("n_heads", 1024), ("d_model", 65536), ("n_ctx", 10_000_000)):
@@ -109,12 +122,71 @@ def text_record(config: dict, folder: Path) -> dict:
         sizes["d_mlp"] = 4 * sizes["d_model"] if d_mlp is None else whole(d_mlp, "d_mlp", 1, 1_000_000)
     except ValueError as e:
         raise StoreError(f"{path}: {e}") from None
-    act = _first(config, "act_fn")
-    probed = {"task": TEXT_TASK, **sizes, "act_fn": act if isinstance(act, str) else "gelu_new"}
-    if parallel_attention(config, arch):
-        probed["parallel_attn_mlp"] = True
-    return {"format": 1, "name": folder.name, "task": TEXT_TASK, "probed": probed,
-            "huggingface": {"model_type": str(config.get("model_type", "?")), "architecture": arch}}
+    return sizes
+
+
+# The sizes Hugging Face builds, by its config classes' own attribute names (a class's
+# attribute_map maps its family's spelling onto them: GPT-2's n_embd is hidden_size)
+_BUILT = (("d_model", "hidden_size"), ("n_layers", "num_hidden_layers"), ("n_heads", "num_attention_heads"),
+          ("d_vocab", "vocab_size"))
+_BUILT_MLP = ("intermediate_size", "n_inner", "ffn_dim")
+
+
+def built_sizes(built) -> dict:
+    """The sizes a transformers config object will build (None where it has no such attribute)."""
+    sizes = {field: getattr(built, attr, None) for field, attr in _BUILT}
+    for attr in _BUILT_MLP:
+        if hasattr(built, attr):
+            value = getattr(built, attr)
+            if value is None and attr == "n_inner" and isinstance(sizes["d_model"], int):
+                value = 4 * sizes["d_model"]  # GPT-2's default
+            sizes["d_mlp"] = value
+            break
+    return sizes
+
+
+def check_built_config(folder: Path) -> None:
+    """StoreError unless the model Hugging Face will build has the sizes config.json gives under
+    the names the studio reads. A family's config class reads only its own key names and takes
+    its defaults for the rest: a GPT-NeoX config.json with GPT-2's n_embd / n_layer / n_head
+    passed the studio's size checks as a 2-layer model while transformers built GPT-NeoX-20B's
+    defaults (44 layers of 6144, 2.0e10 parameters). Checked before any weight is read."""
+    from engine.store.hf_folders import read_hf_config
+    from engine.validate import parameter_budget
+
+    path = Path(folder) / "config.json"
+    config = read_hf_config(folder)
+    if config is None:
+        raise StoreError(f"{path}: not a Hugging Face config (no model_type)")
+    ours = config_sizes(config, path)
+    try:
+        from transformers import AutoConfig
+
+        built = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except Exception as e:  # noqa: BLE001 - whatever Hugging Face's config classes raise on a hand-made file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise StoreError(f"{path}: Hugging Face cannot read this config ({first})") from None
+    sizes = built_sizes(built)
+    names = dict(_BUILT) | {"d_mlp": next((a for a in _BUILT_MLP if hasattr(built, a)), "d_mlp")}
+    wrong = [f for f, v in sizes.items() if isinstance(v, int) and not isinstance(v, bool) and v != ours[f]]
+    if not wrong:
+        return
+    attribute_map = getattr(built, "attribute_map", {}) or {}
+    kind = str(config.get("model_type"))[:40]
+    said = ", ".join(f"{next(k for k in _KEYS[f] if config.get(k) is not None) if f != 'd_vocab' else 'vocab_size'} "
+                     f"{ours[f]}" for f in wrong if f in ours and (f == "d_vocab" or _first(config, f) is not None))
+    builds = ", ".join(f"{attribute_map.get(names[f], names[f])} {sizes[f]:,}" for f in wrong)
+    d, layers = sizes["d_model"] or ours["d_model"], sizes["n_layers"] or ours["n_layers"]
+    mlp, vocab = sizes.get("d_mlp") or 4 * d, sizes["d_vocab"] or ours["d_vocab"]
+    count = 2 * vocab * d + layers * (4 * d * d + 2 * d * mlp)
+    try:
+        parameter_budget(count, "it")
+        size = f"about {count:.1e} parameters"
+    except ValueError:
+        size = f"about {count:.1e} parameters, above the studio's ceiling"
+    raise StoreError(f"{path}: a {kind} config is read by its own key names, so Hugging Face would build "
+                     f"{builds} ({size}), not the {said or 'sizes'} this file gives; name the sizes as "
+                     f"{kind} configs do ({', '.join(attribute_map.get(names[f], names[f]) for f in wrong)})")
 
 
 def supported_architectures() -> list[str]:
@@ -230,6 +302,7 @@ def load_text_model(entry, device=None):
                          "train the decoder anew")
     arch = (entry.huggingface or {}).get("architecture") or "?"
     check_supported(arch, folder / "config.json")
+    check_built_config(folder)  # before any weight is read: the sizes Hugging Face will build
     _check_weights(folder)
     task = text_task(entry)
     from transformers import PreTrainedTokenizerFast
