@@ -21,6 +21,7 @@ MAX_TOKENS tokens (longer ones re-run whole).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -66,6 +67,19 @@ class PrefixRunner:
             pick = torch.cat([torch.arange(dh, device=layer.w_qkv.device) + part * H * dh + h * dh
                               for part in range(3) for h in heads])
             self.heads, self.head_w, self.head_b = len(heads), layer.w_qkv[pick], layer.b_qkv[pick]
+        self._scratch: dict[str, torch.Tensor] = {}
+
+    def scratch(self, key: str, *shape: int) -> torch.Tensor:
+        """A tensor of `shape` in storage reused from step to step: a step's keys and values are
+        tens of MB, and a fresh allocation that size is fresh pages from the system every time
+        (the states copy out what they keep). Zeroed when allocated, it holds finite values ever
+        after: where a row has no key (past its end), attention's -inf mask gives the stale key
+        and value a weight of exactly 0, as it would a zero (0 x a finite value is 0)."""
+        size = math.prod(shape)
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < size:
+            buf = self._scratch[key] = self.r.w_e.new_zeros(size)
+        return buf[:size].view(shape)
 
     @torch.inference_mode()
     def run(self, parents: list[PrefixState | None], inputs: list[list[int]], starts: list[int]) -> list[PrefixState]:
@@ -81,7 +95,7 @@ class PrefixRunner:
         tokens = torch.tensor([t for row, j in zip(inputs, starts) for t in row[j:]], device=device)  # (n,)
         x = r.w_e[tokens] + r.w_pos[lay.cols]  # (n, d) residual stream of the new positions
         n, d = x.shape
-        kv = x.new_zeros(len(inputs), self.split, T, 2, H, dh)  # (B, split, T, 2, H, dh)
+        kv = self.scratch("kv", len(inputs), self.split, T, 2, H, dh)  # (B, split, T, 2, H, dh)
         for b, (parent, j) in enumerate(zip(parents, starts)):  # the parent's keys and values before the edit
             if j:
                 kv[b, :, :j] = parent.kv[:, :j]
@@ -99,7 +113,7 @@ class PrefixRunner:
             acts = x
         elif site.layer == self.split:  # the site's heads alone, attending to their cached keys and values
             h, layer = self.heads, r.layers[site.layer]
-            head_kv = x.new_zeros(len(inputs), T, 2, h, dh)  # (B, T, 2, h, dh)
+            head_kv = self.scratch("head", len(inputs), T, 2, h, dh)  # (B, T, 2, h, dh)
             for b, (parent, j) in enumerate(zip(parents, starts)):
                 if j:
                     head_kv[b, :j] = parent.head_kv[:j]
@@ -145,7 +159,7 @@ class PrefixRunner:
         r = self.r
         starts = [s.known for s in states]
         lay = Layout.of(starts, ends, r.w_pos.shape[0], r.w_e.device, r.w_e.dtype)
-        kv = r.w_e.new_zeros(len(states), len(r.layers) - self.split, max(ends), 2, r.n_heads, r.d_head)
+        kv = self.scratch("upper", len(states), len(r.layers) - self.split, max(ends), 2, r.n_heads, r.d_head)
         for b, (s, u) in enumerate(zip(states, starts)):  # (B, upper layers, T, 2, H, dh)
             if u:
                 kv[b, :, :u] = s.upper
