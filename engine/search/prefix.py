@@ -77,8 +77,8 @@ class PrefixRunner:
         and value a weight of exactly 0, as it would a zero (0 x a finite value is 0)."""
         size = math.prod(shape)
         buf = self._scratch.get(key)
-        if buf is None or buf.numel() < size:
-            buf = self._scratch[key] = self.r.w_e.new_zeros(size)
+        if buf is None or buf.numel() < size:  # a quarter to spare: inputs grow a token at a time
+            buf = self._scratch[key] = self.r.w_e.new_zeros(size + size // 4)
         return buf[:size].view(shape)
 
     @torch.inference_mode()
