@@ -140,8 +140,45 @@ def join(device: str | None) -> tuple[Ranks, str | None]:
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        backend = "nccl" if cuda else "gloo"
+        if os.environ.get("TORCHELASTIC_RUN_ID"):  # torchrun's agent has started every process: join its store
+            torch.distributed.init_process_group(backend)
+        else:
+            store = _rendezvous(_env_int("RANK"), _env_int("WORLD_SIZE"))
+            torch.distributed.init_process_group(backend, store=store, rank=_env_int("RANK"),
+                                                 world_size=_env_int("WORLD_SIZE"))
     return Ranks(torch.distributed.get_rank(), torch.distributed.get_world_size(), local), device or "cpu"
+
+
+JOIN_SECONDS = 120.0  # how long processes started by hand (not by torchrun) wait for each other
+
+
+def _rendezvous(rank: int, world: int):
+    """The processes' meeting point when RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT were set by
+    hand: as torch's env:// does it, but waiting JOIN_SECONDS, not half an hour without a word,
+    and a one-line error when the others do not come."""
+    import sys
+    from datetime import timedelta
+
+    from engine.tasks.base import TaskInputError
+
+    host, port = os.environ["MASTER_ADDR"].strip(), _env_int("MASTER_PORT")
+    where = f"{host[:60]}:{os.environ['MASTER_PORT'].strip()[:10]}"
+    if port is None or not 0 < port < 65536:
+        raise TaskInputError(f"MASTER_PORT {os.environ['MASTER_PORT'][:20]!r} is not a port (1-65535)")
+    print(f"rank {rank} of {world}: waiting up to {JOIN_SECONDS:.0f} s for the other {world - 1} process"
+          f"{'es' * (world > 2)} at {where}", file=sys.stderr, flush=True)
+    try:
+        store = torch.distributed.TCPStore(host, port, world, is_master=rank == 0,
+                                           timeout=timedelta(seconds=JOIN_SECONDS), wait_for_workers=True)
+    except (RuntimeError, OSError, ValueError) as e:  # DistStoreError and DistNetworkError are RuntimeErrors
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise TaskInputError(f"rank {rank} of WORLD_SIZE {world}: the other processes did not join at {where} "
+                             f"within {JOIN_SECONDS:.0f} s ({first}); start them all with torchrun "
+                             f"--nproc_per_node {world} main.py ..., or unset WORLD_SIZE to train in one "
+                             "process") from None
+    store.set_timeout(timedelta(minutes=30))  # torch's default from here on: a long check on rank 0 is waited for
+    return store
 
 
 def leave(ranks: Ranks) -> None:
