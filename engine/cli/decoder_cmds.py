@@ -124,7 +124,8 @@ def describe_check(step: int, c) -> str:
     up_to = "up to " if c.limit is not None and c.planned > MIN_CHECK_SITES else ""
     left = c.left()
     left = f", about {left:.0f} s" if left is not None else ""
-    return f"checking the decoder at step {step:,}: {up_to}{c.planned} of {c.of_sites} sites x {c.queries} queries{left}"
+    return (f"checking the decoder at step {step:,}: {up_to}{c.planned} of {c.of_sites} sites x {c.queries} "
+            f"queries{left}")
 
 
 def refuse_bundled(entry, allowed: bool, what: str, instead: str) -> None:
