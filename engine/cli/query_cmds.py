@@ -77,9 +77,12 @@ def text_bar(distance: float, width: int = 20) -> str:
 
 def print_result(r, top: int, fact: str, timing: bool = True) -> None:
     """A result as the terminal shows it: a header, ranked rows with the epsilon divider, a summary."""
+    from engine.cli.printing import printable  # a file's tokens and names are shown, never obeyed by the terminal
+
     label = r.query_labels[r.query_position]
-    print(f"query {r.query} at {r.site_short} ({r.site_id}), position {r.query_position} ({label!r}); "
-          f"model {r.model or '(not recorded)'}, {r.metric}, epsilon {r.epsilon:g}")
+    print(f"query {printable(r.query)} at {printable(r.site_short)} ({printable(r.site_id)}), position "
+          f"{r.query_position} ({label!r}); model {printable(r.model) or '(not recorded)'}, {r.metric}, "
+          f"epsilon {r.epsilon:g}")
     if r.sampler == "search":
         print(r.sampler_settings)
     print(f"{'rank':>4} {'x':>4}  {'distance':>8}  {'bar':<20}  {fact:<11} sample")
@@ -89,8 +92,8 @@ def print_result(r, top: int, fact: str, timing: bool = True) -> None:
             print(f"{'':->4} epsilon {r.epsilon:g} " + "-" * 40)
             divider_done = True
         near = f"  ({s.edits} edit{'s' * (s.edits != 1)})" if s.edits >= 0 else ""
-        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {s.fact:<11} {s.marked()}"
-              f"{near}")
+        print(f"{s.rank:>4} {s.multiplicity:>4}  {s.distance:>8.4f}  {text_bar(s.distance)}  {printable(s.fact):<11} "
+              f"{printable(s.marked())}{near}")
     if len(r.samples) > top:
         print(f"... {len(r.samples) - top} more distinct samples")
     print(f"{r.summary()}; {r.seconds:.2f} s" if timing else r.summary())

@@ -255,3 +255,16 @@ def test_query_refuses_a_paper_json_path_in_a_missing_folder(capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err == "error: cannot write /no/such/dir/q.json: folder /no/such/dir does not exist\n"
+
+
+def test_show_json_shows_a_files_terminal_escapes_and_never_obeys_them(tmp_path):
+    """A token holding a terminal escape (clear screen) is printed as its escape, on its one line."""
+    evil = "a\x1b[2J"
+    doc = {**GOOD, "generation": [[["B", evil, "a", "b", "|", "a", ":", "2", "E"], [0.0] * 9,
+                                   [1000.0] + [0.5] * 7 + [1000.0], 6, 0.5]]}
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    done = run_cli("show-json", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-500:]
+    assert "B a\\x1b[2J a b" in done.stdout  # the sample, its escape written out
