@@ -201,7 +201,14 @@ class TrainDialog(QDialog):
         self.progress_bar.setValue(round(PROGRESS_STEPS * min(p.seconds / max(p.budget, 1e-9), 1.0)))
         left = stopped or f"about {format_seconds(p.budget - p.seconds)} left"
         self.time_label.setText(f"{format_seconds(p.seconds)} of {format_seconds(p.budget)} · {left}")
-        self.count_label.setText(f"step {p.step:,} · {p.pairs:,} pairs · loss {p.loss:.3f}")
+        loss = "loss —" if p.loss != p.loss else f"loss {p.loss:.3f}"  # NaN before the first step
+        check = ""
+        if p.check is not None and not stopped:  # a quality check in progress: where it stands
+            c = p.check
+            left = c.left()
+            check = (f" · checking sites {c.done}/{c.expected()}" +
+                     (f", about {format_seconds(left)} left" if left is not None else ""))
+        self.count_label.setText(f"step {p.step:,} · {p.pairs:,} pairs · {loss}{check}")
 
     def _on_finished(self, entry, result) -> None:
         self.trained = entry

@@ -322,3 +322,17 @@ def test_the_png_script_renders_the_bundled_counting_curve(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "app.training.curve", str(tmp_path), "--png", str(out)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_a_check_in_progress_and_a_loss_before_the_first_step_read_as_words(qtbot):
+    """train_decoder reports its quality check site by site, before step 1 (loss NaN): the dialog
+    says where the check stands, and never "loss nan"."""
+    from engine.decoder.progress import CheckProgress, DecoderProgress
+
+    d = TrainDialog()
+    qtbot.addWidget(d)
+    check = CheckProgress(done=3, planned=32, of_sites=157, seconds=12.0, limit=None, per_site=None, queries=48)
+    d._on_progress(DecoderProgress(step=0, seconds=12.0, budget=240.0, loss=float("nan"), pairs=0, check=check))
+    text = d.count_label.text()
+    assert "nan" not in text and "loss —" in text
+    assert "checking sites 3/32" in text and "left" in text  # 29 sites at 4 s each still to come
