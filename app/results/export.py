@@ -7,6 +7,7 @@ widget is what the user sees anyway.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QWidget
@@ -285,22 +286,61 @@ def export_flow(window, which: str, path: str | None = None):
 
 def import_paper_json(window, path: str | None = None):
     """File > Import paper JSON: one of the InversionView paper's cached-generation files (its web
-    viewer's format, engine/store/paper_json.py) shown as a result and kept in the history; a file
-    that cannot be read is a message. The result shown, or None."""
+    viewer's format, engine/store/paper_json.py), read by the engine and then shown as a result and
+    kept in the history; a file that cannot be read is a message. The JobRequest sent, or None."""
     if path is None:
         path, _ = QFileDialog.getOpenFileName(window, "Import a paper JSON file", str(start_folder(window)),
                                               "JSON (*.json)")
         remember(window, path)
     if not path:
         return None
-    from engine.errors import USER_ERRORS
-    from engine.store.paper_json import read_paper_json
+    import numpy as np
+
+    from app.workers.job_request import JobRequest
+    from engine.store.paper_json import MAX_FILE_BYTES
 
     try:
-        result = read_paper_json(path, epsilon=window.options_bar.epsilon.value())
-    except USER_ERRORS as e:
-        show_message(window, "Import failed", str(e))
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:
+            show_message(window, "Import failed", f"{path}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} a "
+                                                  "cached-generation file may have")
+            return None
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        show_message(window, "Import failed", f"{path}: cannot read it ({e.strerror or e})")
         return None
-    window.show_outside_result(result, model_key="")
-    window.statusBar().showMessage(f"Imported {result.candidates_done:,} candidates from {path}", 10000)
-    return result
+    # parsed by the engine process (a 60 MB file's json.loads held the GIL for most of a second)
+    request = JobRequest("read", "", {"data": data, "name": path, "epsilon": window.options_bar.epsilon.value()})
+    PendingImport(window, request)
+    window.engine.run_job(request)
+    return request
+
+
+_IMPORTING: set = set()
+
+
+class PendingImport:
+    """A file being read by the engine: shown and kept in the history when it is, or a message."""
+
+    def __init__(self, window, request):
+        self.window, self.request = window, request
+        window.engine.jobFinished.connect(self._done)
+        window.engine.jobFailed.connect(self._failed)
+        _IMPORTING.add(self)  # kept alive until answered
+
+    def _drop(self) -> None:
+        self.window.engine.jobFinished.disconnect(self._done)
+        self.window.engine.jobFailed.disconnect(self._failed)
+        _IMPORTING.discard(self)
+
+    def _done(self, request, result) -> None:
+        if request is self.request:
+            self._drop()
+            self.window.show_outside_result(result, model_key="")
+            self.window.statusBar().showMessage(f"Imported {result.candidates_done:,} candidates from "
+                                                f"{self.request.params['name']}", 10000)
+
+    def _failed(self, request, message: str) -> None:
+        if request is self.request:
+            self._drop()
+            show_message(self.window, "Import failed", message)

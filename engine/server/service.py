@@ -28,7 +28,8 @@ from engine.server.replies import LoadedModel
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"load": 0, "query": 1, "neurons": 2, "flow": 3, "colour": 4, "patch": 5, "map": 6, "train": 7}
+# "read": a paper JSON file's bytes read into a result (File > Import; no model needed)
+PRIORITY = {"load": 0, "query": 1, "read": 2, "neurons": 3, "flow": 4, "colour": 5, "patch": 6, "map": 7, "train": 8}
 SAVING_KINDS = ("train",)  # requests that, cancelled, still write their state: the engine waits for them
 WORKERS = 2
 MAX_LOADED = 2  # models kept loaded; switching back is instant, and a GPT-2 small is half a gigabyte
@@ -157,6 +158,12 @@ class EngineService:
         body, rid = request.body, request.id
         if request.kind == "load":
             self._send(rid, "done", self._load(body["entry"]))
+            return
+        if request.kind == "read":
+            from engine.store.paper_json import paper_json_from_bytes
+
+            p = body.get("params", {})
+            self._send(rid, "done", paper_json_from_bytes(bytes(p["data"]), p["name"], epsilon=p["epsilon"]))
             return
         if request.kind == "train":
             if self._backend.train is None:

@@ -8,8 +8,9 @@ import tracemalloc
 import pytest
 
 from engine.errors import StoreError
-from engine.store import paper_json
-from engine.store.paper_json import MAX_CONTAINERS, _nesting, read_paper_json
+from engine.store import json_scan, paper_json
+from engine.store.json_scan import nesting as _nesting
+from engine.store.paper_json import MAX_CONTAINERS, read_paper_json
 
 
 def _truth(value) -> tuple[int, int]:
@@ -38,7 +39,7 @@ def _random_value(rng: random.Random, depth: int):
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 20])
 def test_the_scan_agrees_with_the_parsed_structure_at_any_chunk_size(monkeypatch, chunk):
-    monkeypatch.setattr(paper_json, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(json_scan, "SCAN_CHUNK", chunk)
     rng = random.Random(chunk)
     for _ in range(150):
         doc = _random_value(rng, 0)
