@@ -45,7 +45,7 @@ class Inverter:
     reader: SiteReader | BridgeReader | None  # re-runs samples (without the bridge's hooks where it can)
     sampler: ConditionalDecoder | None = None  # the copy that samples (bf16 where it pays); None = decoder
     fast_reader: SiteReader | None = None  # a text model's bf16 re-run copy (near-epsilon rows re-checked)
-    search_reader: SiteReader | None = None  # a text model's fp32 fused reader (views of the bridge's weights but W_QKV), made by its first search
+    search_reader: SiteReader | None = None  # text models: the search's (weights shared, engine/search/ragged.py)
 
     @property
     def can_query(self) -> bool:
