@@ -93,7 +93,7 @@ class SharedReader(SiteReader):
     (85 MB). F.linear reads a transposed view without copying it, at the same speed (measured:
     a (700, 768) x (768, 3072) product 58 ms either way, 2 threads under load)."""
 
-    def __init__(self, probed: ProbedModel):  # noqa: the parent's __init__ would copy every weight
+    def __init__(self, probed: ProbedModel):  # not SiteReader's: that copies every weight
         cfg, bridge = probed.config, probed.bridge
         if cfg.act_fn not in ACTIVATIONS:
             raise ValueError(f"no fast path for activation {cfg.act_fn!r}")
