@@ -46,6 +46,9 @@ class AppSettings:
     # the engine process's command, as a shell would split it; empty: this interpreter on this machine
     # (e.g. "ssh gpu-box /path/.venv/bin/python -m engine.server": app/workers/engine_link.py)
     engine_command: str = ""
+    search_chains: int = 64  # the local search's settings (QueryOptions.chains, search_temperature, grammar)
+    search_temperature: float = 0.25
+    search_grammar: bool = True
 
 
 def config_dir() -> Path:
@@ -92,6 +95,9 @@ LIMITS = {
     "splitter_state": lambda v: len(v) <= MAX_STATE and set(v) <= _BASE64,
     "export_folder": lambda v: len(v) <= MAX_TEXT,
     "engine_command": lambda v: len(v) <= MAX_TEXT and _splits(v),
+    "search_chains": lambda v: 1 <= v <= 4096,
+    "search_temperature": lambda v: math.isfinite(v) and 0.0 <= v <= 10.0,
+    "search_grammar": lambda v: isinstance(v, bool),
     "folders": lambda v: len(v) <= MAX_FOLDERS and all(isinstance(p, str) and 0 < len(p) <= MAX_TEXT for p in v),
 }
 

@@ -17,6 +17,7 @@ def restore(w) -> None:
     """Apply the saved query options, geometry and dock state; say why the settings were set aside, if they were."""
     s = w.settings
     w.options_bar.apply(s.epsilon, s.metric, s.candidates, s.schedule, s.seed, s.same_label, s.sampler)
+    w.options_bar.apply_search(s.search_chains, s.search_temperature, s.search_grammar)
     for text, setter in ((s.geometry, w.restoreGeometry), (s.window_state, w.restoreState),
                          (s.splitter_state, w.split.restoreState)):
         if text:
@@ -69,6 +70,7 @@ def save(w) -> None:
     s.schedule = w.options_bar.schedule_list()
     s.seed = w.options_bar.seed.value()
     s.same_label, s.sampler = w.options_bar.same_label.isChecked(), w.options_bar.sampler()
+    s.search_chains, s.search_temperature, s.search_grammar = w.options_bar.search_settings()
     s.geometry = w.saveGeometry().toBase64().data().decode("ascii")
     s.window_state = w.saveState().toBase64().data().decode("ascii")
     s.splitter_state = w.split.saveState().toBase64().data().decode("ascii")

@@ -44,6 +44,7 @@ class QueryEditor(QWidget):
         self.message.hide()
         self.strip = TokenStrip()
         self.strip.positionClicked.connect(self.positionClicked)
+        self.strip.keepToggled.connect(self._toggle_keep)
         strip_scroll = QScrollArea()
         strip_scroll.setWidget(self.strip)
         strip_scroll.setWidgetResizable(True)
@@ -97,6 +98,13 @@ class QueryEditor(QWidget):
     def error(self) -> str:
         return self._error
 
+    def kept(self) -> tuple[int, ...]:
+        """The positions the local search keeps (right-click on the token strip), in order."""
+        return tuple(sorted(self.strip.kept()))
+
+    def _toggle_keep(self, index: int) -> None:
+        self.strip.set_kept(self.strip.kept() ^ {index})
+
     def set_selected_position(self, index: int) -> None:
         self.strip.set_selected(index)
 
@@ -120,8 +128,11 @@ class QueryEditor(QWidget):
         if self._task is None or text == RANDOM_ITEM:
             return
         task = self._task
+        before = self._tokens
         try:
             self._tokens = task.parse_query(text)
+            if self._tokens != before:
+                self.strip.set_kept(set())  # kept tokens belong to the query they were kept in
             self._labels = task.position_labels(self._tokens)
             self._error = ""
             self.strip.set_tokens(task.vocab.token_strings(self._tokens), self._labels, live=True)

@@ -88,6 +88,27 @@ class OptionsBar(QWidget):
             self.sampler_box.addItem(SAMPLER_TEXT[value], value)
         self.sampler_box.setToolTip(SAMPLER_TIP)
         self.sampler_box.currentIndexChanged.connect(lambda _: self.samplerChanged.emit(self.sampler()))
+        self.sampler_box.currentIndexChanged.connect(lambda _: self._show_search())
+        # the local search's own settings (QueryOptions.chains, search_temperature, grammar), shown
+        # where the sampler can be the search; the kept tokens are chosen on the token strip
+        self.chains = QSpinBox()
+        self.chains.setRange(1, 4096)
+        self.chains.setValue(QueryOptions.chains)
+        self.chains.setToolTip("Local search: chains stepped together, one proposed edit each per step")
+        self.search_temperature = QDoubleSpinBox()
+        self.search_temperature.setDecimals(2)
+        self.search_temperature.setRange(0.0, 10.0)
+        self.search_temperature.setSingleStep(0.05)
+        self.search_temperature.setValue(QueryOptions.search_temperature)
+        self.search_temperature.setToolTip("Local search: Metropolis temperature inside the ε wall, in units of ε\n"
+                                           "(0: only moves that come closer are kept)")
+        self.grammar = QCheckBox("grammar")
+        self.grammar.setChecked(QueryOptions.grammar)
+        self.grammar.setToolTip("Local search: drop proposals the task's grammar rejects before re-running them\n"
+                                "(counting, addition, IOI prompts; a plain text model has none)")
+        for w in (self.chains, self.search_temperature):
+            w.valueChanged.connect(self.optionsChanged)
+        self.grammar.toggled.connect(self.optionsChanged)
         self.sampler_box.currentIndexChanged.connect(self.optionsChanged)
         for w in (self.metric_box, self.schedule_mode):
             w.currentIndexChanged.connect(self.optionsChanged)
@@ -95,6 +116,7 @@ class OptionsBar(QWidget):
             w.valueChanged.connect(self.optionsChanged)
         self.schedule.textChanged.connect(self.optionsChanged)
 
+        self._labels: dict = {}  # control -> its label
         # one row; where the window is narrow, the seed and "same label" take a second one (app/spill.py)
         self.tail = QWidget()
         tail = QHBoxLayout(self.tail)
@@ -103,11 +125,13 @@ class OptionsBar(QWidget):
         for text, w, into in (("ε", self.epsilon, row), ("metric", self.metric_box, row),
                               ("candidates", self.candidates, row), ("schedule", self.schedule_mode, row),
                               (None, self.schedule, row), ("sampler", self.sampler_box, tail),
-                              ("seed", self.seed, tail), (None, self.same_label, tail)):
+                              ("chains", self.chains, tail), ("temp", self.search_temperature, tail),
+                              (None, self.grammar, tail), ("seed", self.seed, tail), (None, self.same_label, tail)):
             if text:
                 label = QLabel(text)
                 label.setBuddy(w)
                 into.addWidget(label)
+                self._labels[w] = label
             into.addWidget(w)
         row.addWidget(self.tail)
         spare = QHBoxLayout()  # empty unless the tail spills into it
@@ -118,6 +142,15 @@ class OptionsBar(QWidget):
             r.addStretch(1)
             lay.addLayout(r)
         self._spill = Spill(self, self.tail, row, spare)
+        self._show_search()
+
+    def _show_search(self) -> None:
+        """The search's settings show where the sampler can be the search (auto or local search)."""
+        shown = self.sampler() != "decoder"
+        for w in (self.chains, self.search_temperature, self.grammar):
+            w.setVisible(shown)
+            if w in self._labels:
+                self._labels[w].setVisible(shown)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -158,15 +191,27 @@ class OptionsBar(QWidget):
             return str(e)
         return ""
 
-    def options(self, colour: bool = False) -> QueryOptions:
+    def options(self, colour: bool = False, keep: tuple[int, ...] = ()) -> QueryOptions:
         """The chosen options; ValueError when the chosen schedule cannot be read. colour: the
         query computes every sample's prob-diff colouring itself; the window's queries do not
-        (the rows on screen are coloured afterwards, on demand: app/results/colouring.py)."""
+        (the rows on screen are coloured afterwards, on demand: app/results/colouring.py). keep:
+        the query positions the local search never changes (kept on the token strip)."""
         auto = self.schedule_mode.currentText() == AUTO_TEXT
         schedule = self.auto_schedule if auto else parse_schedule(self.schedule.text())
         return QueryOptions(candidates=self.candidates.value(), schedule=schedule, metric=self.metric_box.currentText(),
                             epsilon=self.epsilon.value(), seed=self.seed.value(), colour=colour,
-                            same_label=self.same_label.isChecked(), sampler=self.sampler())
+                            same_label=self.same_label.isChecked(), sampler=self.sampler(), chains=self.chains.value(),
+                            search_temperature=self.search_temperature.value(), grammar=self.grammar.isChecked(),
+                            keep=tuple(keep))
+
+    def search_settings(self) -> tuple[int, float, bool]:
+        """(chains, temperature, grammar filter) for the settings file."""
+        return self.chains.value(), self.search_temperature.value(), self.grammar.isChecked()
+
+    def apply_search(self, chains: int, temperature: float, grammar: bool) -> None:
+        self.chains.setValue(chains)
+        self.search_temperature.setValue(temperature)
+        self.grammar.setChecked(grammar)
 
     def sampler(self) -> str:
         """The chosen sampler: "auto", "decoder" or "search" (QueryOptions.sampler)."""

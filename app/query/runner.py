@@ -45,7 +45,7 @@ class Runner(QObject):
             self.w.statusBar().showMessage(self.w.cannot_run(), 8000)
             return None
         try:
-            options = self.w.options_bar.options(colour=not self.w.colouring.available())
+            options = self.w.options_bar.options(colour=not self.w.colouring.available(), keep=self.w.editor.kept())
         except ValueError as e:
             self.w.statusBar().showMessage(f"Schedule: {e}", 8000)
             return None

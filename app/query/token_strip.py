@@ -32,6 +32,7 @@ FLIP_COLOURS = {"must keep": MUST_KEEP, "can change": CAN_CHANGE}
 
 class TokenStrip(QWidget):
     positionClicked = Signal(int)
+    keepToggled = Signal(int)  # right-click: the local search keeps this token (or no longer does)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -47,10 +48,12 @@ class TokenStrip(QWidget):
         self._small_font.setPointSizeF(self.font().pointSizeF() * 0.8)
         self._rects: list[QRect] = []
         self._flips: list | None = None  # FlipReadings, one per token, of the local search shown
+        self._kept: set[int] = set()  # positions the local search never changes (QueryOptions.keep)
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.setFocusPolicy(Qt.StrongFocus)  # Left / Right move the chosen position
-        self.setToolTip("Click a token (or use Left / Right) to choose the position whose activation is inverted")
+        self.setToolTip("Click a token (or use Left / Right) to choose the position whose activation is inverted;\n"
+                        "right-click a token to keep it: the local search never changes a kept token")
 
     # ---- content ----------------------------------------------------------------------
     def set_tokens(self, chars: list[str], labels: list[str], bad: set[int] | None = None, live: bool = True):
@@ -80,6 +83,13 @@ class TokenStrip(QWidget):
             return f"token {index} '{self._chars[index]}': after the compared position, not searched"
         return (f"token {index} '{self._chars[index]}': {r.verdict} (the local search changed it {r.changed:,} "
                 f"times, still within ε {r.within:,} times)")
+
+    def set_kept(self, kept) -> None:
+        self._kept = set(kept)
+        self.update()
+
+    def kept(self) -> set[int]:
+        return set(self._kept)
 
     def set_selected(self, index: int) -> None:
         self._selected = index
@@ -127,6 +137,8 @@ class TokenStrip(QWidget):
         if i >= 0 and self._live and event.button() == Qt.LeftButton:
             self.set_selected(i)
             self.positionClicked.emit(i)
+        elif i >= 0 and self._live and event.button() == Qt.RightButton:
+            self.keepToggled.emit(i)
 
     def keyPressEvent(self, event) -> None:
         step = {Qt.Key_Left: -1, Qt.Key_Right: 1}.get(event.key())
@@ -169,9 +181,14 @@ class TokenStrip(QWidget):
             else:
                 p.setPen(QPen(error if bad else border, 2 if bad else 1))
             p.drawRoundedRect(r.adjusted(1, 1, -1, -1), 4, 4)
+            if i in self._kept and self._live:  # kept for the search: a second, dashed frame inside
+                p.setPen(QPen(ink, 1, Qt.DashLine))
+                p.drawRoundedRect(r.adjusted(3, 3, -3, -3), 3, 3)
             p.setFont(self._small_font)
             p.setPen(muted)
-            p.drawText(QRect(r.x(), r.y() + 2, r.width(), sfm.height()), Qt.AlignCenter, str(i))
+            p.drawText(QRect(r.x(), r.y() + 2, r.width(), sfm.height()), Qt.AlignCenter,
+                       f"{i} kept" if i in self._kept and self._live and r.width() > sfm.horizontalAdvance(f"{i} kept")
+                       else str(i))
             p.setFont(self._token_font)
             color = error if bad else (ink if self._live else muted)
             p.setPen(color)
