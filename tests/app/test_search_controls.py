@@ -31,7 +31,8 @@ def test_the_search_settings_and_kept_tokens_reach_the_query(qtbot, fake_engine,
     with qtbot.waitSignal(w.engine.runFinished, timeout=30_000):
         w.run_query()
     seen = fake_engine.options_seen[-1]
-    assert (seen.sampler, seen.chains, seen.search_temperature, seen.grammar, seen.keep) == ("search", 8, 0.5, False, (5,))
+    got = (seen.sampler, seen.chains, seen.search_temperature, seen.grammar, seen.keep)
+    assert got == ("search", 8, 0.5, False, (5,))
 
     w.editor.set_text("Bvvzccvczvvvzvcvc|v:8")  # another query: its tokens are kept afresh
     assert w.editor.kept() == ()
