@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.probed.sites import aliases, name_as_read_by, parse_short
+from engine.probed.sites import name_as_read_by, parse_short
 
 ROWS_PER_LAYER = 6  # with the heads shown; 5 with them collapsed into attn{L}; one fewer if parallel
 HEADS_SHOWN_UP_TO = 4  # models with more heads than this open with every layer's heads collapsed
@@ -27,7 +27,6 @@ ROW_HEIGHT = 30.0  # the smallest; the view stretches rows when it has height to
 LEFT_MARGIN = 92.0  # room for the row names (drawn at a fixed size, whatever the zoom)
 TOP_MARGIN = 8.0
 TOKEN_BAND = 46.0  # token and position label under the grid
-_MANY = 1 << 30  # overlays repeat x{L}.post on x{L+1}.pre; a drawing without that node ignores it
 
 NodeKey = tuple[str, int]  # (site short name, token position)
 
@@ -161,49 +160,3 @@ def _diagram_key(key, dst=None) -> NodeKey:
     """The flow graph names the residual between blocks x{L}.post; feeding block L+1 we draw x{L+1}.pre."""
     short, pos = key[0], int(key[1])
     return (name_as_read_by(short, dst[0]) if dst is not None else short), pos
-
-
-def overlay_from_flow_graph(graph, threshold: float | None = None) -> DiagramOverlay:
-    """A DiagramOverlay from engine.flow.graph.FlowGraph (or anything shaped like it).
-
-    Nodes: a list of nodes with `.key` and a logit-lens `.top` [(token id, probability)] (read
-    through graph.label), or a mapping key -> node with `top_token`/`label`. Edges: (src, dst,
-    weight) tuples, as a flow graph holds them; those below `threshold` (default: the
-    graph's own) are left out and the strongest drawn is scaled to 1. The x{L}.post readout is
-    repeated on x{L+1}.pre, the same vector drawn twice.
-    """
-    overlay = DiagramOverlay()
-    nodes = getattr(graph, "nodes", {})
-    items = nodes.items() if isinstance(nodes, dict) else ((n.key, n) for n in nodes)
-    for key, node in items:
-        key = _diagram_key(key)
-        label, tip = _readout(graph, node)
-        if label is None:
-            continue
-        for k in [(name, key[1]) for name in aliases(key[0], n_layers=_MANY)]:
-            overlay.labels[k] = label
-            if tip:
-                overlay.tooltips[k] = tip
-            if getattr(node, "color", None):
-                overlay.colors[k] = node.color
-    limit = getattr(graph, "threshold", 0.0) if threshold is None else threshold
-    edges = []
-    for src, dst, w in getattr(graph, "edges", []):
-        if float(w) >= (limit or 0.0) and float(w) > 0:
-            edges.append((_diagram_key(src, dst), _diagram_key(dst), float(w)))
-    top = max((w for _, _, w in edges), default=0.0)
-    overlay.edges = [(s, d, w / top) for s, d, w in edges] if top > 0 else []
-    return overlay
-
-
-def _readout(graph, node) -> tuple[str | None, str]:
-    """(top-1 token text, tooltip) of one node."""
-    direct = getattr(node, "top_token", None) or getattr(node, "label", None)
-    if direct is not None and not callable(direct):
-        return str(direct), getattr(node, "tooltip", "") or ""
-    top = getattr(node, "top", None)
-    if not top:
-        return None, ""
-    name = graph.label if hasattr(graph, "label") else str
-    shown = ", ".join(f"{name(int(i))!r} {float(p):.2f}" for i, p in top[:5])
-    return str(name(int(top[0][0]))), f"logit lens: {shown}"

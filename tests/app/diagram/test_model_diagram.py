@@ -3,8 +3,9 @@ from types import SimpleNamespace
 
 from PySide6.QtCore import Qt
 
-from app.diagram.layout import column_edges, layout_for, overlay_from_flow_graph
+from app.diagram.layout import column_edges, layout_for
 from app.diagram.view import ModelDiagram
+from app.flow.overlay import flow_overlay
 from engine.flow.graph import FlowNode, flow_edge
 from engine.probed.model import PAPER_CONFIGS
 from engine.probed.sites import all_sites, paper_sites
@@ -80,11 +81,11 @@ def test_an_overlay_from_a_flow_graph_adds_labels_and_edges(qtbot):
         nodes=[node("x0.post", 14, 28), node("a1.0", 14, 28), node("x1.post", 14, 28)],
         edges=[flow_edge(("x0.post", 3), ("a1.0", 14), 0.5), flow_edge(("a1.0", 14), ("x1.mid", 14), 0.25),
                flow_edge(("x0.pre", 1), ("a0.0", 2), 0.01)],
-        threshold=0.04, label=lambda i: vocab[i])
-    overlay = overlay_from_flow_graph(graph)
+        threshold=0.04, label=lambda i: vocab[i], n_layers=2)
+    overlay = flow_overlay(graph, [e for e in graph.edges if e[2] >= graph.threshold])  # as the flow view shows it
     assert overlay.labels[("x1.post", 14)] == "3"
     assert overlay.labels[("x1.pre", 14)] == "3"  # the same vector, drawn twice
-    assert (("x1.pre", 3), ("a1.0", 14), 1.0) in overlay.edges  # fed into layer 1 from x1.pre
+    assert (("x1.pre", 3), ("a1.0", 14), 0.5) in overlay.edges  # fed into layer 1 from x1.pre
     assert len(overlay.edges) == 2  # the weak edge is under the threshold
     d.set_overlay(overlay)
     assert d.node("x1.post", 14).label_item.isVisible()
@@ -352,9 +353,9 @@ def test_a_parallel_attention_model_draws_no_mid_row_and_its_mlp_reads_x_pre(qtb
         qtbot.mouseClick(d.viewport(), Qt.LeftButton, pos=d.mapFromScene(node.sceneBoundingRect().center()))
     assert blocker.args == ["m1", 2] and node.selected
     # a parallel flow graph's MLP input edge comes from the residual between blocks, drawn at x1.pre
-    graph = SimpleNamespace(nodes=[], threshold=0.0, edges=[flow_edge(("x0.post", 2), ("m1", 2), 0.5),
-                                                            flow_edge(("m1", 2), ("x1.post", 2), 0.5)])
-    overlay = overlay_from_flow_graph(graph)
+    graph = SimpleNamespace(nodes=[], threshold=0.0, n_layers=2, edges=[flow_edge(("x0.post", 2), ("m1", 2), 0.5),
+                                                                        flow_edge(("m1", 2), ("x1.post", 2), 0.5)])
+    overlay = flow_overlay(graph, graph.edges)
     assert [(s, t) for s, t, _ in overlay.edges] == [(("x1.pre", 2), ("m1", 2)), (("m1", 2), ("x1.post", 2))]
     d.set_overlay(overlay)
     assert len(d.edge_items()) == 2
