@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 # Before anything imports Qt or computes a path: offscreen, offline, and tmp dirs.
@@ -13,12 +15,31 @@ os.environ["INVERSIONVIEW_CONFIG_DIR"] = str(_SESSION_DIR / "config")
 os.environ["INVERSIONVIEW_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
+LEAK_WAIT_S = 10.0
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pytest  # noqa: E402
 
 from tests.app.fakes import FakeEngine, make_fake_models  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left():
+    """A test must not leave behind a thread it started: a non-daemon thread, or an engine link's
+    (its reader, writer, or the in-thread engine), which ends when its window or client closes.
+    (napari's leak check, for threads.) Polled for a few seconds: a closed engine ends by itself."""
+    before = set(threading.enumerate())
+    yield
+
+    def leaked() -> list:
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()
+                and (not t.daemon or t.name.startswith("engine"))]
+
+    deadline = time.monotonic() + LEAK_WAIT_S
+    while leaked() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not leaked(), f"threads left running after the test: {sorted(t.name for t in leaked())}"
 
 
 @pytest.fixture(autouse=True)
