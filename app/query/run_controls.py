@@ -7,14 +7,18 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
+    QWidgetAction,
 )
 
 from app.spill import Spill
@@ -109,6 +113,7 @@ class OptionsBar(QWidget):
         for w in (self.chains, self.search_temperature):
             w.valueChanged.connect(self.optionsChanged)
         self.grammar.toggled.connect(self.optionsChanged)
+        self.search_button = self._search_menu()
         self.sampler_box.currentIndexChanged.connect(self.optionsChanged)
         for w in (self.metric_box, self.schedule_mode):
             w.currentIndexChanged.connect(self.optionsChanged)
@@ -116,7 +121,6 @@ class OptionsBar(QWidget):
             w.valueChanged.connect(self.optionsChanged)
         self.schedule.textChanged.connect(self.optionsChanged)
 
-        self._labels: dict = {}  # control -> its label
         # one row; where the window is narrow, the seed and "same label" take a second one (app/spill.py)
         self.tail = QWidget()
         tail = QHBoxLayout(self.tail)
@@ -125,13 +129,12 @@ class OptionsBar(QWidget):
         for text, w, into in (("ε", self.epsilon, row), ("metric", self.metric_box, row),
                               ("candidates", self.candidates, row), ("schedule", self.schedule_mode, row),
                               (None, self.schedule, row), ("sampler", self.sampler_box, tail),
-                              ("chains", self.chains, tail), ("temp", self.search_temperature, tail),
-                              (None, self.grammar, tail), ("seed", self.seed, tail), (None, self.same_label, tail)):
+                              (None, self.search_button, tail), ("seed", self.seed, tail),
+                              (None, self.same_label, tail)):
             if text:
                 label = QLabel(text)
                 label.setBuddy(w)
                 into.addWidget(label)
-                self._labels[w] = label
             into.addWidget(w)
         row.addWidget(self.tail)
         spare = QHBoxLayout()  # empty unless the tail spills into it
@@ -144,13 +147,30 @@ class OptionsBar(QWidget):
         self._spill = Spill(self, self.tail, row, spare)
         self._show_search()
 
+    def _search_menu(self) -> QToolButton:
+        """A button beside the sampler whose menu holds the search's settings: the bar stays one row
+        wide enough for a narrow results pane."""
+        form = QWidget()
+        lay = QFormLayout(form)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.addRow("chains", self.chains)
+        lay.addRow("temperature (x ε)", self.search_temperature)
+        lay.addRow("", self.grammar)
+        menu = QMenu(self)
+        action = QWidgetAction(menu)
+        action.setDefaultWidget(form)
+        menu.addAction(action)
+        button = QToolButton()
+        button.setText("search…")
+        button.setToolTip("The local search's settings: chains, temperature, the grammar filter\n"
+                          "(right-click a token of the query to keep it: the search never changes it)")
+        button.setPopupMode(QToolButton.InstantPopup)
+        button.setMenu(menu)
+        return button
+
     def _show_search(self) -> None:
         """The search's settings show where the sampler can be the search (auto or local search)."""
-        shown = self.sampler() != "decoder"
-        for w in (self.chains, self.search_temperature, self.grammar):
-            w.setVisible(shown)
-            if w in self._labels:
-                self._labels[w].setVisible(shown)
+        self.search_button.setVisible(self.sampler() != "decoder")
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -18,9 +18,10 @@ def test_the_search_settings_and_kept_tokens_reach_the_query(qtbot, fake_engine,
     w = open_window(qtbot, fake_engine.backend())
     bar = w.options_bar
     choose(bar.sampler_box, "decoder")
-    assert not bar.chains.isVisibleTo(w) and not bar.grammar.isVisibleTo(w)  # the decoder has no such settings
+    assert not bar.search_button.isVisibleTo(w)  # the decoder has no such settings
     choose(bar.sampler_box, "search")
-    assert bar.chains.isVisibleTo(w) and bar.search_temperature.isVisibleTo(w) and bar.grammar.isVisibleTo(w)
+    assert bar.search_button.isVisibleTo(w)  # its menu holds chains, temperature and the grammar filter
+    assert bar.chains in bar.search_button.menu().findChildren(type(bar.chains))
     bar.chains.setValue(8)
     bar.search_temperature.setValue(0.5)
     bar.grammar.setChecked(False)
