@@ -3,11 +3,10 @@ model without a decoder, a site note while the model loads, another model's resu
 can only fail, an ETA after the run, two different run times, and a paste cut without a word."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
+from engine.decoder.progress import DecoderProgress
 from tests.app.conftest import open_window
 from tests.app.fakes import FakeEngine
 from tests.app.test_model_reopen import DecoderOptionalEngine, folder_without_decoder, train_decoder_into
@@ -97,7 +96,7 @@ def test_a_stopped_training_run_says_no_time_is_left(qtbot, app_dirs, request):
     d = TrainDialog()
     qtbot.addWidget(d)
     request.addfinalizer(lambda: d.shutdown())  # its training thread ends with the test, pass or fail
-    p = SimpleNamespace(seconds=20.0, budget=60.0, loss=2.5, step=40, pairs=5120, quality=None)
+    p = DecoderProgress(seconds=20.0, budget=60.0, loss=2.5, step=40, pairs=5120)  # what the engine sends
     d.client.progress.emit(p)
     assert "0:40 left" in d.time_label.text()
     d.client.stopped.emit("cancel", p)
