@@ -17,6 +17,7 @@ APP_ID = "inversionview-studio"  # the .desktop file's name and the Wayland app 
 DISPLAY_NAME = "InversionView Studio"
 RESOURCES = shipped_dir("resources")  # icons: the checkout's, or the installed copy
 # Platforms that draw without a windowing system (offscreen tests, VNC, framebuffers).
+GIL_SWITCH_S = 0.0005
 HEADLESS_PLATFORMS = {"offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
 
 SMOKE_SHOT = "build/smoke/screenshot.png"  # ignored by git: a smoke run never changes a tracked file
@@ -116,6 +117,12 @@ def make_application(qt_args: list[str] = ()):
     from PySide6.QtWidgets import QApplication
 
     _quiet_known_qt_noise()
+    # The engine link's reader thread runs Python in this process (decoding replies, ranking a
+    # query's chunks, preparing a flow graph); a GUI callback waiting for the GIL waits up to the
+    # switch interval each time, and a repaint makes hundreds of callbacks. Measured with the engine
+    # in its own process (benchmarks/ui_latency.py, idle 2 cores, 3 runs): longest stall 71-126 ms
+    # at the default 5 ms, 56-64 ms at 0.5 ms.
+    sys.setswitchinterval(GIL_SWITCH_S)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID, *qt_args])
     app.setApplicationName(APP_ID)
     app.setApplicationDisplayName(DISPLAY_NAME)
