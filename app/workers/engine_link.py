@@ -171,6 +171,7 @@ class EngineLink:
                     self._on_message(header)
         except (WireError, CodecError, OSError) as e:
             reason = f"its messages could not be read ({e})"
+        self._outbox.put(None)  # the writer ends with the link, whoever ended it
         if self._closing.is_set():
             return
         if self._process is not None:
