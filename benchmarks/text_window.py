@@ -71,6 +71,9 @@ def measure(folder: Path, screenshot: Path | None) -> int:
     store = SettingsStore()
     store.save(AppSettings(model=str(folder), query=PROMPTS[0]))
     window = MainWindow(store, save_settings=False)  # the engine in its own process, as in the app
+    from app.launch import settle_heap
+
+    settle_heap()  # as app.launch does once the window is built
     window.resize(1480, 920)
     window.show()
     probe = StallProbe()

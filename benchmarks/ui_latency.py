@@ -109,6 +109,9 @@ def make_window(args):
     window = MainWindow(store, backend=backend, save_settings=False)
     window.resize(1480, 920)
     window.show()
+    from app.launch import settle_heap
+
+    settle_heap()  # as app.launch does once the window is built
     return app, window
 
 
