@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.probed.model import ProbedModel
-from engine.probed.reader import ACTIVATIONS, SiteReader, _Layer
+from engine.probed.reader import SiteReader, _Layer
 
 
 @dataclass
@@ -88,36 +88,10 @@ def run_layers(r: SiteReader, first: int, x: torch.Tensor, kv: torch.Tensor, lay
 
 
 class SharedReader(SiteReader):
-    """SiteReader's fp32 weights as views of the bridge's where its layout allows: at GPT-2 small
+    """SiteReader's fp32 weights as views of the bridge's (SiteReader's share=True): at GPT-2 small
     a copy of every weight is about 0.5 GB (W_E alone 154 MB); here only the fused W_QKV is made
     (85 MB). F.linear reads a transposed view without copying it, at the same speed (measured:
     a (700, 768) x (768, 3072) product 58 ms either way, 2 threads under load)."""
 
-    def __init__(self, probed: ProbedModel):  # not SiteReader's: that copies every weight
-        cfg, bridge = probed.config, probed.bridge
-        if cfg.act_fn not in ACTIVATIONS:
-            raise ValueError(f"no fast path for activation {cfg.act_fn!r}")
-        self.n_heads, self.d_head = cfg.n_heads, cfg.d_model // cfg.n_heads
-        self.eps = float(bridge.cfg.eps)
-        self.act = ACTIVATIONS[cfg.act_fn]
-        self.dtype = torch.float32
-        with torch.no_grad():
-            self.w_e, self.w_pos = bridge.W_E.detach(), bridge.W_pos.detach()  # (V, d), (n_ctx, d)
-            self.layers = [self._shared(block) for block in bridge.blocks]
-
-    @staticmethod
-    def _shared(block) -> _Layer:
-        a, m = block.attn, block.mlp
-
-        def rows(w):  # (H, d, dh) -> (H * dh, d), the layout F.linear takes
-            return w.detach().permute(0, 2, 1).reshape(-1, w.shape[1])
-
-        return _Layer(
-            ln1=(block.ln1.w.detach(), block.ln1.b.detach()),
-            w_qkv=torch.cat([rows(a.W_Q), rows(a.W_K), rows(a.W_V)]),  # (3 H dh, d), one product
-            b_qkv=torch.cat([a.b_Q.detach().reshape(-1), a.b_K.detach().reshape(-1), a.b_V.detach().reshape(-1)]),
-            w_o=a.W_O.detach().reshape(-1, a.W_O.shape[-1]).T,  # (d, H dh)
-            b_o=a.b_O.detach(), ln2=(block.ln2.w.detach(), block.ln2.b.detach()),
-            w_in=m.W_in.detach().T, b_in=m.b_in.detach(),  # (d_mlp, d)
-            w_out=m.W_out.detach().T, b_out=m.b_out.detach(),  # (d, d_mlp)
-        )
+    def __init__(self, probed: ProbedModel):
+        super().__init__(probed, share=True)
