@@ -24,6 +24,9 @@ sys.path.insert(0, str(ROOT))
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ["INVERSIONVIEW_CONFIG_DIR"] = tempfile.mkdtemp(prefix="ivs-bench-config-")  # never the user's
 GROWTH_GOAL = 0.10
+
+from benchmarks.ui_latency import wait_for  # noqa: E402
+
 SITES = ("x0.post", "a0.0", "x0.mid", "m0", "x1.post", "a1.0", "x1.mid", "m1")
 
 
@@ -33,22 +36,6 @@ def resident_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def wait_for(signal, timeout_s: float):
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    loop, got = QEventLoop(), []
-
-    def on(*args):
-        got.append(args)
-        loop.quit()
-
-    signal.connect(on)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
-    signal.disconnect(on)
-    return got[0] if got else None
 
 
 def main() -> int:
