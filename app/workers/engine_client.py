@@ -25,7 +25,9 @@ from engine.query.types import QueryAccumulator
 
 log = logging.getLogger(__name__)
 
-PARTIAL_EVERY_S = 0.05  # a query's ranked samples are re-sent to the GUI at most this often
+# a query's ranked samples are re-ranked for the GUI at most this often: the window paints partial
+# results at most every REPAINT_MS (app/query/runner.py), so ranking more often is work thrown away
+PARTIAL_EVERY_S = 0.1
 RESTARTS = 3  # engine restarts allowed within RESTART_WINDOW_S before the window gives up
 RESTART_WINDOW_S = 60.0
 
