@@ -89,9 +89,14 @@ class EngineLink:
             log = engine_log_path()
             log.parent.mkdir(parents=True, exist_ok=True)
             mode = "w" if log.exists() and log.stat().st_size > LOG_KEEP else "a"
-            with open(log, mode, encoding="utf-8") as err:
-                self._process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                 stderr=err, cwd=ROOT, start_new_session=True)
+            try:
+                with open(log, mode, encoding="utf-8") as err:
+                    self._process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                     stderr=err, cwd=ROOT, start_new_session=True)
+            except OSError as e:  # no such program, not executable: said like any engine that ended
+                why = f"it could not be started ({e.strerror or e}: {e.filename or self.command[0]})"
+                threading.Thread(target=self._on_end, args=(why,), name="engine-unstarted", daemon=True).start()
+                return
             self._stdin, self._stdout = self._process.stdin, self._process.stdout
         threading.Thread(target=self._write_loop, name="engine-writer", daemon=True).start()
         threading.Thread(target=self._read_loop, name="engine-reader", daemon=True).start()
@@ -103,7 +108,7 @@ class EngineLink:
         self._outbox.put(None)
         try:
             self._stdin.close()
-        except OSError:
+        except (OSError, AttributeError):  # AttributeError: it never started
             pass
         if self._process is not None and kill:
             try:

@@ -176,3 +176,14 @@ def test_the_engine_exits_when_the_window_dies_without_closing_it(tmp_path):
     finally:
         if window.poll() is None:
             window.kill()
+
+
+def test_an_engine_command_that_cannot_start_is_one_line_and_the_window_stays(qtbot, tmp_path):
+    w = open_counting(qtbot, engine_command=[str(tmp_path / "no-such-engine")])
+    with qtbot.waitSignal(w.engine.modelFailed, timeout=30_000) as failed:
+        w.start()
+    message = failed.args[0]
+    assert message.startswith("Could not start the engine") and "no-such-engine" in message
+    assert "No such file" in message and "\n" not in message and message == w.picker.state.text()
+    assert w.isVisible()
+    w.close()
