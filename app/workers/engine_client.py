@@ -22,6 +22,7 @@ from app.workers.flow_request import FlowRequest, NeuronRequest
 from app.workers.job_request import JOB_KINDS, JobRequest
 from app.workers.query_request import QueryRequest
 from engine.query.types import QueryAccumulator
+from engine.server.service import MAX_GRAPHS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class EngineClient(QObject):
         self._newest: dict[str, int] = {}  # kind -> the id whose replies count
         self._acc: dict[int, QueryAccumulator] = {}  # reader thread: a query's ranked samples so far
         self._route: dict[int, int | None] = {}  # flow id -> the route's end, for prepare_graph
-        self._graph_ids: dict[int, int] = {}  # id(FlowGraph) -> the flow request that made it
+        # the engine's last graphs (it keeps MAX_GRAPHS for the MLP drill-down): (FlowGraph, the flow
+        # request that made it); holding the graph keeps its id from being reused by another
+        self._graphs: list[tuple[object, int]] = []
         self._entry = None  # the model last asked for: reloaded after a restart
         self._deaths: list[float] = []
         self._link: EngineLink | None = None  # None once shut down: requests are ignored
@@ -131,7 +134,7 @@ class EngineClient(QObject):
         self._cancel("flow")
 
     def compute_neurons(self, request: NeuronRequest) -> int:
-        graph_id = self._graph_ids.get(id(request.graph), -1)
+        graph_id = next((rid for graph, rid in self._graphs if graph is request.graph), -1)
         return self._send("neurons", {"model_key": request.model_key, "graph_id": graph_id, "layer": request.layer,
                                       "position": request.position}, request)
 
@@ -246,8 +249,7 @@ class EngineClient(QObject):
             self.runFinished.emit(body)
         elif kind == "flow":
             graph, prepared = body
-            self._graph_ids = {k: v for k, v in list(self._graph_ids.items())[-3:]}
-            self._graph_ids[id(graph)] = rid
+            self._graphs = [*self._graphs[-(MAX_GRAPHS - 1):], (graph, rid)]
             self.flowReady.emit(request, graph, prepared)
         elif kind == "neurons":
             request.graph.vocab.update(body["vocab"])  # the labels of the tokens the neurons push
